@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need into .venv (moto's server, the AWS CLI), once: a stamp file
+# records the pinned versions, so a second run costs nothing. Nothing is installed outside the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+PINS=(
+  "moto[server]==5.2.5"
+  "awscli==1.46.3"
+)
+stamp="$VENV/.keyrot-tools-$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-12)"
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+touch "$stamp"
+echo "tools: installed ${PINS[*]} into $VENV"

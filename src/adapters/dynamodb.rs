@@ -1,0 +1,306 @@
+//! [`AuditLog`] on one DynamoDB table (design.md, "DynamoDB"). Every write is conditional, so a retried
+//! write never makes a second item.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::adapters::aws::{error_code, sdk_error};
+use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::error::{Error, Result, Transience};
+use crate::ports::AuditLog;
+
+const SYSTEM: &str = "dynamodb";
+/// GSI over `gsi1pk = MONTH#YYYY-MM`, `gsi1sk = <rfc3339>#<name>`: everything in one month.
+pub const MONTH_INDEX: &str = "gsi1";
+/// Sparse GSI over `gsi2pk = REVOKE#PENDING`, `gsi2sk = <due>`: revocations waiting for their time.
+pub const PENDING_REVOCATIONS_INDEX: &str = "gsi2";
+const NOT_EXISTS: &str = "attribute_not_exists(pk)";
+
+#[derive(Clone)]
+pub struct DynamoAuditLog {
+    client: Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl DynamoAuditLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoAuditLog {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put(&self, item: Item) -> Result<Put> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS)
+            .build()
+            .map_err(|err| Error::external(SYSTEM, "build Put", err, Transience::Final))
+    }
+
+    /// Writes an item unless its key exists; returns whether it wrote.
+    async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(NOT_EXISTS)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if error_code(&err) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(sdk_error(SYSTEM, &format!("PutItem({what})"), &err)),
+        }
+    }
+}
+
+pub fn secret_pk(secret_name: &str) -> String {
+    format!("SECRET#{secret_name}")
+}
+
+pub fn rfc3339_ms(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn token8(token: &str) -> String {
+    token.chars().take(8).collect()
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn event_item(event: &AuditEvent) -> Item {
+    let at = rfc3339_ms(event.at);
+    let mut item: Item = [
+        ("pk", s(secret_pk(&event.secret_name))),
+        (
+            "sk",
+            s(format!(
+                "EVENT#{at}#{}#{}",
+                event.action,
+                token8(&event.version_id)
+            )),
+        ),
+        ("gsi1pk", s(format!("MONTH#{}", event.at.format("%Y-%m")))),
+        ("gsi1sk", s(format!("{at}#{}", event.secret_name))),
+        ("kind", s("event")),
+        ("at", s(at)),
+        ("secret_arn", s(&event.secret_arn)),
+        ("secret_name", s(&event.secret_name)),
+        ("action", s(&event.action)),
+        ("outcome", s(event.outcome.as_str())),
+        ("version_id", s(&event.version_id)),
+        ("provider", s(&event.provider)),
+        ("trigger", s(&event.trigger)),
+        ("actor", s(&event.actor)),
+        (
+            "duration_ms",
+            AttributeValue::N(event.duration_ms.to_string()),
+        ),
+        (
+            "targets",
+            AttributeValue::L(event.targets.iter().map(s).collect()),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, value) in [
+        ("old_key_hint", &event.old_key_hint),
+        ("new_key_hint", &event.new_key_hint),
+        ("error", &event.error),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
+    item
+}
+
+fn revocation_item(revocation: &Revocation) -> Item {
+    let mut item: Item = [
+        ("pk", s(secret_pk(&revocation.secret_name))),
+        ("sk", s(format!("REVOKE#{}", revocation.old_version_id))),
+        ("kind", s("revocation")),
+        ("secret_name", s(&revocation.secret_name)),
+        ("secret_arn", s(&revocation.secret_arn)),
+        ("old_version_id", s(&revocation.old_version_id)),
+        ("provider", s(&revocation.provider)),
+        ("fingerprint", s(&revocation.fingerprint)),
+        ("hint", s(&revocation.hint)),
+        ("due", s(rfc3339_ms(revocation.due))),
+        (
+            "attempts",
+            AttributeValue::N(revocation.attempts.to_string()),
+        ),
+        ("status", s(revocation.status.as_str())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, value) in [
+        ("project_id", &revocation.project_id),
+        ("key_id", &revocation.key_id),
+        ("api_key_id", &revocation.api_key_id),
+        ("admin_key_secret", &revocation.admin_key_secret),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
+    if revocation.status == RevocationStatus::Pending {
+        item.insert("gsi2pk".to_owned(), s("REVOKE#PENDING"));
+        item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
+    }
+    item
+}
+
+fn text(item: &Item, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
+    let due = DateTime::parse_from_rfc3339(&text(item, "due")?)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(Revocation {
+        secret_name: text(item, "secret_name")?,
+        secret_arn: text(item, "secret_arn").unwrap_or_default(),
+        old_version_id: text(item, "old_version_id")?,
+        provider: text(item, "provider")?,
+        project_id: text(item, "project_id"),
+        key_id: text(item, "key_id"),
+        api_key_id: text(item, "api_key_id"),
+        admin_key_secret: text(item, "admin_key_secret"),
+        fingerprint: text(item, "fingerprint").unwrap_or_default(),
+        hint: text(item, "hint").unwrap_or_default(),
+        due,
+        attempts: item
+            .get("attempts")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        status: RevocationStatus::parse(&text(item, "status")?)?,
+    })
+}
+
+impl AuditLog for DynamoAuditLog {
+    async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool> {
+        let guard: Item = [
+            ("pk", s(secret_pk(&event.secret_name))),
+            ("sk", s(format!("DONE#{token}#{}", event.action))),
+            ("kind", s("guard")),
+            ("at", s(rfc3339_ms(event.at))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.put(event_item(event))?)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(self.put(guard)?).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // A condition failed: the guard exists, so this step had already succeeded once.
+            Err(err) if error_code(&err) == Some("TransactionCanceledException") => {
+                let reasons = match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                let condition_failed = reasons.is_empty()
+                    || reasons
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed"));
+                if condition_failed {
+                    Ok(false)
+                } else {
+                    Err(sdk_error(
+                        SYSTEM,
+                        "TransactWriteItems(step succeeded)",
+                        &err,
+                    ))
+                }
+            }
+            Err(err) => Err(sdk_error(
+                SYSTEM,
+                "TransactWriteItems(step succeeded)",
+                &err,
+            )),
+        }
+    }
+
+    async fn record(&self, event: &AuditEvent) -> Result<()> {
+        self.put_once(event_item(event), "audit event")
+            .await
+            .map(|_| ())
+    }
+
+    async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
+        self.put_once(revocation_item(revocation), "revocation")
+            .await
+    }
+
+    async fn revocation(
+        &self,
+        secret_name: &str,
+        old_version_id: &str,
+    ) -> Result<Option<Revocation>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(format!("REVOKE#{old_version_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(revocation)", &err))?;
+        Ok(out.item().and_then(revocation_from_item))
+    }
+
+    async fn set_revocation_status(
+        &self,
+        secret_name: &str,
+        old_version_id: &str,
+        status: RevocationStatus,
+    ) -> Result<()> {
+        let update = if status == RevocationStatus::Pending {
+            "SET #status = :status"
+        } else {
+            // Leaving the sparse index is what takes the item off the grace keeper's list.
+            "SET #status = :status REMOVE gsi2pk, gsi2sk"
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(format!("REVOKE#{old_version_id}")))
+            .update_expression(update)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "UpdateItem(revocation status)", &err))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! Calls to providers' HTTP APIs with retries: 429, 5xx, timeouts and dropped connections are retried
+//! with exponential backoff and jitter, honouring Retry-After; any other answer is returned as it is.
+
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::error::{Error, Result, Transience};
+
+/// How hard to try before giving the failure back to Secrets Manager, which retries the step itself.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A client with timeouts suited to a Lambda invocation; built once per process.
+pub fn client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(20))
+        .user_agent(concat!("keyrot/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|err| Error::external("http", "build client", err, Transience::Final))
+}
+
+/// Sends the request `build` makes, retrying transient failures. `operation` names the call in errors;
+/// it must not contain a key.
+pub async fn send(
+    policy: RetryPolicy,
+    system: &'static str,
+    operation: &str,
+    build: impl Fn() -> RequestBuilder,
+) -> Result<Response> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt >= policy.attempts;
+        let (detail, retry_after) = match build().send().await {
+            Ok(response) if is_transient(response.status()) => {
+                let retry_after = retry_after(&response);
+                (format!("HTTP {}", response.status().as_u16()), retry_after)
+            }
+            Ok(response) => return Ok(response),
+            Err(err) => (describe(&err), None),
+        };
+        if last {
+            return Err(Error::external(
+                system,
+                operation,
+                format!("{detail} after {attempt} attempts"),
+                Transience::Retryable,
+            ));
+        }
+        let delay = retry_after
+            .unwrap_or_else(|| backoff(policy, attempt))
+            .min(policy.max_delay);
+        tracing::warn!(system, operation, attempt, %detail, delay_ms = delay.as_millis() as u64, "retrying");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+fn is_transient(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    let seconds: f64 = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// Full jitter: a random delay up to base * 2^(attempt-1), so that retries of many callers spread out.
+fn backoff(policy: RetryPolicy, attempt: u32) -> Duration {
+    let ceiling = policy
+        .base_delay
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(policy.max_delay);
+    let millis = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+}
+
+/// A transport error in words, without the URL (which may carry query parameters worth keeping private).
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "the connection failed".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..10 {
+            let delay = backoff(policy, attempt);
+            assert!(delay <= policy.max_delay, "{delay:?}");
+            assert!(delay >= Duration::from_millis(100), "{delay:?}");
+        }
+    }
+}

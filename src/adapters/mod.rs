@@ -1,0 +1,10 @@
+//! One adapter per external system, each thin: it maps the system's calls and errors onto a port.
+
+pub mod aws;
+pub mod clock;
+pub mod dynamodb;
+pub mod generic;
+pub mod http;
+pub mod issuers;
+pub mod secrets_manager;
+pub mod sns;

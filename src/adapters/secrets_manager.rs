@@ -1,0 +1,176 @@
+//! [`SecretStore`] on AWS Secrets Manager.
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::primitives::DateTime as AwsDateTime;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::adapters::aws::{error_code, sdk_error};
+use crate::domain::SecretDescription;
+use crate::error::{Error, Result};
+use crate::ports::{PutOutcome, SecretStore};
+
+const SYSTEM: &str = "secretsmanager";
+
+#[derive(Clone)]
+pub struct SecretsManagerStore {
+    client: Client,
+}
+
+impl SecretsManagerStore {
+    pub fn new(client: Client) -> Self {
+        SecretsManagerStore { client }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretDescription> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, &format!("DescribeSecret({secret_id})"), &err))?;
+        let rules = out.rotation_rules();
+        Ok(SecretDescription {
+            arn: out.arn().unwrap_or_default().to_owned(),
+            name: out.name().unwrap_or(secret_id).to_owned(),
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            rotation_lambda_arn: out.rotation_lambda_arn().map(str::to_owned),
+            rotate_every_days: rules.and_then(|r| r.automatically_after_days()),
+            schedule_expression: rules
+                .and_then(|r| r.schedule_expression())
+                .map(str::to_owned),
+            created: out.created_date().and_then(to_chrono),
+            last_rotated: out.last_rotated_date().and_then(to_chrono),
+            next_rotation: out.next_rotation_date().and_then(to_chrono),
+            versions: out
+                .version_ids_to_stages()
+                .map(|map| {
+                    map.iter()
+                        .map(|(id, stages)| (id.clone(), stages.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            tags: out
+                .tags()
+                .iter()
+                .filter_map(|tag| {
+                    Some((
+                        tag.key()?.to_owned(),
+                        tag.value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect(),
+        })
+    }
+
+    async fn value(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<SecretString>> {
+        let operation = || format!("GetSecretValue({secret_id}, {stage})");
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .set_version_id(version_id.map(str::to_owned))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            // The placeholder that rotate-secret creates has no value: Secrets Manager says "not found".
+            Err(err) if error_code(&err) == Some("ResourceNotFoundException") => return Ok(None),
+            Err(err) => return Err(sdk_error(SYSTEM, &operation(), &err)),
+        };
+        match (out.secret_string(), out.secret_binary()) {
+            (Some(text), _) => Ok(Some(SecretString::from(text.to_owned()))),
+            (None, Some(_)) => Err(Error::config(
+                out.name().unwrap_or(secret_id),
+                format!("{stage} value"),
+                "is stored as SecretBinary",
+                "store the managed secret's JSON as SecretString (put-secret-value --secret-string)",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretString,
+        rotation_token: Option<&str>,
+    ) -> Result<PutOutcome> {
+        let result = self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .client_request_token(token)
+            .secret_string(value.expose_secret())
+            .version_stages(crate::domain::policy::AWSPENDING)
+            .set_rotation_token(rotation_token.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Stored),
+            // The version already holds another value: a concurrent createSecret stored its key first.
+            Err(err) if error_code(&err) == Some("ResourceExistsException") => {
+                Ok(PutOutcome::LostRace)
+            }
+            Err(err) => Err(sdk_error(
+                SYSTEM,
+                &format!("PutSecretValue({secret_id})"),
+                &err,
+            )),
+        }
+    }
+
+    async fn move_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(stage)
+            .set_move_to_version_id(to.map(str::to_owned))
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|err| {
+                sdk_error(
+                    SYSTEM,
+                    &format!("UpdateSecretVersionStage({secret_id}, {stage})"),
+                    &err,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn untag(&self, secret_id: &str, tag_keys: &[&str]) -> Result<()> {
+        self.client
+            .untag_resource()
+            .secret_id(secret_id)
+            .set_tag_keys(Some(tag_keys.iter().map(|k| (*k).to_owned()).collect()))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, &format!("UntagResource({secret_id})"), &err))?;
+        Ok(())
+    }
+}
+
+fn to_chrono(time: &AwsDateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+}

@@ -1,0 +1,67 @@
+//! [`Alerts`] on one SNS topic: a short subject, `MessageStructure=json` with a human body for people
+//! (`default`, `email`) and the machine JSON for programs (`sqs`, `lambda`, `https`), and the message
+//! attributes `event`, `secret` and `severity` for subscription filters.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::MessageAttributeValue;
+use serde_json::json;
+
+use crate::adapters::aws::sdk_error;
+use crate::error::{Error, Result, Transience};
+use crate::ports::{Alert, Alerts};
+
+#[derive(Clone)]
+pub struct SnsAlerts {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsAlerts {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        SnsAlerts {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+}
+
+/// The JSON document SNS expects with `MessageStructure=json`.
+pub fn message_document(alert: &Alert) -> String {
+    let machine = alert.details.to_string();
+    json!({
+        "default": alert.text,
+        "email": alert.text,
+        "sqs": machine,
+        "lambda": machine,
+        "https": machine,
+    })
+    .to_string()
+}
+
+fn attribute(value: &str) -> Result<MessageAttributeValue> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|err| Error::external("sns", "build message attribute", err, Transience::Final))
+}
+
+impl Alerts for SnsAlerts {
+    async fn send(&self, alert: &Alert) -> Result<()> {
+        // The SDK's standard retry policy retries throttling and 5xx answers; what still fails is
+        // returned and logged by the caller, never failing the rotation.
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&alert.subject)
+            .message_structure("json")
+            .message(message_document(alert))
+            .message_attributes("event", attribute(alert.event)?)
+            .message_attributes("secret", attribute(&alert.secret_name)?)
+            .message_attributes("severity", attribute(alert.severity.as_str())?)
+            .send()
+            .await
+            .map_err(|err| sdk_error("sns", &format!("Publish({})", alert.event), &err))?;
+        Ok(())
+    }
+}

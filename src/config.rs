@@ -1,0 +1,111 @@
+//! Configuration from the environment (design.md, "Configuration").
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub audit_table: String,
+    pub alert_topic_arn: String,
+    pub default_grace_hours: f64,
+    pub openai_base_url: String,
+    pub anthropic_base_url: String,
+    pub vercel_base_url: String,
+    pub render_base_url: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so that tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &str, what: &str| {
+            get(name).ok_or_else(|| {
+                Error::config(
+                    "(configuration)",
+                    name,
+                    "is not set",
+                    format!("set {name} to {what}"),
+                )
+            })
+        };
+        let default_grace_hours = match get("KEYROT_DEFAULT_GRACE_HOURS") {
+            None => 24.0,
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(hours) if hours.is_finite() && hours >= 0.0 => hours,
+                _ => {
+                    return Err(Error::config(
+                        "(configuration)",
+                        "KEYROT_DEFAULT_GRACE_HOURS",
+                        "is not a number of hours (0 or more)",
+                        "set it to a number such as 24, or unset it",
+                    ));
+                }
+            },
+        };
+        let url = |name: &str, default: &str| {
+            get(name)
+                .unwrap_or_else(|| default.to_owned())
+                .trim_end_matches('/')
+                .to_owned()
+        };
+        Ok(Config {
+            audit_table: required("KEYROT_AUDIT_TABLE", "the name of keyrot's DynamoDB table")?,
+            alert_topic_arn: required("KEYROT_ALERT_TOPIC_ARN", "the ARN of keyrot's SNS topic")?,
+            default_grace_hours,
+            openai_base_url: url("KEYROT_OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            anthropic_base_url: url("KEYROT_ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com"),
+            render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn reads_required_settings_and_defaults_the_rest() {
+        let config = from(&[
+            ("KEYROT_AUDIT_TABLE", "keyrot-audit"),
+            ("KEYROT_ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+            ("KEYROT_OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
+        ])
+        .expect("valid");
+        assert_eq!(config.default_grace_hours, 24.0);
+        assert_eq!(config.openai_base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(config.vercel_base_url, "https://api.vercel.com");
+    }
+
+    #[test]
+    fn missing_or_bad_settings_name_the_variable() {
+        let err = from(&[("KEYROT_ALERT_TOPIC_ARN", "t")]).expect_err("no table");
+        assert!(err.to_string().contains("KEYROT_AUDIT_TABLE"), "{err}");
+        let err = from(&[
+            ("KEYROT_AUDIT_TABLE", "t"),
+            ("KEYROT_ALERT_TOPIC_ARN", "t"),
+            ("KEYROT_DEFAULT_GRACE_HOURS", "soon"),
+        ])
+        .expect_err("bad grace");
+        assert!(
+            err.to_string().contains("KEYROT_DEFAULT_GRACE_HOURS"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Audit events and revocation records: the evidence trail (design.md, "DynamoDB").
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::event::Step;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// One audit item. Keys appear only as their last four characters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    pub secret_arn: String,
+    pub secret_name: String,
+    /// A step name, or `revoke`, `rollback`, `stage`, `alert`.
+    pub action: String,
+    pub outcome: Outcome,
+    /// The rotation's token (the pending version id), or the version acted on.
+    pub version_id: String,
+    pub provider: String,
+    pub old_key_hint: Option<String>,
+    pub new_key_hint: Option<String>,
+    pub trigger: String,
+    pub actor: String,
+    pub targets: Vec<String>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+impl AuditEvent {
+    /// The step this event records, when it records one.
+    pub fn step(&self) -> Option<Step> {
+        Step::parse(&self.action)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationStatus {
+    Pending,
+    Revoked,
+    /// The provider offers no way to revoke this key (generic keys): it was retired, not revoked.
+    Retired,
+    Cancelled,
+}
+
+impl RevocationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationStatus::Pending => "pending",
+            RevocationStatus::Revoked => "revoked",
+            RevocationStatus::Retired => "retired",
+            RevocationStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Revoked, Self::Retired, Self::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
+/// The old key of a finished rotation, to be revoked when its grace ends. Never holds the key itself:
+/// only what the provider needs to find and revoke it, and what people need to recognise it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub secret_name: String,
+    pub secret_arn: String,
+    /// The version that held the old key.
+    pub old_version_id: String,
+    pub provider: String,
+    pub project_id: Option<String>,
+    pub key_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub admin_key_secret: Option<String>,
+    pub fingerprint: String,
+    pub hint: String,
+    pub due: DateTime<Utc>,
+    pub attempts: u32,
+    pub status: RevocationStatus,
+}

@@ -1,0 +1,12 @@
+//! The domain: what a rotation is about, free of any SDK or HTTP type.
+
+pub mod audit;
+pub mod event;
+pub mod keys;
+pub mod policy;
+pub mod secret;
+
+pub use event::{RotationEvent, Step};
+pub use keys::NewKey;
+pub use policy::{Policy, SecretDescription, Trigger};
+pub use secret::{ManagedSecret, ProviderSettings};

@@ -1,0 +1,491 @@
+//! The managed secret's value (design.md, "Managed secret value").
+//!
+//! The JSON is read by hand, field by field, rather than with a derive: serde's own messages quote the
+//! offending value, and the offending value may be a key. Every refusal names the secret, the field and
+//! the fix, and quotes nothing from the document but field names.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::domain::keys::NewKey;
+use crate::error::{Error, Result};
+
+/// Which provider issues the secret's keys, with the settings its block carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderSettings {
+    OpenAi(OpenAiSettings),
+    Anthropic(AnthropicSettings),
+    Generic(GenericSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAiSettings {
+    pub project_id: String,
+    pub admin_key_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnthropicSettings {
+    pub admin_key_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenericSettings {
+    /// Length of the random part; `prefix` goes in front of it.
+    pub length: u32,
+    pub prefix: String,
+    /// Called with the key as a bearer token to validate it; no URL means no validation is possible.
+    pub validate_url: Option<String>,
+}
+
+impl GenericSettings {
+    pub const DEFAULT_LENGTH: u32 = 48;
+    pub const MIN_LENGTH: u32 = 16;
+    /// GetRandomPassword's own limit.
+    pub const MAX_LENGTH: u32 = 4096;
+}
+
+impl ProviderSettings {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderSettings::OpenAi(_) => "openai",
+            ProviderSettings::Anthropic(_) => "anthropic",
+            ProviderSettings::Generic(_) => "generic",
+        }
+    }
+}
+
+/// A parsed version of a managed secret.
+pub struct ManagedSecret {
+    /// Everything in the document but `api_key`, kept verbatim so the next version carries unknown fields.
+    fields: Map<String, Value>,
+    pub provider: ProviderSettings,
+    pub api_key: SecretString,
+    pub key_id: Option<String>,
+    pub api_key_id: Option<String>,
+    /// Deployment targets, as configured; validated by the targets layer.
+    pub targets: Vec<Value>,
+}
+
+impl std::fmt::Debug for ManagedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedSecret")
+            .field("provider", &self.provider)
+            .field("api_key", &crate::domain::keys::redacted(&self.api_key))
+            .field("key_id", &self.key_id)
+            .field("api_key_id", &self.api_key_id)
+            .field("targets", &self.targets.len())
+            .finish()
+    }
+}
+
+const PROVIDERS: &str = "openai, anthropic or generic";
+
+impl ManagedSecret {
+    /// Parses one version's SecretString. `secret` and `stage` only label the errors.
+    pub fn parse(secret: &str, stage: &str, text: &SecretString) -> Result<Self> {
+        let bad = |field: &str, problem: &str, fix: &str| {
+            Error::config(secret, format!("{stage} value: {field}"), problem, fix)
+        };
+        let document: Value = serde_json::from_str(text.expose_secret()).map_err(|err| {
+            // serde_json's syntax errors carry a position, never the text around it.
+            bad(
+                "SecretString",
+                &format!("not valid JSON ({err})"),
+                "store a JSON object as design.md's managed secret value describes",
+            )
+        })?;
+        let Value::Object(mut fields) = document else {
+            return Err(bad(
+                "SecretString",
+                "is JSON but not an object",
+                "store a JSON object with provider and api_key",
+            ));
+        };
+
+        let api_key = match fields.remove("api_key") {
+            Some(Value::String(key)) if !key.trim().is_empty() => SecretString::from(key),
+            Some(Value::String(_)) => {
+                return Err(bad(
+                    "api_key",
+                    "is empty",
+                    "put the provider's current API key in api_key",
+                ));
+            }
+            None | Some(Value::Null) => {
+                return Err(bad(
+                    "api_key",
+                    "is missing",
+                    "put the provider's current API key in api_key",
+                ));
+            }
+            Some(_) => {
+                return Err(bad(
+                    "api_key",
+                    "must be a string",
+                    "put the API key in api_key as a string",
+                ));
+            }
+        };
+
+        let provider_name = match fields.get("provider") {
+            Some(Value::String(name)) => name.clone(),
+            None | Some(Value::Null) => {
+                return Err(bad(
+                    "provider",
+                    "is missing",
+                    &format!("set provider to {PROVIDERS}"),
+                ));
+            }
+            Some(_) => {
+                return Err(bad(
+                    "provider",
+                    "must be a string",
+                    &format!("set provider to {PROVIDERS}"),
+                ));
+            }
+        };
+        let block = |name: &str| -> Result<Option<&Map<String, Value>>> {
+            match fields.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Object(block)) => Ok(Some(block)),
+                Some(_) => Err(bad(
+                    name,
+                    "must be an object",
+                    &format!("make {name} a JSON object"),
+                )),
+            }
+        };
+        let provider = match provider_name.as_str() {
+            "openai" => {
+                let fix = "add \"openai\": {\"project_id\": \"proj_...\", \"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
+                let block = block("openai")?
+                    .ok_or_else(|| bad("openai", "is missing for provider openai", fix))?;
+                ProviderSettings::OpenAi(OpenAiSettings {
+                    project_id: required_str(block, "openai.project_id", &bad, fix)?,
+                    admin_key_secret: required_str(block, "openai.admin_key_secret", &bad, fix)?,
+                })
+            }
+            "anthropic" => {
+                let fix = "add \"anthropic\": {\"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
+                let block = block("anthropic")?
+                    .ok_or_else(|| bad("anthropic", "is missing for provider anthropic", fix))?;
+                ProviderSettings::Anthropic(AnthropicSettings {
+                    admin_key_secret: required_str(block, "anthropic.admin_key_secret", &bad, fix)?,
+                })
+            }
+            "generic" => ProviderSettings::Generic(parse_generic(block("generic")?, &bad)?),
+            _ => {
+                return Err(bad(
+                    "provider",
+                    "names a provider keyrot does not know",
+                    &format!("set provider to {PROVIDERS}"),
+                ));
+            }
+        };
+
+        let key_id = optional_str(&fields, "key_id", &bad)?;
+        let api_key_id = optional_str(&fields, "api_key_id", &bad)?;
+        let targets = match fields.get("targets") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(targets)) => targets.clone(),
+            Some(_) => {
+                return Err(bad(
+                    "targets",
+                    "must be an array",
+                    "make targets a JSON array of target objects",
+                ));
+            }
+        };
+
+        Ok(ManagedSecret {
+            fields,
+            provider,
+            api_key,
+            key_id,
+            api_key_id,
+            targets,
+        })
+    }
+
+    /// The document of the next version: this one with the new key and its ids, all else unchanged.
+    pub fn with_new_key(&self, new_key: &NewKey) -> Result<SecretString> {
+        let mut fields = self.fields.clone();
+        for (name, value) in [
+            ("key_id", &new_key.key_id),
+            ("api_key_id", &new_key.api_key_id),
+        ] {
+            match value {
+                Some(id) => fields.insert(name.to_owned(), Value::String(id.clone())),
+                None => fields.remove(name),
+            };
+        }
+        fields.insert(
+            "api_key".to_owned(),
+            Value::String(new_key.api_key.expose_secret().to_owned()),
+        );
+        let text = serde_json::to_string(&Value::Object(fields)).map_err(|err| {
+            Error::protocol(
+                "(new version)",
+                format!("could not serialise the new value: {err}"),
+            )
+        })?;
+        Ok(SecretString::from(text))
+    }
+}
+
+fn parse_generic(
+    block: Option<&Map<String, Value>>,
+    bad: &dyn Fn(&str, &str, &str) -> Error,
+) -> Result<GenericSettings> {
+    let Some(block) = block else {
+        return Ok(GenericSettings {
+            length: GenericSettings::DEFAULT_LENGTH,
+            prefix: String::new(),
+            validate_url: None,
+        });
+    };
+    let length = match block.get("length") {
+        None | Some(Value::Null) => GenericSettings::DEFAULT_LENGTH,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n)
+                if (GenericSettings::MIN_LENGTH as u64..=GenericSettings::MAX_LENGTH as u64)
+                    .contains(&n) =>
+            {
+                n as u32
+            }
+            _ => {
+                return Err(bad(
+                    "generic.length",
+                    &format!("{n} is out of range"),
+                    &format!(
+                        "use a whole number from {} to {}",
+                        GenericSettings::MIN_LENGTH,
+                        GenericSettings::MAX_LENGTH
+                    ),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(bad(
+                "generic.length",
+                "must be a number",
+                "use a whole number such as 48",
+            ));
+        }
+    };
+    let prefix = optional_str(block, "prefix", &|_, problem, fix| {
+        bad("generic.prefix", problem, fix)
+    })?
+    .unwrap_or_default();
+    if prefix.len() > 64 || prefix.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(bad(
+            "generic.prefix",
+            "must be at most 64 printable ASCII characters without spaces",
+            "use a short prefix such as sk_live_",
+        ));
+    }
+    let validate_url = optional_str(block, "validate_url", &|_, problem, fix| {
+        bad("generic.validate_url", problem, fix)
+    })?;
+    if let Some(url) = &validate_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(bad(
+            "generic.validate_url",
+            "is not an http(s) URL",
+            "use a URL such as https://api.example.com/v1/me, or leave validate_url out",
+        ));
+    }
+    Ok(GenericSettings {
+        length,
+        prefix,
+        validate_url,
+    })
+}
+
+fn required_str(
+    block: &Map<String, Value>,
+    path: &str,
+    bad: &dyn Fn(&str, &str, &str) -> Error,
+    fix: &str,
+) -> Result<String> {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    match block.get(name) {
+        Some(Value::String(value)) if !value.trim().is_empty() => Ok(value.clone()),
+        Some(Value::String(_)) => Err(bad(path, "is empty", fix)),
+        None | Some(Value::Null) => Err(bad(path, "is missing", fix)),
+        Some(_) => Err(bad(path, "must be a string", fix)),
+    }
+}
+
+fn optional_str(
+    block: &Map<String, Value>,
+    name: &str,
+    bad: &dyn Fn(&str, &str, &str) -> Error,
+) -> Result<Option<String>> {
+    match block.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) if value.is_empty() => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(bad(
+            name,
+            "must be a string",
+            &format!("make {name} a string or remove it"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<ManagedSecret> {
+        ManagedSecret::parse(
+            "prod/llm",
+            "AWSCURRENT",
+            &SecretString::from(value.to_string()),
+        )
+    }
+
+    #[test]
+    fn parses_each_provider_block() {
+        let openai = parse(
+            json!({"provider": "openai", "api_key": "sk-1234567890abcdef",
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}}),
+        )
+        .expect("openai");
+        assert_eq!(
+            openai.provider,
+            ProviderSettings::OpenAi(OpenAiSettings {
+                project_id: "proj_1".into(),
+                admin_key_secret: "keyrot/admin/openai".into()
+            })
+        );
+        let generic =
+            parse(json!({"provider": "generic", "api_key": "k"})).expect("generic with defaults");
+        assert_eq!(
+            generic.provider,
+            ProviderSettings::Generic(GenericSettings {
+                length: 48,
+                prefix: String::new(),
+                validate_url: None
+            })
+        );
+        let anthropic = parse(json!({"provider": "anthropic", "api_key": "k",
+            "anthropic": {"admin_key_secret": "a"}}))
+        .expect("anthropic");
+        assert_eq!(anthropic.provider.name(), "anthropic");
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_the_fix_and_never_quote_the_key() {
+        let key = "sk-THIS-IS-THE-SECRET-VALUE";
+        let cases = [
+            (json!({"api_key": key}), "provider: is missing"),
+            (
+                json!({"provider": "mistral", "api_key": key}),
+                "provider: names a provider keyrot does not know",
+            ),
+            (
+                json!({"provider": 7, "api_key": key}),
+                "provider: must be a string",
+            ),
+            (json!({"provider": "generic"}), "api_key: is missing"),
+            (
+                json!({"provider": "generic", "api_key": ""}),
+                "api_key: is empty",
+            ),
+            (
+                json!({"provider": "generic", "api_key": 12}),
+                "api_key: must be a string",
+            ),
+            (
+                json!({"provider": "openai", "api_key": key}),
+                "openai: is missing",
+            ),
+            (
+                json!({"provider": "openai", "api_key": key, "openai": {"project_id": "p"}}),
+                "openai.admin_key_secret: is missing",
+            ),
+            (
+                json!({"provider": "openai", "api_key": key, "openai": "p"}),
+                "openai: must be an object",
+            ),
+            (
+                json!({"provider": "anthropic", "api_key": key, "anthropic": {}}),
+                "anthropic.admin_key_secret: is missing",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "generic": {"length": 3}}),
+                "generic.length: 3 is out of range",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "generic": {"length": "48"}}),
+                "generic.length: must be a number",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "generic": {"prefix": "a b"}}),
+                "generic.prefix",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "generic": {"validate_url": "ftp://x"}}),
+                "generic.validate_url",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "targets": {}}),
+                "targets: must be an array",
+            ),
+            (
+                json!({"provider": "generic", "api_key": key, "key_id": 5}),
+                "key_id: must be a string",
+            ),
+            (
+                json!(["not", "an", "object"]),
+                "SecretString: is JSON but not an object",
+            ),
+        ];
+        for (value, expected) in cases {
+            let err = parse(value.clone()).expect_err("must be refused");
+            let text = err.to_string();
+            assert!(text.contains("secret prod/llm"), "{text}");
+            assert!(text.contains(expected), "{value}: {text}");
+            assert!(text.contains("fix:"), "{text}");
+            assert!(!text.contains("SECRET-VALUE"), "{text}");
+        }
+        let err = ManagedSecret::parse(
+            "s",
+            "AWSCURRENT",
+            &SecretString::from(format!("{{\"api_key\": \"{key}\"")),
+        )
+        .expect_err("not JSON");
+        assert!(err.to_string().contains("not valid JSON"));
+        assert!(!err.to_string().contains("SECRET-VALUE"));
+    }
+
+    #[test]
+    fn the_next_version_keeps_unknown_fields_and_replaces_the_key_and_its_ids() {
+        let current = parse(
+            json!({"provider": "generic", "api_key": "old-key-0000000000",
+            "key_id": "old", "team": {"owner": "ml-platform"}, "generic": {"length": 32}}),
+        )
+        .expect("valid");
+        let next = current
+            .with_new_key(&NewKey {
+                api_key: SecretString::from("new-key-1111111111"),
+                key_id: None,
+                api_key_id: Some("key_2".into()),
+            })
+            .expect("serialises");
+        let value: Value = serde_json::from_str(next.expose_secret()).expect("json");
+        assert_eq!(value["api_key"], "new-key-1111111111");
+        assert_eq!(value["team"]["owner"], "ml-platform");
+        assert_eq!(value["generic"]["length"], 32);
+        assert_eq!(value["api_key_id"], "key_2");
+        assert!(
+            value.get("key_id").is_none(),
+            "the old key's id must not describe the new key"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The rotation Lambda's handler: payload in, one step run, a result or a typed error out.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+use crate::adapters::clock::SystemClock;
+use crate::adapters::dynamodb::DynamoAuditLog;
+use crate::adapters::generic::GenericIssuer;
+use crate::adapters::issuers::ProviderIssuers;
+use crate::adapters::secrets_manager::SecretsManagerStore;
+use crate::adapters::sns::SnsAlerts;
+use crate::adapters::{aws, http};
+use crate::config::Config;
+use crate::domain::RotationEvent;
+use crate::error::Error;
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::rotation::{Invocation, Rotator, RotatorSettings};
+
+/// The rotator wired to AWS and the providers.
+pub type AwsRotator =
+    Rotator<SecretsManagerStore, ProviderIssuers, DynamoAuditLog, SnsAlerts, SystemClock>;
+
+/// Builds the adapters once per process; nothing here calls the network.
+pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
+    let sdk = aws::sdk_config().await;
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+    let http = http::client()?;
+    Ok(Rotator {
+        store: SecretsManagerStore::new(secrets_manager.clone()),
+        issuer: ProviderIssuers {
+            generic: GenericIssuer::new(secrets_manager, http),
+        },
+        audit: DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &config.audit_table),
+        alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), &config.alert_topic_arn),
+        clock: SystemClock::from_env(),
+        settings: RotatorSettings {
+            default_grace_hours: config.default_grace_hours,
+        },
+    })
+}
+
+/// The error Lambda reports to Secrets Manager: its type says whether a retry can help, its message
+/// names the secret, the step and the cause (never a key).
+#[derive(Debug)]
+pub struct StepFailure(pub Error);
+
+impl From<StepFailure> for Diagnostic {
+    fn from(failure: StepFailure) -> Self {
+        let kind = if failure.0.is_retryable() {
+            "Retryable"
+        } else {
+            "Final"
+        };
+        Diagnostic {
+            error_type: format!("keyrot.{kind}.{}", failure.0.kind()),
+            error_message: failure.0.to_string(),
+        }
+    }
+}
+
+pub async fn handle<S, I, A, N, C>(
+    rotator: &Rotator<S, I, A, N, C>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, StepFailure>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    let (payload, context) = event.into_parts();
+    let event = RotationEvent::from_payload(&payload).map_err(|err| {
+        tracing::error!(error = %err, "refused invocation payload");
+        StepFailure(err)
+    })?;
+    let invocation = Invocation {
+        actor: context.request_id,
+    };
+    let progress = rotator
+        .handle(&event, &invocation)
+        .await
+        .map_err(StepFailure)?;
+    Ok(json!({
+        "step": event.step.as_str(),
+        "secret": event.secret_id,
+        "token": event.client_request_token,
+        "outcome": match progress {
+            crate::rotation::Progress::Done => "done",
+            crate::rotation::Progress::AlreadyDone => "already-done",
+        },
+    }))
+}

@@ -1,0 +1,140 @@
+//! The ports the rotation is written over. Adapters in `crate::adapters` implement them on AWS and the
+//! providers' HTTP APIs; unit tests implement them in memory.
+//!
+//! Native `async fn` in traits: the ports are used only inside this crate, one task per invocation, so
+//! their futures need no `Send` bound.
+#![allow(async_fn_in_trait)]
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::domain::{ManagedSecret, NewKey, SecretDescription};
+use crate::error::Result;
+
+/// What happened to a PutSecretValue of the pending version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Stored,
+    /// The version already holds a different value: a concurrent delivery of the step won the race.
+    LostRace,
+}
+
+/// Secrets Manager, as the rotation uses it.
+pub trait SecretStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretDescription>;
+
+    /// The value of the version with `stage`, or of `version_id` when given (which must carry `stage`).
+    /// `None` when the version exists but holds no value yet (the placeholder rotate-secret creates).
+    async fn value(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        version_id: Option<&str>,
+    ) -> Result<Option<SecretString>>;
+
+    /// Stores `value` as version `token` labelled AWSPENDING.
+    async fn put_pending(
+        &self,
+        secret_id: &str,
+        token: &str,
+        value: &SecretString,
+        rotation_token: Option<&str>,
+    ) -> Result<PutOutcome>;
+
+    /// UpdateSecretVersionStage: moves `stage` to `to` (None: only removes it) from `from`.
+    async fn move_stage(
+        &self,
+        secret_id: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<()>;
+
+    async fn untag(&self, secret_id: &str, tag_keys: &[&str]) -> Result<()>;
+}
+
+/// A provider that issues, validates and revokes keys.
+pub trait KeyIssuer {
+    /// Creates a new key for `secret` (the current version's settings), named after the rotation's token.
+    async fn mint(&self, secret_name: &str, current: &ManagedSecret, token: &str)
+    -> Result<NewKey>;
+
+    /// Checks `key` at the provider. A rejected key is [`crate::Error::KeyRejected`] (final); an unreachable
+    /// provider is a retryable external error.
+    async fn validate(
+        &self,
+        secret_name: &str,
+        settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<()>;
+
+    /// Revokes the key a revocation record describes. Returns the status it reached.
+    async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus>;
+}
+
+/// The audit trail and the records that make steps and revocations idempotent (one DynamoDB table).
+pub trait AuditLog {
+    /// Writes a step's `succeeded` event together with its DONE guard, atomically. Returns false (and
+    /// writes nothing) when the guard already exists: the step had already succeeded once.
+    async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool>;
+
+    /// Writes one event; writing the same event again changes nothing.
+    async fn record(&self, event: &AuditEvent) -> Result<()>;
+
+    /// Writes the revocation record unless one exists for that version. Returns whether it wrote.
+    async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool>;
+
+    async fn revocation(
+        &self,
+        secret_name: &str,
+        old_version_id: &str,
+    ) -> Result<Option<Revocation>>;
+
+    /// Sets a revocation's status (a revoked or cancelled revocation leaves the pending index).
+    async fn set_revocation_status(
+        &self,
+        secret_name: &str,
+        old_version_id: &str,
+        status: RevocationStatus,
+    ) -> Result<()>;
+}
+
+/// An alert to people, through SNS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// rotation_succeeded, rotation_failed, key_revoked, ...
+    pub event: &'static str,
+    pub severity: Severity,
+    pub secret_name: String,
+    pub subject: String,
+    /// The human text (`default` and `email` bodies); keys only as `sk-...x7K2`.
+    pub text: String,
+    /// The machine body (`sqs`, `lambda`, `https`).
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+pub trait Alerts {
+    async fn send(&self, alert: &Alert) -> Result<()>;
+}
+
+pub trait Clock {
+    fn now(&self) -> DateTime<Utc>;
+}

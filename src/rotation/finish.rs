@@ -1,0 +1,284 @@
+//! finishSecret: promote the pending version and schedule the old key's end.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use crate::domain::audit::{AuditEvent, Outcome, Revocation, RevocationStatus};
+use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::policy::{
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy,
+};
+use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
+use crate::error::{Error, Result};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+
+use super::{Evidence, Progress, Rotator};
+
+impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    pub(super) async fn finish_secret(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        evidence: &mut Evidence,
+    ) -> Result<Progress> {
+        let token = event.client_request_token.as_str();
+        let policy = secret.policy(self.settings.default_grace_hours)?;
+        let current_version = secret
+            .version_with(AWSCURRENT)
+            .ok_or_else(|| Error::protocol(&secret.name, "no version is labelled AWSCURRENT"))?
+            .to_owned();
+        let old = self.current_value(event, secret).await?;
+        evidence.provider = Some(old.provider.name());
+        evidence.old_key = Some(KeyView::of(&old.api_key));
+
+        // Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves.
+        self.store
+            .move_stage(
+                &event.secret_id,
+                AWSCURRENT,
+                Some(token),
+                Some(&current_version),
+            )
+            .await?;
+        self.store
+            .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
+            .await?;
+        if let Some(staged) = secret.version_with(KEYROT_STAGED) {
+            self.store
+                .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
+                .await?;
+        }
+
+        let due = self.clock.now() + policy.grace_for_this_rotation();
+        let revocation =
+            revocation_of(secret, &current_version, &old.provider, &(&old).into(), due);
+        self.settle_old_key(secret, &policy, revocation, evidence)
+            .await?;
+        self.clear_one_shot_tags(event, secret).await?;
+        Ok(Progress::Done)
+    }
+
+    /// finishSecret for a token that is already AWSCURRENT: a first attempt promoted it and then died
+    /// (or timed out). Completes whatever that attempt left: a leftover label, the old key's revocation
+    /// record, the one-shot tags.
+    pub(super) async fn complete_finish(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        evidence: &mut Evidence,
+    ) -> Result<Progress> {
+        let token = event.client_request_token.as_str();
+        let mut progress = Progress::AlreadyDone;
+        if secret.has_stage(token, AWSPENDING) {
+            self.store
+                .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
+                .await?;
+            progress = Progress::Done;
+        }
+        if let Some(staged) = secret.version_with(KEYROT_STAGED) {
+            self.store
+                .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
+                .await?;
+            progress = Progress::Done;
+        }
+        if let Some(previous) = secret.version_with(AWSPREVIOUS) {
+            let policy = secret.policy(self.settings.default_grace_hours)?;
+            match self.audit.revocation(&secret.name, previous).await? {
+                None => {
+                    let text = self
+                        .store
+                        .value(&event.secret_id, AWSPREVIOUS, None)
+                        .await?;
+                    if let Some(text) = text {
+                        let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
+                        evidence.provider = Some(old.provider.name());
+                        evidence.old_key = Some(KeyView::of(&old.api_key));
+                        let due = self.clock.now() + policy.grace_for_this_rotation();
+                        let revocation =
+                            revocation_of(secret, previous, &old.provider, &(&old).into(), due);
+                        self.settle_old_key(secret, &policy, revocation, evidence)
+                            .await?;
+                        progress = Progress::Done;
+                    }
+                }
+                // Grace 0 means the old key dies in finishSecret: finish what the crashed attempt began.
+                Some(revocation)
+                    if revocation.status == RevocationStatus::Pending
+                        && policy.grace_for_this_rotation().is_zero() =>
+                {
+                    self.revoke_now(secret, &revocation, evidence).await?;
+                    progress = Progress::Done;
+                }
+                Some(_) => {}
+            }
+        }
+        if self.clear_one_shot_tags(event, secret).await? {
+            progress = Progress::Done;
+        }
+        Ok(progress)
+    }
+
+    /// Records the old key's revocation (once, whatever the retries) and, with a grace of 0, revokes it.
+    async fn settle_old_key(
+        &self,
+        secret: &SecretDescription,
+        policy: &Policy,
+        revocation: Revocation,
+        evidence: &mut Evidence,
+    ) -> Result<()> {
+        // Without this record nobody would ever revoke the old key: its failure fails the step, and the
+        // retried finishSecret writes it.
+        self.audit.schedule_revocation(&revocation).await?;
+        if policy.grace_for_this_rotation().is_zero() {
+            self.revoke_now(secret, &revocation, evidence).await
+        } else {
+            evidence.notes.push(format!(
+                "The old key {} stays valid until {} (grace period).",
+                revocation.hint,
+                revocation
+                    .due
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+            Ok(())
+        }
+    }
+
+    async fn revoke_now(
+        &self,
+        secret: &SecretDescription,
+        revocation: &Revocation,
+        evidence: &mut Evidence,
+    ) -> Result<()> {
+        let started = self.clock.now();
+        let result = self.issuer.revoke(revocation).await;
+        let outcome = match &result {
+            Ok(status) => {
+                self.audit
+                    .set_revocation_status(
+                        &revocation.secret_name,
+                        &revocation.old_version_id,
+                        *status,
+                    )
+                    .await?;
+                evidence.notes.push(match status {
+                    RevocationStatus::Retired => format!(
+                        "The old key {} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",
+                        revocation.hint, revocation.provider
+                    ),
+                    _ => format!("The old key {} was revoked at once (grace 0).", revocation.hint),
+                });
+                Outcome::Succeeded
+            }
+            Err(_) => Outcome::Failed,
+        };
+        let audit = AuditEvent {
+            at: started,
+            secret_arn: secret.arn.clone(),
+            secret_name: secret.name.clone(),
+            action: "revoke".to_owned(),
+            outcome,
+            version_id: revocation.old_version_id.clone(),
+            provider: revocation.provider.clone(),
+            old_key_hint: evidence.old_key.as_ref().map(|k| k.last4.clone()),
+            new_key_hint: None,
+            trigger: evidence
+                .trigger
+                .map(|t| t.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            actor: evidence.actor.clone(),
+            targets: Vec::new(),
+            duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
+            error: result.as_ref().err().map(ToString::to_string),
+        };
+        if let Err(err) = self.audit.record(&audit).await {
+            super::log_audit_failure(&err);
+        }
+        result.map(|_| ())
+    }
+
+    /// Removes `keyrot:next-grace-hours` and `keyrot:trigger`; returns whether any was there.
+    async fn clear_one_shot_tags(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+    ) -> Result<bool> {
+        let present: Vec<&str> = ONE_SHOT_TAGS
+            .into_iter()
+            .filter(|tag| secret.tags.contains_key(*tag))
+            .collect();
+        if present.is_empty() {
+            return Ok(false);
+        }
+        self.store.untag(&event.secret_id, &present).await?;
+        Ok(true)
+    }
+}
+
+/// The key a revocation names, whichever record it comes from.
+pub(super) struct KeyRef<'a> {
+    pub api_key: &'a SecretString,
+    pub key_id: Option<&'a str>,
+    pub api_key_id: Option<&'a str>,
+}
+
+impl<'a> From<&'a ManagedSecret> for KeyRef<'a> {
+    fn from(secret: &'a ManagedSecret) -> Self {
+        KeyRef {
+            api_key: &secret.api_key,
+            key_id: secret.key_id.as_deref(),
+            api_key_id: secret.api_key_id.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a NewKey> for KeyRef<'a> {
+    fn from(key: &'a NewKey) -> Self {
+        KeyRef {
+            api_key: &key.api_key,
+            key_id: key.key_id.as_deref(),
+            api_key_id: key.api_key_id.as_deref(),
+        }
+    }
+}
+
+/// What revoking a key later needs to know, without the key itself.
+pub(super) fn revocation_of(
+    secret: &SecretDescription,
+    version_id: &str,
+    provider: &ProviderSettings,
+    key: &KeyRef<'_>,
+    due: DateTime<Utc>,
+) -> Revocation {
+    let view = KeyView::of(key.api_key);
+    let (project_id, admin_key_secret) = match provider {
+        ProviderSettings::OpenAi(openai) => (
+            Some(openai.project_id.clone()),
+            Some(openai.admin_key_secret.clone()),
+        ),
+        ProviderSettings::Anthropic(anthropic) => (None, Some(anthropic.admin_key_secret.clone())),
+        ProviderSettings::Generic(_) => (None, None),
+    };
+    Revocation {
+        secret_name: secret.name.clone(),
+        secret_arn: secret.arn.clone(),
+        old_version_id: version_id.to_owned(),
+        provider: provider.name().to_owned(),
+        project_id,
+        key_id: key.key_id.map(str::to_owned),
+        api_key_id: key.api_key_id.map(str::to_owned),
+        admin_key_secret,
+        fingerprint: view.fingerprint,
+        hint: view.redacted,
+        due,
+        attempts: 0,
+        status: RevocationStatus::Pending,
+    }
+}

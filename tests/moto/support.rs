@@ -1,0 +1,307 @@
+//! The harness for tests against moto_server (started by `scripts/moto.sh`, which `make test` runs):
+//! SDK clients pointed at it, the rotator built as the Lambda builds it, and helpers that play Secrets
+//! Manager's part (rotate-secret, then the four steps with its token).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
+use keyrot::config::Config;
+use keyrot::entrypoints::rotator::{self, AwsRotator, StepFailure};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+pub struct Moto {
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub rotator: AwsRotator,
+    pub rotator_arn: String,
+    pub config: Config,
+}
+
+pub async fn moto() -> Moto {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| url.contains("127.0.0.1")),
+        "these tests run against moto_server: run them with `make test` (or `scripts/moto.sh cargo test`)"
+    );
+    let config = Config::from_env().expect("KEYROT_* set by scripts/moto.sh");
+    let sdk = keyrot::adapters::aws::sdk_config().await;
+    Moto {
+        sm: aws_sdk_secretsmanager::Client::new(&sdk),
+        ddb: aws_sdk_dynamodb::Client::new(&sdk),
+        rotator: rotator::build(&config).await.expect("rotator builds"),
+        rotator_arn: std::env::var("KEYROT_TEST_ROTATOR_ARN").expect("KEYROT_TEST_ROTATOR_ARN"),
+        config,
+    }
+}
+
+/// A name no other test uses, so tests can share one moto.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "it/{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+pub type Labels = BTreeMap<String, Vec<String>>;
+
+impl Moto {
+    pub async fn create_secret(
+        &self,
+        prefix: &str,
+        value: &Value,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let name = unique(prefix);
+        self.sm
+            .create_secret()
+            .name(&name)
+            .secret_string(value.to_string())
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("create secret");
+        name
+    }
+
+    /// `aws secretsmanager rotate-secret`: returns the token of the new AWSPENDING version. With
+    /// `immediately` false, moto (like AWS) only tests the configuration.
+    pub async fn rotate_secret(&self, name: &str, immediately: bool) -> String {
+        self.sm
+            .rotate_secret()
+            .secret_id(name)
+            .rotation_lambda_arn(&self.rotator_arn)
+            .rotation_rules(
+                RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
+            .rotate_immediately(immediately)
+            .send()
+            .await
+            .expect("rotate-secret");
+        // moto answers a RotateImmediately=false call with the current version's id; the label is the truth.
+        self.version_of(name, "AWSPENDING")
+            .await
+            .expect("rotate-secret creates an AWSPENDING version")
+    }
+
+    /// Invokes the rotator with the event Secrets Manager would send.
+    pub async fn invoke(&self, payload: Value) -> Result<Value, StepFailure> {
+        rotator::handle(&self.rotator, LambdaEvent::new(payload, Context::default())).await
+    }
+
+    pub async fn step(&self, step: &str, name: &str, token: &str) -> Result<Value, StepFailure> {
+        self.invoke(json!({"Step": step, "SecretId": name, "ClientRequestToken": token}))
+            .await
+    }
+
+    /// rotate-secret, then the four steps with its token, as Secrets Manager runs them.
+    pub async fn rotate(&self, name: &str) -> String {
+        let token = self.rotate_secret(name, true).await;
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            self.step(step, name, &token)
+                .await
+                .unwrap_or_else(|err| panic!("{step}: {}", err.0));
+        }
+        token
+    }
+
+    pub async fn labels(&self, name: &str) -> Labels {
+        let out = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe");
+        out.version_ids_to_stages()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, stages)| !stages.is_empty())
+                    .map(|(id, stages)| {
+                        let mut stages = stages.clone();
+                        stages.sort();
+                        (id.clone(), stages)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub async fn version_of(&self, name: &str, stage: &str) -> Option<String> {
+        self.labels(name)
+            .await
+            .into_iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(id, _)| id)
+    }
+
+    /// The value of a version, or None while it is an empty placeholder.
+    pub async fn value(&self, name: &str, stage: &str, version: Option<&str>) -> Option<Value> {
+        let out = self
+            .sm
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage(stage)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await
+            .ok()?;
+        serde_json::from_str(out.secret_string()?).ok()
+    }
+
+    /// Every item keyrot wrote for the secret, as JSON-ish text lines, for assertions and leak scans.
+    pub async fn items(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.config.audit_table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("SECRET#{name}")),
+            )
+            .send()
+            .await
+            .expect("query");
+        out.items()
+            .iter()
+            .map(|item| {
+                item.iter()
+                    .map(|(k, v)| (k.clone(), attr_text(v)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// (action, outcome) of each audit event of the secret, oldest first.
+    pub async fn audit_trail(&self, name: &str) -> Vec<(String, String)> {
+        self.items(name)
+            .await
+            .into_iter()
+            .filter(|item| item.get("sk").is_some_and(|sk| sk.starts_with("EVENT#")))
+            .map(|item| (item["action"].clone(), item["outcome"].clone()))
+            .collect()
+    }
+}
+
+fn attr_text(value: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::S(s) | A::N(s) => s.clone(),
+        A::L(list) => list.iter().map(attr_text).collect::<Vec<_>>().join(","),
+        other => format!("{other:?}"),
+    }
+}
+
+/// An SQS queue subscribed to the alert topic for one secret (a filter policy on the `secret`
+/// attribute), read with the AWS CLI as an operator's tooling would.
+pub struct AlertQueue {
+    url: String,
+}
+
+fn aws(args: &[&str]) -> Value {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &endpoint])
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .expect("aws CLI on PATH");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).expect("aws CLI prints JSON")
+}
+
+impl AlertQueue {
+    pub fn subscribe(topic_arn: &str, secret: &str) -> Self {
+        let queue = unique("alerts").replace('/', "-");
+        let url = aws(&["sqs", "create-queue", "--queue-name", &queue])["QueueUrl"]
+            .as_str()
+            .expect("QueueUrl")
+            .to_owned();
+        let arn = aws(&[
+            "sqs",
+            "get-queue-attributes",
+            "--queue-url",
+            &url,
+            "--attribute-names",
+            "QueueArn",
+        ])["Attributes"]["QueueArn"]
+            .as_str()
+            .expect("QueueArn")
+            .to_owned();
+        let filter = json!({"FilterPolicy": json!({"secret": [secret]}).to_string()}).to_string();
+        aws(&[
+            "sns",
+            "subscribe",
+            "--topic-arn",
+            topic_arn,
+            "--protocol",
+            "sqs",
+            "--notification-endpoint",
+            &arn,
+            "--attributes",
+            &filter,
+        ]);
+        AlertQueue { url }
+    }
+
+    /// Every SNS envelope delivered so far.
+    pub fn drain(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let out = aws(&[
+                "sqs",
+                "receive-message",
+                "--queue-url",
+                &self.url,
+                "--max-number-of-messages",
+                "10",
+                "--wait-time-seconds",
+                "0",
+            ]);
+            let Some(messages) = out["Messages"].as_array().filter(|m| !m.is_empty()) else {
+                break;
+            };
+            for message in messages {
+                let body: Value = serde_json::from_str(message["Body"].as_str().unwrap_or("{}"))
+                    .expect("SNS envelope");
+                all.push(body);
+                aws(&[
+                    "sqs",
+                    "delete-message",
+                    "--queue-url",
+                    &self.url,
+                    "--receipt-handle",
+                    message["ReceiptHandle"].as_str().unwrap_or_default(),
+                ]);
+            }
+        }
+        all
+    }
+}
+
+/// Fails if `haystack` holds `key` or any 8-character piece of it.
+pub fn assert_no_key(haystack: &str, key: &str, what: &str) {
+    assert!(!haystack.contains(key), "{what} contains a full key value");
+    let chars: Vec<char> = key.chars().collect();
+    for window in chars.windows(8) {
+        let piece: String = window.iter().collect();
+        assert!(
+            !haystack.contains(&piece),
+            "{what} contains the key piece {piece:?}"
+        );
+    }
+}

@@ -9,7 +9,11 @@ PINS=(
   "moto[server]==5.2.5"
   "awscli==1.46.3"
 )
-stamp="$VENV/.keyrot-tools-$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-12)"
+# cargo-lambda's wheel carries its binary; its Python dependencies (zig) are only for cross builds.
+NO_DEPS_PINS=(
+  "cargo-lambda==1.9.2"
+)
+stamp="$VENV/.keyrot-tools-$(printf '%s\n' "${PINS[@]}" "${NO_DEPS_PINS[@]}" | sha256sum | cut -c1-12)"
 if [ -f "$stamp" ]; then
   exit 0
 fi
@@ -17,5 +21,6 @@ fi
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps "${NO_DEPS_PINS[@]}"
 touch "$stamp"
-echo "tools: installed ${PINS[*]} into $VENV"
+echo "tools: installed ${PINS[*]} ${NO_DEPS_PINS[*]} into $VENV"

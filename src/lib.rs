@@ -5,6 +5,7 @@
 //! implementations of the ports, and [`entrypoints`] what the binaries in `src/bin/` call.
 
 pub mod adapters;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod entrypoints;

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::adapters::aws::{error_code, sdk_error};
-use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Outcome, Revocation, RevocationStatus};
 use crate::error::{Error, Result, Transience};
 use crate::ports::AuditLog;
 
@@ -192,6 +192,123 @@ pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
             .unwrap_or(0),
         status: RevocationStatus::parse(&text(item, "status")?)?,
     })
+}
+
+pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
+    let at = DateTime::parse_from_rfc3339(&text(item, "at")?)
+        .ok()?
+        .with_timezone(&Utc);
+    let outcome = match text(item, "outcome")?.as_str() {
+        "succeeded" => Outcome::Succeeded,
+        "failed" => Outcome::Failed,
+        "skipped" => Outcome::Skipped,
+        _ => return None,
+    };
+    Some(AuditEvent {
+        at,
+        secret_arn: text(item, "secret_arn").unwrap_or_default(),
+        secret_name: text(item, "secret_name")?,
+        action: text(item, "action")?,
+        outcome,
+        version_id: text(item, "version_id").unwrap_or_default(),
+        provider: text(item, "provider").unwrap_or_default(),
+        old_key_hint: text(item, "old_key_hint"),
+        new_key_hint: text(item, "new_key_hint"),
+        trigger: text(item, "trigger").unwrap_or_default(),
+        actor: text(item, "actor").unwrap_or_default(),
+        targets: item
+            .get("targets")
+            .and_then(|v| v.as_l().ok())
+            .map(|list| list.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        duration_ms: item
+            .get("duration_ms")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        error: text(item, "error"),
+    })
+}
+
+/// The access patterns of the table, each served by one Query (paginated to the end), never a Scan.
+impl DynamoAuditLog {
+    /// The history of one secret, newest first, optionally within `[since, until)`.
+    pub async fn secret_history(
+        &self,
+        secret_name: &str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>> {
+        let low = format!("EVENT#{}", since.map(rfc3339_ms).unwrap_or_default());
+        // `~` sorts after every character of an RFC 3339 time, so "EVENT#~" bounds all events.
+        let high = format!(
+            "EVENT#{}",
+            until.map(rfc3339_ms).unwrap_or_else(|| "~".to_owned())
+        );
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .expression_attribute_values(":pk", s(secret_pk(secret_name)))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "Query(secret history)", &err))?;
+        Ok(items.iter().filter_map(event_from_item).collect())
+    }
+
+    /// Every event of one calendar month (`YYYY-MM`) across all secrets, oldest first, optionally
+    /// within `[since, until)`.
+    pub async fn month_events(
+        &self,
+        month: &str,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>> {
+        let low = since.map(rfc3339_ms).unwrap_or_default();
+        let high = until.map(rfc3339_ms).unwrap_or_else(|| "~".to_owned());
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(MONTH_INDEX)
+            .key_condition_expression("gsi1pk = :month AND gsi1sk BETWEEN :low AND :high")
+            .expression_attribute_values(":month", s(format!("MONTH#{month}")))
+            .expression_attribute_values(":low", s(low))
+            .expression_attribute_values(":high", s(high))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "Query(month)", &err))?;
+        Ok(items.iter().filter_map(event_from_item).collect())
+    }
+
+    /// Pending revocations whose grace ends before `before`, soonest first.
+    pub async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PENDING_REVOCATIONS_INDEX)
+            .key_condition_expression("gsi2pk = :pending AND gsi2sk < :before")
+            .expression_attribute_values(":pending", s("REVOKE#PENDING"))
+            .expression_attribute_values(":before", s(rfc3339_ms(before)))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "Query(pending revocations)", &err))?;
+        Ok(items.iter().filter_map(revocation_from_item).collect())
+    }
 }
 
 impl AuditLog for DynamoAuditLog {

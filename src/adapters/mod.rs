@@ -6,5 +6,6 @@ pub mod dynamodb;
 pub mod generic;
 pub mod http;
 pub mod issuers;
+pub mod metrics;
 pub mod secrets_manager;
 pub mod sns;

@@ -65,3 +65,32 @@ impl Alerts for SnsAlerts {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::Severity;
+
+    #[test]
+    fn people_get_the_human_text_and_programs_the_machine_json() {
+        let alert = Alert {
+            event: "rotation_succeeded",
+            severity: Severity::Info,
+            secret_name: "prod/openai".into(),
+            subject: "keyrot: prod/openai rotated".into(),
+            text: "The openai key of prod/openai was rotated: sk-...0ld1 -> sk-...x7K2.".into(),
+            details: json!({"event": "rotation_succeeded", "secret": "prod/openai", "new_key": "sk-...x7K2"}),
+        };
+        let document: serde_json::Value =
+            serde_json::from_str(&message_document(&alert)).expect("JSON");
+        for human in ["default", "email"] {
+            assert_eq!(document[human], alert.text.as_str(), "{human}");
+        }
+        for machine in ["sqs", "lambda", "https"] {
+            let body: serde_json::Value =
+                serde_json::from_str(document[machine].as_str().expect("a string body"))
+                    .expect("machine JSON");
+            assert_eq!(body, alert.details, "{machine}");
+        }
+    }
+}

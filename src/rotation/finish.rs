@@ -199,7 +199,7 @@ where
             error: result.as_ref().err().map(ToString::to_string),
         };
         if let Err(err) = self.audit.record(&audit).await {
-            super::log_audit_failure(&err);
+            super::log_audit_failure(&audit.secret_name, &err);
         }
         result.map(|_| ())
     }

@@ -120,7 +120,7 @@ where
                     Some(err),
                 );
                 if let Err(audit_err) = self.audit.record(&failed).await {
-                    log_audit_failure(&audit_err);
+                    log_audit_failure(&failed.secret_name, &audit_err);
                 }
                 self.alert_failure(event, &evidence, err).await;
             }
@@ -173,7 +173,7 @@ where
             .await
         {
             Ok(written) => written,
-            Err(err) => return log_audit_failure(&err),
+            Err(err) => return log_audit_failure(&succeeded.secret_name, &err),
         };
         if !written {
             let skipped = AuditEvent {
@@ -181,7 +181,7 @@ where
                 ..succeeded
             };
             if let Err(err) = self.audit.record(&skipped).await {
-                log_audit_failure(&err);
+                log_audit_failure(&skipped.secret_name, &err);
             }
         }
     }
@@ -302,7 +302,8 @@ where
 
     async fn send_alert(&self, alert: &Alert) {
         if let Err(err) = self.alerts.send(alert).await {
-            tracing::warn!(error = %err, event = alert.event, metric = "AlertPublishFailed", "alert could not be published");
+            tracing::warn!(error = %err, event = alert.event, "alert could not be published");
+            crate::adapters::metrics::count("AlertPublishFailed", &alert.secret_name, 1.0);
         }
     }
 }
@@ -353,8 +354,11 @@ where
     }
 }
 
-fn log_audit_failure(err: &Error) {
-    tracing::warn!(error = %err, metric = "AuditWriteFailed", "audit item could not be written; the step's outcome stands");
+/// An audit write that failed must not change the step's result: it is logged and counted (an EMF
+/// metric that an alarm, or the grace keeper, can act on).
+fn log_audit_failure(secret: &str, err: &Error) {
+    tracing::warn!(error = %err, "audit item could not be written; the step's outcome stands");
+    crate::adapters::metrics::count("AuditWriteFailed", secret, 1.0);
 }
 
 /// SNS subjects are limited to 100 characters.

@@ -1,4 +1,5 @@
 //! Integration tests against moto_server: the rotator driven as Secrets Manager drives it.
 
+mod audit;
 mod rotation;
 mod support;

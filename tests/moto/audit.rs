@@ -1,0 +1,195 @@
+//! The audit trail's access patterns and `keyrot audit` against moto.
+
+use std::process::Command;
+
+use chrono::{Duration, TimeZone, Utc};
+use keyrot::adapters::dynamodb::DynamoAuditLog;
+use keyrot::domain::audit::{AuditEvent, Outcome};
+use keyrot::ports::AuditLog;
+use serde_json::{Value, json};
+
+use crate::support::{moto, unique};
+
+fn event(secret: &str, at: chrono::DateTime<Utc>, action: &str) -> AuditEvent {
+    AuditEvent {
+        at,
+        secret_arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{secret}-AbCdEf"),
+        secret_name: secret.to_owned(),
+        action: action.to_owned(),
+        outcome: Outcome::Succeeded,
+        version_id: "5f0e7c1a-1111-4222-8333-444455556666".to_owned(),
+        provider: "generic".to_owned(),
+        old_key_hint: Some("0ld1".to_owned()),
+        new_key_hint: Some("n3w2".to_owned()),
+        trigger: "scheduled".to_owned(),
+        actor: "req-1".to_owned(),
+        targets: vec![],
+        duration_ms: 12,
+        error: Some("quote \" and, comma".to_owned()),
+    }
+}
+
+fn keyrot(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_keyrot"))
+        .args(args)
+        .output()
+        .expect("keyrot runs")
+}
+
+#[tokio::test]
+async fn keyrot_audit_exports_one_month_across_secrets_as_csv_and_json() {
+    let moto = moto().await;
+    let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
+    // A month no other test writes to, so the month's partition holds exactly these events.
+    let (a, b) = (unique("audit-a"), unique("audit-b"));
+    let may = |day, hour| {
+        Utc.with_ymd_and_hms(2031, 5, day, hour, 0, 0)
+            .single()
+            .expect("time")
+    };
+    for (secret, at, action) in [
+        (&a, may(1, 0), "createSecret"),
+        (&a, may(1, 1), "finishSecret"),
+        (&b, may(31, 23), "createSecret"),
+        (
+            &b,
+            Utc.with_ymd_and_hms(2031, 6, 1, 0, 0, 0)
+                .single()
+                .expect("time"),
+            "finishSecret",
+        ),
+    ] {
+        log.record(&event(secret, at, action))
+            .await
+            .expect("record");
+        // A retried write of the same event changes nothing.
+        log.record(&event(secret, at, action))
+            .await
+            .expect("record again");
+    }
+
+    let out = keyrot(&["audit", "--month", "2031-05", "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(&header[..4], ["time", "secret", "action", "outcome"]);
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("RFC 4180 CSV");
+    let seen: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].to_owned(), r[1].to_owned(), r[2].to_owned()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "2031-05-01T00:00:00.000Z".to_owned(),
+                a.clone(),
+                "createSecret".to_owned()
+            ),
+            (
+                "2031-05-01T01:00:00.000Z".to_owned(),
+                a.clone(),
+                "finishSecret".to_owned()
+            ),
+            (
+                "2031-05-31T23:00:00.000Z".to_owned(),
+                b.clone(),
+                "createSecret".to_owned()
+            ),
+        ],
+        "May's events of both secrets, once each, and none from June"
+    );
+    assert_eq!(&rows[0][12], "quote \" and, comma");
+
+    let out = keyrot(&["audit", "--secret", &b, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let actions: Vec<&str> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["finishSecret", "createSecret"], "newest first");
+
+    let out = keyrot(&["audit", "--secret", &a, "--since", "2031-05-01T00:30:00Z"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("finishSecret") && !table.contains("createSecret"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn keyrot_audit_refuses_bad_arguments_with_exit_code_2() {
+    for args in [
+        vec!["audit", "--month", "2031-13"],
+        vec!["audit", "--since", "last week"],
+        vec!["audit", "--month", "2031-05", "--since", "2031-05-02"],
+        vec!["audit", "--format", "xml"],
+        vec!["no-such-command"],
+    ] {
+        let out = keyrot(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why");
+    }
+}
+
+#[tokio::test]
+async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_settled() {
+    let moto = moto().await;
+    let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
+    let name = moto
+        .create_secret(
+            "due",
+            &json!({"provider": "generic", "api_key": "gk-duetimeDUETIMEduetime0001"}),
+            &[("keyrot:grace-hours", "3000")],
+        )
+        .await;
+    let old = moto.version_of(&name, "AWSCURRENT").await.expect("current");
+    moto.rotate(&name).await;
+    let soon = log
+        .pending_revocations(Utc::now() + Duration::hours(2999))
+        .await
+        .expect("query");
+    assert!(soon.iter().all(|r| r.secret_name != name), "not due yet");
+    let later = log
+        .pending_revocations(Utc::now() + Duration::hours(3001))
+        .await
+        .expect("query");
+    let mine: Vec<_> = later.iter().filter(|r| r.secret_name == name).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].old_version_id, old);
+    assert_eq!(mine[0].provider, "generic");
+    log.set_revocation_status(
+        &name,
+        &old,
+        keyrot::domain::audit::RevocationStatus::Retired,
+    )
+    .await
+    .expect("settle");
+    let after = log
+        .pending_revocations(Utc::now() + Duration::hours(3001))
+        .await
+        .expect("query");
+    assert!(
+        after.iter().all(|r| r.secret_name != name),
+        "a settled revocation leaves the sparse index"
+    );
+}

@@ -12,13 +12,13 @@ tools: ## install the Python venv with moto's server and the AWS CLI into .venv
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 unit: ## unit tests only (in-memory fakes, no moto)
 	cargo test --lib --locked
 
 test: lint ## every test: lint, unit tests, and integration tests against a fresh moto_server
-	scripts/moto.sh cargo test --all-targets --locked
+	scripts/moto.sh cargo test --workspace --all-targets --locked
 
 demo: ## rotate a key on this machine's stand-ins
 	scripts/demo.sh

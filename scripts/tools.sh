@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests and the demo need into .venv (moto's server, the AWS CLI), once: a stamp file
-# records the pinned versions, so a second run costs nothing. Nothing is installed outside the repo.
+# Installs what the tests and the demo need, once: into .venv moto's server, the AWS CLI and cargo-lambda;
+# into tools/node_modules Stoplight Prism. Stamp files record the pinned versions, so a second run costs
+# nothing. Nothing is installed outside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,13 @@ PINS=(
 NO_DEPS_PINS=(
   "cargo-lambda==1.9.2"
 )
+# Node tools (Stoplight Prism for the contract tests), pinned by tools/package-lock.json.
+lock_sum=$(sha256sum tools/package-lock.json | cut -c1-12)
+if [ ! -f "tools/node_modules/.keyrot-$lock_sum" ]; then
+  (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  touch "tools/node_modules/.keyrot-$lock_sum"
+fi
+
 stamp="$VENV/.keyrot-tools-$(printf '%s\n' "${PINS[@]}" "${NO_DEPS_PINS[@]}" | sha256sum | cut -c1-12)"
 if [ -f "$stamp" ]; then
   exit 0

@@ -60,6 +60,24 @@ pub trait KeyIssuer {
     async fn mint(&self, secret_name: &str, current: &ManagedSecret, token: &str)
     -> Result<NewKey>;
 
+    /// Called once the pending version holds `kept`: removes keys that other attempts of the same rotation
+    /// minted and lost (a crash, a concurrent delivery), so none is left alive and unknown.
+    async fn remove_leftovers(
+        &self,
+        secret_name: &str,
+        current: &ManagedSecret,
+        token: &str,
+        kept: &NewKey,
+    ) -> Result<()>;
+
+    /// The provider's id of a key a person created (to revoke it later), if the provider can tell.
+    async fn identify(
+        &self,
+        secret_name: &str,
+        settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<Option<String>>;
+
     /// Checks `key` at the provider. A rejected key is [`crate::Error::KeyRejected`] (final); an unreachable
     /// provider is a retryable external error.
     async fn validate(

@@ -2,7 +2,9 @@
 
 use secrecy::SecretString;
 
+use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::generic::GenericIssuer;
+use crate::adapters::openai::OpenAiIssuer;
 use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
 use crate::error::{Error, Result};
@@ -10,6 +12,8 @@ use crate::ports::KeyIssuer;
 
 pub struct ProviderIssuers {
     pub generic: GenericIssuer,
+    pub openai: OpenAiIssuer,
+    pub anthropic: AnthropicIssuer,
 }
 
 impl KeyIssuer for ProviderIssuers {
@@ -17,11 +21,48 @@ impl KeyIssuer for ProviderIssuers {
         &self,
         secret_name: &str,
         current: &ManagedSecret,
-        _token: &str,
+        token: &str,
     ) -> Result<NewKey> {
         match &current.provider {
             ProviderSettings::Generic(settings) => self.generic.mint(secret_name, settings).await,
-            other => Err(not_in_this_build(secret_name, other.name())),
+            ProviderSettings::OpenAi(settings) => {
+                self.openai.mint(secret_name, settings, token).await
+            }
+            ProviderSettings::Anthropic(_) => Err(Error::protocol(
+                secret_name,
+                "Anthropic keys cannot be minted: createSecret adopts the key a person staged",
+            )),
+        }
+    }
+
+    async fn remove_leftovers(
+        &self,
+        secret_name: &str,
+        current: &ManagedSecret,
+        token: &str,
+        kept: &NewKey,
+    ) -> Result<()> {
+        match (&current.provider, &kept.key_id) {
+            (ProviderSettings::OpenAi(settings), Some(kept)) => {
+                self.openai
+                    .remove_leftovers(secret_name, settings, token, kept)
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn identify(
+        &self,
+        secret_name: &str,
+        settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<Option<String>> {
+        match &settings.provider {
+            ProviderSettings::Anthropic(anthropic) => {
+                self.anthropic.identify(secret_name, anthropic, key).await
+            }
+            _ => Ok(None),
         }
     }
 
@@ -35,7 +76,8 @@ impl KeyIssuer for ProviderIssuers {
             ProviderSettings::Generic(generic) => {
                 self.generic.validate(secret_name, generic, key).await
             }
-            other => Err(not_in_this_build(secret_name, other.name())),
+            ProviderSettings::OpenAi(_) => self.openai.validate(secret_name, key).await,
+            ProviderSettings::Anthropic(_) => self.anthropic.validate(secret_name, key).await,
         }
     }
 
@@ -44,16 +86,15 @@ impl KeyIssuer for ProviderIssuers {
             // keyrot has nothing to revoke at a provider for a generic key: it is retired, and the audit
             // trail records when it left service.
             "generic" => Ok(RevocationStatus::Retired),
-            other => Err(not_in_this_build(&revocation.secret_name, other)),
+            "openai" => self.openai.revoke(revocation).await,
+            "anthropic" => self.anthropic.revoke(revocation).await,
+            other => Err(Error::protocol(
+                &revocation.secret_name,
+                format!(
+                    "the revocation of version {} names an unknown provider {other:?}",
+                    revocation.old_version_id
+                ),
+            )),
         }
     }
-}
-
-fn not_in_this_build(secret_name: &str, provider: &str) -> Error {
-    Error::config(
-        secret_name,
-        "provider",
-        format!("{provider} keys cannot be issued by this build of keyrot yet"),
-        "deploy a keyrot build with the provider's adapter, or use provider generic",
-    )
 }

@@ -1,5 +1,7 @@
 //! One adapter per external system, each thin: it maps the system's calls and errors onto a port.
 
+pub mod admin_keys;
+pub mod anthropic;
 pub mod aws;
 pub mod clock;
 pub mod dynamodb;
@@ -7,5 +9,6 @@ pub mod generic;
 pub mod http;
 pub mod issuers;
 pub mod metrics;
+pub mod openai;
 pub mod secrets_manager;
 pub mod sns;

@@ -55,6 +55,8 @@ pub enum RevocationStatus {
     Revoked,
     /// The provider offers no way to revoke this key (generic keys): it was retired, not revoked.
     Retired,
+    /// Nobody recorded the provider's id of this key (one a person made): a person must revoke it.
+    Manual,
     Cancelled,
 }
 
@@ -64,14 +66,21 @@ impl RevocationStatus {
             RevocationStatus::Pending => "pending",
             RevocationStatus::Revoked => "revoked",
             RevocationStatus::Retired => "retired",
+            RevocationStatus::Manual => "manual",
             RevocationStatus::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Revoked, Self::Retired, Self::Cancelled]
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        [
+            Self::Pending,
+            Self::Revoked,
+            Self::Retired,
+            Self::Manual,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
     }
 }
 

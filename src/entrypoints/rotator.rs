@@ -3,10 +3,13 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
+use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::issuers::ProviderIssuers;
+use crate::adapters::openai::OpenAiIssuer;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
 use crate::adapters::{aws, http};
@@ -28,7 +31,17 @@ pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
     Ok(Rotator {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {
-            generic: GenericIssuer::new(secrets_manager, http),
+            generic: GenericIssuer::new(secrets_manager.clone(), http.clone()),
+            openai: OpenAiIssuer::new(
+                http.clone(),
+                &config.openai_base_url,
+                AdminKeys::new(secrets_manager.clone()),
+            ),
+            anthropic: AnthropicIssuer::new(
+                http,
+                &config.anthropic_base_url,
+                AdminKeys::new(secrets_manager),
+            ),
         },
         audit: DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &config.audit_table),
         alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), &config.alert_topic_arn),

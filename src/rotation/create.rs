@@ -1,9 +1,13 @@
 //! createSecret: obtain a new key and store it as the pending version.
 
-use crate::domain::keys::KeyView;
-use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
+use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, PutOutcome, SecretStore};
+use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, PutOutcome, SecretStore, Severity};
 
 use super::{Evidence, Progress, Rotator};
 
@@ -32,10 +36,15 @@ where
             return Ok(Progress::AlreadyDone);
         }
 
-        let new_key = self
-            .issuer
-            .mint(&secret.name, &current, &event.client_request_token)
-            .await?;
+        // Anthropic has no API that creates keys: a person staged one, and it is adopted, not minted.
+        let adopted = matches!(current.provider, ProviderSettings::Anthropic(_));
+        let new_key = if adopted {
+            self.adopt_staged_key(event, secret, &current).await?
+        } else {
+            self.issuer
+                .mint(&secret.name, &current, &event.client_request_token)
+                .await?
+        };
         let new_view = KeyView::of(&new_key.api_key);
         if new_view.fingerprint == KeyView::of(&current.api_key).fingerprint {
             return Err(Error::config(
@@ -47,7 +56,7 @@ where
         }
         evidence.new_key = Some(new_view);
         let value = current.with_new_key(&new_key)?;
-        match self
+        let stored = self
             .store
             .put_pending(
                 &event.secret_id,
@@ -55,28 +64,151 @@ where
                 &value,
                 event.rotation_token.as_deref(),
             )
-            .await?
-        {
-            PutOutcome::Stored => Ok(Progress::Done),
+            .await?;
+        match stored {
+            PutOutcome::Stored => {
+                // Leftovers only cost hygiene, not the rotation: the grace keeper reports orphans anyway.
+                if let Err(err) = self
+                    .issuer
+                    .remove_leftovers(
+                        &secret.name,
+                        &current,
+                        &event.client_request_token,
+                        &new_key,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %err, "could not remove leftovers of earlier attempts");
+                }
+                Ok(Progress::Done)
+            }
             PutOutcome::LostRace => {
-                // A concurrent delivery of this step stored its own key first; ours must not stay alive
-                // unknown to anyone.
                 tracing::warn!(
-                    "pending version was written concurrently; discarding the key minted here"
+                    "pending version was written concurrently; this attempt's key is not used"
                 );
-                let discarded = super::finish::revocation_of(
-                    secret,
-                    &event.client_request_token,
-                    &current.provider,
-                    &(&new_key).into(),
-                    self.clock.now(),
-                );
-                self.issuer.revoke(&discarded).await?;
+                // A minted key that lost must not stay alive unknown to anyone; an adopted key is the
+                // same key the winner stored, so it stays.
+                if !adopted {
+                    let discarded = super::finish::revocation_of(
+                        secret,
+                        &event.client_request_token,
+                        &current.provider,
+                        &(&new_key).into(),
+                        self.clock.now(),
+                    );
+                    self.issuer.revoke(&discarded).await?;
+                }
                 evidence.new_key = None;
                 Ok(Progress::AlreadyDone)
             }
         }
     }
+
+    /// The key a person staged under `KEYROT_STAGED`, validated and identified at the provider.
+    async fn adopt_staged_key(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+    ) -> Result<NewKey> {
+        let fix = format!(
+            "create a key in the Anthropic Console, stage it with `keyrot stage {name}` (key on stdin), then start the rotation again with `aws secretsmanager rotate-secret --secret-id {name}`",
+            name = secret.name
+        );
+        let Some(staged_version) = secret.version_with(KEYROT_STAGED) else {
+            // Leaving AWSPENDING on the empty placeholder would block every later rotation.
+            self.store
+                .move_stage(
+                    &event.secret_id,
+                    AWSPENDING,
+                    None,
+                    Some(&event.client_request_token),
+                )
+                .await?;
+            self.alert_key_needed(secret, &fix).await;
+            return Err(Error::config(
+                &secret.name,
+                KEYROT_STAGED,
+                "no key is staged, and Anthropic has no API that creates one",
+                fix,
+            ));
+        };
+        let text = self
+            .store
+            .value(&event.secret_id, KEYROT_STAGED, Some(staged_version))
+            .await?
+            .ok_or_else(|| {
+                Error::config(
+                    &secret.name,
+                    KEYROT_STAGED,
+                    "the staged version holds no value",
+                    fix.clone(),
+                )
+            })?;
+        let key = staged_key(&text).ok_or_else(|| {
+            Error::config(
+                &secret.name,
+                KEYROT_STAGED,
+                "the staged version holds no api_key",
+                fix.clone(),
+            )
+        })?;
+        if KeyView::of(&key).fingerprint == KeyView::of(&current.api_key).fingerprint {
+            return Err(Error::config(
+                &secret.name,
+                KEYROT_STAGED,
+                "the staged key is the key AWSCURRENT already holds",
+                fix,
+            ));
+        }
+        self.issuer.validate(&secret.name, current, &key).await?;
+        let key_id = self.issuer.identify(&secret.name, current, &key).await?;
+        if key_id.is_none() {
+            tracing::warn!(
+                "the staged key's provider id was not found: its revocation will need a person"
+            );
+        }
+        Ok(NewKey {
+            api_key: key,
+            key_id,
+            api_key_id: None,
+        })
+    }
+
+    async fn alert_key_needed(&self, secret: &SecretDescription, fix: &str) {
+        let alert = Alert {
+            event: "key_needed",
+            severity: Severity::Warning,
+            secret_name: secret.name.clone(),
+            subject: format!("keyrot: stage a new key for {}", secret.name)
+                .chars()
+                .take(100)
+                .collect(),
+            text: format!(
+                "The rotation of {} needs a new key that a person creates. To fix: {fix}.",
+                secret.name
+            ),
+            details: json!({
+                "event": "key_needed",
+                "secret": secret.name,
+                "secret_arn": secret.arn,
+                "command": format!("keyrot stage {}", secret.name),
+                "fix": fix,
+            }),
+        };
+        self.send_alert(&alert).await;
+    }
+}
+
+/// The key of a staged version: a managed-secret document's `api_key`, or the bare key.
+fn staged_key(text: &SecretString) -> Option<SecretString> {
+    let raw = text.expose_secret().trim();
+    if raw.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+        let key = value.get("api_key")?.as_str()?.trim();
+        return (!key.is_empty()).then(|| SecretString::from(key.to_owned()));
+    }
+    (!raw.is_empty()).then(|| SecretString::from(raw.to_owned()))
 }
 
 /// Deployment targets arrive with their adapters; until then a secret that names targets is refused

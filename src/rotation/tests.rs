@@ -77,6 +77,13 @@ impl FakeStore {
         serde_json::from_str(text).ok()
     }
 
+    fn version_with_stage(&self, stage: &str) -> Option<String> {
+        self.stages()
+            .into_iter()
+            .find(|(_, s)| s.iter().any(|l| l == stage))
+            .map(|(id, _)| id)
+    }
+
     fn count(&self, call: &str) -> usize {
         self.calls
             .borrow()
@@ -201,6 +208,7 @@ struct FakeIssuer {
     rejected: RefCell<BTreeSet<String>>,
     revoked: RefCell<Vec<String>>,
     validated: RefCell<Vec<String>>,
+    leftovers_removed: RefCell<Vec<String>>,
 }
 
 impl KeyIssuer for FakeIssuer {
@@ -217,6 +225,31 @@ impl KeyIssuer for FakeIssuer {
             key_id: Some(format!("key_{n}")),
             api_key_id: None,
         })
+    }
+
+    async fn remove_leftovers(
+        &self,
+        _secret_name: &str,
+        _current: &ManagedSecret,
+        _token: &str,
+        kept: &NewKey,
+    ) -> Result<()> {
+        self.leftovers_removed
+            .borrow_mut()
+            .push(kept.key_id.clone().unwrap_or_default());
+        Ok(())
+    }
+
+    async fn identify(
+        &self,
+        _secret_name: &str,
+        _settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<Option<String>> {
+        Ok(Some(format!(
+            "apikey_{}",
+            crate::domain::keys::fingerprint(key)
+        )))
     }
 
     async fn validate(
@@ -841,4 +874,110 @@ async fn two_rotations_in_a_row_keep_one_previous_version() {
     assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
     assert_eq!(stages.get("v0"), None, "the first key has no label left");
     assert_eq!(r.audit.revocations.borrow().len(), 2);
+}
+
+const ANTHROPIC_OLD: &str = "sk-ant-api03-OLDOLDOLDOLDOLDOLDOLDOLD-0ldAA";
+const ANTHROPIC_STAGED: &str = "sk-ant-api03-STAGEDSTAGEDSTAGEDSTAGED-n3wAA";
+
+fn anthropic() -> TestRotator {
+    rotator_with(
+        json!({"provider": "anthropic", "api_key": ANTHROPIC_OLD, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
+    )
+}
+
+fn stage(r: &TestRotator, key: &str) {
+    r.store.versions.borrow_mut().insert(
+        "staged".into(),
+        Version {
+            value: Some(json!({"provider": "anthropic", "api_key": key}).to_string()),
+            stages: vec![KEYROT_STAGED.into()],
+        },
+    );
+}
+
+#[tokio::test]
+async fn an_anthropic_rotation_adopts_the_staged_key_validated_and_identified() {
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    rotate(&r, "t1").await;
+    let current = r.store.value_of("t1").expect("new version");
+    assert_eq!(current["api_key"], ANTHROPIC_STAGED);
+    assert!(
+        current["key_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("apikey_")),
+        "{current}"
+    );
+    assert_eq!(r.issuer.minted.get(), 0, "nothing is minted for Anthropic");
+    assert_eq!(
+        r.issuer.validated.borrow().first().map(String::as_str),
+        Some(ANTHROPIC_STAGED),
+        "validated before adoption"
+    );
+    assert!(
+        r.store
+            .stages()
+            .values()
+            .all(|s| !s.iter().any(|l| l == KEYROT_STAGED)),
+        "finishSecret removes the label"
+    );
+}
+
+#[tokio::test]
+async fn an_anthropic_rotation_without_a_staged_key_unblocks_the_secret_and_asks_for_one() {
+    let r = anthropic();
+    r.store.start_rotation("t1");
+    let err = run(&r, Step::Create, "t1")
+        .await
+        .expect_err("nothing staged");
+    let text = err.to_string();
+    assert!(
+        text.contains("no key is staged") && text.contains(&format!("keyrot stage {NAME}")),
+        "{text}"
+    );
+    assert!(
+        r.store.version_with_stage(AWSPENDING).is_none(),
+        "AWSPENDING is removed so the next rotation can start"
+    );
+    let alerts = r.alerts.sent.borrow();
+    let needed = alerts
+        .iter()
+        .find(|a| a.event == "key_needed")
+        .expect("key_needed alert");
+    assert_eq!(needed.details["command"], format!("keyrot stage {NAME}"));
+}
+
+#[tokio::test]
+async fn a_staged_key_equal_to_the_current_one_is_refused() {
+    let r = anthropic();
+    stage(&r, ANTHROPIC_OLD);
+    r.store.start_rotation("t1");
+    let err = run(&r, Step::Create, "t1").await.expect_err("same key");
+    assert!(err.to_string().contains("already holds"), "{err}");
+    assert!(!err.to_string().contains(ANTHROPIC_OLD));
+    assert_eq!(r.store.value_of("t1"), None);
+}
+
+#[tokio::test]
+async fn a_rejected_staged_key_is_never_stored() {
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    r.issuer
+        .rejected
+        .borrow_mut()
+        .insert(ANTHROPIC_STAGED.into());
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect_err("rejected");
+    assert_eq!(r.store.value_of("t1"), None);
+}
+
+#[tokio::test]
+async fn after_storing_a_minted_key_the_leftovers_of_other_attempts_are_removed() {
+    let r = rotator();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    assert_eq!(
+        r.issuer.leftovers_removed.borrow().as_slice(),
+        ["key_1".to_owned()]
+    );
 }

@@ -1,5 +1,7 @@
 //! Integration tests against moto_server: the rotator driven as Secrets Manager drives it.
 
 mod audit;
+mod contract;
+mod providers;
 mod rotation;
 mod support;

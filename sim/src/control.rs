@@ -1,0 +1,114 @@
+//! `/_sim/*`: the JSON control API a demo uses to seed and inspect a simulator
+//! running as a separate process. These routes bypass faults and the call log
+//! (see `server.rs`), so driving the demo never disturbs what it shows.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::faults::Fault;
+use crate::reply::{ApiError, Reply};
+use crate::state::Shared;
+
+pub(crate) fn routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/_sim/state", get(snapshot))
+        .route("/_sim/openai/projects", post(create_project))
+        .route(
+            "/_sim/openai/projects/{project_id}/user_keys",
+            post(create_user_key),
+        )
+        .route("/_sim/anthropic/keys", post(create_anthropic_key))
+        .route("/_sim/faults", post(inject_fault).delete(clear_faults))
+        .route("/_sim/check", post(check_key))
+}
+
+async fn snapshot(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    let openai = shared.openai().snapshot();
+    let anthropic = shared.anthropic().snapshot();
+    Json(json!({ "openai": openai, "anthropic": anthropic }))
+}
+
+async fn create_project(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "id": shared.openai().create_project() }))
+}
+
+async fn create_user_key(
+    State(shared): State<Arc<Shared>>,
+    Path(project_id): Path<String>,
+) -> Reply {
+    let (value, id) = shared
+        .openai()
+        .create_user_key(&project_id)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, &format!("no project '{project_id}'")))?;
+    Ok(Json(json!({ "value": value, "id": id })))
+}
+
+#[derive(Deserialize)]
+struct NewAnthropicKey {
+    name: String,
+}
+
+async fn create_anthropic_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: NewAnthropicKey = parse(&body)?;
+    let (value, id) = shared.anthropic().create_key(&request.name);
+    Ok(Json(json!({ "value": value, "id": id })))
+}
+
+async fn inject_fault(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let fault: Fault = parse(&body)?;
+    shared.faults().inject(fault);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
+    shared.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Provider {
+    Openai,
+    Anthropic,
+}
+
+#[derive(Deserialize)]
+struct CheckKey {
+    provider: Provider,
+    key: String,
+}
+
+async fn check_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: CheckKey = parse(&body)?;
+    let works = match request.provider {
+        Provider::Openai => shared.openai().key_works(&request.key),
+        Provider::Anthropic => shared.anthropic().key_works(&request.key),
+    };
+    Ok(Json(json!({ "works": works })))
+}
+
+/// Parses a JSON body ourselves (instead of axum's `Json` extractor) so a bad
+/// body gets a JSON error rather than a plain-text one.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")))
+}
+
+fn error(status: StatusCode, message: &str) -> ApiError {
+    ApiError {
+        status,
+        body: json!({ "error": message }),
+    }
+}

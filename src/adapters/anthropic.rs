@@ -1,0 +1,227 @@
+//! Anthropic: no API creates keys, so a person stages one (`keyrot stage`) and keyrot adopts it. Keys are
+//! validated with `GET /v1/models`, found by their `partial_key_hint` through the Admin API, and revoked
+//! by setting their status to `inactive` (reversible; archiving is a person's later decision).
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::http::{self, RetryPolicy};
+use crate::domain::audit::{Revocation, RevocationStatus};
+use crate::domain::keys::redacted;
+use crate::domain::secret::AnthropicSettings;
+use crate::error::{Error, Result, Transience};
+
+const SYSTEM: &str = "anthropic";
+const ADMIN_FIELD: &str = "anthropic.admin_key_secret";
+const API_VERSION: &str = "2023-06-01";
+
+#[derive(Clone)]
+pub struct AnthropicIssuer {
+    http: reqwest::Client,
+    /// The API root without the version (the paths carry `/v1`).
+    base_url: String,
+    admin_keys: AdminKeys,
+    retry: RetryPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiKey {
+    id: String,
+    partial_key_hint: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiKeyList {
+    data: Vec<ApiKey>,
+    has_more: bool,
+    last_id: Option<String>,
+}
+
+impl AnthropicIssuer {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>, admin_keys: AdminKeys) -> Self {
+        AnthropicIssuer {
+            http,
+            base_url: base_url.into(),
+            admin_keys,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    fn with_key(&self, request: RequestBuilder, key: &SecretString) -> RequestBuilder {
+        request
+            .header("x-api-key", key.expose_secret())
+            .header("anthropic-version", API_VERSION)
+    }
+
+    pub async fn validate(&self, secret_name: &str, key: &SecretString) -> Result<()> {
+        let url = format!("{}/v1/models", self.base_url);
+        let response = http::send(self.retry, SYSTEM, "GET /v1/models", || {
+            self.with_key(self.http.get(&url), key)
+        })
+        .await?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::KeyRejected {
+                secret: secret_name.to_owned(),
+                provider: SYSTEM.to_owned(),
+                hint: redacted(key),
+                detail: format!(
+                    "GET /v1/models answered HTTP {}",
+                    response.status().as_u16()
+                ),
+            }),
+            status => Err(unexpected("GET /v1/models", status)),
+        }
+    }
+
+    /// The `apikey_...` id of `key`, found by matching its `partial_key_hint` among the organization's
+    /// active keys; `None` when no key (or more than one) matches.
+    pub async fn identify(
+        &self,
+        secret_name: &str,
+        settings: &AnthropicSettings,
+        key: &SecretString,
+    ) -> Result<Option<String>> {
+        let admin = self.admin_key(secret_name, settings).await?;
+        let url = format!("{}/v1/organizations/api_keys", self.base_url);
+        let mut matches = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
+                let mut request = self
+                    .with_key(self.http.get(&url), &admin)
+                    .query(&[("limit", "1000"), ("status", "active")]);
+                if let Some(after) = &after {
+                    request = request.query(&[("after_id", after)]);
+                }
+                request
+            })
+            .await?;
+            let page: ApiKeyList =
+                admin_json(secret_name, settings, response, "GET api_keys").await?;
+            matches.extend(page.data.into_iter().filter(|candidate| {
+                candidate
+                    .partial_key_hint
+                    .as_deref()
+                    .is_some_and(|hint| hint_matches(hint, key))
+            }));
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => break,
+            }
+        }
+        if matches.len() > 1 {
+            tracing::warn!(
+                count = matches.len(),
+                "several Anthropic keys match the staged key's hint"
+            );
+            return Ok(None);
+        }
+        Ok(matches.pop().map(|key| key.id))
+    }
+
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus> {
+        let (Some(key_id), Some(admin_secret)) = (&revocation.key_id, &revocation.admin_key_secret)
+        else {
+            return Ok(RevocationStatus::Manual);
+        };
+        let settings = AnthropicSettings {
+            admin_key_secret: admin_secret.clone(),
+        };
+        let admin = self.admin_key(&revocation.secret_name, &settings).await?;
+        let url = format!("{}/v1/organizations/api_keys/{key_id}", self.base_url);
+        let body = serde_json::json!({ "status": "inactive" });
+        let response = http::send(self.retry, SYSTEM, "POST api_keys/{id}", || {
+            self.with_key(self.http.post(&url), &admin).json(&body)
+        })
+        .await?;
+        admin_json::<serde_json::Value>(
+            &revocation.secret_name,
+            &settings,
+            response,
+            "POST api_keys/{id}",
+        )
+        .await?;
+        Ok(RevocationStatus::Revoked)
+    }
+
+    async fn admin_key(
+        &self,
+        secret_name: &str,
+        settings: &AnthropicSettings,
+    ) -> Result<SecretString> {
+        self.admin_keys
+            .read(secret_name, ADMIN_FIELD, &settings.admin_key_secret)
+            .await
+    }
+}
+
+/// `sk-ant-api03-R2D...igAA` matches a key that starts with the part before `...` and ends with the part
+/// after it.
+fn hint_matches(hint: &str, key: &SecretString) -> bool {
+    let key = key.expose_secret();
+    match hint.split_once("...") {
+        Some((head, tail)) if !head.is_empty() && !tail.is_empty() => {
+            key.starts_with(head) && key.ends_with(tail)
+        }
+        _ => false,
+    }
+}
+
+async fn admin_json<T: serde::de::DeserializeOwned>(
+    secret_name: &str,
+    settings: &AnthropicSettings,
+    response: Response,
+    operation: &str,
+) -> Result<T> {
+    match response.status() {
+        status if status.is_success() => response.json::<T>().await.map_err(|err| {
+            Error::external(
+                SYSTEM,
+                operation,
+                format!("unreadable answer: {err}"),
+                Transience::Retryable,
+            )
+        }),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
+            secret_name,
+            ADMIN_FIELD,
+            format!(
+                "the admin key in {} was refused (HTTP {}) by {operation}",
+                settings.admin_key_secret,
+                response.status().as_u16()
+            ),
+            format!(
+                "put a valid Anthropic admin key (sk-ant-admin...) in {}",
+                settings.admin_key_secret
+            ),
+        )),
+        status => Err(unexpected(operation, status)),
+    }
+}
+
+fn unexpected(operation: &str, status: StatusCode) -> Error {
+    Error::external(
+        SYSTEM,
+        operation,
+        format!("unexpected HTTP {}", status.as_u16()),
+        Transience::Final,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_match_on_both_ends_only() {
+        let key = SecretString::from("sk-ant-api03-R2Dxxxxxxxxxxxxxxxxxxxxxxxx-igAA");
+        assert!(hint_matches("sk-ant-api03-R2D...igAA", &key));
+        assert!(!hint_matches("sk-ant-api03-R2E...igAA", &key));
+        assert!(!hint_matches("sk-ant-api03-R2D...igAB", &key));
+        assert!(!hint_matches("no-ellipsis", &key));
+        assert!(!hint_matches("...igAA", &key));
+    }
+}

@@ -1,0 +1,405 @@
+//! OpenAI: keys are minted as one project service account per key through the Admin API, validated with
+//! `GET /models`, and revoked by deleting their service account (or, for a key a person made, by
+//! deleting the project API key).
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::{Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::http::{self, RetryPolicy};
+use crate::domain::NewKey;
+use crate::domain::audit::{Revocation, RevocationStatus};
+use crate::domain::keys::redacted;
+use crate::domain::secret::OpenAiSettings;
+use crate::error::{Error, Result, Transience};
+
+const SYSTEM: &str = "openai";
+const ADMIN_FIELD: &str = "openai.admin_key_secret";
+/// A same-name service account older than this was left by a crashed attempt whose key is lost; a
+/// younger one may belong to a concurrent delivery of the same step.
+const ABANDONED_AFTER_MINUTES: i64 = 5;
+
+#[derive(Clone)]
+pub struct OpenAiIssuer {
+    http: reqwest::Client,
+    /// The API root including `/v1`.
+    base_url: String,
+    admin_keys: AdminKeys,
+    retry: RetryPolicy,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceAccount {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+#[derive(Deserialize)]
+struct ServiceAccountList {
+    data: Vec<ServiceAccount>,
+    has_more: bool,
+    last_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CreatedServiceAccount {
+    id: String,
+    api_key: Option<CreatedKey>,
+}
+
+#[derive(Deserialize)]
+struct CreatedKey {
+    value: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct ProjectApiKey {
+    last_used_at: Option<i64>,
+}
+
+/// The service account name for a rotation: keyrot's prefix, the secret, the token's first 8 characters.
+pub fn service_account_name(secret_name: &str, token: &str) -> String {
+    let secret: String = secret_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    format!(
+        "keyrot-{secret}-{}",
+        token.chars().take(8).collect::<String>()
+    )
+}
+
+impl OpenAiIssuer {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>, admin_keys: AdminKeys) -> Self {
+        OpenAiIssuer {
+            http,
+            base_url: base_url.into(),
+            admin_keys,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub async fn validate(&self, secret_name: &str, key: &SecretString) -> Result<()> {
+        let url = format!("{}/models", self.base_url);
+        let response = http::send(self.retry, SYSTEM, "GET /models", || {
+            self.http.get(&url).bearer_auth(key.expose_secret())
+        })
+        .await?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::KeyRejected {
+                secret: secret_name.to_owned(),
+                provider: SYSTEM.to_owned(),
+                hint: redacted(key),
+                detail: format!("GET /models answered HTTP {}", response.status().as_u16()),
+            }),
+            status => Err(unexpected("GET /models", status)),
+        }
+    }
+
+    /// Mints a key as a new service account named for this rotation, first deleting same-name accounts
+    /// that a crashed attempt left (their keys were never stored, so nobody can use them).
+    pub async fn mint(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+        token: &str,
+    ) -> Result<NewKey> {
+        let admin = self.admin_key(secret_name, settings).await?;
+        let name = service_account_name(secret_name, token);
+        let cutoff = Utc::now() - Duration::minutes(ABANDONED_AFTER_MINUTES);
+        for account in self.service_accounts(secret_name, settings, &admin).await? {
+            if account.name == name && account.created_at < cutoff.timestamp() {
+                tracing::warn!(service_account = %account.id, "deleting a service account left by a crashed createSecret");
+                self.delete_service_account(secret_name, settings, &admin, &account.id)
+                    .await?;
+            }
+        }
+        let url = format!(
+            "{}/organization/projects/{}/service_accounts",
+            self.base_url, settings.project_id
+        );
+        let body = serde_json::json!({ "name": name });
+        let response = http::send(self.retry, SYSTEM, "POST service_accounts", || {
+            self.http
+                .post(&url)
+                .bearer_auth(admin.expose_secret())
+                .json(&body)
+        })
+        .await?;
+        let created: CreatedServiceAccount = self
+            .admin_json(secret_name, settings, response, "POST service_accounts")
+            .await?;
+        let key = created.api_key.ok_or_else(|| {
+            Error::external(
+                SYSTEM,
+                "POST service_accounts",
+                "the answer held no API key",
+                Transience::Retryable,
+            )
+        })?;
+        Ok(NewKey {
+            api_key: SecretString::from(key.value),
+            key_id: Some(created.id),
+            api_key_id: Some(key.id),
+        })
+    }
+
+    /// After the pending version stored `kept`, any other account named for this rotation is an orphan
+    /// of a crashed or concurrent attempt: delete it.
+    pub async fn remove_leftovers(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+        token: &str,
+        kept: &str,
+    ) -> Result<()> {
+        let admin = self.admin_key(secret_name, settings).await?;
+        let name = service_account_name(secret_name, token);
+        for account in self.service_accounts(secret_name, settings, &admin).await? {
+            if account.name == name && account.id != kept {
+                tracing::warn!(service_account = %account.id, "deleting a leftover service account of this rotation");
+                self.delete_service_account(secret_name, settings, &admin, &account.id)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes an old key: deletes its service account, or the project API key a person made.
+    pub async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus> {
+        let settings = settings_of(revocation)?;
+        let admin = self.admin_key(&revocation.secret_name, &settings).await?;
+        match (&revocation.key_id, &revocation.api_key_id) {
+            (Some(service_account), _) if service_account.starts_with("svc_acct_") => {
+                self.delete_service_account(
+                    &revocation.secret_name,
+                    &settings,
+                    &admin,
+                    service_account,
+                )
+                .await?;
+                Ok(RevocationStatus::Revoked)
+            }
+            (_, Some(api_key_id)) => {
+                let url = format!(
+                    "{}/organization/projects/{}/api_keys/{api_key_id}",
+                    self.base_url, settings.project_id
+                );
+                let response = http::send(self.retry, SYSTEM, "DELETE api_keys", || {
+                    self.http.delete(&url).bearer_auth(admin.expose_secret())
+                })
+                .await?;
+                if response.status() == StatusCode::NOT_FOUND {
+                    return Ok(RevocationStatus::Revoked);
+                }
+                self.admin_json::<serde_json::Value>(
+                    &revocation.secret_name,
+                    &settings,
+                    response,
+                    "DELETE api_keys",
+                )
+                .await?;
+                Ok(RevocationStatus::Revoked)
+            }
+            // A key a person made, whose id nobody recorded: only a person can find and revoke it.
+            _ => Ok(RevocationStatus::Manual),
+        }
+    }
+
+    /// When the key was last used, as OpenAI reports it (to postpone revoking a key still in use).
+    pub async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>> {
+        let (settings, Some(api_key_id)) = (settings_of(revocation)?, &revocation.api_key_id)
+        else {
+            return Ok(None);
+        };
+        let admin = self.admin_key(&revocation.secret_name, &settings).await?;
+        let url = format!(
+            "{}/organization/projects/{}/api_keys/{api_key_id}",
+            self.base_url, settings.project_id
+        );
+        let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
+            self.http.get(&url).bearer_auth(admin.expose_secret())
+        })
+        .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let key: ProjectApiKey = self
+            .admin_json(&revocation.secret_name, &settings, response, "GET api_keys")
+            .await?;
+        Ok(key
+            .last_used_at
+            .and_then(|secs| DateTime::from_timestamp(secs, 0)))
+    }
+
+    async fn admin_key(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+    ) -> Result<SecretString> {
+        self.admin_keys
+            .read(secret_name, ADMIN_FIELD, &settings.admin_key_secret)
+            .await
+    }
+
+    async fn service_accounts(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+        admin: &SecretString,
+    ) -> Result<Vec<ServiceAccount>> {
+        let url = format!(
+            "{}/organization/projects/{}/service_accounts",
+            self.base_url, settings.project_id
+        );
+        let mut accounts = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let response = http::send(self.retry, SYSTEM, "GET service_accounts", || {
+                let mut request = self
+                    .http
+                    .get(&url)
+                    .bearer_auth(admin.expose_secret())
+                    .query(&[("limit", "100")]);
+                if let Some(after) = &after {
+                    request = request.query(&[("after", after)]);
+                }
+                request
+            })
+            .await?;
+            let page: ServiceAccountList = self
+                .admin_json(secret_name, settings, response, "GET service_accounts")
+                .await?;
+            accounts.extend(page.data);
+            match page.last_id {
+                Some(last) if page.has_more => after = Some(last),
+                _ => return Ok(accounts),
+            }
+        }
+    }
+
+    async fn delete_service_account(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+        admin: &SecretString,
+        id: &str,
+    ) -> Result<()> {
+        let url = format!(
+            "{}/organization/projects/{}/service_accounts/{id}",
+            self.base_url, settings.project_id
+        );
+        let response = http::send(self.retry, SYSTEM, "DELETE service_accounts", || {
+            self.http.delete(&url).bearer_auth(admin.expose_secret())
+        })
+        .await?;
+        // Already gone is what we wanted: a repeated revocation has nothing left to do.
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        self.admin_json::<serde_json::Value>(
+            secret_name,
+            settings,
+            response,
+            "DELETE service_accounts",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Reads an Admin API answer, mapping refusals to errors that say what to fix.
+    async fn admin_json<T: serde::de::DeserializeOwned>(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+        response: Response,
+        operation: &str,
+    ) -> Result<T> {
+        match response.status() {
+            status if status.is_success() => response.json::<T>().await.map_err(|err| {
+                Error::external(
+                    SYSTEM,
+                    operation,
+                    format!("unreadable answer: {err}"),
+                    Transience::Retryable,
+                )
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
+                secret_name,
+                ADMIN_FIELD,
+                format!(
+                    "the admin key in {} was refused (HTTP {}) by {operation}",
+                    settings.admin_key_secret,
+                    response.status().as_u16()
+                ),
+                format!(
+                    "put a valid OpenAI admin key (sk-admin-...) in {}",
+                    settings.admin_key_secret
+                ),
+            )),
+            StatusCode::NOT_FOUND => Err(Error::config(
+                secret_name,
+                "openai.project_id",
+                format!(
+                    "project {} was not found by {operation}",
+                    settings.project_id
+                ),
+                "set openai.project_id to the id (proj_...) of the project the key belongs to",
+            )),
+            status => Err(unexpected(operation, status)),
+        }
+    }
+}
+
+fn unexpected(operation: &str, status: StatusCode) -> Error {
+    Error::external(
+        SYSTEM,
+        operation,
+        format!("unexpected HTTP {}", status.as_u16()),
+        Transience::Final,
+    )
+}
+
+/// The settings a revocation record carries for OpenAI.
+fn settings_of(revocation: &Revocation) -> Result<OpenAiSettings> {
+    match (&revocation.project_id, &revocation.admin_key_secret) {
+        (Some(project_id), Some(admin_key_secret)) => Ok(OpenAiSettings {
+            project_id: project_id.clone(),
+            admin_key_secret: admin_key_secret.clone(),
+        }),
+        _ => Err(Error::protocol(
+            &revocation.secret_name,
+            format!(
+                "the revocation of version {} lacks the OpenAI project or admin secret",
+                revocation.old_version_id
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_account_names_are_safe_and_name_the_rotation() {
+        assert_eq!(
+            service_account_name("prod/openai", "0123456789abcdef"),
+            "keyrot-prod-openai-01234567"
+        );
+        let long = service_account_name(&"x".repeat(300), "t");
+        assert!(long.len() < 64, "{long}");
+    }
+}

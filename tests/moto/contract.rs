@@ -1,0 +1,160 @@
+//! Contract tests: the OpenAI traffic of full rotations passes through Stoplight Prism in proxy mode with
+//! `--errors`, so every request our client sends and every response the simulator returns must satisfy
+//! OpenAI's official OpenAPI spec (`../shared/specs/openai-openapi.json`), or the rotation fails.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use keyrot::adapters::dynamodb::DynamoAuditLog;
+use keyrot::ports::AuditLog;
+use keyrot_sim::Simulator;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+use crate::providers::World;
+
+struct Prism {
+    url: String,
+    child: Child,
+}
+
+fn specs_dir() -> PathBuf {
+    std::env::var_os("KEYROT_SPECS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/specs"))
+}
+
+impl Prism {
+    async fn proxy(spec: &str, upstream: &str) -> Prism {
+        let spec = specs_dir().join(spec);
+        assert!(
+            spec.is_file(),
+            "{} is missing: the contract tests need ../shared/specs",
+            spec.display()
+        );
+        let prism = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/prism");
+        assert!(
+            prism.is_file(),
+            "Prism is not installed: run `make test` (scripts/tools.sh installs it)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = Command::new(prism)
+            .args([
+                "proxy",
+                &spec.to_string_lossy(),
+                upstream,
+                "--errors",
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("prism starts");
+        let url = format!("http://127.0.0.1:{port}");
+        // Prism parses the 3 MB spec before it listens: allow it a while.
+        for _ in 0..240 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Prism { url, child };
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("prism did not listen on {port} within 60 s");
+    }
+
+    /// Stops Prism and returns everything it logged.
+    async fn log(mut self) -> String {
+        let _ = self.child.start_kill();
+        let mut text = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut text).await;
+        }
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text).await;
+        }
+        text
+    }
+}
+
+#[tokio::test]
+async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
+    let sim = Simulator::start().await.expect("simulator");
+    // Prism serves the spec's paths without `/v1`; the upstream carries it.
+    let prism = Prism::proxy("openai-openapi.json", &sim.openai_base_url()).await;
+    let world = World::with_urls(sim, Some(prism.url.clone())).await;
+    let (name, _, first_key) = world.openai_secret(&[("keyrot:grace-hours", "0")]).await;
+
+    // First rotation: validate, list and mint service accounts, revoke the person's key by api_key_id.
+    world.rotate(&name).await;
+    let minted_version = world
+        .moto
+        .version_of(&name, "AWSCURRENT")
+        .await
+        .expect("current");
+    // Second rotation: the same again, and the minted key's service account is deleted.
+    world.rotate(&name).await;
+    assert!(!world.sim.openai_key_works(&first_key));
+
+    // The grace keeper's last-use lookup of a minted key.
+    let log = DynamoAuditLog::new(world.moto.ddb.clone(), &world.moto.config.audit_table);
+    let mut revocation = log
+        .revocation(&name, &minted_version)
+        .await
+        .expect("query")
+        .expect("recorded");
+    let current = world
+        .moto
+        .value(&name, "AWSCURRENT", None)
+        .await
+        .expect("current");
+    revocation.api_key_id = current["api_key_id"].as_str().map(str::to_owned);
+    let last_used = world
+        .rotator
+        .issuer
+        .openai
+        .last_used(&revocation)
+        .await
+        .expect("last_used through Prism");
+    assert!(
+        last_used.is_some(),
+        "the current key was used by testSecret"
+    );
+
+    let paths: Vec<String> = world
+        .sim
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    for expected in [
+        "GET /v1/models",
+        "POST /v1/organization/projects/",
+        "GET /v1/organization/projects/",
+        "DELETE /v1/organization/projects/",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.starts_with(expected)),
+            "no {expected} went through Prism: {paths:?}"
+        );
+    }
+    let output = prism.log().await;
+    assert!(
+        !output.contains("Request terminated with error"),
+        "Prism found violations:\n{output}"
+    );
+    assert!(
+        !output.to_lowercase().contains("violation"),
+        "Prism found violations:\n{output}"
+    );
+}

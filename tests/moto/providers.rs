@@ -1,0 +1,460 @@
+//! OpenAI and Anthropic rotations against moto and the provider simulator.
+
+use keyrot::config::Config;
+use keyrot::entrypoints::rotator::{self, AwsRotator};
+use keyrot_sim::{Fault, FaultKind, Simulator};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+use crate::support::{AlertQueue, Moto, assert_no_key, moto, unique};
+
+/// moto plus a simulator, and a rotator whose provider base URLs point at the simulator.
+pub struct World {
+    pub moto: Moto,
+    pub sim: Simulator,
+    pub rotator: AwsRotator,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let sim = Simulator::start().await.expect("simulator starts");
+        Self::with_urls(sim, None).await
+    }
+
+    /// A world whose OpenAI calls go to `openai_base_url` (a proxy in front of the simulator).
+    pub async fn with_urls(sim: Simulator, openai_base_url: Option<String>) -> World {
+        let moto = moto().await;
+        let config = Config {
+            openai_base_url: openai_base_url.unwrap_or_else(|| sim.openai_base_url()),
+            anthropic_base_url: sim.anthropic_base_url(),
+            ..moto.config.clone()
+        };
+        let rotator = rotator::build(&config).await.expect("rotator builds");
+        World { moto, sim, rotator }
+    }
+
+    pub async fn admin_secret(&self, value: &str) -> String {
+        let name = unique("admin");
+        self.moto
+            .sm
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("admin secret");
+        name
+    }
+
+    /// An OpenAI secret whose first key a person made in `project`.
+    pub async fn openai_secret(&self, tags: &[(&str, &str)]) -> (String, String, String) {
+        let project = self.sim.openai_create_project();
+        let (first_key, first_key_id) = self.sim.openai_create_user_key(&project);
+        let admin = self.admin_secret(&self.sim.openai_admin_key()).await;
+        let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_key_id,
+            "openai": {"project_id": project, "admin_key_secret": admin}});
+        let name = self.moto.create_secret("openai", &value, tags).await;
+        (name, project, first_key)
+    }
+
+    pub async fn step(&self, step: &str, name: &str, token: &str) -> Result<Value, String> {
+        rotator::handle(
+            &self.rotator,
+            LambdaEvent::new(
+                json!({"Step": step, "SecretId": name, "ClientRequestToken": token}),
+                Context::default(),
+            ),
+        )
+        .await
+        .map_err(|failure| failure.0.to_string())
+    }
+
+    pub async fn rotate(&self, name: &str) -> String {
+        let token = self.moto.rotate_secret(name, true).await;
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            self.step(step, name, &token)
+                .await
+                .unwrap_or_else(|err| panic!("{step}: {err}"));
+        }
+        token
+    }
+
+    pub async fn current_key(&self, name: &str) -> String {
+        self.moto
+            .value(name, "AWSCURRENT", None)
+            .await
+            .expect("current")["api_key"]
+            .as_str()
+            .expect("api_key")
+            .to_owned()
+    }
+
+    fn model_calls(&self) -> usize {
+        self.sim
+            .calls()
+            .iter()
+            .filter(|c| c.path == "/v1/models")
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn an_openai_key_is_minted_validated_twice_promoted_and_the_old_one_works_through_its_grace()
+{
+    let world = World::new().await;
+    let (name, project, first_key) = world.openai_secret(&[]).await;
+    let alerts = AlertQueue::subscribe(&world.moto.config.alert_topic_arn, &name);
+    let original = world
+        .moto
+        .version_of(&name, "AWSCURRENT")
+        .await
+        .expect("current");
+    let models_before = world.model_calls();
+
+    let token = world.rotate(&name).await;
+
+    let new_key = world.current_key(&name).await;
+    assert!(
+        new_key.starts_with("sk-svcacct-"),
+        "minted through the Admin API"
+    );
+    let value = world
+        .moto
+        .value(&name, "AWSCURRENT", None)
+        .await
+        .expect("current");
+    let accounts = world.sim.openai_service_accounts(&project);
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(value["key_id"], accounts[0].id.as_str());
+    assert_eq!(
+        value["api_key_id"].as_str(),
+        accounts[0].api_key_id.as_deref()
+    );
+    assert_eq!(
+        accounts[0].name,
+        keyrot::adapters::openai::service_account_name(&name, &token)
+    );
+    assert_eq!(
+        world.model_calls() - models_before,
+        2,
+        "validated in setSecret and again in testSecret"
+    );
+    assert!(world.sim.openai_key_works(&new_key));
+    assert!(
+        world.sim.openai_key_works(&first_key),
+        "the old key stays valid through the grace period"
+    );
+
+    let items = world.moto.items(&name).await;
+    let revocation = items
+        .iter()
+        .find(|i| i["sk"] == format!("REVOKE#{original}"))
+        .expect("revocation");
+    assert_eq!(revocation["provider"], "openai");
+    assert_eq!(revocation["project_id"], project.as_str());
+    assert!(
+        revocation["api_key_id"].starts_with("key_"),
+        "the person's key is revocable by its id"
+    );
+    let delivered = alerts.drain();
+    let everything = format!("{items:?}{delivered:?}");
+    for key in [&first_key, &new_key, &world.sim.openai_admin_key()] {
+        assert_no_key(&everything, key, "audit items and alerts");
+    }
+}
+
+#[tokio::test]
+async fn grace_zero_revokes_a_persons_key_and_then_a_minted_key_at_the_provider() {
+    let world = World::new().await;
+    let (name, _project, first_key) = world.openai_secret(&[("keyrot:grace-hours", "0")]).await;
+    world.rotate(&name).await;
+    assert!(
+        !world.sim.openai_key_works(&first_key),
+        "the person's key was deleted by its api_key_id"
+    );
+    let minted = world.current_key(&name).await;
+    world.rotate(&name).await;
+    assert!(
+        !world.sim.openai_key_works(&minted),
+        "the minted key's service account was deleted"
+    );
+    assert!(world.sim.openai_key_works(&world.current_key(&name).await));
+    let statuses: Vec<String> = world
+        .moto
+        .items(&name)
+        .await
+        .into_iter()
+        .filter(|i| i["sk"].starts_with("REVOKE#"))
+        .map(|i| i["status"].clone())
+        .collect();
+    assert_eq!(statuses, ["revoked", "revoked"]);
+}
+
+#[tokio::test]
+async fn a_crashed_create_secret_retried_leaves_no_extra_service_account() {
+    let world = World::new().await;
+    let (name, project, _) = world.openai_secret(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    let current = keyrot::domain::ManagedSecret::parse(
+        &name,
+        "AWSCURRENT",
+        &secrecy::SecretString::from(
+            world
+                .moto
+                .value(&name, "AWSCURRENT", None)
+                .await
+                .expect("current")
+                .to_string(),
+        ),
+    )
+    .expect("parses");
+    let keyrot::domain::ProviderSettings::OpenAi(settings) = &current.provider else {
+        panic!("openai")
+    };
+    // Two earlier attempts minted and died before PutSecretValue: one long ago, one moments ago.
+    let old = world
+        .rotator
+        .issuer
+        .openai
+        .mint(&name, settings, &token)
+        .await
+        .expect("mint");
+    let recent = world
+        .rotator
+        .issuer
+        .openai
+        .mint(&name, settings, &token)
+        .await
+        .expect("mint");
+    let old_id = old.key_id.clone().expect("id");
+    world
+        .sim
+        .openai_set_created_at(&old_id, chrono::Utc::now().timestamp() - 3600);
+
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("createSecret");
+
+    let accounts = world.sim.openai_service_accounts(&project);
+    assert_eq!(
+        accounts.len(),
+        1,
+        "only the stored key's account is left: {accounts:?}"
+    );
+    let stored = world
+        .moto
+        .value(&name, "AWSPENDING", Some(&token))
+        .await
+        .expect("pending");
+    assert_eq!(stored["key_id"], accounts[0].id.as_str());
+    for lost in [&old, &recent] {
+        assert!(
+            !world
+                .sim
+                .openai_key_works(secrecy::ExposeSecret::expose_secret(&lost.api_key))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_key_the_provider_rejects_never_reaches_awscurrent() {
+    let world = World::new().await;
+    let (name, _, first_key) = world.openai_secret(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("createSecret");
+    world.sim.inject(Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v1/models".into(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Status {
+            code: 401,
+            retry_after_secs: None,
+        },
+    });
+    let err = world
+        .step("setSecret", &name, &token)
+        .await
+        .expect_err("rejected");
+    assert!(err.contains("was rejected"), "{err}");
+    let pending = world
+        .moto
+        .value(&name, "AWSPENDING", Some(&token))
+        .await
+        .expect("pending")["api_key"]
+        .clone();
+    assert_no_key(&err, pending.as_str().unwrap_or_default(), "the error");
+    assert_eq!(
+        world.current_key(&name).await,
+        first_key,
+        "AWSCURRENT still holds the old key"
+    );
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_within_the_step() {
+    let world = World::new().await;
+    let (name, _, _) = world.openai_secret(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("createSecret");
+    world.sim.inject(Fault {
+        method: None,
+        path_prefix: "/v1/models".into(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Status {
+            code: 429,
+            retry_after_secs: Some(1),
+        },
+    });
+    world.sim.inject(Fault {
+        method: None,
+        path_prefix: "/v1/models".into(),
+        nth: 2,
+        times: 1,
+        kind: FaultKind::Drop,
+    });
+    world
+        .step("setSecret", &name, &token)
+        .await
+        .expect("retried until it worked");
+    let statuses: Vec<u16> = world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/v1/models")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses.first(), Some(&429));
+    assert_eq!(statuses.last(), Some(&200));
+}
+
+#[tokio::test]
+async fn a_refused_admin_key_fails_create_secret_naming_the_admin_secret_and_mints_nothing() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let (first_key, _) = world.sim.openai_create_user_key(&project);
+    let admin = world.admin_secret("sk-admin-not-a-real-admin-key").await;
+    let value = json!({"provider": "openai", "api_key": first_key, "openai": {"project_id": project, "admin_key_secret": admin}});
+    let name = world.moto.create_secret("bad-admin", &value, &[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    let err = world
+        .step("createSecret", &name, &token)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.contains("openai.admin_key_secret") && err.contains(&admin),
+        "{err}"
+    );
+    assert!(world.sim.openai_service_accounts(&project).is_empty());
+    assert_eq!(
+        world.moto.value(&name, "AWSPENDING", Some(&token)).await,
+        None
+    );
+
+    let value = json!({"provider": "openai", "api_key": first_key, "openai": {"project_id": project, "admin_key_secret": "keyrot/admin/missing"}});
+    let name = world.moto.create_secret("no-admin", &value, &[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    let err = world
+        .step("createSecret", &name, &token)
+        .await
+        .expect_err("refused");
+    assert!(
+        err.contains("keyrot/admin/missing, which does not exist"),
+        "{err}"
+    );
+}
+
+async fn anthropic_secret(world: &World, tags: &[(&str, &str)]) -> (String, String, String) {
+    let (first_key, first_id) = world.sim.anthropic_create_key("first");
+    let admin = world
+        .admin_secret(&json!({"admin_key": world.sim.anthropic_admin_key()}).to_string())
+        .await;
+    let value = json!({"provider": "anthropic", "api_key": first_key, "key_id": first_id,
+        "anthropic": {"admin_key_secret": admin}});
+    (
+        world.moto.create_secret("anthropic", &value, tags).await,
+        first_key,
+        first_id,
+    )
+}
+
+#[tokio::test]
+async fn an_anthropic_secret_rotates_from_a_staged_key() {
+    let world = World::new().await;
+    let (name, first_key, first_id) =
+        anthropic_secret(&world, &[("keyrot:grace-hours", "0")]).await;
+    let (staged, staged_id) = world.sim.anthropic_create_key("staged");
+    world
+        .moto
+        .sm
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(json!({"api_key": staged}).to_string())
+        .version_stages("KEYROT_STAGED")
+        .send()
+        .await
+        .expect("stage");
+
+    world.rotate(&name).await;
+
+    assert_eq!(world.current_key(&name).await, staged);
+    let value = world
+        .moto
+        .value(&name, "AWSCURRENT", None)
+        .await
+        .expect("current");
+    assert_eq!(
+        value["key_id"],
+        staged_id.as_str(),
+        "found by its partial_key_hint"
+    );
+    assert_eq!(
+        world.sim.anthropic_key_status(&first_id).as_deref(),
+        Some("inactive"),
+        "grace 0: the old key is deactivated"
+    );
+    assert!(!world.sim.anthropic_key_works(&first_key));
+    assert!(
+        world
+            .moto
+            .version_of(&name, "KEYROT_STAGED")
+            .await
+            .is_none(),
+        "the staged label is removed"
+    );
+}
+
+#[tokio::test]
+async fn an_anthropic_rotation_with_nothing_staged_alerts_key_needed_and_leaves_no_pending_label() {
+    let world = World::new().await;
+    let (name, first_key, _) = anthropic_secret(&world, &[]).await;
+    let alerts = AlertQueue::subscribe(&world.moto.config.alert_topic_arn, &name);
+    let token = world.moto.rotate_secret(&name, true).await;
+    let err = world
+        .step("createSecret", &name, &token)
+        .await
+        .expect_err("nothing staged");
+    assert!(err.contains(&format!("keyrot stage {name}")), "{err}");
+    assert!(world.moto.version_of(&name, "AWSPENDING").await.is_none());
+    assert_eq!(world.current_key(&name).await, first_key);
+    let events: Vec<String> = alerts
+        .drain()
+        .iter()
+        .filter_map(|m| {
+            m["MessageAttributes"]["event"]["Value"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(events.contains(&"key_needed".to_owned()), "{events:?}");
+    // The secret is not stuck: a new rotation can start.
+    world.moto.rotate_secret(&name, true).await;
+}

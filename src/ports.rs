@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::error::Result;
 
@@ -91,6 +92,40 @@ pub trait KeyIssuer {
     async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus>;
 }
 
+/// Where a deployment started by keyrot stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploymentState {
+    Building,
+    Ready,
+    /// ERROR, CANCELED, build_failed...: the platform's own word for it.
+    Failed(String),
+}
+
+/// The deployment platforms (Vercel, Render): where services read their key from.
+pub trait Target {
+    /// The fingerprint of the key `target` holds now; `None` when it holds none that keyrot can
+    /// recognise (absent, set by hand, or different per environment).
+    async fn held_fingerprint(
+        &self,
+        secret_name: &str,
+        target: &TargetSpec,
+    ) -> Result<Option<String>>;
+
+    /// Writes `key` to the target in place (never deleting the variable first: a build started in that
+    /// gap would get no key), labelled with its fingerprint.
+    async fn push(&self, secret_name: &str, target: &TargetSpec, key: &SecretString) -> Result<()>;
+
+    /// Starts a deployment that picks up the current variables; returns its id.
+    async fn redeploy(&self, secret_name: &str, target: &TargetSpec) -> Result<String>;
+
+    async fn deployment_state(
+        &self,
+        secret_name: &str,
+        target: &TargetSpec,
+        deployment_id: &str,
+    ) -> Result<DeploymentState>;
+}
+
 /// The audit trail and the records that make steps and revocations idempotent (one DynamoDB table).
 pub trait AuditLog {
     /// Writes a step's `succeeded` event together with its DONE guard, atomically. Returns false (and
@@ -108,6 +143,26 @@ pub trait AuditLog {
         secret_name: &str,
         old_version_id: &str,
     ) -> Result<Option<Revocation>>;
+
+    /// Records the deployment started for `token` on `target` unless one is recorded; returns whether it wrote.
+    async fn record_deployment(
+        &self,
+        secret_name: &str,
+        token: &str,
+        target: &str,
+        deployment_id: &str,
+    ) -> Result<bool>;
+
+    /// The deployment recorded for `token` on `target`.
+    async fn deployment(
+        &self,
+        secret_name: &str,
+        token: &str,
+        target: &str,
+    ) -> Result<Option<String>>;
+
+    /// Forgets the deployment of `token` on `target` (after a rollback, a retried setSecret redeploys).
+    async fn clear_deployment(&self, secret_name: &str, token: &str, target: &str) -> Result<()>;
 
     /// Sets a revocation's status (a revoked or cancelled revocation leaves the pending index).
     async fn set_revocation_status(

@@ -71,6 +71,10 @@ pub fn rfc3339_ms(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+fn deploy_sk(token: &str, target: &str) -> String {
+    format!("DEPLOY#{token}#{target}")
+}
+
 fn token8(token: &str) -> String {
     token.chars().take(8).collect()
 }
@@ -392,6 +396,58 @@ impl AuditLog for DynamoAuditLog {
             .await
             .map_err(|err| sdk_error(SYSTEM, "GetItem(revocation)", &err))?;
         Ok(out.item().and_then(revocation_from_item))
+    }
+
+    async fn record_deployment(
+        &self,
+        secret_name: &str,
+        token: &str,
+        target: &str,
+        deployment_id: &str,
+    ) -> Result<bool> {
+        let item: Item = [
+            ("pk", s(secret_pk(secret_name))),
+            ("sk", s(deploy_sk(token, target))),
+            ("kind", s("deployment")),
+            ("deployment_id", s(deployment_id)),
+            ("target", s(target)),
+            ("at", s(rfc3339_ms(Utc::now()))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.put_once(item, "deployment").await
+    }
+
+    async fn deployment(
+        &self,
+        secret_name: &str,
+        token: &str,
+        target: &str,
+    ) -> Result<Option<String>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(deploy_sk(token, target)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(deployment)", &err))?;
+        Ok(out.item().and_then(|item| text(item, "deployment_id")))
+    }
+
+    async fn clear_deployment(&self, secret_name: &str, token: &str, target: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(deploy_sk(token, target)))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "DeleteItem(deployment)", &err))?;
+        Ok(())
     }
 
     async fn set_revocation_status(

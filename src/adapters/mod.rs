@@ -10,5 +10,8 @@ pub mod http;
 pub mod issuers;
 pub mod metrics;
 pub mod openai;
+pub mod render;
 pub mod secrets_manager;
 pub mod sns;
+pub mod targets;
+pub mod vercel;

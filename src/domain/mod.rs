@@ -5,6 +5,7 @@ pub mod event;
 pub mod keys;
 pub mod policy;
 pub mod secret;
+pub mod targets;
 
 pub use event::{RotationEvent, Step};
 pub use keys::NewKey;

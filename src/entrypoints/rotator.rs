@@ -10,18 +10,27 @@ use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::issuers::ProviderIssuers;
 use crate::adapters::openai::OpenAiIssuer;
+use crate::adapters::render::RenderClient;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
+use crate::adapters::targets::PlatformTargets;
+use crate::adapters::vercel::VercelClient;
 use crate::adapters::{aws, http};
 use crate::config::Config;
 use crate::domain::RotationEvent;
 use crate::error::Error;
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 use crate::rotation::{Invocation, Rotator, RotatorSettings};
 
 /// The rotator wired to AWS and the providers.
-pub type AwsRotator =
-    Rotator<SecretsManagerStore, ProviderIssuers, DynamoAuditLog, SnsAlerts, SystemClock>;
+pub type AwsRotator = Rotator<
+    SecretsManagerStore,
+    ProviderIssuers,
+    PlatformTargets,
+    DynamoAuditLog,
+    SnsAlerts,
+    SystemClock,
+>;
 
 /// Builds the adapters once per process; nothing here calls the network.
 pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
@@ -38,8 +47,20 @@ pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
                 AdminKeys::new(secrets_manager.clone()),
             ),
             anthropic: AnthropicIssuer::new(
-                http,
+                http.clone(),
                 &config.anthropic_base_url,
+                AdminKeys::new(secrets_manager.clone()),
+            ),
+        },
+        targets: PlatformTargets {
+            vercel: VercelClient::new(
+                http.clone(),
+                &config.vercel_base_url,
+                AdminKeys::new(secrets_manager.clone()),
+            ),
+            render: RenderClient::new(
+                http,
+                &config.render_base_url,
                 AdminKeys::new(secrets_manager),
             ),
         },
@@ -48,6 +69,7 @@ pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
         clock: SystemClock::from_env(),
         settings: RotatorSettings {
             default_grace_hours: config.default_grace_hours,
+            ..RotatorSettings::default()
         },
     })
 }
@@ -71,13 +93,14 @@ impl From<StepFailure> for Diagnostic {
     }
 }
 
-pub async fn handle<S, I, A, N, C>(
-    rotator: &Rotator<S, I, A, N, C>,
+pub async fn handle<S, I, T, A, N, C>(
+    rotator: &Rotator<S, I, T, A, N, C>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, StepFailure>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,
@@ -88,6 +111,10 @@ where
         StepFailure(err)
     })?;
     let invocation = Invocation {
+        // Lambda's deadline is milliseconds since the epoch; 0 (a test's default context) means none.
+        deadline: (context.deadline > 0)
+            .then(|| chrono::DateTime::from_timestamp_millis(context.deadline as i64))
+            .flatten(),
         actor: context.request_id,
     };
     let progress = rotator

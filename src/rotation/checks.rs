@@ -3,7 +3,7 @@
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 
 use super::{Evidence, Rotator};
 
@@ -16,10 +16,11 @@ pub enum Entry {
     AlreadyCurrent,
 }
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,

@@ -5,16 +5,20 @@ use serde_json::json;
 
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
+use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, PutOutcome, SecretStore, Severity};
+use crate::ports::{
+    Alert, Alerts, AuditLog, Clock, KeyIssuer, PutOutcome, SecretStore, Severity, Target,
+};
 
 use super::{Evidence, Progress, Rotator};
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,
@@ -28,7 +32,8 @@ where
         let current = self.current_value(event, secret).await?;
         evidence.provider = Some(current.provider.name());
         evidence.old_key = Some(KeyView::of(&current.api_key));
-        ensure_no_targets(secret, &current)?;
+        // Refuse a malformed target before a key is minted for it.
+        TargetSpec::parse_all(&secret.name, &current.targets)?;
 
         // Secrets Manager repeats createSecret; once the pending version holds a value it is final.
         if let Some(pending) = self.pending_value(event, secret).await? {
@@ -209,18 +214,4 @@ fn staged_key(text: &SecretString) -> Option<SecretString> {
         return (!key.is_empty()).then(|| SecretString::from(key.to_owned()));
     }
     (!raw.is_empty()).then(|| SecretString::from(raw.to_owned()))
-}
-
-/// Deployment targets arrive with their adapters; until then a secret that names targets is refused
-/// rather than rotated behind the targets' back (they would keep a key that is later revoked).
-fn ensure_no_targets(secret: &SecretDescription, current: &ManagedSecret) -> Result<()> {
-    if current.targets.is_empty() {
-        return Ok(());
-    }
-    Err(Error::config(
-        &secret.name,
-        "AWSCURRENT value: targets",
-        "names deployment targets, which this build of keyrot cannot update yet",
-        "remove the targets from the secret, or deploy a keyrot build with Vercel/Render support",
-    ))
 }

@@ -10,14 +10,15 @@ use crate::domain::policy::{
 };
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 
 use super::{Evidence, Progress, Rotator};
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,

@@ -4,6 +4,7 @@
 
 mod checks;
 mod create;
+mod deploy;
 mod finish;
 mod set;
 mod test;
@@ -19,7 +20,7 @@ use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
 use crate::error::{Error, Result};
-use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity};
+use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
 
 pub use checks::Entry;
 
@@ -28,27 +29,39 @@ pub use checks::Entry;
 pub struct RotatorSettings {
     /// Grace in hours when a secret has no `keyrot:grace-hours` tag (`KEYROT_DEFAULT_GRACE_HOURS`).
     pub default_grace_hours: f64,
+    /// How often a redeploy is polled while testSecret waits for it.
+    pub deploy_poll_interval: std::time::Duration,
+    /// How long to wait for redeploys when the invocation has no deadline (the CLI).
+    pub max_deploy_wait: chrono::Duration,
+    /// Stop waiting this long before the invocation's deadline, to fail cleanly as retryable.
+    pub deadline_margin: chrono::Duration,
 }
 
 impl Default for RotatorSettings {
     fn default() -> Self {
         RotatorSettings {
             default_grace_hours: 24.0,
+            deploy_poll_interval: std::time::Duration::from_secs(2),
+            max_deploy_wait: chrono::Duration::minutes(10),
+            deadline_margin: chrono::Duration::seconds(10),
         }
     }
 }
 
-/// Who invoked the step, for the audit trail.
+/// Who invoked the step and until when it may run.
 #[derive(Debug, Clone, Default)]
 pub struct Invocation {
     /// The Lambda request id (or the CLI caller's ARN).
     pub actor: String,
+    /// When Lambda will stop the invocation.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// The rotation function, generic over its ports so that tests can run it in memory.
-pub struct Rotator<S, I, A, N, C> {
+pub struct Rotator<S, I, T, A, N, C> {
     pub store: S,
     pub issuer: I,
+    pub targets: T,
     pub audit: A,
     pub alerts: N,
     pub clock: C,
@@ -77,10 +90,11 @@ pub struct Evidence {
     pub notes: Vec<String>,
 }
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,
@@ -96,7 +110,7 @@ where
             actor: invocation.actor.clone(),
             ..Evidence::default()
         };
-        let result = self.run_step(event, &mut evidence).await;
+        let result = self.run_step(event, invocation, &mut evidence).await;
         let duration_ms = (self.clock.now() - started).num_milliseconds().max(0) as u64;
 
         match &result {
@@ -135,7 +149,12 @@ where
         })
     }
 
-    async fn run_step(&self, event: &RotationEvent, evidence: &mut Evidence) -> Result<Progress> {
+    async fn run_step(
+        &self,
+        event: &RotationEvent,
+        invocation: &Invocation,
+        evidence: &mut Evidence,
+    ) -> Result<Progress> {
         let (entry, secret) = self.enter(event, evidence).await?;
         match (event.step, entry) {
             (Step::Finish, Entry::AlreadyCurrent) => {
@@ -144,7 +163,9 @@ where
             (_, Entry::AlreadyCurrent) => Ok(Progress::AlreadyDone),
             (Step::Create, Entry::Pending) => self.create_secret(event, &secret, evidence).await,
             (Step::Set, Entry::Pending) => self.set_secret(event, &secret, evidence).await,
-            (Step::Test, Entry::Pending) => self.test_secret(event, &secret, evidence).await,
+            (Step::Test, Entry::Pending) => {
+                self.test_secret(event, invocation, &secret, evidence).await
+            }
             (Step::Finish, Entry::Pending) => self.finish_secret(event, &secret, evidence).await,
         }
     }
@@ -283,7 +304,11 @@ where
                 "keyrot: rotation of {name} failed at {}",
                 event.step
             )),
-            text: format!("Rotation of {name} failed at {}: {err}. {fix}", event.step),
+            text: format!(
+                "Rotation of {name} failed at {}: {err}. {}{fix}",
+                event.step,
+                notes_text(&evidence.notes)
+            ),
             details: json!({
                 "event": "rotation_failed",
                 "secret": name,
@@ -295,6 +320,8 @@ where
                 "error_kind": err.kind(),
                 "retryable": err.is_retryable(),
                 "fix": fix,
+                "notes": evidence.notes,
+                "targets": evidence.targets,
             }),
         };
         self.send_alert(&alert).await;
@@ -308,7 +335,7 @@ where
     }
 }
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
 {
@@ -359,6 +386,10 @@ where
 fn log_audit_failure(secret: &str, err: &Error) {
     tracing::warn!(error = %err, "audit item could not be written; the step's outcome stands");
     crate::adapters::metrics::count("AuditWriteFailed", secret, 1.0);
+}
+
+fn notes_text(notes: &[String]) -> String {
+    notes.iter().map(|n| format!("{n} ")).collect()
 }
 
 /// SNS subjects are limited to 100 characters.

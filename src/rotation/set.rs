@@ -1,16 +1,18 @@
-//! setSecret: make sure the pending key works at the provider before anything depends on it.
+//! setSecret: the pending key must work at the provider; then every target gets it and a redeploy.
 
 use crate::domain::keys::KeyView;
+use crate::domain::targets::TargetSpec;
 use crate::domain::{RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 
 use super::{Evidence, Progress, Rotator};
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,
@@ -30,11 +32,51 @@ where
                 ),
             )
         })?;
+        let new_view = KeyView::of(&pending.api_key);
         evidence.provider = Some(pending.provider.name());
-        evidence.new_key = Some(KeyView::of(&pending.api_key));
+        evidence.new_key = Some(new_view.clone());
         self.issuer
             .validate(&secret.name, &pending, &pending.api_key)
             .await?;
-        Ok(Progress::Done)
+
+        let mut progress = Progress::AlreadyDone;
+        for target in TargetSpec::parse_all(&secret.name, &pending.targets)? {
+            let label = target.label();
+            evidence.targets.push(label.clone());
+            // A target that already holds the key is left alone: a repeated setSecret changes nothing.
+            if self.targets.held_fingerprint(&secret.name, &target).await?
+                != Some(new_view.fingerprint.clone())
+            {
+                self.targets
+                    .push(&secret.name, &target, &pending.api_key)
+                    .await?;
+                progress = Progress::Done;
+            }
+            if target.redeploys()
+                && self
+                    .audit
+                    .deployment(&secret.name, &event.client_request_token, &label)
+                    .await?
+                    .is_none()
+            {
+                let deployment = self.targets.redeploy(&secret.name, &target).await?;
+                // Recorded at once, so that a retried setSecret neither skips nor doubles the redeploy.
+                self.audit
+                    .record_deployment(
+                        &secret.name,
+                        &event.client_request_token,
+                        &label,
+                        &deployment,
+                    )
+                    .await?;
+                tracing::info!(target = %label, %deployment, "redeploy started");
+                progress = Progress::Done;
+            }
+        }
+        // Validation alone is this step's work when there is no target.
+        if evidence.targets.is_empty() {
+            progress = Progress::Done;
+        }
+        Ok(progress)
     }
 }

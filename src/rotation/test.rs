@@ -1,16 +1,20 @@
-//! testSecret: the pending key must still work before it becomes AWSCURRENT.
+//! testSecret: the pending key must still work, every target must hold it, and every redeploy must be
+//! READY before the key becomes AWSCURRENT. A real failure puts the current key back on the targets.
 
 use crate::domain::keys::KeyView;
+use crate::domain::targets::TargetSpec;
 use crate::domain::{RotationEvent, SecretDescription};
-use crate::error::Result;
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore};
+use crate::error::{Error, Result};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 
-use super::{Evidence, Progress, Rotator};
+use super::deploy::Wait;
+use super::{Evidence, Invocation, Progress, Rotator};
 
-impl<S, I, A, N, C> Rotator<S, I, A, N, C>
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore,
     I: KeyIssuer,
+    T: Target,
     A: AuditLog,
     N: Alerts,
     C: Clock,
@@ -18,28 +22,99 @@ where
     pub(super) async fn test_secret(
         &self,
         event: &RotationEvent,
+        invocation: &Invocation,
         secret: &SecretDescription,
         evidence: &mut Evidence,
     ) -> Result<Progress> {
-        match self.pending_value(event, secret).await? {
-            Some(pending) => {
-                evidence.provider = Some(pending.provider.name());
-                evidence.new_key = Some(KeyView::of(&pending.api_key));
-                self.issuer
-                    .validate(&secret.name, &pending, &pending.api_key)
-                    .await?;
+        let Some(pending) = self.pending_value(event, secret).await? else {
+            // RotateImmediately=false: Secrets Manager tests the configuration on an empty placeholder,
+            // so what can be tested is the current key and the access to the provider.
+            let current = self.current_value(event, secret).await?;
+            evidence.provider = Some(current.provider.name());
+            evidence.old_key = Some(KeyView::of(&current.api_key));
+            self.issuer
+                .validate(&secret.name, &current, &current.api_key)
+                .await?;
+            return Ok(Progress::Done);
+        };
+        let new_view = KeyView::of(&pending.api_key);
+        evidence.provider = Some(pending.provider.name());
+        evidence.new_key = Some(new_view.clone());
+        let targets = TargetSpec::parse_all(&secret.name, &pending.targets)?;
+        evidence.targets = targets.iter().map(TargetSpec::label).collect();
+
+        let failure = match self
+            .issuer
+            .validate(&secret.name, &pending, &pending.api_key)
+            .await
+        {
+            Err(err) if err.is_retryable() => return Err(err),
+            Err(err) => Some(err),
+            Ok(()) => {
+                self.verify_targets(event, invocation, secret, &targets, &new_view)
+                    .await?
             }
-            None => {
-                // RotateImmediately=false: Secrets Manager tests the configuration on an empty placeholder,
-                // so what can be tested is the current key and the access to the provider.
-                let current = self.current_value(event, secret).await?;
-                evidence.provider = Some(current.provider.name());
-                evidence.old_key = Some(KeyView::of(&current.api_key));
-                self.issuer
-                    .validate(&secret.name, &current, &current.api_key)
+        };
+        match failure {
+            None => Ok(Progress::Done),
+            Some(cause) => {
+                self.roll_back_targets(event, invocation, secret, &targets, &new_view, evidence)
                     .await?;
+                Err(cause)
             }
         }
-        Ok(Progress::Done)
+    }
+
+    /// `Ok(None)` when every target holds the key and its redeploy is READY; `Ok(Some(cause))` on a real
+    /// failure (rollback follows); `Err` when waiting must continue in a retried invocation.
+    async fn verify_targets(
+        &self,
+        event: &RotationEvent,
+        invocation: &Invocation,
+        secret: &SecretDescription,
+        targets: &[TargetSpec],
+        new_view: &KeyView,
+    ) -> Result<Option<Error>> {
+        let token = &event.client_request_token;
+        let mut deployments = Vec::new();
+        for target in targets {
+            let label = target.label();
+            let held = self.targets.held_fingerprint(&secret.name, target).await?;
+            if held.as_deref() != Some(new_view.fingerprint.as_str()) {
+                return Ok(Some(Error::protocol(
+                    &secret.name,
+                    format!(
+                        "target {label} does not hold the pending key (fingerprint {} expected, {} found)",
+                        new_view.fingerprint,
+                        held.as_deref().unwrap_or("none")
+                    ),
+                )));
+            }
+            if target.redeploys() {
+                match self.audit.deployment(&secret.name, token, &label).await? {
+                    Some(deployment) => deployments.push((target, deployment)),
+                    None => {
+                        return Ok(Some(Error::protocol(
+                            &secret.name,
+                            format!(
+                                "no redeploy was recorded for target {label}; setSecret must run first"
+                            ),
+                        )));
+                    }
+                }
+            }
+        }
+        match self
+            .wait_for_deployments(secret, invocation, &deployments)
+            .await?
+        {
+            Wait::Ready => Ok(None),
+            Wait::Failed { target, state } => Ok(Some(Error::protocol(
+                &secret.name,
+                format!(
+                    "the redeploy of target {target} ended {state}; the pending key never went live"
+                ),
+            ))),
+        }
     }
 }

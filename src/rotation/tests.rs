@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use super::*;
 use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::policy::{AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
+use crate::domain::targets::TargetSpec;
 use crate::domain::{NewKey, SecretDescription};
-use crate::ports::PutOutcome;
+use crate::ports::{DeploymentState, PutOutcome};
 
 const NAME: &str = "prod/generic";
 const OLD_KEY: &str = "sk_live_OLDOLDOLDOLDOLDOLDOLD0ld1";
@@ -280,11 +281,106 @@ impl KeyIssuer for FakeIssuer {
     }
 }
 
+/// Targets in memory: what each holds, the pushes, and deployments that build for a few polls.
+#[derive(Default)]
+struct FakeTargets {
+    held: RefCell<BTreeMap<String, String>>,
+    pushes: Cell<u32>,
+    /// (deployment id, target label, key deployed)
+    deployments: RefCell<Vec<(String, String, String)>>,
+    polls: RefCell<BTreeMap<String, u32>>,
+    /// Polls a deployment answers Building before it is Ready.
+    build_polls: Cell<u32>,
+    /// The next deployments end in ERROR.
+    fail_deployments: Cell<u32>,
+    failed: RefCell<BTreeSet<String>>,
+}
+
+impl FakeTargets {
+    fn served(&self, label: &str) -> Option<String> {
+        // What the newest deployment that reached Ready serves.
+        let polls = self.polls.borrow();
+        self.deployments
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(id, l, _)| {
+                l == label
+                    && !self.failed.borrow().contains(id)
+                    && polls.get(id).copied().unwrap_or(0) > self.build_polls.get()
+            })
+            .map(|(_, _, key)| key.clone())
+    }
+}
+
+impl Target for FakeTargets {
+    async fn held_fingerprint(
+        &self,
+        _secret_name: &str,
+        target: &TargetSpec,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .held
+            .borrow()
+            .get(&target.label())
+            .map(|key| crate::domain::keys::fingerprint(&SecretString::from(key.clone()))))
+    }
+
+    async fn push(
+        &self,
+        _secret_name: &str,
+        target: &TargetSpec,
+        key: &SecretString,
+    ) -> Result<()> {
+        self.pushes.set(self.pushes.get() + 1);
+        self.held
+            .borrow_mut()
+            .insert(target.label(), key.expose_secret().to_owned());
+        Ok(())
+    }
+
+    async fn redeploy(&self, _secret_name: &str, target: &TargetSpec) -> Result<String> {
+        let mut deployments = self.deployments.borrow_mut();
+        let id = format!("dpl_{}", deployments.len() + 1);
+        let key = self
+            .held
+            .borrow()
+            .get(&target.label())
+            .cloned()
+            .unwrap_or_default();
+        if self.fail_deployments.get() > 0 {
+            self.fail_deployments.set(self.fail_deployments.get() - 1);
+            self.failed.borrow_mut().insert(id.clone());
+        }
+        deployments.push((id.clone(), target.label(), key));
+        Ok(id)
+    }
+
+    async fn deployment_state(
+        &self,
+        _secret_name: &str,
+        _target: &TargetSpec,
+        id: &str,
+    ) -> Result<DeploymentState> {
+        let mut polls = self.polls.borrow_mut();
+        let count = polls.entry(id.to_owned()).or_default();
+        *count += 1;
+        if *count <= self.build_polls.get() {
+            return Ok(DeploymentState::Building);
+        }
+        if self.failed.borrow().contains(id) {
+            return Ok(DeploymentState::Failed("ERROR".into()));
+        }
+        Ok(DeploymentState::Ready)
+    }
+}
+
 #[derive(Default)]
 struct FakeAudit {
     events: RefCell<Vec<AuditEvent>>,
     guards: RefCell<BTreeSet<String>>,
     revocations: RefCell<BTreeMap<String, Revocation>>,
+    deployments: RefCell<BTreeMap<String, String>>,
     fail_writes: Cell<bool>,
 }
 
@@ -347,6 +443,42 @@ impl AuditLog for FakeAudit {
         Ok(self.revocations.borrow().get(old_version_id).cloned())
     }
 
+    async fn record_deployment(
+        &self,
+        _secret_name: &str,
+        token: &str,
+        target: &str,
+        deployment_id: &str,
+    ) -> Result<bool> {
+        let mut deployments = self.deployments.borrow_mut();
+        let key = format!("{token}#{target}");
+        if deployments.contains_key(&key) {
+            return Ok(false);
+        }
+        deployments.insert(key, deployment_id.to_owned());
+        Ok(true)
+    }
+
+    async fn deployment(
+        &self,
+        _secret_name: &str,
+        token: &str,
+        target: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .deployments
+            .borrow()
+            .get(&format!("{token}#{target}"))
+            .cloned())
+    }
+
+    async fn clear_deployment(&self, _secret_name: &str, token: &str, target: &str) -> Result<()> {
+        self.deployments
+            .borrow_mut()
+            .remove(&format!("{token}#{target}"));
+        Ok(())
+    }
+
     async fn set_revocation_status(
         &self,
         _secret_name: &str,
@@ -389,7 +521,7 @@ impl Clock for FixedClock {
     }
 }
 
-type TestRotator = Rotator<FakeStore, FakeIssuer, FakeAudit, FakeAlerts, FixedClock>;
+type TestRotator = Rotator<FakeStore, FakeIssuer, FakeTargets, FakeAudit, FakeAlerts, FixedClock>;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)
@@ -401,10 +533,14 @@ fn rotator_with(value: Value) -> TestRotator {
     Rotator {
         store: FakeStore::with_current(value),
         issuer: FakeIssuer::default(),
+        targets: FakeTargets::default(),
         audit: FakeAudit::default(),
         alerts: FakeAlerts::default(),
         clock: FixedClock(now()),
-        settings: RotatorSettings::default(),
+        settings: RotatorSettings {
+            deploy_poll_interval: std::time::Duration::from_millis(1),
+            ..RotatorSettings::default()
+        },
     }
 }
 
@@ -429,6 +565,7 @@ async fn run(rotator: &TestRotator, step: Step, token: &str) -> Result<Progress>
             &event(step, token),
             &Invocation {
                 actor: "req-1".into(),
+                deadline: None,
             },
         )
         .await
@@ -979,5 +1116,195 @@ async fn after_storing_a_minted_key_the_leftovers_of_other_attempts_are_removed(
     assert_eq!(
         r.issuer.leftovers_removed.borrow().as_slice(),
         ["key_1".to_owned()]
+    );
+}
+
+const VERCEL: &str = "vercel:prj_1:API_KEY";
+const RENDER: &str = "render:srv-1:API_KEY";
+
+fn with_targets() -> TestRotator {
+    let r = rotator_with(
+        json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
+            {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "environments": ["production", "preview"], "token_secret": "t"},
+            {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"},
+        ]}),
+    );
+    for label in [VERCEL, RENDER] {
+        r.targets
+            .held
+            .borrow_mut()
+            .insert(label.into(), OLD_KEY.into());
+    }
+    r
+}
+
+fn pending_key(r: &TestRotator, token: &str) -> String {
+    r.store.value_of(token).expect("pending")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn targets_get_the_key_and_one_redeploy_each_and_a_repeated_set_secret_changes_nothing() {
+    let r = with_targets();
+    r.targets.build_polls.set(2);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    let new_key = pending_key(&r, "t1");
+    assert_eq!(r.targets.held.borrow().get(VERCEL), Some(&new_key));
+    assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
+    assert_eq!(
+        (r.targets.pushes.get(), r.targets.deployments.borrow().len()),
+        (2, 2)
+    );
+
+    assert_eq!(
+        run(&r, Step::Set, "t1").await.expect("set again"),
+        Progress::AlreadyDone
+    );
+    assert_eq!(
+        (r.targets.pushes.get(), r.targets.deployments.borrow().len()),
+        (2, 2),
+        "no second push or redeploy"
+    );
+
+    run(&r, Step::Test, "t1")
+        .await
+        .expect("test waits for the redeploys");
+    assert_eq!(r.targets.served(VERCEL), Some(new_key.clone()));
+    assert_eq!(r.targets.served(RENDER), Some(new_key));
+    run(&r, Step::Finish, "t1").await.expect("finish");
+    let finish = r.audit.events.borrow().last().cloned().expect("event");
+    assert_eq!(
+        finish.targets,
+        Vec::<String>::new(),
+        "finishSecret touches no target"
+    );
+    let set = r
+        .audit
+        .events
+        .borrow()
+        .iter()
+        .find(|e| e.action == "setSecret")
+        .cloned()
+        .expect("set event");
+    assert_eq!(set.targets, [VERCEL, RENDER]);
+}
+
+#[tokio::test]
+async fn a_redeploy_still_building_at_the_deadline_fails_as_retryable_without_rollback() {
+    let r = with_targets();
+    r.targets.build_polls.set(1000);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    let invocation = Invocation {
+        actor: "req".into(),
+        deadline: Some(now() + Duration::seconds(5)),
+    };
+    let err = r
+        .handle(&event(Step::Test, "t1"), &invocation)
+        .await
+        .expect_err("still building");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("still building"), "{err}");
+    let new_key = pending_key(&r, "t1");
+    assert_eq!(
+        r.targets.held.borrow().get(VERCEL),
+        Some(&new_key),
+        "no rollback"
+    );
+    assert!(!r.audit.outcomes().iter().any(|(a, _)| a == "rollback"));
+}
+
+#[tokio::test]
+async fn a_failed_redeploy_puts_the_current_key_back_everywhere_and_keeps_awscurrent() {
+    let r = with_targets();
+    r.targets.fail_deployments.set(1);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    let err = run(&r, Step::Test, "t1")
+        .await
+        .expect_err("deployment failed");
+    assert!(err.to_string().contains("ended ERROR"), "{err}");
+    assert!(!err.is_retryable());
+    for label in [VERCEL, RENDER] {
+        assert_eq!(
+            r.targets.held.borrow().get(label).map(String::as_str),
+            Some(OLD_KEY),
+            "{label} restored"
+        );
+        assert_eq!(
+            r.targets.served(label).as_deref(),
+            Some(OLD_KEY),
+            "{label} redeployed with the current key"
+        );
+    }
+    assert_eq!(
+        r.store.stages().get("v0"),
+        Some(&vec![AWSCURRENT.to_owned()])
+    );
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("rollback".to_owned(), "succeeded"))
+    );
+    let alert = r.alerts.sent.borrow().last().cloned().expect("alert");
+    assert_eq!(alert.event, "rotation_failed");
+    assert!(alert.text.contains("put back"), "{}", alert.text);
+
+    // Secrets Manager retries the rotation: setSecret pushes and redeploys anew, and it can succeed.
+    let deployments_before = r.targets.deployments.borrow().len();
+    run(&r, Step::Set, "t1").await.expect("set again");
+    assert_eq!(
+        r.targets.deployments.borrow().len(),
+        deployments_before + 2,
+        "a fresh redeploy per target"
+    );
+    run(&r, Step::Test, "t1").await.expect("test passes now");
+}
+
+#[tokio::test]
+async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
+    let r = with_targets();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    // Someone changed the variable by hand in the meantime.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert(RENDER.into(), "sk_live_SOMEONEELSESKEY000000000".into());
+    let err = run(&r, Step::Test, "t1")
+        .await
+        .expect_err("wrong fingerprint");
+    assert!(
+        err.to_string().contains("does not hold the pending key"),
+        "{err}"
+    );
+    assert_eq!(
+        r.targets.held.borrow().get(RENDER).map(String::as_str),
+        Some(OLD_KEY)
+    );
+    assert_eq!(
+        r.targets.held.borrow().get(VERCEL).map(String::as_str),
+        Some(OLD_KEY)
+    );
+}
+
+#[tokio::test]
+async fn a_pending_key_rejected_in_test_secret_rolls_the_targets_back() {
+    let r = with_targets();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    r.issuer.rejected.borrow_mut().insert(pending_key(&r, "t1"));
+    run(&r, Step::Test, "t1").await.expect_err("rejected");
+    assert_eq!(
+        r.targets.held.borrow().get(VERCEL).map(String::as_str),
+        Some(OLD_KEY)
     );
 }

@@ -1,0 +1,187 @@
+//! Render: one environment variable set with `PUT`, then a deploy followed until `live`. Render returns
+//! values, so the fingerprint a service holds is computed from the value itself.
+
+use reqwest::{Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::http::{self, RetryPolicy};
+use crate::domain::keys::fingerprint;
+use crate::domain::targets::RenderTarget;
+use crate::error::{Error, Result, Transience};
+use crate::ports::DeploymentState;
+
+const SYSTEM: &str = "render";
+
+#[derive(Clone)]
+pub struct RenderClient {
+    http: reqwest::Client,
+    base_url: String,
+    tokens: AdminKeys,
+    retry: RetryPolicy,
+}
+
+#[derive(Deserialize)]
+struct EnvVar {
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Deploy {
+    id: String,
+    status: Option<String>,
+}
+
+impl RenderClient {
+    pub fn new(http: reqwest::Client, base_url: impl Into<String>, tokens: AdminKeys) -> Self {
+        RenderClient {
+            http,
+            base_url: base_url.into(),
+            tokens,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    async fn token(&self, secret_name: &str, target: &RenderTarget) -> Result<SecretString> {
+        self.tokens
+            .read(secret_name, "targets[].token_secret", &target.token_secret)
+            .await
+    }
+
+    pub async fn held_fingerprint(
+        &self,
+        secret_name: &str,
+        target: &RenderTarget,
+    ) -> Result<Option<String>> {
+        let token = self.token(secret_name, target).await?;
+        let url = format!(
+            "{}/v1/services/{}/env-vars/{}",
+            self.base_url, target.service_id, target.env_key
+        );
+        let response = http::send(self.retry, SYSTEM, "GET env-var", || {
+            self.http.get(&url).bearer_auth(token.expose_secret())
+        })
+        .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let var: EnvVar = read_json(secret_name, target, response, "GET env-var").await?;
+        Ok(var
+            .value
+            .map(|value| fingerprint(&SecretString::from(value))))
+    }
+
+    pub async fn push(
+        &self,
+        secret_name: &str,
+        target: &RenderTarget,
+        key: &SecretString,
+    ) -> Result<()> {
+        let token = self.token(secret_name, target).await?;
+        let url = format!(
+            "{}/v1/services/{}/env-vars/{}",
+            self.base_url, target.service_id, target.env_key
+        );
+        let body = json!({ "value": key.expose_secret() });
+        let response = http::send(self.retry, SYSTEM, "PUT env-var", || {
+            self.http
+                .put(&url)
+                .bearer_auth(token.expose_secret())
+                .json(&body)
+        })
+        .await?;
+        read_json::<serde_json::Value>(secret_name, target, response, "PUT env-var").await?;
+        Ok(())
+    }
+
+    pub async fn redeploy(&self, secret_name: &str, target: &RenderTarget) -> Result<String> {
+        let token = self.token(secret_name, target).await?;
+        let url = format!(
+            "{}/v1/services/{}/deploys",
+            self.base_url, target.service_id
+        );
+        let response = http::send(self.retry, SYSTEM, "POST deploys", || {
+            self.http
+                .post(&url)
+                .bearer_auth(token.expose_secret())
+                .json(&json!({}))
+        })
+        .await?;
+        let deploy: Deploy = read_json(secret_name, target, response, "POST deploys").await?;
+        Ok(deploy.id)
+    }
+
+    pub async fn deployment_state(
+        &self,
+        secret_name: &str,
+        target: &RenderTarget,
+        id: &str,
+    ) -> Result<DeploymentState> {
+        let token = self.token(secret_name, target).await?;
+        let url = format!(
+            "{}/v1/services/{}/deploys/{id}",
+            self.base_url, target.service_id
+        );
+        let response = http::send(self.retry, SYSTEM, "GET deploy", || {
+            self.http.get(&url).bearer_auth(token.expose_secret())
+        })
+        .await?;
+        let deploy: Deploy = read_json(secret_name, target, response, "GET deploy").await?;
+        Ok(match deploy.status.as_deref() {
+            Some("live") => DeploymentState::Ready,
+            Some(state @ ("build_failed" | "update_failed" | "canceled" | "pre_deploy_failed")) => {
+                DeploymentState::Failed(state.to_owned())
+            }
+            _ => DeploymentState::Building,
+        })
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(
+    secret_name: &str,
+    target: &RenderTarget,
+    response: Response,
+    operation: &str,
+) -> Result<T> {
+    match response.status() {
+        status if status.is_success() => response.json::<T>().await.map_err(|err| {
+            Error::external(
+                SYSTEM,
+                operation,
+                format!("unreadable answer: {err}"),
+                Transience::Retryable,
+            )
+        }),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
+            secret_name,
+            "targets[].token_secret",
+            format!(
+                "the Render API key in {} was refused (HTTP {}) by {operation} on service {}",
+                target.token_secret,
+                response.status().as_u16(),
+                target.service_id
+            ),
+            format!(
+                "put a Render API key (rnd_...) with access to the service in {}",
+                target.token_secret
+            ),
+        )),
+        StatusCode::NOT_FOUND => Err(Error::config(
+            secret_name,
+            "targets[].service_id",
+            format!(
+                "Render answered 404 to {operation} on service {}",
+                target.service_id
+            ),
+            "check the target's service_id",
+        )),
+        status => Err(Error::external(
+            SYSTEM,
+            operation,
+            format!("unexpected HTTP {}", status.as_u16()),
+            Transience::Final,
+        )),
+    }
+}

@@ -1,0 +1,281 @@
+//! Deployment targets: the places services read the key from (design.md, `targets`).
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Vercel(VercelTarget),
+    Render(RenderTarget),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VercelTarget {
+    pub project: String,
+    pub team_id: Option<String>,
+    pub env_key: String,
+    /// production, preview, development.
+    pub environments: Vec<String>,
+    pub sensitive: bool,
+    pub redeploy: bool,
+    pub token_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderTarget {
+    pub service_id: String,
+    pub env_key: String,
+    pub deploy: bool,
+    pub token_secret: String,
+}
+
+const VERCEL_ENVIRONMENTS: [&str; 3] = ["production", "preview", "development"];
+
+impl TargetSpec {
+    /// A stable, non-secret name for the target: `vercel:<project>:<ENV_KEY>`, used in audit items and
+    /// in the `DEPLOY#<token>#<target>` records.
+    pub fn label(&self) -> String {
+        match self {
+            TargetSpec::Vercel(v) => format!("vercel:{}:{}", v.project, v.env_key),
+            TargetSpec::Render(r) => format!("render:{}:{}", r.service_id, r.env_key),
+        }
+    }
+
+    /// Whether a changed key reaches the service only through a new deployment that keyrot starts.
+    pub fn redeploys(&self) -> bool {
+        match self {
+            TargetSpec::Vercel(v) => v.redeploy,
+            TargetSpec::Render(r) => r.deploy,
+        }
+    }
+
+    /// Parses the `targets` array of a managed secret; every error names `targets[i].field`.
+    pub fn parse_all(secret: &str, targets: &[Value]) -> Result<Vec<TargetSpec>> {
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, target)| Self::parse(secret, i, target))
+            .collect()
+    }
+
+    fn parse(secret: &str, index: usize, target: &Value) -> Result<TargetSpec> {
+        let at = |field: &str| format!("AWSCURRENT value: targets[{index}].{field}");
+        let Some(object) = target.as_object() else {
+            return Err(Error::config(
+                secret,
+                format!("AWSCURRENT value: targets[{index}]"),
+                "must be an object",
+                "describe each target as {\"type\": \"vercel\"|\"render\", ...}",
+            ));
+        };
+        let kind = string(object, "type", &at)?.unwrap_or_default();
+        match kind.as_str() {
+            "vercel" => {
+                let environments = match object.get("environments") {
+                    None | Some(Value::Null) => vec!["production".to_owned()],
+                    Some(Value::Array(list)) if !list.is_empty() => list
+                        .iter()
+                        .map(|e| match e.as_str() {
+                            Some(name) if VERCEL_ENVIRONMENTS.contains(&name) => {
+                                Ok(name.to_owned())
+                            }
+                            _ => Err(Error::config(
+                                secret,
+                                at("environments"),
+                                "holds an unknown environment",
+                                "use production, preview and/or development",
+                            )),
+                        })
+                        .collect::<Result<_>>()?,
+                    Some(_) => {
+                        return Err(Error::config(
+                            secret,
+                            at("environments"),
+                            "must be a non-empty array",
+                            "use for example [\"production\", \"preview\"]",
+                        ));
+                    }
+                };
+                Ok(TargetSpec::Vercel(VercelTarget {
+                    project: required(
+                        object,
+                        "project",
+                        &at,
+                        secret,
+                        "set it to the Vercel project id (prj_...) or name",
+                    )?,
+                    team_id: string(object, "team_id", &at)?,
+                    env_key: env_key(object, &at, secret)?,
+                    environments,
+                    sensitive: boolean(object, "sensitive", true, &at, secret)?,
+                    redeploy: boolean(object, "redeploy", true, &at, secret)?,
+                    token_secret: required(
+                        object,
+                        "token_secret",
+                        &at,
+                        secret,
+                        "name the secret that holds the Vercel token",
+                    )?,
+                }))
+            }
+            "render" => Ok(TargetSpec::Render(RenderTarget {
+                service_id: required(
+                    object,
+                    "service_id",
+                    &at,
+                    secret,
+                    "set it to the Render service id (srv-...)",
+                )?,
+                env_key: env_key(object, &at, secret)?,
+                deploy: boolean(object, "deploy", true, &at, secret)?,
+                token_secret: required(
+                    object,
+                    "token_secret",
+                    &at,
+                    secret,
+                    "name the secret that holds the Render API key",
+                )?,
+            })),
+            _ => Err(Error::config(
+                secret,
+                at("type"),
+                "is not a target keyrot knows",
+                "set type to vercel or render",
+            )),
+        }
+    }
+}
+
+fn string(
+    object: &Map<String, Value>,
+    field: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<Option<String>> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Error::config(
+            "",
+            at(field),
+            "must be a string",
+            "make it a string",
+        )),
+    }
+}
+
+fn required(
+    object: &Map<String, Value>,
+    field: &str,
+    at: &dyn Fn(&str) -> String,
+    secret: &str,
+    fix: &str,
+) -> Result<String> {
+    string(object, field, at)
+        .map_err(|_| Error::config(secret, at(field), "must be a string", fix))?
+        .ok_or_else(|| Error::config(secret, at(field), "is missing", fix))
+}
+
+fn env_key(
+    object: &Map<String, Value>,
+    at: &dyn Fn(&str) -> String,
+    secret: &str,
+) -> Result<String> {
+    let key = required(
+        object,
+        "env_key",
+        at,
+        secret,
+        "name the environment variable, such as OPENAI_API_KEY",
+    )?;
+    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+    {
+        Ok(key)
+    } else {
+        Err(Error::config(
+            secret,
+            at("env_key"),
+            "is not a valid environment variable name",
+            "use letters, digits and underscores, such as OPENAI_API_KEY",
+        ))
+    }
+}
+
+fn boolean(
+    object: &Map<String, Value>,
+    field: &str,
+    default: bool,
+    at: &dyn Fn(&str) -> String,
+    secret: &str,
+) -> Result<bool> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(Error::config(
+            secret,
+            at(field),
+            "must be true or false",
+            "use a JSON boolean",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_both_targets_with_defaults() {
+        let targets = TargetSpec::parse_all(
+            "s",
+            &[
+                json!({"type": "vercel", "project": "prj_1", "team_id": "team_1", "env_key": "OPENAI_API_KEY",
+                    "environments": ["production", "preview"], "token_secret": "keyrot/admin/vercel"}),
+                json!({"type": "render", "service_id": "srv-1", "env_key": "OPENAI_API_KEY", "token_secret": "t"}),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(targets[0].label(), "vercel:prj_1:OPENAI_API_KEY");
+        let TargetSpec::Vercel(vercel) = &targets[0] else {
+            panic!("vercel")
+        };
+        assert!(vercel.sensitive && vercel.redeploy);
+        assert_eq!(vercel.environments, ["production", "preview"]);
+        assert!(targets[1].redeploys());
+    }
+
+    #[test]
+    fn refusals_name_the_target_and_field() {
+        let cases = [
+            (json!({"type": "netlify"}), "targets[0].type"),
+            (
+                json!({"type": "vercel", "env_key": "K", "token_secret": "t"}),
+                "targets[0].project: is missing",
+            ),
+            (
+                json!({"type": "vercel", "project": "p", "env_key": "K", "token_secret": "t", "environments": ["staging"]}),
+                "targets[0].environments",
+            ),
+            (
+                json!({"type": "render", "service_id": "srv-1", "env_key": "OPENAI-KEY", "token_secret": "t"}),
+                "targets[0].env_key",
+            ),
+            (
+                json!({"type": "render", "service_id": "srv-1", "env_key": "K", "token_secret": "t", "deploy": "yes"}),
+                "targets[0].deploy",
+            ),
+            (json!("vercel"), "targets[0]: must be an object"),
+        ];
+        for (target, expected) in cases {
+            let err = TargetSpec::parse_all("prod/x", &[target.clone()]).expect_err("refused");
+            let text = err.to_string();
+            assert!(
+                text.contains(expected) && text.contains("prod/x") && text.contains("fix:"),
+                "{target}: {text}"
+            );
+        }
+    }
+}

@@ -11,6 +11,10 @@ pub struct Config {
     pub anthropic_base_url: String,
     pub vercel_base_url: String,
     pub render_base_url: String,
+    /// The rotator's ARN, by which the grace keeper recognises the secrets keyrot rotates.
+    pub rotator_arn: Option<String>,
+    /// Only secrets whose names start with this are the grace keeper's (`KEYROT_MANAGED_PREFIX`).
+    pub managed_prefix: Option<String>,
 }
 
 impl Config {
@@ -63,6 +67,8 @@ impl Config {
             anthropic_base_url: url("KEYROT_ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
             vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com"),
             render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com"),
+            rotator_arn: get("KEYROT_ROTATOR_ARN"),
+            managed_prefix: get("KEYROT_MANAGED_PREFIX"),
         })
     }
 }

@@ -10,6 +10,9 @@ pub mod config;
 pub mod domain;
 pub mod entrypoints;
 pub mod error;
+#[cfg(test)]
+mod fakes;
+pub mod keeper;
 pub mod ports;
 pub mod rotation;
 

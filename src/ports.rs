@@ -25,6 +25,16 @@ pub enum PutOutcome {
 pub trait SecretStore {
     async fn describe(&self, secret_id: &str) -> Result<SecretDescription>;
 
+    /// Every secret in the account and region, with what ListSecrets tells of each (paginated).
+    async fn list(&self) -> Result<Vec<SecretDescription>>;
+
+    /// When a version was created (ListSecretVersionIds), to tell how long a rotation has been stuck.
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<DateTime<Utc>>>;
+
     /// The value of the version with `stage`, or of `version_id` when given (which must carry `stage`).
     /// `None` when the version exists but holds no value yet (the placeholder rotate-secret creates).
     async fn value(
@@ -53,6 +63,17 @@ pub trait SecretStore {
     ) -> Result<()>;
 
     async fn untag(&self, secret_id: &str, tag_keys: &[&str]) -> Result<()>;
+}
+
+/// A key keyrot minted at a provider, as the provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedKey {
+    /// The id a revocation names (OpenAI: the service account id).
+    pub id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Where it lives (OpenAI: the project id).
+    pub scope: String,
 }
 
 /// A provider that issues, validates and revokes keys.
@@ -90,6 +111,17 @@ pub trait KeyIssuer {
 
     /// Revokes the key a revocation record describes. Returns the status it reached.
     async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus>;
+
+    /// When the provider last saw the key used, where it tells (OpenAI's `last_used_at`).
+    async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>>;
+
+    /// The keys keyrot minted at the provider for the secret's project (named like keyrot's), to find
+    /// orphans. Empty for providers where keyrot mints nothing.
+    async fn minted_keys(
+        &self,
+        secret_name: &str,
+        settings: &ManagedSecret,
+    ) -> Result<Vec<MintedKey>>;
 }
 
 /// Where a deployment started by keyrot stands.
@@ -163,6 +195,19 @@ pub trait AuditLog {
 
     /// Forgets the deployment of `token` on `target` (after a rollback, a retried setSecret redeploys).
     async fn clear_deployment(&self, secret_name: &str, token: &str, target: &str) -> Result<()>;
+
+    /// Pending revocations whose grace ends before `before` (the sparse index), soonest first.
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>>;
+
+    /// Every revocation record of one secret, whatever its status.
+    async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>>;
+
+    /// Rewrites a revocation record (status, attempts, postponements, due time).
+    async fn update_revocation(&self, revocation: &Revocation) -> Result<()>;
+
+    /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
+    /// false when it already was, so that an alert goes out once.
+    async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool>;
 
     /// Sets a revocation's status (a revoked or cancelled revocation leaves the pending index).
     async fn set_revocation_status(

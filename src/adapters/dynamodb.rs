@@ -147,6 +147,10 @@ fn revocation_item(revocation: &Revocation) -> Item {
             "attempts",
             AttributeValue::N(revocation.attempts.to_string()),
         ),
+        (
+            "postponements",
+            AttributeValue::N(revocation.postponements.to_string()),
+        ),
         ("status", s(revocation.status.as_str())),
     ]
     .into_iter()
@@ -169,6 +173,13 @@ fn revocation_item(revocation: &Revocation) -> Item {
     item
 }
 
+fn number(item: &Item, name: &str) -> u32 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
@@ -189,6 +200,7 @@ pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
         fingerprint: text(item, "fingerprint").unwrap_or_default(),
         hint: text(item, "hint").unwrap_or_default(),
         due,
+        postponements: number(item, "postponements"),
         attempts: item
             .get("attempts")
             .and_then(|v| v.as_n().ok())
@@ -295,8 +307,7 @@ impl DynamoAuditLog {
         Ok(items.iter().filter_map(event_from_item).collect())
     }
 
-    /// Pending revocations whose grace ends before `before`, soonest first.
-    pub async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+    async fn query_pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
         let items = self
             .client
             .query()
@@ -448,6 +459,52 @@ impl AuditLog for DynamoAuditLog {
             .await
             .map_err(|err| sdk_error(SYSTEM, "DeleteItem(deployment)", &err))?;
         Ok(())
+    }
+
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+        self.query_pending_revocations(before).await
+    }
+
+    async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :revoke)")
+            .expression_attribute_values(":pk", s(secret_pk(secret_name)))
+            .expression_attribute_values(":revoke", s("REVOKE#"))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "Query(revocations of a secret)", &err))?;
+        Ok(items.iter().filter_map(revocation_from_item).collect())
+    }
+
+    async fn update_revocation(&self, revocation: &Revocation) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(revocation_item(revocation)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "PutItem(revocation update)", &err))?;
+        Ok(())
+    }
+
+    async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool> {
+        let item: Item = [
+            ("pk", s(secret_pk(secret_name))),
+            ("sk", s(format!("ALERT#{kind}#{dedupe}"))),
+            ("kind", s("alert")),
+            ("at", s(rfc3339_ms(Utc::now()))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.put_once(item, "alert sent").await
     }
 
     async fn set_revocation_status(

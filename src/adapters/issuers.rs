@@ -1,5 +1,6 @@
 //! [`KeyIssuer`] for every provider: dispatches each call to the adapter of the secret's provider.
 
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::adapters::anthropic::AnthropicIssuer;
@@ -8,7 +9,7 @@ use crate::adapters::openai::OpenAiIssuer;
 use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
 use crate::error::{Error, Result};
-use crate::ports::KeyIssuer;
+use crate::ports::{KeyIssuer, MintedKey};
 
 pub struct ProviderIssuers {
     pub generic: GenericIssuer,
@@ -78,6 +79,25 @@ impl KeyIssuer for ProviderIssuers {
             }
             ProviderSettings::OpenAi(_) => self.openai.validate(secret_name, key).await,
             ProviderSettings::Anthropic(_) => self.anthropic.validate(secret_name, key).await,
+        }
+    }
+
+    async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>> {
+        match revocation.provider.as_str() {
+            "openai" => self.openai.last_used(revocation).await,
+            // Anthropic reports no last use, and generic keys have no provider to ask.
+            _ => Ok(None),
+        }
+    }
+
+    async fn minted_keys(
+        &self,
+        secret_name: &str,
+        settings: &ManagedSecret,
+    ) -> Result<Vec<MintedKey>> {
+        match &settings.provider {
+            ProviderSettings::OpenAi(openai) => self.openai.minted_keys(secret_name, openai).await,
+            _ => Ok(Vec::new()),
         }
     }
 

@@ -14,12 +14,15 @@ use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::secret::OpenAiSettings;
 use crate::error::{Error, Result, Transience};
+use crate::ports::MintedKey;
 
 const SYSTEM: &str = "openai";
 const ADMIN_FIELD: &str = "openai.admin_key_secret";
 /// A same-name service account older than this was left by a crashed attempt whose key is lost; a
 /// younger one may belong to a concurrent delivery of the same step.
 const ABANDONED_AFTER_MINUTES: i64 = 5;
+/// Every service account keyrot mints is named with this prefix.
+pub const MINTED_PREFIX: &str = "keyrot-";
 
 #[derive(Clone)]
 pub struct OpenAiIssuer {
@@ -242,6 +245,27 @@ impl OpenAiIssuer {
         Ok(key
             .last_used_at
             .and_then(|secs| DateTime::from_timestamp(secs, 0)))
+    }
+
+    /// The project's service accounts that keyrot named (`keyrot-...`), to find orphans.
+    pub async fn minted_keys(
+        &self,
+        secret_name: &str,
+        settings: &OpenAiSettings,
+    ) -> Result<Vec<MintedKey>> {
+        let admin = self.admin_key(secret_name, settings).await?;
+        Ok(self
+            .service_accounts(secret_name, settings, &admin)
+            .await?
+            .into_iter()
+            .filter(|account| account.name.starts_with(MINTED_PREFIX))
+            .map(|account| MintedKey {
+                created_at: DateTime::from_timestamp(account.created_at, 0).unwrap_or_default(),
+                id: account.id,
+                name: account.name,
+                scope: settings.project_id.clone(),
+            })
+            .collect())
     }
 
     async fn admin_key(

@@ -27,19 +27,14 @@ impl SecretsManagerStore {
     }
 }
 
-impl SecretStore for SecretsManagerStore {
-    async fn describe(&self, secret_id: &str) -> Result<SecretDescription> {
-        let out = self
-            .client
-            .describe_secret()
-            .secret_id(secret_id)
-            .send()
-            .await
-            .map_err(|err| sdk_error(SYSTEM, &format!("DescribeSecret({secret_id})"), &err))?;
+/// DescribeSecret and ListSecrets answer with the same fields in two SDK types; one mapping serves both.
+macro_rules! description {
+    ($out:expr, $fallback_name:expr) => {{
+        let out = $out;
         let rules = out.rotation_rules();
-        Ok(SecretDescription {
+        SecretDescription {
             arn: out.arn().unwrap_or_default().to_owned(),
-            name: out.name().unwrap_or(secret_id).to_owned(),
+            name: out.name().unwrap_or($fallback_name).to_owned(),
             rotation_enabled: out.rotation_enabled().unwrap_or(false),
             rotation_lambda_arn: out.rotation_lambda_arn().map(str::to_owned),
             rotate_every_days: rules.and_then(|r| r.automatically_after_days()),
@@ -50,7 +45,7 @@ impl SecretStore for SecretsManagerStore {
             last_rotated: out.last_rotated_date().and_then(to_chrono),
             next_rotation: out.next_rotation_date().and_then(to_chrono),
             versions: out
-                .version_ids_to_stages()
+                .secret_versions_to_stages_map()
                 .map(|map| {
                     map.iter()
                         .map(|(id, stages)| (id.clone(), stages.clone()))
@@ -67,7 +62,84 @@ impl SecretStore for SecretsManagerStore {
                     ))
                 })
                 .collect(),
-        })
+        }
+    }};
+}
+
+/// The two SDK shapes name their version map differently.
+trait VersionStages {
+    fn secret_versions_to_stages_map(
+        &self,
+    ) -> Option<&std::collections::HashMap<String, Vec<String>>>;
+}
+
+impl VersionStages for aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput {
+    fn secret_versions_to_stages_map(
+        &self,
+    ) -> Option<&std::collections::HashMap<String, Vec<String>>> {
+        self.version_ids_to_stages()
+    }
+}
+
+impl VersionStages for aws_sdk_secretsmanager::types::SecretListEntry {
+    fn secret_versions_to_stages_map(
+        &self,
+    ) -> Option<&std::collections::HashMap<String, Vec<String>>> {
+        self.secret_versions_to_stages()
+    }
+}
+
+impl SecretStore for SecretsManagerStore {
+    async fn describe(&self, secret_id: &str) -> Result<SecretDescription> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, &format!("DescribeSecret({secret_id})"), &err))?;
+        Ok(description!(&out, secret_id))
+    }
+
+    async fn list(&self) -> Result<Vec<SecretDescription>> {
+        let pages = self
+            .client
+            .list_secrets()
+            .max_results(100)
+            .into_paginator()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "ListSecrets", &err))?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.secret_list())
+            .map(|entry| description!(entry, ""))
+            .collect())
+    }
+
+    async fn version_created(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let pages = self
+            .client
+            .list_secret_version_ids()
+            .secret_id(secret_id)
+            .into_paginator()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| {
+                sdk_error(SYSTEM, &format!("ListSecretVersionIds({secret_id})"), &err)
+            })?;
+        Ok(pages
+            .iter()
+            .flat_map(|page| page.versions())
+            .find(|v| v.version_id() == Some(version_id))
+            .and_then(|v| v.created_date())
+            .and_then(to_chrono))
     }
 
     async fn value(

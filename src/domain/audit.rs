@@ -100,6 +100,9 @@ pub struct Revocation {
     pub fingerprint: String,
     pub hint: String,
     pub due: DateTime<Utc>,
+    /// Failed revocation attempts so far.
     pub attempts: u32,
+    /// Times the revocation was put off because the key was still in use.
+    pub postponements: u32,
     pub status: RevocationStatus,
 }

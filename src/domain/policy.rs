@@ -53,6 +53,22 @@ impl SecretDescription {
             .is_some_and(|stages| stages.iter().any(|s| s == stage))
     }
 
+    /// The id to call Secrets Manager with: the ARN when known.
+    pub fn arn_or_name(&self) -> String {
+        if self.arn.is_empty() {
+            self.name.clone()
+        } else {
+            self.arn.clone()
+        }
+    }
+
+    /// Days since the key last changed (fractional).
+    pub fn days_since_rotation(&self, now: DateTime<Utc>) -> Option<f64> {
+        self.last_rotated
+            .or(self.created)
+            .map(|since| (now - since).num_seconds() as f64 / 86_400.0)
+    }
+
     /// The secret's `keyrot:` policy; a malformed tag is an error that names the tag and the fix.
     pub fn policy(&self, default_grace_hours: f64) -> Result<Policy> {
         let number = |tag: &str, unit: &str| -> Result<Option<f64>> {

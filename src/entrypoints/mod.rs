@@ -1,6 +1,7 @@
 //! What the binaries call: each entry point builds its adapters from configuration and hands events to
 //! the library.
 
+pub mod grace_keeper;
 pub mod rotator;
 
 /// Logs as JSON lines (CloudWatch Logs Insights reads them), filtered by `RUST_LOG` (default `info`).

@@ -22,6 +22,10 @@ use crate::error::Error;
 use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 use crate::rotation::{Invocation, Rotator, RotatorSettings};
 
+/// The rotator wired to AWS and the providers, with any clock.
+pub type AwsRotatorWith<C> =
+    Rotator<SecretsManagerStore, ProviderIssuers, PlatformTargets, DynamoAuditLog, SnsAlerts, C>;
+
 /// The rotator wired to AWS and the providers.
 pub type AwsRotator = Rotator<
     SecretsManagerStore,
@@ -34,6 +38,14 @@ pub type AwsRotator = Rotator<
 
 /// Builds the adapters once per process; nothing here calls the network.
 pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
+    build_with_clock(config, SystemClock::from_env()).await
+}
+
+/// The same adapters with another clock (tests step past grace periods with one).
+pub async fn build_with_clock<C: Clock>(
+    config: &Config,
+    clock: C,
+) -> Result<AwsRotatorWith<C>, Error> {
     let sdk = aws::sdk_config().await;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let http = http::client()?;
@@ -66,7 +78,7 @@ pub async fn build(config: &Config) -> Result<AwsRotator, Error> {
         },
         audit: DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &config.audit_table),
         alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), &config.alert_topic_arn),
-        clock: SystemClock::from_env(),
+        clock,
         settings: RotatorSettings {
             default_grace_hours: config.default_grace_hours,
             ..RotatorSettings::default()

@@ -280,6 +280,7 @@ pub(super) fn revocation_of(
         hint: view.redacted,
         due,
         attempts: 0,
+        postponements: 0,
         status: RevocationStatus::Pending,
     }
 }

@@ -2,6 +2,7 @@
 
 mod audit;
 mod contract;
+mod keeper;
 mod providers;
 mod rotation;
 mod support;

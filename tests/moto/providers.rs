@@ -13,6 +13,7 @@ pub struct World {
     pub moto: Moto,
     pub sim: Simulator,
     pub rotator: AwsRotator,
+    pub config: Config,
 }
 
 impl World {
@@ -30,7 +31,12 @@ impl World {
             ..moto.config.clone()
         };
         let rotator = rotator::build(&config).await.expect("rotator builds");
-        World { moto, sim, rotator }
+        World {
+            moto,
+            sim,
+            rotator,
+            config,
+        }
     }
 
     pub async fn admin_secret(&self, value: &str) -> String {
@@ -48,12 +54,21 @@ impl World {
 
     /// An OpenAI secret whose first key a person made in `project`.
     pub async fn openai_secret(&self, tags: &[(&str, &str)]) -> (String, String, String) {
+        self.openai_secret_named("openai", tags).await
+    }
+
+    /// The same, named `it/<prefix>-<unique>`.
+    pub async fn openai_secret_named(
+        &self,
+        prefix: &str,
+        tags: &[(&str, &str)],
+    ) -> (String, String, String) {
         let project = self.sim.openai_create_project();
         let (first_key, first_key_id) = self.sim.openai_create_user_key(&project);
         let admin = self.admin_secret(&self.sim.openai_admin_key()).await;
         let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_key_id,
             "openai": {"project_id": project, "admin_key_secret": admin}});
-        let name = self.moto.create_secret("openai", &value, tags).await;
+        let name = self.moto.create_secret(prefix, &value, tags).await;
         (name, project, first_key)
     }
 

@@ -1,0 +1,252 @@
+//! The grace keeper (design.md, "Grace keeper"): a scheduled pass over every managed secret that revokes
+//! old keys whose grace ended, warns before rotations, and flags overdue, stuck and orphaned keys. It
+//! works through the rotator's ports, so it is tested in memory like the steps.
+
+mod orphans;
+mod revoke;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::policy::AWSCURRENT;
+use crate::domain::{ManagedSecret, SecretDescription};
+use crate::error::Result;
+use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::rotation::Rotator;
+
+/// Tunables of a keeper pass.
+#[derive(Debug, Clone)]
+pub struct KeeperSettings {
+    /// The rotator's ARN: secrets rotated by it are managed. Secrets with a `keyrot:` tag are too.
+    pub rotator_arn: Option<String>,
+    /// Only secrets whose name starts with this are looked at (the IAM policy's managed prefix).
+    pub name_prefix: Option<String>,
+    /// Secrets inspected at once (each inspection is a few calls).
+    pub concurrency: usize,
+    /// An OpenAI key used more recently than this is not revoked yet.
+    pub in_use_window: Duration,
+    /// How many times a revocation is postponed for use before it is forced (with a critical alert).
+    pub postpone_limit: u32,
+    /// Failed attempts after which a revocation failure is alerted.
+    pub failures_before_alert: u32,
+    /// AWSPENDING on a non-current version for longer than this is a stuck rotation.
+    pub stuck_after: Duration,
+    /// A keyrot-named key younger than this may belong to a createSecret in flight.
+    pub orphan_min_age: Duration,
+}
+
+impl Default for KeeperSettings {
+    fn default() -> Self {
+        KeeperSettings {
+            rotator_arn: None,
+            name_prefix: None,
+            concurrency: 16,
+            in_use_window: Duration::hours(1),
+            postpone_limit: 24,
+            failures_before_alert: 3,
+            stuck_after: Duration::hours(1),
+            orphan_min_age: Duration::hours(1),
+        }
+    }
+}
+
+/// What one pass did, returned by the Lambda and written as EMF counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeeperReport {
+    pub secrets: usize,
+    pub revoked: usize,
+    pub postponed: usize,
+    pub failed: usize,
+    pub upcoming: usize,
+    pub overdue: usize,
+    pub stuck: usize,
+    pub orphans: usize,
+    pub alerts_sent: usize,
+    /// Problems that stopped one part of the pass (the rest went on); never key values.
+    pub errors: Vec<String>,
+}
+
+/// One managed secret as the pass sees it: its description and its current value.
+pub(crate) struct Managed {
+    pub secret: SecretDescription,
+    pub current: Option<ManagedSecret>,
+}
+
+pub struct GraceKeeper<'a, S, I, T, A, N, C> {
+    pub ports: &'a Rotator<S, I, T, A, N, C>,
+    pub settings: KeeperSettings,
+}
+
+impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    /// One pass. A failure in one part (one secret, one revocation) is reported and the pass goes on.
+    #[tracing::instrument(skip_all)]
+    pub async fn run(&self) -> Result<KeeperReport> {
+        let now = self.ports.clock.now();
+        let mut report = KeeperReport::default();
+        let managed = self.managed_secrets().await?;
+        report.secrets = managed.len();
+        let by_name: BTreeMap<&str, &Managed> = managed
+            .iter()
+            .map(|m| (m.secret.name.as_str(), m))
+            .collect();
+
+        self.revoke_due(now, &by_name, &mut report).await;
+        for item in &managed {
+            self.watch(now, item, &mut report).await;
+        }
+        self.find_orphans(now, &managed, &mut report).await;
+
+        crate::adapters::metrics::counts(&[
+            ("Revoked", report.revoked as f64),
+            ("Postponed", report.postponed as f64),
+            ("RevocationFailed", report.failed as f64),
+            ("Overdue", report.overdue as f64),
+            ("Stuck", report.stuck as f64),
+            ("Orphans", report.orphans as f64),
+        ]);
+        tracing::info!(?report, "grace keeper pass finished");
+        Ok(report)
+    }
+
+    /// The secrets keyrot manages, each with its current value read (bounded concurrency).
+    async fn managed_secrets(&self) -> Result<Vec<Managed>> {
+        let listed = self.ports.store.list().await?;
+        let managed: Vec<SecretDescription> =
+            listed.into_iter().filter(|s| self.is_managed(s)).collect();
+        let results: Vec<Managed> = stream::iter(managed)
+            .map(|secret| async move {
+                let current = match self.ports.store.value(&secret.arn_or_name(), AWSCURRENT, None).await {
+                    Ok(Some(text)) => ManagedSecret::parse(&secret.name, AWSCURRENT, &text)
+                        .map_err(|err| tracing::warn!(secret = %secret.name, error = %err, "unreadable current value"))
+                        .ok(),
+                    Ok(None) => None,
+                    Err(err) => {
+                        tracing::warn!(secret = %secret.name, error = %err, "could not read the current value");
+                        None
+                    }
+                };
+                Managed { secret, current }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        Ok(results)
+    }
+
+    fn in_scope(&self, secret_name: &str) -> bool {
+        self.settings
+            .name_prefix
+            .as_deref()
+            .is_none_or(|prefix| secret_name.starts_with(prefix))
+    }
+
+    fn is_managed(&self, secret: &SecretDescription) -> bool {
+        if !self.in_scope(&secret.name) {
+            return false;
+        }
+        let by_rotator = match (&self.settings.rotator_arn, &secret.rotation_lambda_arn) {
+            (Some(ours), Some(theirs)) => same_function(ours, theirs),
+            _ => false,
+        };
+        by_rotator || secret.tags.keys().any(|k| k.starts_with("keyrot:"))
+    }
+
+    /// Sends an alert once per (`kind`, `dedupe`) and audits it; returns whether it went out.
+    pub(crate) async fn alert_once(
+        &self,
+        secret: &SecretDescription,
+        dedupe: &str,
+        alert: Alert,
+        report: &mut KeeperReport,
+    ) -> bool {
+        match self
+            .ports
+            .audit
+            .record_alert_once(&secret.name, alert.event, dedupe)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(err) => {
+                report.errors.push(format!(
+                    "{}: alert {} not recorded: {err}",
+                    secret.name, alert.event
+                ));
+                return false;
+            }
+        }
+        let outcome = match self.ports.alerts.send(&alert).await {
+            Ok(()) => Outcome::Succeeded,
+            Err(err) => {
+                report.errors.push(format!(
+                    "{}: alert {} not published: {err}",
+                    secret.name, alert.event
+                ));
+                Outcome::Failed
+            }
+        };
+        self.audit(
+            secret,
+            "alert",
+            outcome,
+            dedupe,
+            Some(alert.event.to_owned()),
+        )
+        .await;
+        report.alerts_sent += usize::from(outcome == Outcome::Succeeded);
+        outcome == Outcome::Succeeded
+    }
+
+    /// Writes an audit event of the keeper's own (`alert`, `revoke`); a failure is logged only.
+    pub(crate) async fn audit(
+        &self,
+        secret: &SecretDescription,
+        action: &str,
+        outcome: Outcome,
+        version: &str,
+        note: Option<String>,
+    ) {
+        let event = AuditEvent {
+            at: self.ports.clock.now(),
+            secret_arn: secret.arn.clone(),
+            secret_name: secret.name.clone(),
+            action: action.to_owned(),
+            outcome,
+            version_id: version.to_owned(),
+            provider: String::new(),
+            old_key_hint: None,
+            new_key_hint: None,
+            trigger: "scheduled".to_owned(),
+            actor: "keyrot-grace-keeper".to_owned(),
+            targets: Vec::new(),
+            duration_ms: 0,
+            error: note,
+        };
+        if let Err(err) = self.ports.audit.record(&event).await {
+            tracing::warn!(secret = %secret.name, error = %err, "audit item could not be written");
+            crate::adapters::metrics::count("AuditWriteFailed", &secret.name, 1.0);
+        }
+    }
+}
+
+/// Two Lambda ARNs name the same function, whatever alias or version either carries.
+fn same_function(a: &str, b: &str) -> bool {
+    let base = |arn: &str| arn.split(':').take(7).collect::<Vec<_>>().join(":");
+    base(a) == base(b)
+}

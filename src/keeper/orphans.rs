@@ -1,0 +1,154 @@
+//! Orphans: keys keyrot minted that no version and no pending revocation knows about (a createSecret
+//! that died after minting, a revocation that silently failed). Deleting one is an operator's decision
+//! (`keyrot orphans --delete`); the keeper alerts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::adapters::openai::service_account_name;
+use crate::domain::ProviderSettings;
+use crate::domain::audit::RevocationStatus;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::ports::{
+    Alert, Alerts, AuditLog, Clock, KeyIssuer, MintedKey, SecretStore, Severity, Target,
+};
+
+use super::revoke::subject;
+use super::{GraceKeeper, KeeperReport, Managed};
+
+impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    pub(super) async fn find_orphans(
+        &self,
+        now: DateTime<Utc>,
+        managed: &[Managed],
+        report: &mut KeeperReport,
+    ) {
+        // Secrets sharing a project share its list of service accounts: list it once.
+        let mut projects: BTreeMap<(String, String), Vec<&Managed>> = BTreeMap::new();
+        for item in managed {
+            if let Some(ProviderSettings::OpenAi(openai)) =
+                item.current.as_ref().map(|c| &c.provider)
+            {
+                projects
+                    .entry((openai.project_id.clone(), openai.admin_key_secret.clone()))
+                    .or_default()
+                    .push(item);
+            }
+        }
+        for secrets in projects.values() {
+            match self.orphans_in(now, secrets).await {
+                Ok(orphans) => {
+                    for (orphan, owner) in orphans {
+                        report.orphans += 1;
+                        self.alert_orphan(&orphan, owner, report).await;
+                    }
+                }
+                Err(err) => report.errors.push(format!("orphan check: {err}")),
+            }
+        }
+    }
+
+    /// The project's keyrot-named keys that nobody knows, each with the secret it was minted for.
+    async fn orphans_in<'m>(
+        &self,
+        now: DateTime<Utc>,
+        secrets: &[&'m Managed],
+    ) -> crate::error::Result<Vec<(MintedKey, &'m Managed)>> {
+        let Some(first) = secrets.first() else {
+            return Ok(Vec::new());
+        };
+        let Some(current) = &first.current else {
+            return Ok(Vec::new());
+        };
+        let minted = self
+            .ports
+            .issuer
+            .minted_keys(&first.secret.name, current)
+            .await?;
+        let mut known: BTreeSet<String> = secrets
+            .iter()
+            .filter_map(|m| m.current.as_ref().and_then(|c| c.key_id.clone()))
+            .collect();
+        let young = |key: &MintedKey| now - key.created_at < self.settings.orphan_min_age;
+        if minted
+            .iter()
+            .all(|key| known.contains(&key.id) || young(key))
+        {
+            return Ok(Vec::new());
+        }
+        // Something is unexplained: consult what costs more to read, the pending versions and the
+        // revocations still owed.
+        for item in secrets {
+            let secret = &item.secret;
+            if let Some(pending) = secret
+                .version_with(AWSPENDING)
+                .filter(|v| !secret.has_stage(v, AWSCURRENT))
+            {
+                if let Some(text) = self
+                    .ports
+                    .store
+                    .value(&secret.arn_or_name(), AWSPENDING, Some(pending))
+                    .await?
+                {
+                    if let Ok(value) =
+                        crate::domain::ManagedSecret::parse(&secret.name, AWSPENDING, &text)
+                    {
+                        known.extend(value.key_id);
+                    }
+                }
+            }
+            for revocation in self.ports.audit.revocations_of(&secret.name).await? {
+                // A pending revocation will delete the key; a revoked one should be gone already.
+                if revocation.status == RevocationStatus::Pending {
+                    known.extend(revocation.key_id);
+                }
+            }
+        }
+        Ok(minted
+            .into_iter()
+            .filter(|key| !known.contains(&key.id) && !young(key))
+            .map(|key| {
+                let owner = secrets
+                    .iter()
+                    .find(|m| {
+                        key.name.starts_with(
+                            service_account_name(&m.secret.name, "").trim_end_matches('-'),
+                        )
+                    })
+                    .copied()
+                    .unwrap_or(first);
+                (key, owner)
+            })
+            .collect())
+    }
+
+    async fn alert_orphan(&self, orphan: &MintedKey, owner: &Managed, report: &mut KeeperReport) {
+        let secret = &owner.secret;
+        let alert = Alert {
+            event: "orphan_key",
+            severity: Severity::Warning,
+            secret_name: secret.name.clone(),
+            subject: subject(&format!(
+                "keyrot: orphaned key {} in {}",
+                orphan.id, orphan.scope
+            )),
+            text: format!(
+                "The service account {} ({}) in project {} holds a key that keyrot minted but that no version of {} and no pending revocation knows. List and delete such keys with `keyrot orphans --delete`.",
+                orphan.id, orphan.name, orphan.scope, secret.name
+            ),
+            details: json!({"event": "orphan_key", "secret": secret.name, "key_id": orphan.id, "name": orphan.name,
+                "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}),
+        };
+        self.alert_once(secret, &orphan.id, alert, report).await;
+    }
+}

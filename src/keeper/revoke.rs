@@ -1,0 +1,357 @@
+//! Revoking the old keys whose grace period ended.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::domain::SecretDescription;
+use crate::domain::audit::{Outcome, Revocation, RevocationStatus};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::domain::targets::TargetSpec;
+use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
+
+use super::{GraceKeeper, KeeperReport, Managed};
+
+/// Why a due revocation did not happen in this pass.
+enum Hold {
+    /// The version is AWSCURRENT or AWSPENDING again (a rollback, a repair): never revoke it.
+    LabelledAgain(&'static str),
+    /// A target still holds the key: revoking it would break that service.
+    HeldBy(String),
+    /// The provider saw the key used recently.
+    InUse(DateTime<Utc>),
+}
+
+impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    pub(super) async fn revoke_due(
+        &self,
+        now: DateTime<Utc>,
+        managed: &BTreeMap<&str, &Managed>,
+        report: &mut KeeperReport,
+    ) {
+        let due = match self.ports.audit.pending_revocations(now).await {
+            Ok(due) => due,
+            Err(err) => return report.errors.push(format!("pending revocations: {err}")),
+        };
+        for revocation in due.into_iter().filter(|r| self.in_scope(&r.secret_name)) {
+            let described;
+            let (secret, current) = match managed.get(revocation.secret_name.as_str()) {
+                Some(item) => (&item.secret, item.current.as_ref()),
+                None => match self
+                    .ports
+                    .store
+                    .describe(&revocation.secret_arn_or_name())
+                    .await
+                {
+                    Ok(secret) => {
+                        described = secret;
+                        (&described, None)
+                    }
+                    Err(err) => {
+                        report
+                            .errors
+                            .push(format!("{}: {err}", revocation.secret_name));
+                        continue;
+                    }
+                },
+            };
+            let targets = current
+                .map(|c| TargetSpec::parse_all(&secret.name, &c.targets).unwrap_or_default())
+                .unwrap_or_default();
+            self.settle(now, secret, &targets, revocation, report).await;
+        }
+    }
+
+    async fn settle(
+        &self,
+        now: DateTime<Utc>,
+        secret: &SecretDescription,
+        targets: &[TargetSpec],
+        mut revocation: Revocation,
+        report: &mut KeeperReport,
+    ) {
+        let hold = match self.hold(now, secret, targets, &revocation).await {
+            Ok(hold) => hold,
+            Err(err) => {
+                return self
+                    .failed(secret, revocation, err.to_string(), report)
+                    .await;
+            }
+        };
+        match hold {
+            Some(Hold::LabelledAgain(label)) => {
+                // The key is in service again; its revocation no longer stands.
+                revocation.status = RevocationStatus::Cancelled;
+                if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
+                    report.errors.push(format!("{}: {err}", secret.name));
+                }
+                let note = format!(
+                    "version {} is {label} again: revocation cancelled",
+                    revocation.old_version_id
+                );
+                self.audit(
+                    secret,
+                    "revoke",
+                    Outcome::Skipped,
+                    &revocation.old_version_id,
+                    Some(note),
+                )
+                .await;
+            }
+            Some(Hold::HeldBy(target)) => {
+                report.postponed += 1;
+                let reason = format!("target {target} still holds the key");
+                self.postpone(now, secret, &mut revocation, &reason, false, report)
+                    .await;
+            }
+            Some(Hold::InUse(at)) if revocation.postponements < self.settings.postpone_limit => {
+                report.postponed += 1;
+                let reason = format!(
+                    "the key was used at {}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                self.postpone(now, secret, &mut revocation, &reason, true, report)
+                    .await;
+            }
+            Some(Hold::InUse(_)) | None => {
+                let forced = matches!(hold, Some(Hold::InUse(_)));
+                self.revoke(secret, revocation, forced, report).await;
+            }
+        }
+    }
+
+    async fn hold(
+        &self,
+        now: DateTime<Utc>,
+        secret: &SecretDescription,
+        targets: &[TargetSpec],
+        revocation: &Revocation,
+    ) -> crate::error::Result<Option<Hold>> {
+        for label in [AWSCURRENT, AWSPENDING] {
+            if secret.has_stage(&revocation.old_version_id, label) {
+                return Ok(Some(Hold::LabelledAgain(label)));
+            }
+        }
+        for target in targets {
+            if self
+                .ports
+                .targets
+                .held_fingerprint(&secret.name, target)
+                .await?
+                .as_deref()
+                == Some(revocation.fingerprint.as_str())
+            {
+                return Ok(Some(Hold::HeldBy(target.label())));
+            }
+        }
+        if let Some(used) = self.ports.issuer.last_used(revocation).await? {
+            if now - used < self.settings.in_use_window {
+                return Ok(Some(Hold::InUse(used)));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn postpone(
+        &self,
+        now: DateTime<Utc>,
+        secret: &SecretDescription,
+        revocation: &mut Revocation,
+        reason: &str,
+        counted: bool,
+        report: &mut KeeperReport,
+    ) {
+        revocation.due = now + self.settings.in_use_window;
+        if counted {
+            revocation.postponements += 1;
+        }
+        if let Err(err) = self.ports.audit.update_revocation(revocation).await {
+            report.errors.push(format!("{}: {err}", secret.name));
+        }
+        let note = format!(
+            "postponed to {}: {reason}",
+            revocation
+                .due
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        self.audit(
+            secret,
+            "revoke",
+            Outcome::Skipped,
+            &revocation.old_version_id,
+            Some(note.clone()),
+        )
+        .await;
+        let alert = Alert {
+            event: "revocation_postponed",
+            severity: Severity::Warning,
+            secret_name: secret.name.clone(),
+            subject: subject(&format!(
+                "keyrot: revocation of the old key of {} postponed",
+                secret.name
+            )),
+            text: format!(
+                "The old key {} of {} was not revoked yet: {reason}. keyrot tries again at {}.",
+                revocation.hint,
+                secret.name,
+                revocation
+                    .due
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            details: json!({"event": "revocation_postponed", "secret": secret.name, "version_id": revocation.old_version_id,
+                "key": revocation.hint, "reason": reason, "retry_at": revocation.due.to_rfc3339(), "postponements": revocation.postponements}),
+        };
+        let dedupe = format!("{}#{}", revocation.old_version_id, revocation.postponements);
+        self.alert_once(secret, &dedupe, alert, report).await;
+    }
+
+    async fn revoke(
+        &self,
+        secret: &SecretDescription,
+        mut revocation: Revocation,
+        forced: bool,
+        report: &mut KeeperReport,
+    ) {
+        let status = match self.ports.issuer.revoke(&revocation).await {
+            Ok(status) => status,
+            Err(err) => {
+                return self
+                    .failed(secret, revocation, err.to_string(), report)
+                    .await;
+            }
+        };
+        revocation.status = status;
+        if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
+            report.errors.push(format!("{}: {err}", secret.name));
+        }
+        report.revoked += 1;
+        let note = match status {
+            RevocationStatus::Manual => {
+                Some("no provider id is known for this key: a person must revoke it".to_owned())
+            }
+            RevocationStatus::Retired => {
+                Some("generic key retired (nothing to revoke at a provider)".to_owned())
+            }
+            _ if forced => Some(
+                "revoked although recently used: the postponement limit was reached".to_owned(),
+            ),
+            _ => None,
+        };
+        self.audit(
+            secret,
+            "revoke",
+            Outcome::Succeeded,
+            &revocation.old_version_id,
+            note.clone(),
+        )
+        .await;
+        let (severity, text) = match status {
+            RevocationStatus::Manual => (
+                Severity::Warning,
+                format!(
+                    "The old key {} of {} must be revoked by a person: keyrot knows no provider id for it (it was made by hand). Revoke it in the provider's console.",
+                    revocation.hint, secret.name
+                ),
+            ),
+            _ if forced => (
+                Severity::Critical,
+                format!(
+                    "The old key {} of {} was revoked although it was still in use after {} postponements: a service may still be using it.",
+                    revocation.hint, secret.name, revocation.postponements
+                ),
+            ),
+            _ => (
+                Severity::Info,
+                format!(
+                    "The old key {} of {} was {} after its grace period.",
+                    revocation.hint,
+                    secret.name,
+                    status.as_str()
+                ),
+            ),
+        };
+        let alert = Alert {
+            event: "key_revoked",
+            severity,
+            secret_name: secret.name.clone(),
+            subject: subject(&format!(
+                "keyrot: old key of {} {}",
+                secret.name,
+                status.as_str()
+            )),
+            text,
+            details: json!({"event": "key_revoked", "secret": secret.name, "version_id": revocation.old_version_id,
+                "key": revocation.hint, "status": status.as_str(), "forced": forced, "provider": revocation.provider}),
+        };
+        self.alert_once(secret, &revocation.old_version_id, alert, report)
+            .await;
+    }
+
+    async fn failed(
+        &self,
+        secret: &SecretDescription,
+        mut revocation: Revocation,
+        error: String,
+        report: &mut KeeperReport,
+    ) {
+        report.failed += 1;
+        revocation.attempts += 1;
+        if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
+            report.errors.push(format!("{}: {err}", secret.name));
+        }
+        self.audit(
+            secret,
+            "revoke",
+            Outcome::Failed,
+            &revocation.old_version_id,
+            Some(error.clone()),
+        )
+        .await;
+        if revocation.attempts >= self.settings.failures_before_alert {
+            let alert = Alert {
+                event: "revocation_failed",
+                severity: Severity::Critical,
+                secret_name: secret.name.clone(),
+                subject: subject(&format!(
+                    "keyrot: cannot revoke the old key of {}",
+                    secret.name
+                )),
+                text: format!(
+                    "Revoking the old key {} of {} failed {} times: {error}. The key stays alive until this is fixed.",
+                    revocation.hint, secret.name, revocation.attempts
+                ),
+                details: json!({"event": "revocation_failed", "secret": secret.name, "version_id": revocation.old_version_id,
+                    "key": revocation.hint, "attempts": revocation.attempts, "cause": error}),
+            };
+            let dedupe = format!(
+                "{}#{}",
+                revocation.old_version_id,
+                self.ports.clock.now().format("%Y-%m-%d")
+            );
+            self.alert_once(secret, &dedupe, alert, report).await;
+        }
+    }
+}
+
+impl Revocation {
+    fn secret_arn_or_name(&self) -> String {
+        if self.secret_arn.is_empty() {
+            self.secret_name.clone()
+        } else {
+            self.secret_arn.clone()
+        }
+    }
+}
+
+pub(super) fn subject(text: &str) -> String {
+    text.chars().take(100).collect()
+}

@@ -1,0 +1,313 @@
+//! The grace keeper over in-memory fakes: revocation after grace, postponement while in use or held by a
+//! target, retry after failure, and each watch alerting once.
+
+use chrono::Duration;
+use serde_json::json;
+
+use super::*;
+use crate::domain::Step;
+use crate::domain::audit::RevocationStatus;
+use crate::domain::policy::AWSCURRENT;
+use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
+use crate::fakes::*;
+use crate::ports::MintedKey;
+use crate::ports::{Clock, SecretStore};
+use crate::rotation::{Invocation, Progress};
+
+fn keeper<'a>(
+    r: &'a TestRotator,
+) -> GraceKeeper<'a, FakeStore, FakeIssuer, FakeTargets, FakeAudit, FakeAlerts, FixedClock> {
+    GraceKeeper {
+        ports: r,
+        settings: KeeperSettings {
+            rotator_arn: Some(
+                "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotator:live".into(),
+            ),
+            ..KeeperSettings::default()
+        },
+    }
+}
+
+async fn rotate(r: &TestRotator, token: &str) {
+    r.store.start_rotation(token);
+    for step in Step::ALL {
+        let progress = r
+            .handle(
+                &crate::domain::RotationEvent {
+                    step,
+                    secret_id: NAME.into(),
+                    client_request_token: token.into(),
+                    rotation_token: None,
+                },
+                &Invocation::default(),
+            )
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+        assert_eq!(progress, Progress::Done, "{step}");
+    }
+    r.store.last_rotated.set(Some(r.clock.now()));
+}
+
+fn advance(r: &TestRotator, by: Duration) {
+    r.clock.0.set(r.clock.now() + by);
+}
+
+fn events(r: &TestRotator) -> Vec<&'static str> {
+    r.alerts.sent.borrow().iter().map(|a| a.event).collect()
+}
+
+fn status_of(r: &TestRotator, version: &str) -> RevocationStatus {
+    r.audit
+        .revocations
+        .borrow()
+        .get(version)
+        .map(|rev| rev.status)
+        .unwrap_or(RevocationStatus::Cancelled)
+}
+
+#[tokio::test]
+async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "2".into());
+    rotate(&r, "t1").await;
+    r.alerts.sent.borrow_mut().clear();
+
+    advance(&r, Duration::minutes(119));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 0, "still in its grace period");
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Pending);
+
+    advance(&r, Duration::minutes(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 1);
+    assert_eq!(r.issuer.revoked.borrow().as_slice(), ["v0".to_owned()]);
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoked);
+    assert_eq!(events(&r), ["key_revoked"]);
+
+    let report = keeper(&r).run().await.expect("second pass");
+    assert_eq!(
+        (report.revoked, report.alerts_sent),
+        (0, 0),
+        "nothing twice"
+    );
+    assert_eq!(r.issuer.revoked.borrow().len(), 1);
+    let revokes = r
+        .audit
+        .events
+        .borrow()
+        .iter()
+        .filter(|e| e.action == "revoke")
+        .count();
+    assert_eq!(revokes, 1);
+}
+
+#[tokio::test]
+async fn a_key_used_within_the_hour_is_postponed_up_to_the_limit_then_forced() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    rotate(&r, "t1").await;
+    r.alerts.sent.borrow_mut().clear();
+    let mut k = keeper(&r);
+    k.settings.postpone_limit = 2;
+    for round in 1..=2 {
+        advance(&r, Duration::minutes(61));
+        r.issuer
+            .last_used
+            .set(Some(r.clock.now() - Duration::minutes(5)));
+        let report = k.run().await.expect("pass");
+        assert_eq!((report.postponed, report.revoked), (1, 0), "round {round}");
+    }
+    assert_eq!(events(&r), ["revocation_postponed", "revocation_postponed"]);
+    advance(&r, Duration::minutes(61));
+    r.issuer
+        .last_used
+        .set(Some(r.clock.now() - Duration::minutes(5)));
+    let report = k.run().await.expect("pass");
+    assert_eq!(report.revoked, 1, "forced after the limit");
+    let last = r.alerts.sent.borrow().last().cloned().expect("alert");
+    assert_eq!(
+        (last.event, last.severity),
+        ("key_revoked", crate::ports::Severity::Critical)
+    );
+}
+
+#[tokio::test]
+async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
+    let r = rotator_with(
+        json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
+        {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
+    );
+    r.targets
+        .held
+        .borrow_mut()
+        .insert("render:srv-1:API_KEY".into(), OLD_KEY.into());
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    rotate(&r, "t1").await;
+    // Someone put the old key back on the service by hand.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert("render:srv-1:API_KEY".into(), OLD_KEY.into());
+    advance(&r, Duration::hours(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!((report.revoked, report.postponed), (0, 1));
+    assert!(r.issuer.revoked.borrow().is_empty());
+
+    // A rollback made the old version current again: its revocation is cancelled, never executed.
+    r.store
+        .move_stage(NAME, AWSCURRENT, Some("v0"), Some("t1"))
+        .await
+        .expect("rollback");
+    advance(&r, Duration::hours(2));
+    keeper(&r).run().await.expect("pass");
+    assert!(r.issuer.revoked.borrow().is_empty());
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn a_failed_revocation_is_retried_next_run_and_alerted_after_repeated_failures() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    rotate(&r, "t1").await;
+    r.alerts.sent.borrow_mut().clear();
+    advance(&r, Duration::hours(2));
+    r.issuer.fail_revocations.set(3);
+    for attempt in 1..=3 {
+        let report = keeper(&r).run().await.expect("pass");
+        assert_eq!(report.failed, 1, "attempt {attempt}");
+        let attempts = r
+            .audit
+            .revocations
+            .borrow()
+            .get("v0")
+            .map(|rev| rev.attempts);
+        assert_eq!(attempts, Some(attempt));
+    }
+    assert_eq!(
+        events(&r),
+        ["revocation_failed"],
+        "alerted once the failures repeat"
+    );
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 1, "the next run succeeds");
+}
+
+#[tokio::test]
+async fn upcoming_overdue_stuck_and_orphans_each_alert_once() {
+    let r = rotator();
+    let now = r.clock.now();
+    r.store.last_rotated.set(Some(now - Duration::days(95)));
+    r.store.next_rotation.set(Some(now + Duration::days(3)));
+    // A rotation left pending for two hours.
+    r.store.start_rotation("stuck");
+    r.store
+        .created
+        .borrow_mut()
+        .insert("stuck".into(), now - Duration::hours(2));
+    r.issuer.minted_keys.borrow_mut().push(MintedKey {
+        id: "svc_acct_orphan".into(),
+        name: "keyrot-prod-generic-deadbeef".into(),
+        created_at: now - Duration::hours(5),
+        scope: "proj_1".into(),
+    });
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!((report.upcoming, report.overdue, report.stuck), (1, 1, 1));
+    assert_eq!(
+        events(&r),
+        ["rotation_upcoming", "rotation_overdue", "rotation_stuck"]
+    );
+    let stuck = r
+        .alerts
+        .sent
+        .borrow()
+        .iter()
+        .find(|a| a.event == "rotation_stuck")
+        .cloned()
+        .expect("stuck");
+    assert!(
+        stuck.text.contains(&format!("keyrot repair {NAME}")),
+        "{}",
+        stuck.text
+    );
+
+    keeper(&r).run().await.expect("second pass");
+    assert_eq!(events(&r).len(), 3, "each alerts once");
+    let audited = r
+        .audit
+        .events
+        .borrow()
+        .iter()
+        .filter(|e| e.action == "alert")
+        .count();
+    assert_eq!(audited, 3, "every alert sent is audited");
+}
+
+#[tokio::test]
+async fn orphans_are_keys_no_version_or_pending_revocation_knows() {
+    let r = rotator_with(
+        json!({"provider": "openai", "api_key": OLD_KEY, "key_id": "svc_acct_current",
+        "openai": {"project_id": "proj_1", "admin_key_secret": "a"}}),
+    );
+    let now = r.clock.now();
+    let minted = |id: &str, age_hours: i64| MintedKey {
+        id: id.into(),
+        name: format!("keyrot-prod-generic-{id}"),
+        created_at: now - Duration::hours(age_hours),
+        scope: "proj_1".into(),
+    };
+    r.issuer.minted_keys.borrow_mut().extend([
+        minted("svc_acct_current", 48),
+        minted("svc_acct_young", 0),
+        minted("svc_acct_lost", 3),
+    ]);
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.orphans, 1);
+    let alert = r
+        .alerts
+        .sent
+        .borrow()
+        .iter()
+        .find(|a| a.event == "orphan_key")
+        .cloned()
+        .expect("orphan alert");
+    assert_eq!(alert.details["key_id"], "svc_acct_lost");
+    assert!(alert.text.contains("keyrot orphans --delete"));
+}
+
+#[tokio::test]
+async fn managed_secrets_are_those_of_our_rotator_or_with_a_keyrot_tag() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_TRIGGER.into(), "manual".into());
+    let mut k = keeper(&r);
+    k.settings.rotator_arn = Some("arn:aws:lambda:us-east-1:123456789012:function:another".into());
+    let report = k.run().await.expect("pass");
+    assert_eq!(
+        report.secrets, 1,
+        "a keyrot: tag marks the secret as managed"
+    );
+    r.store.tags.borrow_mut().clear();
+    let report = k.run().await.expect("pass");
+    assert_eq!(report.secrets, 0, "neither our rotator nor a keyrot: tag");
+    k.settings.rotator_arn =
+        Some("arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotator".into());
+    assert_eq!(
+        k.run().await.expect("pass").secrets,
+        1,
+        "our rotator, whatever the alias"
+    );
+}

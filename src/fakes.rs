@@ -185,6 +185,27 @@ impl SecretStore for FakeStore {
         }
     }
 
+    async fn put_staged(&self, _secret_id: &str, value: &SecretString) -> Result<String> {
+        self.calls
+            .borrow_mut()
+            .push("PutSecretValue(staged)".into());
+        let mut versions = self.versions.borrow_mut();
+        for version in versions.values_mut() {
+            version
+                .stages
+                .retain(|s| s != crate::domain::policy::KEYROT_STAGED);
+        }
+        let id = format!("staged-{}", versions.len());
+        versions.insert(
+            id.clone(),
+            Version {
+                value: Some(value.expose_secret().to_owned()),
+                stages: vec![crate::domain::policy::KEYROT_STAGED.into()],
+            },
+        );
+        Ok(id)
+    }
+
     async fn move_stage(
         &self,
         _secret_id: &str,

@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(test)]
 mod fakes;
 pub mod keeper;
+pub mod operator;
 pub mod ports;
 pub mod rotation;
 

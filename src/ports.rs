@@ -53,6 +53,10 @@ pub trait SecretStore {
         rotation_token: Option<&str>,
     ) -> Result<PutOutcome>;
 
+    /// Stores `value` as a new version labelled `KEYROT_STAGED` (moving the label from any older
+    /// version); returns the new version's id.
+    async fn put_staged(&self, secret_id: &str, value: &SecretString) -> Result<String>;
+
     /// UpdateSecretVersionStage: moves `stage` to `to` (None: only removes it) from `from`.
     async fn move_stage(
         &self,

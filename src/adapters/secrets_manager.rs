@@ -206,6 +206,25 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
+    async fn put_staged(&self, secret_id: &str, value: &SecretString) -> Result<String> {
+        let out = self
+            .client
+            .put_secret_value()
+            .secret_id(secret_id)
+            .secret_string(value.expose_secret())
+            .version_stages(crate::domain::policy::KEYROT_STAGED)
+            .send()
+            .await
+            .map_err(|err| {
+                sdk_error(
+                    SYSTEM,
+                    &format!("PutSecretValue({secret_id}, KEYROT_STAGED)"),
+                    &err,
+                )
+            })?;
+        Ok(out.version_id().unwrap_or_default().to_owned())
+    }
+
     async fn move_stage(
         &self,
         secret_id: &str,

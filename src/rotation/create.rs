@@ -29,7 +29,7 @@ where
         secret: &SecretDescription,
         evidence: &mut Evidence,
     ) -> Result<Progress> {
-        let current = self.current_value(event, secret).await?;
+        let current = self.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(current.provider.name());
         evidence.old_key = Some(KeyView::of(&current.api_key));
         // Refuse a malformed target before a key is minted for it.

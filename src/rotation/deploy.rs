@@ -11,7 +11,7 @@ use crate::ports::{Alerts, AuditLog, Clock, DeploymentState, KeyIssuer, SecretSt
 
 use super::{Evidence, Invocation, Rotator};
 
-pub(super) enum Wait {
+pub(crate) enum Wait {
     Ready,
     Failed { target: String, state: String },
 }
@@ -28,7 +28,7 @@ where
     /// Follows `deployments` until all are READY or one failed. One still building when the invocation
     /// nears its deadline is a retryable error: Secrets Manager runs the step again, and it resumes
     /// following the same recorded deployments.
-    pub(super) async fn wait_for_deployments(
+    pub(crate) async fn wait_for_deployments(
         &self,
         secret: &SecretDescription,
         invocation: &Invocation,
@@ -153,7 +153,7 @@ where
         secret: &SecretDescription,
         targets: &[TargetSpec],
     ) -> Result<Vec<String>> {
-        let current = self.current_value(event, secret).await?;
+        let current = self.current_value(&event.secret_id, secret).await?;
         let current_fingerprint = KeyView::of(&current.api_key).fingerprint;
         let token = &event.client_request_token;
         let mut restored = Vec::new();

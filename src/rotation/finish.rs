@@ -35,7 +35,7 @@ where
             .version_with(AWSCURRENT)
             .ok_or_else(|| Error::protocol(&secret.name, "no version is labelled AWSCURRENT"))?
             .to_owned();
-        let old = self.current_value(event, secret).await?;
+        let old = self.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(old.provider.name());
         evidence.old_key = Some(KeyView::of(&old.api_key));
 
@@ -224,7 +224,7 @@ where
 }
 
 /// The key a revocation names, whichever record it comes from.
-pub(super) struct KeyRef<'a> {
+pub(crate) struct KeyRef<'a> {
     pub api_key: &'a SecretString,
     pub key_id: Option<&'a str>,
     pub api_key_id: Option<&'a str>,
@@ -251,7 +251,7 @@ impl<'a> From<&'a NewKey> for KeyRef<'a> {
 }
 
 /// What revoking a key later needs to know, without the key itself.
-pub(super) fn revocation_of(
+pub(crate) fn revocation_of(
     secret: &SecretDescription,
     version_id: &str,
     provider: &ProviderSettings,

@@ -4,8 +4,8 @@
 
 mod checks;
 mod create;
-mod deploy;
-mod finish;
+pub(crate) mod deploy;
+pub(crate) mod finish;
 mod set;
 mod test;
 
@@ -340,14 +340,14 @@ where
     S: SecretStore,
 {
     /// The AWSCURRENT version, parsed. Every step that needs it reads it once.
-    async fn current_value(
+    pub(crate) async fn current_value(
         &self,
-        event: &RotationEvent,
+        secret_id: &str,
         secret: &SecretDescription,
     ) -> Result<ManagedSecret> {
         let text = self
             .store
-            .value(&event.secret_id, AWSCURRENT, None)
+            .value(secret_id, AWSCURRENT, None)
             .await?
             .ok_or_else(|| {
                 Error::config(
@@ -361,7 +361,7 @@ where
     }
 
     /// The pending version (the event's token), parsed; `None` while it is the empty placeholder.
-    async fn pending_value(
+    pub(crate) async fn pending_value(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,

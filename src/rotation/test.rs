@@ -29,7 +29,7 @@ where
         let Some(pending) = self.pending_value(event, secret).await? else {
             // RotateImmediately=false: Secrets Manager tests the configuration on an empty placeholder,
             // so what can be tested is the current key and the access to the provider.
-            let current = self.current_value(event, secret).await?;
+            let current = self.current_value(&event.secret_id, secret).await?;
             evidence.provider = Some(current.provider.name());
             evidence.old_key = Some(KeyView::of(&current.api_key));
             self.issuer

@@ -1,0 +1,118 @@
+//! `keyrot repair`: clear a rotation stuck with AWSPENDING on a version that is not AWSCURRENT, in an
+//! order that keeps every target on a working key.
+
+use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::keys::KeyView;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::domain::targets::TargetSpec;
+use crate::domain::{ManagedSecret, ProviderSettings};
+use crate::error::{Error, Result};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::rotation::Rotator;
+use crate::rotation::finish::revocation_of;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repaired {
+    pub pending_version: String,
+    /// Targets that held the pending key and got the current one back.
+    pub targets: Vec<String>,
+    /// Whether the pending key (minted by keyrot) is now due for revocation.
+    pub revocation_scheduled: bool,
+}
+
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    pub async fn repair(&self, secret_id: &str, actor: &str) -> Result<Repaired> {
+        let started = self.clock.now();
+        let secret = self.store.describe(secret_id).await?;
+        let pending = secret
+            .version_with(AWSPENDING)
+            .filter(|v| !secret.has_stage(v, AWSCURRENT))
+            .ok_or_else(|| {
+                Error::protocol(&secret.name, "nothing to repair: no rotation is pending")
+            })?
+            .to_owned();
+        let current = self.current_value(secret_id, &secret).await?;
+        let pending_value = match self
+            .store
+            .value(secret_id, AWSPENDING, Some(&pending))
+            .await?
+        {
+            Some(text) => Some(ManagedSecret::parse(&secret.name, AWSPENDING, &text)?),
+            None => None,
+        };
+
+        // 1. Targets that hold the pending key get the current key back (and are redeployed).
+        let mut changed = Vec::new();
+        if let Some(pending_value) = &pending_value {
+            let pending_fingerprint = KeyView::of(&pending_value.api_key).fingerprint;
+            let mut holding = Vec::new();
+            for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
+                if self
+                    .targets
+                    .held_fingerprint(&secret.name, &target)
+                    .await?
+                    .as_deref()
+                    == Some(pending_fingerprint.as_str())
+                {
+                    holding.push(target);
+                }
+            }
+            changed = self
+                .put_key_on_targets(&secret, &holding, &current.api_key)
+                .await?;
+        }
+        // 2. The label goes, so the next rotation can start.
+        self.store
+            .move_stage(secret_id, AWSPENDING, None, Some(&pending))
+            .await?;
+        // 3. A key keyrot minted for the abandoned rotation must not stay alive.
+        let mut revocation_scheduled = false;
+        if let Some(pending_value) = &pending_value {
+            if !matches!(pending_value.provider, ProviderSettings::Anthropic(_)) {
+                let revocation = revocation_of(
+                    &secret,
+                    &pending,
+                    &pending_value.provider,
+                    &pending_value.into(),
+                    self.clock.now(),
+                );
+                self.audit.schedule_revocation(&revocation).await?;
+                revocation_scheduled = true;
+            }
+        }
+        let event = AuditEvent {
+            at: started,
+            secret_arn: secret.arn.clone(),
+            secret_name: secret.name.clone(),
+            action: "repair".to_owned(),
+            outcome: Outcome::Succeeded,
+            version_id: pending.clone(),
+            provider: current.provider.name().to_owned(),
+            old_key_hint: pending_value
+                .as_ref()
+                .map(|p| KeyView::of(&p.api_key).last4),
+            new_key_hint: Some(KeyView::of(&current.api_key).last4),
+            trigger: "manual".to_owned(),
+            actor: actor.to_owned(),
+            targets: changed.clone(),
+            duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
+            error: None,
+        };
+        if let Err(err) = self.audit.record(&event).await {
+            tracing::warn!(error = %err, "audit item could not be written");
+        }
+        Ok(Repaired {
+            pending_version: pending,
+            targets: changed,
+            revocation_scheduled,
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! `keyrot stage`: a key a person created (Anthropic has no API that creates keys) is validated and
+//! stored under `KEYROT_STAGED`, for the next rotation's createSecret to adopt.
+
+use secrecy::SecretString;
+
+use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
+use crate::error::{Error, Result};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::rotation::Rotator;
+
+/// What `stage` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub version_id: String,
+    pub key: String,
+    /// The empty AWSPENDING placeholder a rotation with nothing staged left behind, now cleared.
+    pub cleared_pending: Option<String>,
+}
+
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    pub async fn stage_key(
+        &self,
+        secret_id: &str,
+        key: SecretString,
+        actor: &str,
+    ) -> Result<Staged> {
+        let secret = self.store.describe(secret_id).await?;
+        let current = self.current_value(secret_id, &secret).await?;
+        let view = KeyView::of(&key);
+        if view.fingerprint == KeyView::of(&current.api_key).fingerprint {
+            return Err(Error::config(
+                &secret.name,
+                "staged key",
+                "is the key AWSCURRENT already holds",
+                "create a new key at the provider and stage that one",
+            ));
+        }
+        // A key that does not work now would fail the rotation later: refuse it here, changing nothing.
+        self.issuer.validate(&secret.name, &current, &key).await?;
+        let value = current.with_new_key(&NewKey {
+            api_key: key,
+            key_id: None,
+            api_key_id: None,
+        })?;
+        let version_id = self.store.put_staged(secret_id, &value).await?;
+
+        let mut cleared_pending = None;
+        if let Some(pending) = secret
+            .version_with(AWSPENDING)
+            .filter(|v| !secret.has_stage(v, AWSCURRENT))
+        {
+            if self
+                .store
+                .value(secret_id, AWSPENDING, Some(pending))
+                .await?
+                .is_none()
+            {
+                self.store
+                    .move_stage(secret_id, AWSPENDING, None, Some(pending))
+                    .await?;
+                cleared_pending = Some(pending.to_owned());
+            }
+        }
+        let event = AuditEvent {
+            at: self.clock.now(),
+            secret_arn: secret.arn.clone(),
+            secret_name: secret.name.clone(),
+            action: "stage".to_owned(),
+            outcome: Outcome::Succeeded,
+            version_id: version_id.clone(),
+            provider: current.provider.name().to_owned(),
+            old_key_hint: Some(KeyView::of(&current.api_key).last4),
+            new_key_hint: Some(view.last4.clone()),
+            trigger: "manual".to_owned(),
+            actor: actor.to_owned(),
+            targets: Vec::new(),
+            duration_ms: 0,
+            error: None,
+        };
+        if let Err(err) = self.audit.record(&event).await {
+            tracing::warn!(error = %err, "audit item could not be written");
+        }
+        tracing::info!(label = KEYROT_STAGED, version = %version_id, "key staged");
+        Ok(Staged {
+            version_id,
+            key: view.redacted,
+            cleared_pending,
+        })
+    }
+}

@@ -25,6 +25,93 @@ impl SecretsManagerStore {
     pub fn client(&self) -> &Client {
         &self.client
     }
+
+    /// Creates the secret with `value` as AWSCURRENT, or, when it exists, puts `value` as its new
+    /// AWSCURRENT version. Returns whether it created the secret.
+    pub async fn create_or_put(&self, name: &str, value: &SecretString) -> Result<bool> {
+        let created = self
+            .client
+            .create_secret()
+            .name(name)
+            .secret_string(value.expose_secret())
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(err) if error_code(&err) == Some("ResourceExistsException") => {
+                self.client
+                    .put_secret_value()
+                    .secret_id(name)
+                    .secret_string(value.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error(SYSTEM, &format!("PutSecretValue({name})"), &err))?;
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error(SYSTEM, &format!("CreateSecret({name})"), &err)),
+        }
+    }
+
+    pub async fn tag(&self, secret_id: &str, tags: &[(&str, String)]) -> Result<()> {
+        let tags = tags
+            .iter()
+            .map(|(key, value)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(*key)
+                    .value(value)
+                    .build()
+            })
+            .collect();
+        self.client
+            .tag_resource()
+            .secret_id(secret_id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, &format!("TagResource({secret_id})"), &err))?;
+        Ok(())
+    }
+
+    /// RotateSecret: with `schedule`, (re)configures rotation; returns the id of the new pending version.
+    pub async fn rotate(
+        &self,
+        secret_id: &str,
+        rotator_arn: Option<&str>,
+        schedule: Option<Schedule>,
+        immediately: bool,
+    ) -> Result<Option<String>> {
+        let rules = schedule.map(|schedule| match schedule {
+            Schedule::EveryDays(days) => {
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(days)
+                    .build()
+            }
+            Schedule::Expression(expression) => {
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .schedule_expression(expression)
+                    .build()
+            }
+        });
+        let out = self
+            .client
+            .rotate_secret()
+            .secret_id(secret_id)
+            .set_rotation_lambda_arn(rotator_arn.map(str::to_owned))
+            .set_rotation_rules(rules)
+            .rotate_immediately(immediately)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, &format!("RotateSecret({secret_id})"), &err))?;
+        Ok(out.version_id().map(str::to_owned))
+    }
+}
+
+/// A rotation schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    EveryDays(i64),
+    /// `rate(30 days)` or `cron(...)`.
+    Expression(String),
 }
 
 /// DescribeSecret and ListSecrets answer with the same fields in two SDK types; one mapping serves both.

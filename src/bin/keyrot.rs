@@ -8,9 +8,18 @@ use keyrot::cli::{self, Cli};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Diagnostics go to stderr so that --json and CSV output stay clean on stdout.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let cli = Cli::parse();
     match cli::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("keyrot: {err}");
             ExitCode::FAILURE

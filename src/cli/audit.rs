@@ -190,7 +190,9 @@ fn parse_time(text: &str) -> std::result::Result<DateTime<Utc>, String> {
 }
 
 /// Clap value parser: `YYYY-MM` to its first instant and the first instant of the next month.
-fn month_bounds(month: &str) -> std::result::Result<(DateTime<Utc>, DateTime<Utc>), String> {
+pub(crate) fn month_bounds(
+    month: &str,
+) -> std::result::Result<(DateTime<Utc>, DateTime<Utc>), String> {
     let expected = || "expected a month as YYYY-MM, such as 2026-11".to_owned();
     let start = NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
         .ok()

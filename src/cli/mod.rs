@@ -1,6 +1,12 @@
 //! The operator CLI `keyrot`: one subcommand per job. Exit codes: 0 ok, 1 failure, 2 usage.
 
 mod audit;
+mod context;
+mod keys;
+mod onboard;
+mod report;
+mod rotate;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -14,7 +20,16 @@ use crate::error::Error;
     long_about = "Operate keyrot: zero-downtime rotation of LLM provider API keys in AWS Secrets Manager.\n\n\
         keyrot uses the AWS SDK's usual configuration: credentials and region from the environment or \
         the shared config files (AWS_PROFILE, AWS_REGION), and AWS_ENDPOINT_URL to talk to a local \
-        stand-in such as moto. KEYROT_AUDIT_TABLE names the audit table."
+        stand-in such as moto. KEYROT_AUDIT_TABLE and KEYROT_ALERT_TOPIC_ARN name the stack's table and \
+        topic (its outputs TableName and TopicArn); KEYROT_ROTATOR_ARN the rotator (output RotatorArn).\n\n\
+        Keys are read from standard input or --key-file, never from arguments.\n\n\
+        Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error.",
+    after_help = "Examples:\n  \
+        keyrot status\n  \
+        keyrot onboard prod/openai --provider openai --project-id proj_abc --admin-key-secret keyrot/admin/openai \\\n      \
+        --vercel prj_web:OPENAI_API_KEY --every-days 30 < key.txt\n  \
+        keyrot rotate prod/openai --emergency --wait\n  \
+        keyrot audit --month 2026-11 --format csv > evidence.csv"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -23,7 +38,46 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show the audit trail: every step, revocation and alert, as a table, CSV or JSON.
+    /// The managed secrets: provider, targets, key hint, last and next rotation, age and state
+    /// (OK, DUE, OVERDUE, ROTATING, STUCK, GRACE).
+    Status(status::StatusArgs),
+    /// Put a secret under keyrot's management: write it in keyrot's format, tag it, enable rotation.
+    ///
+    /// Validates the key at its provider and the admin credentials first, and refuses with the reason
+    /// when either fails; nothing is written then. The current key is read from standard input or
+    /// --key-file. Rotation is enabled with RotateImmediately=false (Secrets Manager only tests the
+    /// configuration) unless --rotate-now is given.
+    Onboard(Box<onboard::OnboardArgs>),
+    /// Rotate a secret now. With --emergency the old key dies as the new one goes live.
+    ///
+    /// Sets the one-shot tags keyrot:trigger and keyrot:next-grace-hours (finishSecret removes them, so
+    /// the secret's permanent policy never changes) and calls RotateSecret. With --wait, follows the
+    /// rotation step by step through the audit trail until it succeeds (exit 0) or fails (exit 1).
+    Rotate(rotate::RotateArgs),
+    /// Stage a key a person created (Anthropic) for the next rotation to adopt.
+    ///
+    /// Validates the key (from standard input or --key-file) and writes it under KEYROT_STAGED; clears
+    /// an empty AWSPENDING left by a rotation that found nothing staged, so the next rotation can start.
+    Stage(keys::StageArgs),
+    /// During the grace period, go back to the previous key.
+    ///
+    /// In this order: AWSCURRENT moves back to the previous version; that key goes back on every
+    /// target and the redeploys are waited for; the pending revocation is cancelled; the rolled-back
+    /// key is recorded for revocation now. Refuses when the previous key is already revoked.
+    Rollback(keys::NameArgs),
+    /// Check a key at its provider and report which key every target holds (by fingerprint).
+    Validate(keys::ValidateArgs),
+    /// Clear a stuck rotation (AWSPENDING on a version that is not AWSCURRENT).
+    ///
+    /// Targets that hold the pending key get the current one back first (and are redeployed); then the
+    /// label goes; then the pending key, if keyrot minted it, is recorded for revocation now.
+    Repair(keys::NameArgs),
+    /// List (or with --delete, delete) keys keyrot minted that no version or revocation knows.
+    Orphans(keys::OrphansArgs),
+    /// The compliance report of a month: rotations, failures, overdue keys, emergency rotations and
+    /// the mean time between rotations of every managed secret.
+    Report(report::ReportArgs),
+    /// The audit trail: every step, revocation and alert, as a table, CSV or JSON.
     ///
     /// Without --secret, lists every secret's events of one calendar month (the current one unless
     /// --month or --since says otherwise), read from the month index. With --secret, lists that
@@ -32,9 +86,18 @@ pub enum Command {
     Audit(audit::AuditArgs),
 }
 
-/// Runs the command; the caller turns an error into exit code 1.
-pub async fn run(cli: Cli) -> Result<(), Error> {
+/// Runs the command and returns its exit code; an error is reported by the caller with exit code 1.
+pub async fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
-        Command::Audit(args) => audit::run(args).await,
+        Command::Status(args) => status::run(args).await.map(|()| 0),
+        Command::Onboard(args) => onboard::run(*args).await.map(|()| 0),
+        Command::Rotate(args) => rotate::run(args).await,
+        Command::Stage(args) => keys::stage(args).await.map(|()| 0),
+        Command::Rollback(args) => keys::rollback(args).await.map(|()| 0),
+        Command::Validate(args) => keys::validate(args).await,
+        Command::Repair(args) => keys::repair(args).await.map(|()| 0),
+        Command::Orphans(args) => keys::orphans(args).await.map(|()| 0),
+        Command::Report(args) => report::run(args).await.map(|()| 0),
+        Command::Audit(args) => audit::run(args).await.map(|()| 0),
     }
 }

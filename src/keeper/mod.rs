@@ -3,6 +3,8 @@
 //! works through the rotator's ports, so it is tested in memory like the steps.
 
 mod orphans;
+
+pub use orphans::Orphan;
 mod revoke;
 mod watch;
 
@@ -43,6 +45,24 @@ pub struct KeeperSettings {
     pub orphan_min_age: Duration,
 }
 
+impl KeeperSettings {
+    /// Whether `secret` is keyrot's: in scope, and rotated by our rotator or tagged `keyrot:`.
+    pub fn manages(&self, secret: &SecretDescription) -> bool {
+        if !self
+            .name_prefix
+            .as_deref()
+            .is_none_or(|prefix| secret.name.starts_with(prefix))
+        {
+            return false;
+        }
+        let by_rotator = match (&self.rotator_arn, &secret.rotation_lambda_arn) {
+            (Some(ours), Some(theirs)) => same_function(ours, theirs),
+            _ => false,
+        };
+        by_rotator || secret.tags.keys().any(|k| k.starts_with("keyrot:"))
+    }
+}
+
 impl Default for KeeperSettings {
     fn default() -> Self {
         KeeperSettings {
@@ -75,7 +95,7 @@ pub struct KeeperReport {
 }
 
 /// One managed secret as the pass sees it: its description and its current value.
-pub(crate) struct Managed {
+pub struct Managed {
     pub secret: SecretDescription,
     pub current: Option<ManagedSecret>,
 }
@@ -125,7 +145,7 @@ where
     }
 
     /// The secrets keyrot manages, each with its current value read (bounded concurrency).
-    async fn managed_secrets(&self) -> Result<Vec<Managed>> {
+    pub(crate) async fn managed_secrets(&self) -> Result<Vec<Managed>> {
         let listed = self.ports.store.list().await?;
         let managed: Vec<SecretDescription> =
             listed.into_iter().filter(|s| self.is_managed(s)).collect();
@@ -157,14 +177,7 @@ where
     }
 
     fn is_managed(&self, secret: &SecretDescription) -> bool {
-        if !self.in_scope(&secret.name) {
-            return false;
-        }
-        let by_rotator = match (&self.settings.rotator_arn, &secret.rotation_lambda_arn) {
-            (Some(ours), Some(theirs)) => same_function(ours, theirs),
-            _ => false,
-        };
-        by_rotator || secret.tags.keys().any(|k| k.starts_with("keyrot:"))
+        self.settings.manages(secret)
     }
 
     /// Sends an alert once per (`kind`, `dedupe`) and audits it; returns whether it went out.

@@ -18,6 +18,36 @@ use crate::ports::{
 use super::revoke::subject;
 use super::{GraceKeeper, KeeperReport, Managed};
 
+/// A key keyrot minted that nobody knows, with the secret it was minted for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub key: MintedKey,
+    pub secret: String,
+    /// The admin secret that can delete it.
+    pub admin_key_secret: String,
+}
+
+/// Secrets sharing a project share its list of service accounts: it is listed once per project.
+fn projects_of(managed: &[Managed]) -> BTreeMap<(String, String), Vec<&Managed>> {
+    let mut projects: BTreeMap<(String, String), Vec<&Managed>> = BTreeMap::new();
+    for item in managed {
+        if let Some(ProviderSettings::OpenAi(openai)) = item.current.as_ref().map(|c| &c.provider) {
+            projects
+                .entry((openai.project_id.clone(), openai.admin_key_secret.clone()))
+                .or_default()
+                .push(item);
+        }
+    }
+    projects
+}
+
+fn admin_secret_of(item: &Managed) -> Option<String> {
+    match item.current.as_ref().map(|c| &c.provider) {
+        Some(ProviderSettings::OpenAi(openai)) => Some(openai.admin_key_secret.clone()),
+        _ => None,
+    }
+}
+
 impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
 where
     S: SecretStore,
@@ -27,25 +57,30 @@ where
     N: Alerts,
     C: Clock,
 {
+    /// The orphaned keys among the managed secrets' projects (what `keyrot orphans` lists).
+    pub async fn orphans(&self) -> crate::error::Result<Vec<Orphan>> {
+        let now = self.ports.clock.now();
+        let managed = self.managed_secrets().await?;
+        let mut found = Vec::new();
+        for secrets in projects_of(&managed).values() {
+            for (key, owner) in self.orphans_in(now, secrets).await? {
+                found.push(Orphan {
+                    secret: owner.secret.name.clone(),
+                    admin_key_secret: admin_secret_of(owner).unwrap_or_default(),
+                    key,
+                });
+            }
+        }
+        Ok(found)
+    }
+
     pub(super) async fn find_orphans(
         &self,
         now: DateTime<Utc>,
         managed: &[Managed],
         report: &mut KeeperReport,
     ) {
-        // Secrets sharing a project share its list of service accounts: list it once.
-        let mut projects: BTreeMap<(String, String), Vec<&Managed>> = BTreeMap::new();
-        for item in managed {
-            if let Some(ProviderSettings::OpenAi(openai)) =
-                item.current.as_ref().map(|c| &c.provider)
-            {
-                projects
-                    .entry((openai.project_id.clone(), openai.admin_key_secret.clone()))
-                    .or_default()
-                    .push(item);
-            }
-        }
-        for secrets in projects.values() {
+        for secrets in projects_of(managed).values() {
             match self.orphans_in(now, secrets).await {
                 Ok(orphans) => {
                     for (orphan, owner) in orphans {
@@ -90,22 +125,19 @@ where
         // revocations still owed.
         for item in secrets {
             let secret = &item.secret;
-            if let Some(pending) = secret
+            let pending = secret
                 .version_with(AWSPENDING)
-                .filter(|v| !secret.has_stage(v, AWSCURRENT))
-            {
-                if let Some(text) = self
+                .filter(|v| !secret.has_stage(v, AWSCURRENT));
+            if let Some(pending) = pending
+                && let Some(text) = self
                     .ports
                     .store
                     .value(&secret.arn_or_name(), AWSPENDING, Some(pending))
                     .await?
-                {
-                    if let Ok(value) =
-                        crate::domain::ManagedSecret::parse(&secret.name, AWSPENDING, &text)
-                    {
-                        known.extend(value.key_id);
-                    }
-                }
+                && let Ok(value) =
+                    crate::domain::ManagedSecret::parse(&secret.name, AWSPENDING, &text)
+            {
+                known.extend(value.key_id);
             }
             for revocation in self.ports.audit.revocations_of(&secret.name).await? {
                 // A pending revocation will delete the key; a revoked one should be gone already.

@@ -153,10 +153,10 @@ where
                 return Ok(Some(Hold::HeldBy(target.label())));
             }
         }
-        if let Some(used) = self.ports.issuer.last_used(revocation).await? {
-            if now - used < self.settings.in_use_window {
-                return Ok(Some(Hold::InUse(used)));
-            }
+        if let Some(used) = self.ports.issuer.last_used(revocation).await?
+            && now - used < self.settings.in_use_window
+        {
+            return Ok(Some(Hold::InUse(used)));
         }
         Ok(None)
     }

@@ -75,18 +75,19 @@ where
             .await?;
         // 3. A key keyrot minted for the abandoned rotation must not stay alive.
         let mut revocation_scheduled = false;
-        if let Some(pending_value) = &pending_value {
-            if !matches!(pending_value.provider, ProviderSettings::Anthropic(_)) {
-                let revocation = revocation_of(
-                    &secret,
-                    &pending,
-                    &pending_value.provider,
-                    &pending_value.into(),
-                    self.clock.now(),
-                );
-                self.audit.schedule_revocation(&revocation).await?;
-                revocation_scheduled = true;
-            }
+        // An adopted (Anthropic) key was made by a person, who may stage it again: it is not revoked.
+        if let Some(pending_value) = &pending_value
+            && !matches!(pending_value.provider, ProviderSettings::Anthropic(_))
+        {
+            let revocation = revocation_of(
+                &secret,
+                &pending,
+                &pending_value.provider,
+                &pending_value.into(),
+                self.clock.now(),
+            );
+            self.audit.schedule_revocation(&revocation).await?;
+            revocation_scheduled = true;
         }
         let event = AuditEvent {
             at: started,

@@ -47,14 +47,14 @@ where
             .ok_or_else(|| refuse("no version is AWSCURRENT".into()))?
             .to_owned();
         let revocation = self.audit.revocation(&secret.name, &previous).await?;
-        if let Some(revocation) = &revocation {
-            if revocation.status != RevocationStatus::Pending {
-                return Err(refuse(format!(
-                    "the previous key {} is already {} (rollback is only possible during the grace period)",
-                    revocation.hint,
-                    revocation.status.as_str()
-                )));
-            }
+        if let Some(revocation) = &revocation
+            && revocation.status != RevocationStatus::Pending
+        {
+            return Err(refuse(format!(
+                "the previous key {} is already {} (rollback is only possible during the grace period)",
+                revocation.hint,
+                revocation.status.as_str()
+            )));
         }
         let text = self
             .store

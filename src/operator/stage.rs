@@ -55,21 +55,20 @@ where
         let version_id = self.store.put_staged(secret_id, &value).await?;
 
         let mut cleared_pending = None;
-        if let Some(pending) = secret
+        let pending = secret
             .version_with(AWSPENDING)
-            .filter(|v| !secret.has_stage(v, AWSCURRENT))
-        {
-            if self
+            .filter(|v| !secret.has_stage(v, AWSCURRENT));
+        if let Some(pending) = pending
+            && self
                 .store
                 .value(secret_id, AWSPENDING, Some(pending))
                 .await?
                 .is_none()
-            {
-                self.store
-                    .move_stage(secret_id, AWSPENDING, None, Some(pending))
-                    .await?;
-                cleared_pending = Some(pending.to_owned());
-            }
+        {
+            self.store
+                .move_stage(secret_id, AWSPENDING, None, Some(pending))
+                .await?;
+            cleared_pending = Some(pending.to_owned());
         }
         let event = AuditEvent {
             at: self.clock.now(),

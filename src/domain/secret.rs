@@ -80,6 +80,8 @@ impl std::fmt::Debug for ManagedSecret {
 }
 
 const PROVIDERS: &str = "openai, anthropic or generic";
+/// No provider issues longer keys; a longer value is a mistake, not a key.
+const MAX_KEY_LEN: usize = 4096;
 
 impl ManagedSecret {
     /// Parses one version's SecretString. `secret` and `stage` only label the errors.
@@ -104,6 +106,16 @@ impl ManagedSecret {
         };
 
         let api_key = match fields.remove("api_key") {
+            Some(Value::String(key)) if key.len() > MAX_KEY_LEN => {
+                return Err(bad(
+                    "api_key",
+                    &format!(
+                        "is {} bytes long; API keys are at most {MAX_KEY_LEN}",
+                        key.len()
+                    ),
+                    "put the provider's API key itself in api_key",
+                ));
+            }
             Some(Value::String(key)) if !key.trim().is_empty() => SecretString::from(key),
             Some(Value::String(_)) => {
                 return Err(bad(

@@ -270,7 +270,8 @@ mod tests {
             (json!("vercel"), "targets[0]: must be an object"),
         ];
         for (target, expected) in cases {
-            let err = TargetSpec::parse_all("prod/x", std::slice::from_ref(&target)).expect_err("refused");
+            let err = TargetSpec::parse_all("prod/x", std::slice::from_ref(&target))
+                .expect_err("refused");
             let text = err.to_string();
             assert!(
                 text.contains(expected) && text.contains("prod/x") && text.contains("fix:"),

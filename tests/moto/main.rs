@@ -1,6 +1,7 @@
 //! Integration tests against moto_server: the rotator driven as Secrets Manager drives it.
 
 mod audit;
+mod bad_input;
 mod cli;
 mod contract;
 mod keeper;

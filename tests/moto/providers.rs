@@ -73,15 +73,15 @@ impl World {
     }
 
     pub async fn step(&self, step: &str, name: &str, token: &str) -> Result<Value, String> {
-        rotator::handle(
-            &self.rotator,
-            LambdaEvent::new(
-                json!({"Step": step, "SecretId": name, "ClientRequestToken": token}),
-                Context::default(),
-            ),
-        )
-        .await
-        .map_err(|failure| failure.0.to_string())
+        self.invoke_raw(json!({"Step": step, "SecretId": name, "ClientRequestToken": token}))
+            .await
+    }
+
+    /// Invokes the rotator with any payload, as Lambda would deliver it.
+    pub async fn invoke_raw(&self, payload: Value) -> Result<Value, String> {
+        rotator::handle(&self.rotator, LambdaEvent::new(payload, Context::default()))
+            .await
+            .map_err(|failure| failure.0.to_string())
     }
 
     pub async fn rotate(&self, name: &str) -> String {

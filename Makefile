@@ -17,7 +17,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## unit tests only (in-memory fakes, no moto)
 	cargo test --lib --locked
 
-test: lint ## every test: lint, unit tests, and integration tests against a fresh moto_server
+test: lint check-infra ## every test: lint, the deployment checks, unit tests, and integration tests against a fresh moto_server
 	scripts/moto.sh cargo test --workspace --all-targets --locked
 
 demo: ## rotate a key on this machine's stand-ins
@@ -25,3 +25,22 @@ demo: ## rotate a key on this machine's stand-ins
 
 clean-tools: ## remove .venv
 	rm -rf .venv
+
+# ---- deployment: SAM (template.yaml) and CDK (infra/) ------------------------------------------------------
+.PHONY: build build-RotatorFunction build-GraceKeeperFunction check-infra clean-infra
+
+build: ## build both Lambda zips for arm64 (target/lambda/*/bootstrap.zip) and print their sizes
+	scripts/infra-build.sh zip keyrot-rotator keyrot-grace-keeper
+
+# `sam build` calls these (BuildMethod: makefile) with ARTIFACTS_DIR; they copy the arm64 bootstrap there.
+build-RotatorFunction:
+	scripts/infra-build.sh artifacts "$(ARTIFACTS_DIR)" keyrot-rotator
+
+build-GraceKeeperFunction:
+	scripts/infra-build.sh artifacts "$(ARTIFACTS_DIR)" keyrot-grace-keeper
+
+check-infra: ## offline checks of the templates: cfn-lint, checkov, cdk synth + cdk-nag, SAM vs CDK
+	scripts/check-infra.sh
+
+clean-infra: ## remove .venv-infra and infra/node_modules
+	rm -rf .venv-infra infra/node_modules infra/cdk.out

@@ -24,10 +24,21 @@ impl World {
 
     /// A world whose OpenAI calls go to `openai_base_url` (a proxy in front of the simulator).
     pub async fn with_urls(sim: Simulator, openai_base_url: Option<String>) -> World {
+        Self::with_proxies(sim, openai_base_url, None).await
+    }
+
+    /// A world whose OpenAI and Vercel calls may go through proxies in front of the simulator.
+    pub async fn with_proxies(
+        sim: Simulator,
+        openai_base_url: Option<String>,
+        vercel_base_url: Option<String>,
+    ) -> World {
         let moto = moto().await;
         let config = Config {
             openai_base_url: openai_base_url.unwrap_or_else(|| sim.openai_base_url()),
             anthropic_base_url: sim.anthropic_base_url(),
+            vercel_base_url: vercel_base_url.unwrap_or_else(|| sim.vercel_base_url()),
+            render_base_url: sim.render_base_url(),
             ..moto.config.clone()
         };
         let rotator = rotator::build(&config).await.expect("rotator builds");
@@ -50,6 +61,29 @@ impl World {
             .await
             .expect("admin secret");
         name
+    }
+
+    /// An OpenAI secret with a Vercel target (production and preview, sensitive) and a Render target.
+    /// Returns the secret, the first key, the Vercel project and the Render service.
+    pub async fn openai_secret_with_targets(
+        &self,
+        tags: &[(&str, &str)],
+    ) -> (String, String, String, String) {
+        let project = self.sim.openai_create_project();
+        let (first_key, first_key_id) = self.sim.openai_create_user_key(&project);
+        let admin = self.admin_secret(&self.sim.openai_admin_key()).await;
+        let vercel = self.sim.vercel_create_project("web");
+        let render = self.sim.render_create_service();
+        let vercel_token = self.admin_secret(&self.sim.vercel_token()).await;
+        let render_token = self.admin_secret(&self.sim.render_token()).await;
+        let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_key_id,
+            "openai": {"project_id": project, "admin_key_secret": admin},
+            "targets": [
+                {"type": "vercel", "project": vercel, "team_id": self.sim.vercel_team_id(), "env_key": "OPENAI_API_KEY",
+                 "environments": ["production", "preview"], "sensitive": true, "redeploy": true, "token_secret": vercel_token},
+                {"type": "render", "service_id": render, "env_key": "OPENAI_API_KEY", "deploy": true, "token_secret": render_token}]});
+        let name = self.moto.create_secret("targets", &value, tags).await;
+        (name, first_key, vercel, render)
     }
 
     /// An OpenAI secret whose first key a person made in `project`.

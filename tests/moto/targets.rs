@@ -1,0 +1,188 @@
+//! Rotations with a Vercel and a Render target against moto and the simulator.
+
+use crate::providers::World;
+use crate::support::assert_no_key;
+
+#[tokio::test]
+async fn an_openai_key_reaches_vercel_and_render_and_is_live_before_finish_secret() {
+    let world = World::new().await;
+    let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("createSecret");
+    world
+        .step("setSecret", &name, &token)
+        .await
+        .expect("setSecret");
+    let new_key = world
+        .moto
+        .value(&name, "AWSPENDING", Some(&token))
+        .await
+        .expect("pending")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let env = world.sim.vercel_env(&vercel);
+    assert_eq!(env.len(), 1, "one variable, upserted in place: {env:?}");
+    assert_eq!(env[0].value, new_key);
+    assert_eq!(
+        (env[0].env_type.as_str(), env[0].targets.clone()),
+        (
+            "sensitive",
+            vec!["production".to_owned(), "preview".to_owned()]
+        )
+    );
+    assert!(
+        env[0]
+            .comment
+            .as_deref()
+            .is_some_and(|c| c.starts_with("keyrot:")),
+        "fingerprint in the comment"
+    );
+    assert_eq!(
+        world
+            .sim
+            .render_env_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(new_key.as_str())
+    );
+
+    // A repeated setSecret makes no second change.
+    let (deployments, deploys) = (
+        world.sim.vercel_deployments(&vercel).len(),
+        world.sim.render_deploys(&render).len(),
+    );
+    let writes = world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.method != "GET")
+        .count();
+    world
+        .step("setSecret", &name, &token)
+        .await
+        .expect("setSecret again");
+    assert_eq!(world.sim.vercel_deployments(&vercel).len(), deployments);
+    assert_eq!(world.sim.render_deploys(&render).len(), deploys);
+    let writes_after = world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.method != "GET")
+        .count();
+    assert_eq!(writes_after, writes, "no write at all");
+
+    world
+        .step("testSecret", &name, &token)
+        .await
+        .expect("testSecret waits for the redeploys");
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(new_key.as_str())
+    );
+    assert_eq!(
+        world
+            .sim
+            .render_served_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(new_key.as_str())
+    );
+    assert_eq!(
+        world.moto.version_of(&name, "AWSPENDING").await.as_deref(),
+        Some(token.as_str()),
+        "READY before finishSecret"
+    );
+    world
+        .step("finishSecret", &name, &token)
+        .await
+        .expect("finishSecret");
+    assert_eq!(world.current_key(&name).await, new_key);
+    assert!(
+        world.sim.openai_key_works(&first_key),
+        "old key alive through the grace period"
+    );
+
+    let items = format!("{:?}", world.moto.items(&name).await);
+    for key in [&first_key, &new_key] {
+        assert_no_key(&items, key, "audit items");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_deployment_rolls_every_target_back_and_keeps_awscurrent() {
+    let world = World::new().await;
+    let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+    // The targets serve the first key before the rotation.
+    let token = world.moto.rotate_secret(&name, true).await;
+    world.sim.vercel_fail_next_deployments(1);
+    for step in ["createSecret", "setSecret"] {
+        world
+            .step(step, &name, &token)
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    }
+    let err = world
+        .step("testSecret", &name, &token)
+        .await
+        .expect_err("the Vercel redeploy fails");
+    assert!(err.contains("ERROR"), "{err}");
+    assert_eq!(
+        world.current_key(&name).await,
+        first_key,
+        "AWSCURRENT never moved"
+    );
+    let env = world.sim.vercel_env(&vercel);
+    assert_eq!(
+        env[0].value, first_key,
+        "Vercel holds the current key again"
+    );
+    assert_eq!(
+        world
+            .sim
+            .render_env_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(first_key.as_str())
+    );
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(first_key.as_str())
+    );
+    assert_eq!(
+        world
+            .sim
+            .render_served_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(first_key.as_str())
+    );
+    let trail = world.moto.audit_trail(&name).await;
+    assert!(
+        trail.contains(&("rollback".to_owned(), "succeeded".to_owned())),
+        "{trail:?}"
+    );
+
+    // Secrets Manager retries the rotation, and this time the deployment works.
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        world
+            .step(step, &name, &token)
+            .await
+            .unwrap_or_else(|err| panic!("retry {step}: {err}"));
+    }
+    let new_key = world.current_key(&name).await;
+    assert_ne!(new_key, first_key);
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(new_key.as_str())
+    );
+}

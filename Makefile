@@ -17,10 +17,11 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## unit tests only (in-memory fakes, no moto)
 	cargo test --lib --locked
 
-test: lint check-infra ## every test: lint, the deployment checks, unit tests, and integration tests against a fresh moto_server
+test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
 	scripts/moto.sh cargo test --workspace --all-targets --locked
+	scripts/demo.sh
 
-demo: ## rotate a key on this machine's stand-ins
+demo: ## rotate an OpenAI key with a Vercel target on this machine's stand-ins (also the end-to-end test)
 	scripts/demo.sh
 
 clean-tools: ## remove .venv

@@ -34,9 +34,12 @@ where
         invocation: &Invocation,
         deployments: &[(&TargetSpec, String)],
     ) -> Result<Wait> {
+        let now = self.clock.now();
         let give_up: DateTime<Utc> = match invocation.deadline {
-            Some(deadline) => deadline - self.settings.deadline_margin,
-            None => self.clock.now() + self.settings.max_deploy_wait,
+            // A short invocation keeps a fifth of its time, a long one the configured margin, to fail
+            // cleanly before Lambda stops it.
+            Some(deadline) => deadline - self.settings.deadline_margin.min((deadline - now) / 5),
+            None => now + self.settings.max_deploy_wait,
         };
         let mut building: Vec<(&TargetSpec, String)> = deployments.to_vec();
         loop {

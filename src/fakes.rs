@@ -39,6 +39,16 @@ pub(crate) struct FakeStore {
     pub(crate) next_rotation: Cell<Option<DateTime<Utc>>>,
     /// Creation time of versions (default: long ago).
     pub(crate) created: RefCell<BTreeMap<String, DateTime<Utc>>>,
+    /// Yield to other tasks at every call, so that concurrent deliveries of a step interleave.
+    pub(crate) interleave: Cell<bool>,
+}
+
+impl FakeStore {
+    async fn pause(&self) {
+        if self.interleave.get() {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 impl FakeStore {
@@ -103,6 +113,7 @@ impl FakeStore {
 
 impl SecretStore for FakeStore {
     async fn describe(&self, _secret_id: &str) -> Result<SecretDescription> {
+        self.pause().await;
         self.calls.borrow_mut().push("DescribeSecret".into());
         Ok(SecretDescription {
             arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{NAME}-AbCdEf"),
@@ -146,6 +157,7 @@ impl SecretStore for FakeStore {
         stage: &str,
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>> {
+        self.pause().await;
         self.calls.borrow_mut().push("GetSecretValue".into());
         let versions = self.versions.borrow();
         let found = versions.iter().find(|(id, v)| {
@@ -156,6 +168,19 @@ impl SecretStore for FakeStore {
             .map(SecretString::from))
     }
 
+    async fn unlabelled_value(
+        &self,
+        _secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SecretString>> {
+        let versions = self.versions.borrow();
+        Ok(versions
+            .get(version_id)
+            .filter(|v| v.stages.is_empty())
+            .and_then(|v| v.value.clone())
+            .map(SecretString::from))
+    }
+
     async fn put_pending(
         &self,
         _secret_id: &str,
@@ -163,6 +188,7 @@ impl SecretStore for FakeStore {
         value: &SecretString,
         _rt: Option<&str>,
     ) -> Result<PutOutcome> {
+        self.pause().await;
         self.calls.borrow_mut().push("PutSecretValue".into());
         let mut versions = self.versions.borrow_mut();
         let version = versions.entry(token.into()).or_default();

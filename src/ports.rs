@@ -44,6 +44,14 @@ pub trait SecretStore {
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>>;
 
+    /// The value of a version that lost every label (an abandoned rotation's), which has no stage to
+    /// name; `None` when there is no such version or it holds no value.
+    async fn unlabelled_value(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SecretString>>;
+
     /// Stores `value` as version `token` labelled AWSPENDING.
     async fn put_pending(
         &self,

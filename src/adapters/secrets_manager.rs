@@ -262,6 +262,31 @@ impl SecretStore for SecretsManagerStore {
         }
     }
 
+    async fn unlabelled_value(
+        &self,
+        secret_id: &str,
+        version_id: &str,
+    ) -> Result<Option<SecretString>> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .version_id(version_id)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out
+                .secret_string()
+                .map(|text| SecretString::from(text.to_owned()))),
+            Err(err) if error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
+            Err(err) => Err(sdk_error(
+                SYSTEM,
+                &format!("GetSecretValue({secret_id}, version {version_id})"),
+                &err,
+            )),
+        }
+    }
+
     async fn put_pending(
         &self,
         secret_id: &str,

@@ -1,9 +1,10 @@
 //! The checks every step makes before it acts (design.md, "Steps").
 
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
-use crate::domain::{RotationEvent, SecretDescription, Step};
+use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
 use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::rotation::finish::revocation_of;
 
 use super::{Evidence, Rotator};
 
@@ -47,6 +48,8 @@ where
                 ));
             }
             if !secret.versions.contains_key(token) {
+                let abandoned = secret.clone();
+                self.retire_abandoned_version(event, &abandoned).await;
                 return Err(Error::protocol(
                     &name,
                     format!(
@@ -65,6 +68,14 @@ where
             } else if secret.has_stage(token, AWSPENDING) {
                 Entry::Pending
             } else {
+                if secret
+                    .versions
+                    .get(token)
+                    .is_some_and(|stages| stages.is_empty())
+                {
+                    let abandoned = secret.clone();
+                    self.retire_abandoned_version(event, &abandoned).await;
+                }
                 return Err(Error::protocol(
                     &name,
                     format!(
@@ -79,5 +90,30 @@ where
             }
         };
         Ok((entry, secret.clone()))
+    }
+
+    /// A rotation overtaken by another (its version lost AWSPENDING) may have minted a key that nobody
+    /// will use: record its revocation as due now, once, so it is not left alive and unknown. An adopted
+    /// (Anthropic) key is a person's, who may stage it again, and is left alone.
+    async fn retire_abandoned_version(&self, event: &RotationEvent, secret: &SecretDescription) {
+        let token = &event.client_request_token;
+        let result: Result<()> = async {
+            let Some(text) = self.store.unlabelled_value(&event.secret_id, token).await? else {
+                return Ok(());
+            };
+            let abandoned = ManagedSecret::parse(&secret.name, "abandoned version", &text)?;
+            if abandoned.key_id.is_none() || matches!(abandoned.provider, ProviderSettings::Anthropic(_)) {
+                return Ok(());
+            }
+            let revocation = revocation_of(secret, token, &abandoned.provider, &(&abandoned).into(), self.clock.now());
+            if self.audit.schedule_revocation(&revocation).await? {
+                tracing::warn!(version = %token, "the key of an abandoned rotation is due for revocation");
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not record the revocation of an abandoned rotation's key");
+        }
     }
 }

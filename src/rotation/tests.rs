@@ -768,3 +768,32 @@ async fn a_pending_key_rejected_in_test_secret_rolls_the_targets_back() {
         Some(OLD_KEY)
     );
 }
+
+#[tokio::test]
+async fn a_create_secret_delivered_twice_at_once_keeps_one_key_and_discards_the_other() {
+    let r = rotator();
+    r.store.interleave.set(true);
+    r.store.start_rotation("t1");
+    let (a, b) = tokio::join!(run(&r, Step::Create, "t1"), run(&r, Step::Create, "t1"));
+    let outcomes = [a.expect("first delivery"), b.expect("second delivery")];
+    assert!(
+        outcomes.contains(&Progress::Done) && outcomes.contains(&Progress::AlreadyDone),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        r.issuer.minted.get(),
+        2,
+        "both deliveries minted before either stored"
+    );
+    assert_eq!(
+        r.issuer.revoked.borrow().len(),
+        1,
+        "the loser's key was discarded at once"
+    );
+    let stored = r.store.value_of("t1").expect("pending value");
+    assert!(stored["key_id"].as_str().is_some(), "{stored}");
+    // The rotation goes on with the winner's key.
+    for step in [Step::Set, Step::Test, Step::Finish] {
+        run(&r, step, "t1").await.expect("step");
+    }
+}

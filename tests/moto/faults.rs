@@ -140,6 +140,14 @@ impl<P: SecretStore> SecretStore for Faulty<P> {
             )
             .await
     }
+    async fn unlabelled_value(&self, id: &str, v: &str) -> Result<Option<SecretString>> {
+        self.inj
+            .call(
+                "secretsmanager.GetSecretValue",
+                self.inner.unlabelled_value(id, v),
+            )
+            .await
+    }
     async fn put_pending(
         &self,
         id: &str,

@@ -3,6 +3,7 @@
 mod audit;
 mod bad_input;
 mod cli;
+mod concurrency;
 mod contract;
 mod faults;
 mod keeper;

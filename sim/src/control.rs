@@ -2,12 +2,13 @@
 //! running as a separate process. These routes bypass faults and the call log
 //! (see `server.rs`), so driving the demo never disturbs what it shows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -27,6 +28,19 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(create_user_key),
         )
         .route("/_sim/anthropic/keys", post(create_anthropic_key))
+        .route("/_sim/vercel/projects", post(create_vercel_project))
+        .route(
+            "/_sim/vercel/projects/{project_id}/served",
+            get(vercel_served),
+        )
+        .route("/_sim/vercel/fail_next", post(vercel_fail_next))
+        .route("/_sim/render/services", post(create_render_service))
+        .route(
+            "/_sim/render/services/{service_id}/served",
+            get(render_served),
+        )
+        .route("/_sim/render/fail_next", post(render_fail_next))
+        .route("/_sim/build_millis", post(set_build_millis))
         .route("/_sim/faults", post(inject_fault).delete(clear_faults))
         .route("/_sim/check", post(check_key))
 }
@@ -34,7 +48,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Json<Value> {
     let openai = shared.openai().snapshot();
     let anthropic = shared.anthropic().snapshot();
-    Json(json!({ "openai": openai, "anthropic": anthropic }))
+    let vercel = shared.vercel().snapshot();
+    let render = shared.render().snapshot();
+    Json(json!({ "openai": openai, "anthropic": anthropic, "vercel": vercel, "render": render }))
 }
 
 async fn create_project(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -61,6 +77,112 @@ async fn create_anthropic_key(State(shared): State<Arc<Shared>>, body: Bytes) ->
     let request: NewAnthropicKey = parse(&body)?;
     let (value, id) = shared.anthropic().create_key(&request.name);
     Ok(Json(json!({ "value": value, "id": id })))
+}
+
+#[derive(Deserialize)]
+struct NewVercelProject {
+    name: String,
+}
+
+async fn create_vercel_project(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: NewVercelProject = parse(&body)?;
+    if request.name.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "name must not be empty"));
+    }
+    Ok(Json(
+        json!({ "id": shared.vercel().create_project(&request.name) }),
+    ))
+}
+
+/// `?target=production&key=K` (target defaults to production): the value the
+/// demo's stand-in service runs with, or `null`.
+async fn vercel_served(
+    State(shared): State<Arc<Shared>>,
+    Path(project_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let key = required_key(&query)?;
+    let target = query.get("target").map_or("production", String::as_str);
+    let vercel = shared.vercel();
+    if !vercel.has_project(&project_id) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            &format!("no project '{project_id}'"),
+        ));
+    }
+    Ok(Json(
+        json!({ "value": vercel.served_value(&project_id, target, key) }),
+    ))
+}
+
+async fn create_render_service(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({ "id": shared.render().create_service() }))
+}
+
+async fn render_served(
+    State(shared): State<Arc<Shared>>,
+    Path(service_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Reply {
+    let key = required_key(&query)?;
+    let render = shared.render();
+    if !render.has_service(&service_id) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            &format!("no service '{service_id}'"),
+        ));
+    }
+    Ok(Json(
+        json!({ "value": render.served_value(&service_id, key) }),
+    ))
+}
+
+fn required_key(query: &HashMap<String, String>) -> Result<&str, ApiError> {
+    query.get("key").map(String::as_str).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the 'key' query parameter is required",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct FailNext {
+    n: u32,
+}
+
+async fn vercel_fail_next(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let request: FailNext = parse(&body)?;
+    shared.vercel().builds().fail_next(request.n);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn render_fail_next(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let request: FailNext = parse(&body)?;
+    shared.render().builds().fail_next(request.n);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct BuildMillis {
+    millis: u64,
+}
+
+/// One build time for both platforms: the demo wants them alike.
+async fn set_build_millis(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let request: BuildMillis = parse(&body)?;
+    shared.vercel().builds().set_build_millis(request.millis);
+    shared.render().builds().set_build_millis(request.millis);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn inject_fault(

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::openai;
+use crate::{openai, render, vercel};
 
 /// A rule that disturbs some of the calls matching `method` and `path_prefix`.
 ///
@@ -35,8 +35,9 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// Answer with this status and an OpenAI-style error body, plus
-    /// `Retry-After` when given; the request never reaches the provider logic.
+    /// Answer with this status and an error body in the shape of the provider
+    /// owning the path (OpenAI's for OpenAI and Anthropic), plus `Retry-After`
+    /// when given; the request never reaches the provider logic.
     Status {
         code: u16,
         #[serde(default)]
@@ -102,24 +103,71 @@ impl Faults {
     }
 }
 
-/// The response for a `FaultKind::Status` fault, shaped like an OpenAI error
-/// because that is the shape every keyrot client already parses.
-pub(crate) fn status_response(code: u16, retry_after_secs: Option<u32>) -> Response {
+/// The response for a `FaultKind::Status` fault, in the error shape of the
+/// provider that owns `path`, so each keyrot client meets the body it would
+/// get from the real service. OpenAI's shape covers OpenAI and Anthropic,
+/// as it always has: that is what those clients already parse.
+pub(crate) fn status_response(path: &str, code: u16, retry_after_secs: Option<u32>) -> Response {
     // A code HTTP cannot carry (outside 100..=999) still has to fail the call somehow.
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let (kind, error_code) = match status.as_u16() {
-        429 => ("requests", Some("rate_limit_exceeded")),
-        500..=599 => ("server_error", None),
-        _ => ("invalid_request_error", None),
-    };
     let message = format!("Simulated fault: HTTP {}", status.as_u16());
-    let mut response = openai::error(status, &message, kind, None, error_code).into_response();
+    let error = match Provider::of(path) {
+        Provider::Vercel => vercel::error(status, vercel_code(status), &message),
+        Provider::Render => render::error(status, &message),
+        Provider::OpenAiOrAnthropic => {
+            let (kind, error_code) = match status.as_u16() {
+                429 => ("requests", Some("rate_limit_exceeded")),
+                500..=599 => ("server_error", None),
+                _ => ("invalid_request_error", None),
+            };
+            openai::error(status, &message, kind, None, error_code)
+        }
+    };
+    let mut response = error.into_response();
     if let Some(secs) = retry_after_secs {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+#[derive(Debug, PartialEq)]
+enum Provider {
+    OpenAiOrAnthropic,
+    Vercel,
+    Render,
+}
+
+impl Provider {
+    /// Vercel versions each endpoint on its own (`/v6/`, `/v9/`, `/v10/`,
+    /// `/v13/`); OpenAI, Anthropic and Render all live under `/v1/`, where only
+    /// Render has `services`.
+    fn of(path: &str) -> Self {
+        if path.starts_with("/v1/services/") {
+            return Self::Render;
+        }
+        let version = path
+            .strip_prefix("/v")
+            .and_then(|rest| rest.split('/').next())
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+        match version {
+            Some(v) if v != "1" => Self::Vercel,
+            _ => Self::OpenAiOrAnthropic,
+        }
+    }
+}
+
+/// The `error.code` Vercel uses for each kind of failure.
+fn vercel_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 | 403 => "forbidden",
+        404 => "not_found",
+        429 => "rate_limited",
+        500..=599 => "internal_server_error",
+        _ => "simulated_fault",
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +212,20 @@ mod tests {
         faults.inject(fault(None, "/", 1, 5));
         faults.clear();
         assert!(faults.on_call("GET", "/v1/models").is_none());
+    }
+
+    #[test]
+    fn fault_bodies_take_the_shape_of_the_provider_owning_the_path() {
+        assert_eq!(Provider::of("/v1/models"), Provider::OpenAiOrAnthropic);
+        assert_eq!(
+            Provider::of("/v1/organizations/api_keys"),
+            Provider::OpenAiOrAnthropic
+        );
+        assert_eq!(Provider::of("/v1/services/srv-1/deploys"), Provider::Render);
+        assert_eq!(Provider::of("/v10/projects/p/env"), Provider::Vercel);
+        assert_eq!(Provider::of("/v6/deployments"), Provider::Vercel);
+        assert_eq!(Provider::of("/version"), Provider::OpenAiOrAnthropic);
+        assert_eq!(Provider::of("/"), Provider::OpenAiOrAnthropic);
     }
 
     #[test]

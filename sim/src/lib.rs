@@ -1,22 +1,27 @@
 //! A stateful HTTP simulator of the OpenAI and Anthropic endpoints keyrot
-//! uses to mint, probe and retire API keys.
+//! uses to mint, probe and retire API keys, and of the Vercel and Render
+//! endpoints it uses to hand a new key to the services that use it.
 //!
 //! Tests start one in-process with [`Simulator::start`], seed it through the
-//! `openai_*` / `anthropic_*` methods, point keyrot's clients at
-//! [`Simulator::openai_base_url`] / [`Simulator::anthropic_base_url`], and
-//! then check what happened (key liveness, [`Simulator::calls`]). Faults
-//! ([`Fault`]) make chosen calls fail, stall or lose their connection.
+//! `openai_*` / `anthropic_*` / `vercel_*` / `render_*` methods, point
+//! keyrot's clients at the `*_base_url` methods, and then check what happened
+//! (key liveness, the value a deployed service is running with,
+//! [`Simulator::calls`]). Faults ([`Fault`]) make chosen calls fail, stall or
+//! lose their connection, on every provider alike.
 //!
 //! The `keyrot-sim` binary runs the same server as a process for the local
 //! demo, which drives it through the `/_sim/` control API instead.
 
 mod anthropic;
+mod builds;
 mod control;
 mod faults;
 mod openai;
+mod render;
 mod reply;
 mod server;
 mod state;
+mod vercel;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -34,6 +39,32 @@ pub struct ServiceAccountInfo {
     pub name: String,
     pub created_at: i64,
     pub api_key_id: Option<String>,
+}
+
+/// A Vercel environment variable as [`Simulator::vercel_env`] reports it,
+/// value included (the HTTP API never returns `sensitive` values).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VercelEnvInfo {
+    pub id: String,
+    pub key: String,
+    pub value: String,
+    /// `"encrypted"`, `"sensitive"`, `"plain"`, `"secret"` or `"system"`.
+    pub env_type: String,
+    /// Each `"production"`, `"preview"` or `"development"`.
+    pub targets: Vec<String>,
+    pub comment: Option<String>,
+}
+
+/// A Vercel deployment as [`Simulator::vercel_deployments`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VercelDeploymentInfo {
+    pub id: String,
+    /// `"production"` or `"preview"`.
+    pub target: String,
+    /// `"BUILDING"`, `"READY"`, `"ERROR"` or `"CANCELED"`.
+    pub ready_state: String,
+    /// Unix milliseconds.
+    pub created: i64,
 }
 
 /// One request the simulator received (control API calls excluded).
@@ -164,6 +195,109 @@ impl Simulator {
     /// `"active"`, `"inactive"` or `"archived"`; `None` for an unknown id.
     pub fn anthropic_key_status(&self, api_key_id: &str) -> Option<String> {
         self.shared.anthropic().key_status(api_key_id)
+    }
+
+    // ---- Vercel -------------------------------------------------------
+
+    /// Base URL for a Vercel client: paths below it carry their version (`/v10/...`).
+    pub fn vercel_base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The one access token (`vcp_...`) the API accepts, created at start.
+    pub fn vercel_token(&self) -> String {
+        self.shared.vercel().token().to_owned()
+    }
+
+    /// The team (`team_...`) every call must name in its `teamId` parameter.
+    pub fn vercel_team_id(&self) -> String {
+        self.shared.vercel().team_id().to_owned()
+    }
+
+    /// Creates a project (`prj_...`) with one READY production deployment
+    /// built from an empty env. Names are unique, as on Vercel: an existing
+    /// name returns that project's id.
+    pub fn vercel_create_project(&self, name: &str) -> String {
+        self.shared.vercel().create_project(name)
+    }
+
+    /// How long deployments created from now on build (default 300 ms).
+    pub fn vercel_set_build_millis(&self, millis: u64) {
+        self.shared.vercel().builds().set_build_millis(millis);
+    }
+
+    /// The next `n` deployments created end in ERROR instead of READY.
+    pub fn vercel_fail_next_deployments(&self, n: u32) {
+        self.shared.vercel().builds().fail_next(n);
+    }
+
+    /// Cancels a deployment that is still building; false if there is none.
+    pub fn vercel_cancel_deployment(&self, deployment_id: &str) -> bool {
+        self.shared.vercel().cancel(deployment_id)
+    }
+
+    /// The project's variables (by project id or name) in creation order,
+    /// values included; empty for an unknown project.
+    pub fn vercel_env(&self, project_id: &str) -> Vec<VercelEnvInfo> {
+        self.shared.vercel().env_info(project_id)
+    }
+
+    /// The project's deployments, oldest first; empty for an unknown project.
+    pub fn vercel_deployments(&self, project_id: &str) -> Vec<VercelDeploymentInfo> {
+        self.shared.vercel().deployment_info(project_id)
+    }
+
+    /// What the live service reads: `key` in the env snapshot of the newest
+    /// READY deployment of `target` (`"production"`, `"preview"`).
+    pub fn vercel_served_value(&self, project_id: &str, target: &str, key: &str) -> Option<String> {
+        self.shared.vercel().served_value(project_id, target, key)
+    }
+
+    // ---- Render -------------------------------------------------------
+
+    /// Base URL for a Render client: paths below it carry `/v1`.
+    pub fn render_base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The API key (`rnd_...`) the API accepts, created at start.
+    pub fn render_token(&self) -> String {
+        self.shared.render().token().to_owned()
+    }
+
+    /// Creates a service (`srv-...`) with an empty env and one `live` deploy.
+    pub fn render_create_service(&self) -> String {
+        self.shared.render().create_service()
+    }
+
+    /// How long deploys created from now on build (default 300 ms).
+    pub fn render_set_build_millis(&self, millis: u64) {
+        self.shared.render().builds().set_build_millis(millis);
+    }
+
+    /// The next `n` deploys created end in `build_failed` instead of `live`.
+    pub fn render_fail_next_deploys(&self, n: u32) {
+        self.shared.render().builds().fail_next(n);
+    }
+
+    /// Cancels a deploy that is still building; false if there is none.
+    pub fn render_cancel_deploy(&self, service_id: &str, deploy_id: &str) -> bool {
+        self.shared.render().cancel(service_id, deploy_id)
+    }
+
+    /// The variable as set now (what the next deploy would build with).
+    pub fn render_env_value(&self, service_id: &str, key: &str) -> Option<String> {
+        self.shared.render().env_value(service_id, key)
+    }
+
+    /// What the live service reads: `key` in the snapshot of the `live` deploy.
+    pub fn render_served_value(&self, service_id: &str, key: &str) -> Option<String> {
+        self.shared.render().served_value(service_id, key)
+    }
+
+    /// `(id, status)` of the service's deploys, oldest first.
+    pub fn render_deploys(&self, service_id: &str) -> Vec<(String, String)> {
+        self.shared.render().deploys(service_id)
     }
 
     // ---- Faults and call log ------------------------------------------

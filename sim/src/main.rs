@@ -1,7 +1,8 @@
 //! `keyrot-sim [--port N]`: runs the simulator as a process for the local demo.
 //!
-//! Prints exactly one JSON line on stdout (base URL and both admin keys) so a
-//! script can read it, then serves until SIGINT or SIGTERM.
+//! Prints exactly one JSON line on stdout (base URL, both admin keys, the
+//! Vercel token and team, the Render token) so a script can read it, then
+//! serves until SIGINT or SIGTERM.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -45,6 +46,9 @@ async fn main() -> ExitCode {
         base_url: simulator.base_url(),
         openai_admin_key: simulator.openai_admin_key(),
         anthropic_admin_key: simulator.anthropic_admin_key(),
+        vercel_token: simulator.vercel_token(),
+        vercel_team_id: simulator.vercel_team_id(),
+        render_token: simulator.render_token(),
     };
     if let Err(e) = print_line(&ready) {
         eprintln!("keyrot-sim: cannot write to stdout: {e}");
@@ -62,6 +66,9 @@ struct Ready {
     base_url: String,
     openai_admin_key: String,
     anthropic_admin_key: String,
+    vercel_token: String,
+    vercel_team_id: String,
+    render_token: String,
 }
 
 fn print_line(ready: &Ready) -> std::io::Result<()> {

@@ -28,7 +28,7 @@ use tower::ServiceExt;
 use crate::Call;
 use crate::faults::{self, FaultKind};
 use crate::state::Shared;
-use crate::{anthropic, control, openai};
+use crate::{anthropic, control, openai, render, vercel};
 
 /// Paths under this prefix are the simulator's own control API.
 const CONTROL_PREFIX: &str = "/_sim/";
@@ -108,7 +108,7 @@ impl App {
             Some(FaultKind::Status {
                 code,
                 retry_after_secs,
-            }) => faults::status_response(code, retry_after_secs),
+            }) => faults::status_response(&path, code, retry_after_secs),
             Some(FaultKind::Delay { millis }) => {
                 tokio::time::sleep(Duration::from_millis(millis)).await;
                 self.route(request).await
@@ -141,6 +141,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models))
         .merge(openai::routes())
         .merge(anthropic::routes())
+        .merge(vercel::routes())
+        .merge(render::routes())
         .merge(control::routes())
         .fallback(unknown_route)
         // The real APIs answer a wrong method on a known path like an unknown URL.

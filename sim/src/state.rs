@@ -1,21 +1,26 @@
 //! State shared by the HTTP handlers and the [`crate::Simulator`] handle, plus
-//! the small helpers (ids, clock) both providers use.
+//! the small helpers (ids, clock, fingerprints) every provider uses.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use sha2::{Digest, Sha256};
 
 use crate::Call;
 use crate::anthropic::Anthropic;
 use crate::faults::Faults;
 use crate::openai::OpenAi;
+use crate::render::Render;
+use crate::vercel::Vercel;
 
 /// Everything the simulator knows. Each provider has its own lock so a slow
 /// test poking at one provider never serialises behind the other.
 pub(crate) struct Shared {
     pub(crate) openai: Mutex<OpenAi>,
     pub(crate) anthropic: Mutex<Anthropic>,
+    pub(crate) vercel: Mutex<Vercel>,
+    pub(crate) render: Mutex<Render>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) calls: Mutex<Vec<Call>>,
 }
@@ -25,6 +30,8 @@ impl Shared {
         Self {
             openai: Mutex::new(OpenAi::new()),
             anthropic: Mutex::new(Anthropic::new()),
+            vercel: Mutex::new(Vercel::new()),
+            render: Mutex::new(Render::new()),
             faults: Mutex::new(Faults::default()),
             calls: Mutex::new(Vec::new()),
         }
@@ -36,6 +43,22 @@ impl Shared {
 
     pub(crate) fn anthropic(&self) -> MutexGuard<'_, Anthropic> {
         lock(&self.anthropic)
+    }
+
+    /// Builds finish by the clock, not by a background task: every access
+    /// first settles the builds whose time has come, so handlers, seeding
+    /// calls and `/_sim/state` all see the same, current, deployment states.
+    pub(crate) fn vercel(&self) -> MutexGuard<'_, Vercel> {
+        let mut vercel = lock(&self.vercel);
+        vercel.settle();
+        vercel
+    }
+
+    /// Settles finished builds first, like [`Shared::vercel`].
+    pub(crate) fn render(&self) -> MutexGuard<'_, Render> {
+        let mut render = lock(&self.render);
+        render.settle();
+        render
     }
 
     pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {
@@ -54,11 +77,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const LOWER_ALPHANUMERIC: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
 /// `len` random characters of `[A-Za-z0-9]`, the alphabet of every id.
 pub(crate) fn random_alphanumeric(len: usize) -> String {
     random_from(ALPHANUMERIC, len)
+}
+
+/// `len` random characters of `[a-z0-9]`: Render ids and Vercel deployment
+/// hostnames, which are lowercase.
+pub(crate) fn random_lowercase(len: usize) -> String {
+    random_from(LOWER_ALPHANUMERIC, len)
 }
 
 /// `len` random characters of `[A-Za-z0-9_-]`, the alphabet of Anthropic key bodies.
@@ -82,6 +112,31 @@ pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Unix time in milliseconds, the unit of every Vercel timestamp.
+pub(crate) fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The first 12 hex characters of the value's SHA-256: enough to tell keys
+/// apart in `/_sim/state` without showing them (keyrot's own fingerprint).
+pub(crate) fn fingerprint(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Formats unix milliseconds as RFC 3339 in UTC with milliseconds
+/// (`2025-09-29T00:00:00.250Z`), as Render writes its timestamps.
+pub(crate) fn rfc3339_millis(unix_millis: i64) -> String {
+    let seconds = rfc3339(unix_millis.div_euclid(1000));
+    let base = seconds.strip_suffix('Z').unwrap_or(&seconds);
+    format!("{base}.{:03}Z", unix_millis.rem_euclid(1000))
 }
 
 /// Formats unix seconds as RFC 3339 in UTC (`2025-09-29T00:00:00Z`).
@@ -156,6 +211,17 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_759_104_000), "2025-09-29T00:00:00Z");
         assert_eq!(rfc3339(951_782_400 + 46_923), "2000-02-29T13:02:03Z");
+        assert_eq!(
+            rfc3339_millis(1_759_104_000_250),
+            "2025-09-29T00:00:00.250Z"
+        );
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn fingerprint_is_the_first_twelve_hex_characters_of_sha256() {
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
     }
 
     #[test]

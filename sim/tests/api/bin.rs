@@ -22,7 +22,7 @@ async fn binary_prints_one_ready_line_and_serves_until_terminated() {
     );
     let ready: Value = serde_json::from_str(&line).unwrap();
     let object = ready.as_object().unwrap();
-    assert_eq!(object.len(), 3, "{line}");
+    assert_eq!(object.len(), 6, "{line}");
     let base_url = ready["base_url"].as_str().unwrap();
     assert!(base_url.starts_with("http://127.0.0.1:"));
     assert!(
@@ -38,9 +38,20 @@ async fn binary_prints_one_ready_line_and_serves_until_terminated() {
             .starts_with("sk-ant-admin01-")
     );
 
+    for (key, prefix) in [
+        ("vercel_token", "vcp_"),
+        ("vercel_team_id", "team_"),
+        ("render_token", "rnd_"),
+    ] {
+        assert!(ready[key].as_str().unwrap().starts_with(prefix), "{line}");
+    }
+
     let (status, state) = send(client().get(format!("{base_url}/_sim/state"))).await;
     assert_eq!(status, 200);
     assert_eq!(state["openai"]["admin_key"], ready["openai_admin_key"]);
+    assert_eq!(state["vercel"]["token"], ready["vercel_token"]);
+    assert_eq!(state["vercel"]["team_id"], ready["vercel_team_id"]);
+    assert_eq!(state["render"]["token"], ready["render_token"]);
 
     // SIGTERM (what the demo sends) must end it cleanly, with nothing more on stdout.
     let killed = Command::new("kill")

@@ -1,6 +1,10 @@
-use keyrot_sim::Simulator;
-use serde_json::json;
+use std::time::{Duration, Instant};
 
+use keyrot_sim::Simulator;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::vercel::{redeploy, settled, write_env};
 use crate::{client, send};
 
 #[tokio::test]
@@ -52,6 +56,8 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
                 "admin_key": sim.anthropic_admin_key(),
                 "keys": [{"id": ant_key["id"], "name": "demo", "status": "active"}],
             },
+            "vercel": {"token": sim.vercel_token(), "team_id": sim.vercel_team_id(), "projects": []},
+            "render": {"token": sim.render_token(), "services": []},
         })
     );
     let text = state.to_string();
@@ -113,4 +119,180 @@ async fn control_api_injects_and_clears_faults() {
     .await;
     assert_eq!(status, 400);
     assert!(body["error"].is_string());
+}
+
+/// Polls a `/_sim/.../served` URL until it reports `want` (bounded).
+async fn served_becomes(url: &str, want: Value) {
+    let client = client();
+    let started = Instant::now();
+    loop {
+        let (status, body) = send(client.get(url)).await;
+        assert_eq!(status, 200, "{body}");
+        if body == json!({ "value": want }) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{url} still says {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn control_api_drives_vercel_and_render_for_the_demo() {
+    let sim = Simulator::start().await.unwrap();
+    let client = client();
+    let base = sim.base_url();
+
+    let (status, body) = send(
+        client
+            .post(format!("{base}/_sim/build_millis"))
+            .json(&json!({"millis": 10})),
+    )
+    .await;
+    assert_eq!((status, body), (204, Value::Null));
+    let (status, project) = send(
+        client
+            .post(format!("{base}/_sim/vercel/projects"))
+            .json(&json!({"name": "demo-web"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let project = project["id"].as_str().unwrap().to_owned();
+    assert!(project.starts_with("prj_"));
+    assert_eq!(
+        send(
+            client
+                .post(format!("{base}/_sim/vercel/projects"))
+                .json(&json!({"name": ""}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, service) = send(client.post(format!("{base}/_sim/render/services"))).await;
+    assert_eq!(status, 200);
+    let service = service["id"].as_str().unwrap().to_owned();
+    assert!(service.starts_with("srv-"));
+
+    let vercel_served =
+        format!("{base}/_sim/vercel/projects/{project}/served?target=production&key=API_KEY");
+    let render_served = format!("{base}/_sim/render/services/{service}/served?key=API_KEY");
+    assert_eq!(
+        send(client.get(&vercel_served)).await,
+        (200, json!({"value": null}))
+    );
+    assert_eq!(
+        send(client.get(&render_served)).await,
+        (200, json!({"value": null}))
+    );
+    for url in [
+        format!("{base}/_sim/vercel/projects/prj_missing/served?key=K"),
+        format!("{base}/_sim/render/services/srv-missing/served?key=K"),
+    ] {
+        assert_eq!(send(client.get(&url)).await.0, 404, "{url}");
+    }
+    assert_eq!(
+        send(client.get(format!("{base}/_sim/render/services/{service}/served")))
+            .await
+            .0,
+        400
+    );
+
+    // Vercel: write, redeploy, and the served value follows once READY.
+    write_env(
+        &client,
+        &sim,
+        &project,
+        true,
+        json!({"key":"API_KEY","value":"sk-demo-one","type":"sensitive","target":["production"],"comment":"keyrot:abc"}),
+    )
+    .await;
+    redeploy(&client, &sim, &project).await;
+    served_becomes(&vercel_served, json!("sk-demo-one")).await;
+
+    // A requested failure leaves it.
+    let (status, _) = send(
+        client
+            .post(format!("{base}/_sim/vercel/fail_next"))
+            .json(&json!({"n": 1})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    write_env(
+        &client,
+        &sim,
+        &project,
+        true,
+        json!({"key":"API_KEY","value":"sk-demo-two","type":"sensitive","target":["production"]}),
+    )
+    .await;
+    let (_, failed) = redeploy(&client, &sim, &project).await;
+    settled(&client, &sim, failed["id"].as_str().unwrap()).await;
+    assert_eq!(
+        send(client.get(&vercel_served)).await.1,
+        json!({"value": "sk-demo-one"})
+    );
+
+    // Render likewise.
+    let render = |method: Method, path: String| {
+        client
+            .request(method, format!("{base}/v1/services/{service}{path}"))
+            .bearer_auth(sim.render_token())
+    };
+    let (status, _) =
+        send(render(Method::PUT, "/env-vars/API_KEY".into()).json(&json!({"value":"sk-demo-one"})))
+            .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        client
+            .post(format!("{base}/_sim/render/fail_next"))
+            .json(&json!({"n": 1})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(send(render(Method::POST, "/deploys".into())).await.0, 201);
+    assert_eq!(send(render(Method::POST, "/deploys".into())).await.0, 201);
+    served_becomes(&render_served, json!("sk-demo-one")).await;
+    let statuses: Vec<String> = sim
+        .render_deploys(&service)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(statuses, ["deactivated", "build_failed", "live"]);
+
+    // The state shows fingerprints and comments, never values.
+    let (status, state) = send(client.get(format!("{base}/_sim/state"))).await;
+    assert_eq!(status, 200);
+    let text = state.to_string();
+    assert!(
+        !text.contains("sk-demo-one") && !text.contains("sk-demo-two"),
+        "{text}"
+    );
+    // The first 12 hex characters of sha256("sk-demo-one").
+    let fingerprint_one = "47aff9752bf5";
+    let var = &state["vercel"]["projects"][0]["env"][0];
+    assert_eq!(var["key"], "API_KEY");
+    assert_eq!(var["comment"], "keyrot:abc");
+    assert_eq!(var["type"], "sensitive");
+    assert_eq!(var["target"], json!(["production"]));
+    assert_eq!(var["fingerprint"].as_str().unwrap().len(), 12);
+    let deployments = state["vercel"]["projects"][0]["deployments"]
+        .as_array()
+        .unwrap();
+    let ready_states: Vec<&Value> = deployments.iter().map(|d| &d["ready_state"]).collect();
+    assert_eq!(
+        ready_states,
+        [&json!("READY"), &json!("READY"), &json!("ERROR")]
+    );
+    let service_state = &state["render"]["services"][0];
+    assert_eq!(service_state["id"], service.as_str());
+    assert_eq!(service_state["deploys"][2]["status"], "live");
+    assert_eq!(
+        service_state["deploys"][2]["env"],
+        json!([{"key": "API_KEY", "fingerprint": fingerprint_one}])
+    );
+    assert_eq!(deployments[1]["env"][0]["fingerprint"], fingerprint_one);
+    assert!(sim.calls().iter().all(|c| !c.path.starts_with("/_sim/")));
 }

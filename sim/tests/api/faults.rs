@@ -212,3 +212,111 @@ async fn control_requests_are_never_faulted() {
     assert!(body["openai"]["admin_key"].is_string());
     assert!(sim.calls().is_empty());
 }
+
+#[tokio::test]
+async fn faults_apply_to_vercel_and_render_routes_in_their_error_shapes() {
+    let sim = Simulator::start().await.unwrap();
+    let client = client();
+    let project = sim.vercel_create_project("web");
+    let service = sim.render_create_service();
+    let env = |sim: &Simulator| {
+        crate::vercel::vercel(
+            &client,
+            sim,
+            reqwest::Method::GET,
+            &format!("/v10/projects/{project}/env"),
+        )
+    };
+    sim.inject(Fault {
+        method: Some("GET".to_owned()),
+        path_prefix: "/v10/projects/".to_owned(),
+        nth: 2,
+        times: 1,
+        kind: FaultKind::Status {
+            code: 429,
+            retry_after_secs: Some(2),
+        },
+    });
+    assert_eq!(send(env(&sim)).await.0, 200);
+    let response = env(&sim).send().await.unwrap();
+    assert_eq!(response.headers()["retry-after"], "2");
+    let (status, body) = read(response).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"].is_string());
+    assert_eq!(send(env(&sim)).await.0, 200);
+
+    let deploys = format!("{}/v1/services/{service}/deploys", sim.render_base_url());
+    sim.inject(Fault {
+        method: Some("POST".to_owned()),
+        path_prefix: "/v1/services/".to_owned(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Status {
+            code: 503,
+            retry_after_secs: None,
+        },
+    });
+    let (status, body) = send(client.post(&deploys).bearer_auth(sim.render_token())).await;
+    assert_eq!(status, 503);
+    assert!(
+        body["id"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+    // The faulted call never reached Render's logic: no deploy was started.
+    assert_eq!(sim.render_deploys(&service).len(), 1);
+
+    sim.inject(Fault {
+        method: None,
+        path_prefix: "/v13/deployments".to_owned(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Drop,
+    });
+    let deployment = sim.vercel_deployments(&project)[0].id.clone();
+    let dropped = crate::vercel::vercel(
+        &client,
+        &sim,
+        reqwest::Method::GET,
+        &format!("/v13/deployments/{deployment}"),
+    )
+    .send()
+    .await;
+    assert!(dropped.is_err());
+
+    sim.inject(Fault {
+        method: None,
+        path_prefix: "/v6/".to_owned(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Delay { millis: 200 },
+    });
+    let started = Instant::now();
+    let (status, _) = send(crate::vercel::vercel(
+        &client,
+        &sim,
+        reqwest::Method::GET,
+        "/v6/deployments",
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+
+    let calls: Vec<(String, u16)> = sim
+        .calls()
+        .into_iter()
+        .map(|c| (c.path, c.status))
+        .collect();
+    let env_path = format!("/v10/projects/{project}/env");
+    assert_eq!(
+        calls,
+        [
+            (env_path.clone(), 200),
+            (env_path.clone(), 429),
+            (env_path, 200),
+            (format!("/v1/services/{service}/deploys"), 503),
+            (format!("/v13/deployments/{deployment}"), 0),
+            ("/v6/deployments".to_owned(), 200),
+        ]
+    );
+}

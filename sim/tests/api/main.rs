@@ -6,6 +6,9 @@ mod bin;
 mod control;
 mod faults;
 mod openai;
+mod render;
+mod vercel;
+mod vercel_schema;
 
 use reqwest::{Client, RequestBuilder, Response};
 use serde_json::Value;

@@ -544,6 +544,14 @@ async fn scenario(
             .violations
             .push("the failed attempt is missing from the audit trail".into());
     }
+    let logs = crate::support::captured_logs();
+    for key in [&first_key, &current] {
+        if logs.contains(key.as_str()) {
+            outcome
+                .violations
+                .push("a key value appears in the log lines".into());
+        }
+    }
     (inj.count.get(), outcome, inj.fired.get())
 }
 

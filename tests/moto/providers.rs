@@ -207,8 +207,11 @@ async fn an_openai_key_is_minted_validated_twice_promoted_and_the_old_one_works_
     );
     let delivered = alerts.drain();
     let everything = format!("{items:?}{delivered:?}");
+    let logs = crate::support::captured_logs();
+    assert!(logs.contains("step succeeded"), "the logs were captured");
     for key in [&first_key, &new_key, &world.sim.openai_admin_key()] {
         assert_no_key(&everything, key, "audit items and alerts");
+        assert_no_key(&logs, key, "the log lines");
     }
 }
 

@@ -109,8 +109,15 @@ async fn an_openai_key_reaches_vercel_and_render_and_is_live_before_finish_secre
     );
 
     let items = format!("{:?}", world.moto.items(&name).await);
-    for key in [&first_key, &new_key] {
+    let logs = crate::support::captured_logs();
+    for key in [
+        &first_key,
+        &new_key,
+        &world.sim.vercel_token(),
+        &world.sim.render_token(),
+    ] {
         assert_no_key(&items, key, "audit items");
+        assert_no_key(&logs, key, "the log lines");
     }
 }
 

@@ -158,3 +158,52 @@ async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
         "Prism found violations:\n{output}"
     );
 }
+
+#[tokio::test]
+async fn the_vercel_traffic_of_a_rotation_satisfies_the_official_spec() {
+    let sim = Simulator::start().await.expect("simulator");
+    sim.vercel_set_build_millis(50);
+    sim.render_set_build_millis(50);
+    // Prism checks our requests against Vercel's spec (it lets Vercel responses through unchecked; the
+    // simulator's own tests check those against the spec's response schemas).
+    let prism = Prism::proxy("vercel-openapi.json", &sim.vercel_base_url()).await;
+    let world = World::with_proxies(sim, None, Some(prism.url.clone())).await;
+    let (name, _, vercel, _) = world.openai_secret_with_targets(&[]).await;
+    world.rotate(&name).await;
+    let current = world.current_key(&name).await;
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(current.as_str())
+    );
+
+    let paths: Vec<String> = world
+        .sim
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    for expected in [
+        "GET /v10/projects/",
+        "POST /v10/projects/",
+        "GET /v6/deployments",
+        "POST /v13/deployments",
+        "GET /v13/deployments/",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.starts_with(expected)),
+            "no {expected} went through Prism: {paths:?}"
+        );
+    }
+    let output = prism.log().await;
+    assert!(
+        !output.contains("Request terminated with error"),
+        "Prism found violations:\n{output}"
+    );
+    assert!(
+        !output.to_lowercase().contains("violation"),
+        "Prism found violations:\n{output}"
+    );
+}

@@ -7,11 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::adapters::admin_keys::AdminKeys;
-use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::secret::AnthropicSettings;
-use crate::error::{Error, Result, Transience};
+use crate::error::{Error, Result};
 
 const SYSTEM: &str = "anthropic";
 const ADMIN_FIELD: &str = "anthropic.admin_key_secret";
@@ -72,7 +72,7 @@ impl AnthropicIssuer {
                     response.status().as_u16()
                 ),
             }),
-            status => Err(unexpected("GET /v1/models", status)),
+            status => Err(http::unexpected(SYSTEM, "GET /v1/models", status)),
         }
     }
 
@@ -176,39 +176,14 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
     response: Response,
     operation: &str,
 ) -> Result<T> {
-    match response.status() {
-        status if status.is_success() => response.json::<T>().await.map_err(|err| {
-            Error::external(
-                SYSTEM,
-                operation,
-                format!("unreadable answer: {err}"),
-                Transience::Retryable,
-            )
-        }),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
-            secret_name,
-            ADMIN_FIELD,
-            format!(
-                "the admin key in {} was refused (HTTP {}) by {operation}",
-                settings.admin_key_secret,
-                response.status().as_u16()
-            ),
-            format!(
-                "put a valid Anthropic admin key (sk-ant-admin...) in {}",
-                settings.admin_key_secret
-            ),
-        )),
-        status => Err(unexpected(operation, status)),
-    }
-}
-
-fn unexpected(operation: &str, status: StatusCode) -> Error {
-    Error::external(
-        SYSTEM,
-        operation,
-        format!("unexpected HTTP {}", status.as_u16()),
-        Transience::Final,
-    )
+    let refusal = Refusal {
+        secret: secret_name,
+        credential_field: ADMIN_FIELD,
+        credential_secret: &settings.admin_key_secret,
+        credential_kind: "Anthropic admin key (sk-ant-admin...)",
+        not_found: None,
+    };
+    http::read_json(SYSTEM, operation, response, refusal).await
 }
 
 #[cfg(test)]

@@ -88,6 +88,72 @@ fn retry_after(response: &Response) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
+/// What a refused call means for the managed secret: which credential was refused and, for a 404,
+/// which setting names something that does not exist.
+pub struct Refusal<'a> {
+    pub secret: &'a str,
+    /// The field that names the secret holding the credential, such as `openai.admin_key_secret`.
+    pub credential_field: &'a str,
+    pub credential_secret: &'a str,
+    /// What a valid credential looks like, for the fix.
+    pub credential_kind: &'a str,
+    /// For a 404: the field at fault and its fix; `None` when a 404 is simply unexpected.
+    pub not_found: Option<(&'a str, &'a str)>,
+}
+
+/// Reads a JSON answer; refusals become configuration errors that say what to fix, and any other
+/// status is unexpected (and final: retrying does not change it).
+pub async fn read_json<T: serde::de::DeserializeOwned>(
+    system: &'static str,
+    operation: &str,
+    response: Response,
+    refusal: Refusal<'_>,
+) -> Result<T> {
+    let status = response.status();
+    if status.is_success() {
+        return response.json::<T>().await.map_err(|err| {
+            Error::external(
+                system,
+                operation,
+                format!("unreadable answer: {err}"),
+                Transience::Retryable,
+            )
+        });
+    }
+    match (status, refusal.not_found) {
+        (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => Err(Error::config(
+            refusal.secret,
+            refusal.credential_field,
+            format!(
+                "the credential in {} was refused (HTTP {}) by {system} {operation}",
+                refusal.credential_secret,
+                status.as_u16()
+            ),
+            format!(
+                "put a valid {} in {}",
+                refusal.credential_kind, refusal.credential_secret
+            ),
+        )),
+        (StatusCode::NOT_FOUND, Some((field, fix))) => Err(Error::config(
+            refusal.secret,
+            field,
+            format!("{system} answered 404 to {operation}"),
+            fix,
+        )),
+        _ => Err(unexpected(system, operation, status)),
+    }
+}
+
+/// An answer no call of keyrot's expects.
+pub fn unexpected(system: &'static str, operation: &str, status: StatusCode) -> Error {
+    Error::external(
+        system,
+        operation,
+        format!("unexpected HTTP {}", status.as_u16()),
+        Transience::Final,
+    )
+}
+
 /// Full jitter: a random delay up to base * 2^(attempt-1), so that retries of many callers spread out.
 fn backoff(policy: RetryPolicy, attempt: u32) -> Duration {
     let ceiling = policy

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::adapters::admin_keys::AdminKeys;
-use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::NewKey;
 use crate::domain::audit::{Revocation, RevocationStatus};
 use crate::domain::keys::redacted;
@@ -107,7 +107,7 @@ impl OpenAiIssuer {
                 hint: redacted(key),
                 detail: format!("GET /models answered HTTP {}", response.status().as_u16()),
             }),
-            status => Err(unexpected("GET /models", status)),
+            status => Err(http::unexpected(SYSTEM, "GET /models", status)),
         }
     }
 
@@ -351,49 +351,18 @@ impl OpenAiIssuer {
         response: Response,
         operation: &str,
     ) -> Result<T> {
-        match response.status() {
-            status if status.is_success() => response.json::<T>().await.map_err(|err| {
-                Error::external(
-                    SYSTEM,
-                    operation,
-                    format!("unreadable answer: {err}"),
-                    Transience::Retryable,
-                )
-            }),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
-                secret_name,
-                ADMIN_FIELD,
-                format!(
-                    "the admin key in {} was refused (HTTP {}) by {operation}",
-                    settings.admin_key_secret,
-                    response.status().as_u16()
-                ),
-                format!(
-                    "put a valid OpenAI admin key (sk-admin-...) in {}",
-                    settings.admin_key_secret
-                ),
-            )),
-            StatusCode::NOT_FOUND => Err(Error::config(
-                secret_name,
+        let refusal = Refusal {
+            secret: secret_name,
+            credential_field: ADMIN_FIELD,
+            credential_secret: &settings.admin_key_secret,
+            credential_kind: "OpenAI admin key (sk-admin-...)",
+            not_found: Some((
                 "openai.project_id",
-                format!(
-                    "project {} was not found by {operation}",
-                    settings.project_id
-                ),
                 "set openai.project_id to the id (proj_...) of the project the key belongs to",
             )),
-            status => Err(unexpected(operation, status)),
-        }
+        };
+        http::read_json(SYSTEM, operation, response, refusal).await
     }
-}
-
-fn unexpected(operation: &str, status: StatusCode) -> Error {
-    Error::external(
-        SYSTEM,
-        operation,
-        format!("unexpected HTTP {}", status.as_u16()),
-        Transience::Final,
-    )
 }
 
 /// The settings a revocation record carries for OpenAI.

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::adapters::admin_keys::AdminKeys;
-use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::RenderTarget;
-use crate::error::{Error, Result, Transience};
+use crate::error::Result;
 use crate::ports::DeploymentState;
 
 const SYSTEM: &str = "render";
@@ -145,43 +145,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     response: Response,
     operation: &str,
 ) -> Result<T> {
-    match response.status() {
-        status if status.is_success() => response.json::<T>().await.map_err(|err| {
-            Error::external(
-                SYSTEM,
-                operation,
-                format!("unreadable answer: {err}"),
-                Transience::Retryable,
-            )
-        }),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
-            secret_name,
-            "targets[].token_secret",
-            format!(
-                "the Render API key in {} was refused (HTTP {}) by {operation} on service {}",
-                target.token_secret,
-                response.status().as_u16(),
-                target.service_id
-            ),
-            format!(
-                "put a Render API key (rnd_...) with access to the service in {}",
-                target.token_secret
-            ),
-        )),
-        StatusCode::NOT_FOUND => Err(Error::config(
-            secret_name,
-            "targets[].service_id",
-            format!(
-                "Render answered 404 to {operation} on service {}",
-                target.service_id
-            ),
-            "check the target's service_id",
-        )),
-        status => Err(Error::external(
-            SYSTEM,
-            operation,
-            format!("unexpected HTTP {}", status.as_u16()),
-            Transience::Final,
-        )),
-    }
+    let refusal = Refusal {
+        secret: secret_name,
+        credential_field: "targets[].token_secret",
+        credential_secret: &target.token_secret,
+        credential_kind: "Render API key (rnd_...) with access to the service",
+        not_found: Some(("targets[].service_id", "check the target's service_id")),
+    };
+    http::read_json(SYSTEM, operation, response, refusal).await
 }

@@ -2,13 +2,13 @@
 //! the variable's `comment` (sensitive values cannot be read back), and reaches the service through a
 //! redeploy of the latest READY production deployment.
 
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::adapters::admin_keys::AdminKeys;
-use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::VercelTarget;
 use crate::error::{Error, Result, Transience};
@@ -230,45 +230,17 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     response: Response,
     operation: &str,
 ) -> Result<T> {
-    match response.status() {
-        status if status.is_success() => response.json::<T>().await.map_err(|err| {
-            Error::external(
-                SYSTEM,
-                operation,
-                format!("unreadable answer: {err}"),
-                Transience::Retryable,
-            )
-        }),
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::config(
-            secret_name,
-            "targets[].token_secret",
-            format!(
-                "the Vercel token in {} was refused (HTTP {}) by {operation} on project {}",
-                target.token_secret,
-                response.status().as_u16(),
-                target.project
-            ),
-            format!(
-                "put a Vercel token with access to the project (and team) in {}",
-                target.token_secret
-            ),
-        )),
-        StatusCode::NOT_FOUND => Err(Error::config(
-            secret_name,
+    let refusal = Refusal {
+        secret: secret_name,
+        credential_field: "targets[].token_secret",
+        credential_secret: &target.token_secret,
+        credential_kind: "Vercel token with access to the project (and team)",
+        not_found: Some((
             "targets[].project",
-            format!(
-                "Vercel answered 404 to {operation} on project {}",
-                target.project
-            ),
             "check the target's project and team_id",
         )),
-        status => Err(Error::external(
-            SYSTEM,
-            operation,
-            format!("unexpected HTTP {}", status.as_u16()),
-            Transience::Final,
-        )),
-    }
+    };
+    http::read_json(SYSTEM, operation, response, refusal).await
 }
 
 #[cfg(test)]

@@ -662,7 +662,7 @@ async fn a_redeploy_still_building_at_the_deadline_fails_as_retryable_without_ro
     run(&r, Step::Set, "t1").await.expect("set");
     let invocation = Invocation {
         actor: "req".into(),
-        deadline: Some(now() + Duration::seconds(5)),
+        deadline: Some(now() + Duration::milliseconds(1)),
     };
     let err = r
         .handle(&event(Step::Test, "t1"), &invocation)

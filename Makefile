@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help test lint unit demo tools clean-tools
+.PHONY: help test lint unit demo fuzz tools clean-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -20,6 +20,10 @@ unit: ## unit tests only (in-memory fakes, no moto)
 test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
 	scripts/moto.sh cargo test --workspace --all-targets --locked
 	scripts/demo.sh
+	scripts/fuzz.sh 15
+
+fuzz: ## run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60
+	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 demo: ## rotate an OpenAI key with a Vercel target on this machine's stand-ins (also the end-to-end test)
 	scripts/demo.sh
@@ -30,8 +34,9 @@ clean-tools: ## remove .venv
 # ---- deployment: SAM (template.yaml) and CDK (infra/) ------------------------------------------------------
 .PHONY: build build-RotatorFunction build-GraceKeeperFunction check-infra clean-infra
 
-build: ## build both Lambda zips for arm64 (target/lambda/*/bootstrap.zip) and print their sizes
+build: ## build both Lambda zips for arm64 (target/lambda/*/bootstrap.zip), print their sizes, check they hold no test key
 	scripts/infra-build.sh zip keyrot-rotator keyrot-grace-keeper
+	scripts/scan-artifacts.sh target/lambda/keyrot-rotator/bootstrap.zip target/lambda/keyrot-grace-keeper/bootstrap.zip
 
 # `sam build` calls these (BuildMethod: makefile) with ARTIFACTS_DIR; they copy the arm64 bootstrap there.
 build-RotatorFunction:

@@ -208,8 +208,8 @@ def main():
         project_openai = http("POST", f"{sim}/_sim/openai/projects")[1]["id"]
         person_key = http("POST", f"{sim}/_sim/openai/projects/{project_openai}/user_keys")[1]
         vercel_project = http("POST", f"{sim}/_sim/vercel/projects", {"name": "web"})[1]["id"]
-        team, token = ready["vercel_team_id"], ready["vercel_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        team, vercel_token = ready["vercel_team_id"], ready["vercel_token"]
+        auth = {"Authorization": f"Bearer {vercel_token}"}
         status, _ = http("POST", f"{sim}/v10/projects/{vercel_project}/env?upsert=true&teamId={team}",
                          {"key": "OPENAI_API_KEY", "value": person_key["value"], "type": "encrypted", "target": ["production"]}, auth)
         check(status in (200, 201), "the web app's Vercel project holds the OpenAI key a person made")
@@ -228,7 +228,7 @@ def main():
 
         # keyrot's AWS side, as the stack creates it.
         aws("secretsmanager", "create-secret", "--name", "keyrot/admin/openai", "--secret-string", ready["openai_admin_key"])
-        aws("secretsmanager", "create-secret", "--name", "keyrot/admin/vercel", "--secret-string", token)
+        aws("secretsmanager", "create-secret", "--name", "keyrot/admin/vercel", "--secret-string", vercel_token)
         queue = sqs("create-queue", "--queue-name", "keyrot-demo-alerts")["QueueUrl"]
         queue_arn = sqs("get-queue-attributes", "--queue-url", queue, "--attribute-names", "QueueArn")["Attributes"]["QueueArn"]
         aws("sns", "subscribe", "--topic-arn", env["KEYROT_ALERT_TOPIC_ARN"], "--protocol", "sqs", "--notification-endpoint", queue_arn)
@@ -305,6 +305,14 @@ def main():
         check(key_works(sim, newest), f"the new key {hint(newest)} works and is live on Vercel")
         tags = [t["Key"] for t in aws("secretsmanager", "describe-secret", "--secret-id", SECRET).get("Tags", [])]
         check("keyrot:next-grace-hours" not in tags and "keyrot:trigger" not in tags, "the one-shot tags are gone; the 24 h policy stays")
+
+        stage("Secrets never leak")
+        for watch in watches:
+            watch.log.flush()
+        logs = "".join(open(w.log.name).read() for w in watches)
+        evidence = logs + audit + status + json.dumps(messages)
+        leaked = [hint(k) for k in (first, current, newest, ready["openai_admin_key"], vercel_token) if k and k[-12:] in evidence]
+        check(not leaked, f"no key value in the functions' logs, the audit trail, the alerts or the CLI output ({len(logs.splitlines())} log lines scanned)")
 
         stage("The service's view")
         service.stopping.set()

@@ -26,7 +26,7 @@ where
         report: &mut KeeperReport,
     ) {
         let secret = &item.secret;
-        let policy = match secret.policy(24.0) {
+        let policy = match secret.policy(self.ports.settings.default_grace_hours) {
             Ok(policy) => policy,
             Err(err) => return report.errors.push(err.to_string()),
         };

@@ -308,6 +308,7 @@ impl KeyIssuer for FakeIssuer {
             api_key: SecretString::from(format!("sk_live_NEWKEY{n:04}{token}XXXXXXXX")),
             key_id: Some(format!("key_{n}")),
             api_key_id: None,
+            leftovers: Vec::new(),
         })
     }
 

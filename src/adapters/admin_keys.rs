@@ -2,6 +2,10 @@
 //! reads them. The value is either the bare key or a JSON object with an `admin_key` (or `api_key`/`token`)
 //! field.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use aws_sdk_secretsmanager::Client;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -9,14 +13,29 @@ use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::policy::AWSCURRENT;
 use crate::error::{Error, Result};
 
+/// How long a credential read is reused: one invocation reads each credential once, and a rotated admin
+/// key or token is picked up within a minute.
+const REUSE_FOR: Duration = Duration::from_secs(60);
+
 #[derive(Clone)]
 pub struct AdminKeys {
     client: Client,
+    recent: Arc<Mutex<HashMap<String, (Instant, SecretString)>>>,
 }
 
 impl AdminKeys {
     pub fn new(client: Client) -> Self {
-        AdminKeys { client }
+        AdminKeys {
+            client,
+            recent: Arc::default(),
+        }
+    }
+
+    fn reuse(&self, admin_secret: &str) -> Option<SecretString> {
+        let recent = self.recent.lock().ok()?;
+        let (read_at, credential) = recent.get(admin_secret)?;
+        (read_at.elapsed() < REUSE_FOR)
+            .then(|| SecretString::from(credential.expose_secret().to_owned()))
     }
 
     /// Reads the credential in `admin_secret`, which the managed secret `secret_name` names in `field`.
@@ -26,6 +45,9 @@ impl AdminKeys {
         field: &str,
         admin_secret: &str,
     ) -> Result<SecretString> {
+        if let Some(credential) = self.reuse(admin_secret) {
+            return Ok(credential);
+        }
         let fix = || {
             format!("create the secret {admin_secret} holding the credential, or correct {field}")
         };
@@ -65,14 +87,19 @@ impl AdminKeys {
             }
         };
         let raw = SecretString::from(out.secret_string().unwrap_or_default().to_owned());
-        credential_from(&raw).ok_or_else(|| {
+        let credential = credential_from(&raw).ok_or_else(|| {
             Error::config(
                 secret_name,
                 field,
                 format!("{admin_secret} holds no credential"),
                 fix(),
             )
-        })
+        })?;
+        if let Ok(mut recent) = self.recent.lock() {
+            let copy = SecretString::from(credential.expose_secret().to_owned());
+            recent.insert(admin_secret.to_owned(), (Instant::now(), copy));
+        }
+        Ok(credential)
     }
 }
 

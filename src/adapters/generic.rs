@@ -50,6 +50,7 @@ impl GenericIssuer {
             api_key: SecretString::from(format!("{}{random}", settings.prefix)),
             key_id: None,
             api_key_id: None,
+            leftovers: Vec::new(),
         })
     }
 

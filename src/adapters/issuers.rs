@@ -40,13 +40,13 @@ impl KeyIssuer for ProviderIssuers {
         &self,
         secret_name: &str,
         current: &ManagedSecret,
-        token: &str,
+        _token: &str,
         kept: &NewKey,
     ) -> Result<()> {
-        match (&current.provider, &kept.key_id) {
-            (ProviderSettings::OpenAi(settings), Some(kept)) => {
+        match &current.provider {
+            ProviderSettings::OpenAi(settings) => {
                 self.openai
-                    .remove_leftovers(secret_name, settings, token, kept)
+                    .remove_leftovers(secret_name, settings, kept)
                     .await
             }
             _ => Ok(()),

@@ -122,11 +122,19 @@ impl OpenAiIssuer {
         let admin = self.admin_key(secret_name, settings).await?;
         let name = service_account_name(secret_name, token);
         let cutoff = Utc::now() - Duration::minutes(ABANDONED_AFTER_MINUTES);
+        // Same-name accounts that are younger may be a concurrent delivery's: they are deleted only once
+        // this key is stored (`remove_leftovers`), from this one listing.
+        let mut leftovers = Vec::new();
         for account in self.service_accounts(secret_name, settings, &admin).await? {
-            if account.name == name && account.created_at < cutoff.timestamp() {
+            if account.name != name {
+                continue;
+            }
+            if account.created_at < cutoff.timestamp() {
                 tracing::warn!(service_account = %account.id, "deleting a service account left by a crashed createSecret");
                 self.delete_service_account(secret_name, settings, &admin, &account.id)
                     .await?;
+            } else {
+                leftovers.push(account.id);
             }
         }
         let url = format!(
@@ -156,26 +164,30 @@ impl OpenAiIssuer {
             api_key: SecretString::from(key.value),
             key_id: Some(created.id),
             api_key_id: Some(key.id),
+            leftovers,
         })
     }
 
-    /// After the pending version stored `kept`, any other account named for this rotation is an orphan
-    /// of a crashed or concurrent attempt: delete it.
+    /// After the pending version stored `kept`, the other accounts named for this rotation that minting
+    /// found (an earlier attempt's, whose key was never stored) are orphans: delete them.
     pub async fn remove_leftovers(
         &self,
         secret_name: &str,
         settings: &OpenAiSettings,
-        token: &str,
-        kept: &str,
+        kept: &NewKey,
     ) -> Result<()> {
+        if kept.leftovers.is_empty() {
+            return Ok(());
+        }
         let admin = self.admin_key(secret_name, settings).await?;
-        let name = service_account_name(secret_name, token);
-        for account in self.service_accounts(secret_name, settings, &admin).await? {
-            if account.name == name && account.id != kept {
-                tracing::warn!(service_account = %account.id, "deleting a leftover service account of this rotation");
-                self.delete_service_account(secret_name, settings, &admin, &account.id)
-                    .await?;
-            }
+        for id in kept
+            .leftovers
+            .iter()
+            .filter(|id| Some(*id) != kept.key_id.as_ref())
+        {
+            tracing::warn!(service_account = %id, "deleting a leftover service account of this rotation");
+            self.delete_service_account(secret_name, settings, &admin, id)
+                .await?;
         }
         Ok(())
     }

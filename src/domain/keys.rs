@@ -10,6 +10,9 @@ pub struct NewKey {
     pub key_id: Option<String>,
     /// OpenAI only: the project API key id, for last-use lookups.
     pub api_key_id: Option<String>,
+    /// Provider ids of other keys minted for the same rotation by attempts that died, still alive; to be
+    /// removed once this key is stored.
+    pub leftovers: Vec<String>,
 }
 
 impl std::fmt::Debug for NewKey {
@@ -99,6 +102,7 @@ mod tests {
             api_key: SecretString::from("sk-live-0123456789abcdefWXYZ"),
             key_id: Some("svc_acct_1".into()),
             api_key_id: None,
+            leftovers: Vec::new(),
         };
         let shown = format!("{key:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");

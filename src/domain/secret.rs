@@ -488,6 +488,7 @@ mod tests {
                 api_key: SecretString::from("new-key-1111111111"),
                 key_id: None,
                 api_key_id: Some("key_2".into()),
+                leftovers: Vec::new(),
             })
             .expect("serialises");
         let value: Value = serde_json::from_str(next.expose_secret()).expect("json");

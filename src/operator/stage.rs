@@ -51,6 +51,7 @@ where
             api_key: key,
             key_id: None,
             api_key_id: None,
+            leftovers: Vec::new(),
         })?;
         let version_id = self.store.put_staged(secret_id, &value).await?;
 

@@ -177,6 +177,7 @@ where
             api_key: key,
             key_id,
             api_key_id: None,
+            leftovers: Vec::new(),
         })
     }
 

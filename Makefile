@@ -50,3 +50,9 @@ check-infra: ## offline checks of the templates: cfn-lint, checkov, cdk synth + 
 
 clean-infra: ## remove .venv-infra and infra/node_modules
 	rm -rf .venv-infra infra/node_modules infra/cdk.out
+
+# ---- performance -------------------------------------------------------------------------------------------
+.PHONY: bench
+
+bench: ## build release binaries and arm64 zips, then measure cold start, memory, calls, latency, fleet (target/bench/)
+	@scripts/bench.sh $(BENCH_ARGS)

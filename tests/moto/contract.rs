@@ -73,6 +73,19 @@ impl Prism {
         panic!("prism did not listen on {port} within 60 s");
     }
 
+    /// Stops Prism and fails if it logged any violation of the spec.
+    async fn assert_no_violations(self) {
+        let output = self.log().await;
+        assert!(
+            !output.contains("Request terminated with error"),
+            "Prism found violations:\n{output}"
+        );
+        assert!(
+            !output.to_lowercase().contains("violation"),
+            "Prism found violations:\n{output}"
+        );
+    }
+
     /// Stops Prism and returns everything it logged.
     async fn log(mut self) -> String {
         let _ = self.child.start_kill();
@@ -148,15 +161,7 @@ async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
             "no {expected} went through Prism: {paths:?}"
         );
     }
-    let output = prism.log().await;
-    assert!(
-        !output.contains("Request terminated with error"),
-        "Prism found violations:\n{output}"
-    );
-    assert!(
-        !output.to_lowercase().contains("violation"),
-        "Prism found violations:\n{output}"
-    );
+    prism.assert_no_violations().await;
 }
 
 #[tokio::test]
@@ -197,13 +202,5 @@ async fn the_vercel_traffic_of_a_rotation_satisfies_the_official_spec() {
             "no {expected} went through Prism: {paths:?}"
         );
     }
-    let output = prism.log().await;
-    assert!(
-        !output.contains("Request terminated with error"),
-        "Prism found violations:\n{output}"
-    );
-    assert!(
-        !output.to_lowercase().contains("violation"),
-        "Prism found violations:\n{output}"
-    );
+    prism.assert_no_violations().await;
 }

@@ -11,12 +11,13 @@ use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
+use crate::domain::{RotationEvent, Step};
 use crate::error::{Error, Result};
 use crate::ports::{
     Alert, Alerts, AuditLog, Clock, DeploymentState, KeyIssuer, MintedKey, PutOutcome, SecretStore,
     Target,
 };
-use crate::rotation::{Rotator, RotatorSettings};
+use crate::rotation::{Invocation, Progress, Rotator, RotatorSettings};
 
 pub(crate) const NAME: &str = "prod/generic";
 pub(crate) const OLD_KEY: &str = "sk_live_OLDOLDOLDOLDOLDOLDOLD0ld1";
@@ -657,6 +658,39 @@ impl Clock for FixedClock {
 
 pub(crate) type TestRotator =
     Rotator<FakeStore, FakeIssuer, FakeTargets, FakeAudit, FakeAlerts, FixedClock>;
+
+/// The event Secrets Manager sends for `step` of the rotation `token` of the fakes' secret.
+pub(crate) fn event(step: Step, token: &str) -> RotationEvent {
+    RotationEvent {
+        step,
+        secret_id: NAME.into(),
+        client_request_token: token.into(),
+        rotation_token: None,
+    }
+}
+
+/// Runs one step as Secrets Manager invokes it.
+pub(crate) async fn run(rotator: &TestRotator, step: Step, token: &str) -> Result<Progress> {
+    let invocation = Invocation {
+        actor: "req-1".into(),
+        deadline: None,
+    };
+    rotator.handle(&event(step, token), &invocation).await
+}
+
+/// rotate-secret, then the four steps; a failing step fails the test. Returns each step's progress.
+pub(crate) async fn rotate(rotator: &TestRotator, token: &str) -> Vec<Progress> {
+    rotator.store.start_rotation(token);
+    let mut progress = Vec::new();
+    for step in Step::ALL {
+        progress.push(
+            run(rotator, step, token)
+                .await
+                .unwrap_or_else(|err| panic!("{step}: {err}")),
+        );
+    }
+    progress
+}
 
 pub(crate) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0)

@@ -82,21 +82,12 @@ pub fn state_of(
         return State::Grace(until);
     }
     let alert_days = policy.map_or(7.0, |p| p.alert_days);
-    match next_rotation(secret) {
+    match secret.next_rotation_due() {
         Some(next) if next - now <= Duration::milliseconds((alert_days * 86_400_000.0) as i64) => {
             State::Due
         }
         _ => State::Ok,
     }
-}
-
-pub fn next_rotation(secret: &SecretDescription) -> Option<DateTime<Utc>> {
-    if !secret.rotation_enabled {
-        return None;
-    }
-    secret.next_rotation.or_else(|| {
-        Some(secret.last_rotated.or(secret.created)? + Duration::days(secret.rotate_every_days?))
-    })
 }
 
 pub async fn run(args: StatusArgs) -> Result<()> {
@@ -156,7 +147,7 @@ pub async fn run(args: StatusArgs) -> Result<()> {
             "targets": targets,
             "key": current.as_ref().map(|c| KeyView::of(&c.api_key).redacted),
             "last_rotated": secret.last_rotated.map(|t| t.to_rfc3339()),
-            "next_rotation": next_rotation(secret).map(|t| t.to_rfc3339()),
+            "next_rotation": secret.next_rotation_due().map(|t| t.to_rfc3339()),
             "age_days": secret.days_since_rotation(now).map(|d| d.floor()),
             "state": state.text(),
         }));

@@ -69,6 +69,17 @@ impl SecretDescription {
             .map(|since| (now - since).num_seconds() as f64 / 86_400.0)
     }
 
+    /// When the schedule next rotates the secret: what Secrets Manager says, else the last rotation (or
+    /// creation) plus the interval; `None` when rotation is off.
+    pub fn next_rotation_due(&self) -> Option<DateTime<Utc>> {
+        if !self.rotation_enabled {
+            return None;
+        }
+        self.next_rotation.or_else(|| {
+            Some(self.last_rotated.or(self.created)? + Duration::days(self.rotate_every_days?))
+        })
+    }
+
     /// The secret's `keyrot:` policy; a malformed tag is an error that names the tag and the fix.
     pub fn policy(&self, default_grace_hours: f64) -> Result<Policy> {
         let number = |tag: &str, unit: &str| -> Result<Option<f64>> {

@@ -12,7 +12,7 @@ use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
 use crate::fakes::*;
 use crate::ports::MintedKey;
 use crate::ports::{Clock, SecretStore};
-use crate::rotation::{Invocation, Progress};
+use crate::rotation::Progress;
 
 fn keeper<'a>(
     r: &'a TestRotator,
@@ -28,21 +28,12 @@ fn keeper<'a>(
     }
 }
 
+/// A rotation that does its work in every step, dated now.
 async fn rotate(r: &TestRotator, token: &str) {
-    r.store.start_rotation(token);
-    for step in Step::ALL {
-        let progress = r
-            .handle(
-                &crate::domain::RotationEvent {
-                    step,
-                    secret_id: NAME.into(),
-                    client_request_token: token.into(),
-                    rotation_token: None,
-                },
-                &Invocation::default(),
-            )
-            .await
-            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    for (step, progress) in Step::ALL
+        .into_iter()
+        .zip(crate::fakes::rotate(r, token).await)
+    {
         assert_eq!(progress, Progress::Done, "{step}");
     }
     r.store.last_rotated.set(Some(r.clock.now()));

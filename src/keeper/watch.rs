@@ -41,7 +41,7 @@ where
         }
         let today = now.format("%Y-%m-%d").to_string();
 
-        if let Some(next) = next_rotation(secret) {
+        if let Some(next) = secret.next_rotation_due() {
             let until = next - now;
             if until > Duration::zero()
                 && until <= Duration::milliseconds((policy.alert_days * 86_400_000.0) as i64)
@@ -142,16 +142,4 @@ where
             }
         }
     }
-}
-
-/// When the schedule next rotates the secret: what Secrets Manager says, else the last rotation plus
-/// the interval.
-fn next_rotation(secret: &crate::domain::SecretDescription) -> Option<DateTime<Utc>> {
-    if !secret.rotation_enabled {
-        return None;
-    }
-    secret.next_rotation.or_else(|| {
-        let since = secret.last_rotated.or(secret.created)?;
-        Some(since + Duration::days(secret.rotate_every_days?))
-    })
 }

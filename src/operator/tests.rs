@@ -3,11 +3,10 @@
 use secrecy::SecretString;
 use serde_json::json;
 
+use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
-use crate::domain::{RotationEvent, Step};
 use crate::fakes::*;
-use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";
 
@@ -24,22 +23,9 @@ fn with_target() -> TestRotator {
 }
 
 async fn step(r: &TestRotator, step: Step, token: &str) {
-    let event = RotationEvent {
-        step,
-        secret_id: NAME.into(),
-        client_request_token: token.into(),
-        rotation_token: None,
-    };
-    r.handle(&event, &Invocation::default())
+    run(r, step, token)
         .await
         .unwrap_or_else(|err| panic!("{step}: {err}"));
-}
-
-async fn rotate(r: &TestRotator, token: &str) {
-    r.store.start_rotation(token);
-    for s in Step::ALL {
-        step(r, s, token).await;
-    }
 }
 
 #[tokio::test]

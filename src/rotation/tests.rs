@@ -10,36 +10,6 @@ use crate::domain::policy::{AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TA
 use crate::fakes::*;
 use crate::ports::SecretStore;
 
-fn event(step: Step, token: &str) -> RotationEvent {
-    RotationEvent {
-        step,
-        secret_id: NAME.into(),
-        client_request_token: token.into(),
-        rotation_token: None,
-    }
-}
-
-async fn run(rotator: &TestRotator, step: Step, token: &str) -> Result<Progress> {
-    rotator
-        .handle(
-            &event(step, token),
-            &Invocation {
-                actor: "req-1".into(),
-                deadline: None,
-            },
-        )
-        .await
-}
-
-async fn rotate(rotator: &TestRotator, token: &str) {
-    rotator.store.start_rotation(token);
-    for step in Step::ALL {
-        run(rotator, step, token)
-            .await
-            .unwrap_or_else(|err| panic!("{step}: {err}"));
-    }
-}
-
 #[tokio::test]
 async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
     let r = rotator();

@@ -2,6 +2,14 @@
 
 use crate::error::{Error, Result};
 
+/// The variables the deployed stack's outputs can stand in for (the CLI reads the outputs when these
+/// are unset), with the output that holds each.
+pub const STACK_OUTPUTS: [(&str, &str); 3] = [
+    ("KEYROT_AUDIT_TABLE", "TableName"),
+    ("KEYROT_ALERT_TOPIC_ARN", "TopicArn"),
+    ("KEYROT_ROTATOR_ARN", "RotatorArn"),
+];
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub audit_table: String,

@@ -4,6 +4,7 @@ pub mod admin_keys;
 pub mod anthropic;
 pub mod aws;
 pub mod clock;
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod generic;
 pub mod http;

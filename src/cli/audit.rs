@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::adapters::aws;
 use crate::adapters::dynamodb::{DynamoAuditLog, rfc3339_ms};
+use crate::cli::context::StackOutputs;
 use crate::domain::audit::AuditEvent;
 use crate::error::{Error, Result, Transience};
 
@@ -28,10 +29,12 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// The audit table.
-    #[arg(long, env = "KEYROT_AUDIT_TABLE")]
-    table: String,
+    /// The audit table; by default KEYROT_AUDIT_TABLE, else the stack's output TableName.
+    #[arg(long)]
+    table: Option<String>,
 }
+
+const TABLE_VAR: &str = "KEYROT_AUDIT_TABLE";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -57,13 +60,19 @@ const COLUMNS: [&str; 14] = [
     "secret_arn",
 ];
 
-pub async fn run(args: AuditArgs) -> Result<()> {
+pub async fn run(args: AuditArgs, stack: &str) -> Result<()> {
     let (since, until) = match args.month {
         Some((start, end)) => (Some(start), Some(end)),
         None => (args.since, args.until),
     };
     let sdk = aws::sdk_config().await;
-    let log = DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &args.table);
+    let table = match args.table {
+        Some(table) => table,
+        None => StackOutputs::read_unless_set(&sdk, stack, &[TABLE_VAR])
+            .await
+            .require(TABLE_VAR)?,
+    };
+    let log = DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
     let events = match &args.secret {
         Some(secret) => log.secret_history(secret, since, until).await?,
         None => {

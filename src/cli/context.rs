@@ -1,18 +1,21 @@
 //! What every command needs: the ports built from the environment, and who is calling.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
+use aws_config::SdkConfig;
 use secrecy::SecretString;
 
 use crate::adapters::aws;
 use crate::adapters::clock::SystemClock;
+use crate::adapters::cloudformation;
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::issuers::ProviderIssuers;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
 use crate::adapters::targets::PlatformTargets;
-use crate::config::Config;
+use crate::config::{Config, STACK_OUTPUTS};
 use crate::entrypoints::rotator::{self, AwsRotator};
 use crate::error::{Error, Result, Transience};
 use crate::keeper::{GraceKeeper, KeeperSettings};
@@ -32,13 +35,19 @@ pub struct Operator {
     pub config: Config,
     /// The caller's ARN (STS GetCallerIdentity), recorded as the actor of audit events.
     pub actor: String,
+    stack: StackOutputs,
 }
 
 impl Operator {
-    pub async fn connect() -> Result<Operator> {
-        let config = Config::from_env()?;
-        let ports = rotator::build(&config).await?;
+    /// Builds the ports from the configuration: the `KEYROT_*` variables, and for those unset the
+    /// outputs of the deployed stack named `stack`.
+    pub async fn connect(stack: &str) -> Result<Operator> {
         let sdk = aws::sdk_config().await;
+        let stack =
+            StackOutputs::read_unless_set(&sdk, stack, &STACK_OUTPUTS.map(|(var, _)| var)).await;
+        let config =
+            Config::from_lookup(|var| stack.lookup(var)).map_err(|err| stack.explain(err))?;
+        let ports = rotator::build(&config).await?;
         let actor = match aws_sdk_sts::Client::new(&sdk)
             .get_caller_identity()
             .send()
@@ -54,7 +63,26 @@ impl Operator {
             ports,
             config,
             actor,
+            stack,
         })
+    }
+
+    /// The rotator's ARN: `flag` when given, else KEYROT_ROTATOR_ARN, else the stack's RotatorArn output.
+    pub fn rotator_arn(&self, secret: &str, flag: Option<&str>) -> Result<String> {
+        flag.map(str::to_owned)
+            .or_else(|| self.config.rotator_arn.clone())
+            .ok_or_else(|| {
+                Error::config(
+                    secret,
+                    "--rotator-arn",
+                    format!(
+                        "no rotator is named: the flag is absent, KEYROT_ROTATOR_ARN is unset, and {}",
+                        self.stack.why_missing("RotatorArn")
+                    ),
+                    "pass --rotator-arn with the stack's RotatorArn output, or --stack NAME (KEYROT_STACK) \
+                     naming the deployed keyrot stack",
+                )
+            })
     }
 
     pub fn keeper(&self) -> AwsKeeper<'_> {
@@ -67,6 +95,85 @@ impl Operator {
             },
         }
     }
+}
+
+/// The deployed keyrot stack's outputs, which stand in for the `KEYROT_*` variables left unset
+/// (`config::STACK_OUTPUTS`). Read at most once, and not at all when every variable is set.
+pub struct StackOutputs {
+    name: String,
+    outputs: Option<std::result::Result<HashMap<String, String>, String>>,
+}
+
+impl StackOutputs {
+    /// Reads stack `name`'s outputs unless every variable in `vars` is set. A stack that cannot be read
+    /// is not an error yet: only a setting that nothing provides is, and [`Self::explain`] then says why.
+    pub async fn read_unless_set(sdk: &SdkConfig, name: &str, vars: &[&str]) -> StackOutputs {
+        let outputs = if vars.iter().all(|var| env_var(var).is_some()) {
+            None
+        } else {
+            Some(
+                cloudformation::stack_outputs(sdk, name)
+                    .await
+                    .map_err(|err| err.to_string()),
+            )
+        };
+        StackOutputs {
+            name: name.to_owned(),
+            outputs,
+        }
+    }
+
+    /// `var` from the environment, else from the output that stands in for it.
+    pub fn lookup(&self, var: &str) -> Option<String> {
+        env_var(var).or_else(|| {
+            let (_, output) = STACK_OUTPUTS.iter().find(|(name, _)| *name == var)?;
+            self.outputs.as_ref()?.as_ref().ok()?.get(*output).cloned()
+        })
+    }
+
+    fn why_missing(&self, output: &str) -> String {
+        match &self.outputs {
+            Some(Ok(_)) => format!("stack {} has no output {output}", self.name),
+            Some(Err(reason)) => format!("stack {} could not be read ({reason})", self.name),
+            None => format!("stack {} was not read", self.name),
+        }
+    }
+
+    /// `var` from the environment or the stack, or an error that says why neither has it.
+    pub fn require(&self, var: &str) -> Result<String> {
+        self.lookup(var).ok_or_else(|| self.missing(var))
+    }
+
+    /// Turns "variable not set" into a message that also says why the stack did not answer for it.
+    pub fn explain(&self, err: Error) -> Error {
+        match &err {
+            Error::Config { field, .. } if STACK_OUTPUTS.iter().any(|(var, _)| var == field) => {
+                self.missing(field)
+            }
+            _ => err,
+        }
+    }
+
+    fn missing(&self, var: &str) -> Error {
+        let output = STACK_OUTPUTS
+            .iter()
+            .find(|(name, _)| *name == var)
+            .map_or("(none)", |(_, output)| output);
+        Error::config(
+            "(configuration)",
+            var,
+            format!("is not set, and {}", self.why_missing(output)),
+            format!(
+                "set {var}, or pass --stack NAME (KEYROT_STACK) naming the deployed keyrot stack"
+            ),
+        )
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }
 
 /// Reads a key from a file or, without one, from standard input — never from an argument, which would

@@ -23,9 +23,9 @@ pub struct StageArgs {
     key_file: Option<PathBuf>,
 }
 
-pub async fn stage(args: StageArgs) -> Result<()> {
+pub async fn stage(args: StageArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let operator = Operator::connect().await?;
+    let operator = Operator::connect(stack).await?;
     let staged = operator
         .ports
         .stage_key(&args.name, key, &operator.actor)
@@ -51,8 +51,8 @@ pub struct NameArgs {
     name: String,
 }
 
-pub async fn rollback(args: NameArgs) -> Result<()> {
-    let operator = Operator::connect().await?;
+pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
+    let operator = Operator::connect(stack).await?;
     let done = operator.ports.rollback(&args.name, &operator.actor).await?;
     println!(
         "{} is back on {} (version {}); targets updated and redeployed: {}.",
@@ -72,8 +72,8 @@ pub async fn rollback(args: NameArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn repair(args: NameArgs) -> Result<()> {
-    let operator = Operator::connect().await?;
+pub async fn repair(args: NameArgs, stack: &str) -> Result<()> {
+    let operator = Operator::connect(stack).await?;
     let done = operator.ports.repair(&args.name, &operator.actor).await?;
     println!(
         "Cleared the stuck rotation {} of {}.",
@@ -109,8 +109,8 @@ pub struct ValidateArgs {
     json: bool,
 }
 
-pub async fn validate(args: ValidateArgs) -> Result<i32> {
-    let operator = Operator::connect().await?;
+pub async fn validate(args: ValidateArgs, stack: &str) -> Result<i32> {
+    let operator = Operator::connect(stack).await?;
     let ports = &operator.ports;
     let label = match args.stage {
         Stage::Awscurrent => AWSCURRENT,
@@ -198,8 +198,8 @@ pub struct OrphansArgs {
     json: bool,
 }
 
-pub async fn orphans(args: OrphansArgs) -> Result<()> {
-    let operator = Operator::connect().await?;
+pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<()> {
+    let operator = Operator::connect(stack).await?;
     let found = operator.keeper().orphans().await?;
     let mut rows = Vec::new();
     for orphan in &found {

@@ -20,8 +20,9 @@ use crate::error::Error;
     long_about = "Operate keyrot: zero-downtime rotation of LLM provider API keys in AWS Secrets Manager.\n\n\
         keyrot uses the AWS SDK's usual configuration: credentials and region from the environment or \
         the shared config files (AWS_PROFILE, AWS_REGION), and AWS_ENDPOINT_URL to talk to a local \
-        stand-in such as moto. KEYROT_AUDIT_TABLE and KEYROT_ALERT_TOPIC_ARN name the stack's table and \
-        topic (its outputs TableName and TopicArn); KEYROT_ROTATOR_ARN the rotator (output RotatorArn).\n\n\
+        stand-in such as moto. It finds the deployed stack's table, topic and rotator from the stack's \
+        outputs (TableName, TopicArn, RotatorArn; --stack, default keyrot); KEYROT_AUDIT_TABLE, \
+        KEYROT_ALERT_TOPIC_ARN and KEYROT_ROTATOR_ARN, when set, take their place.\n\n\
         Keys are read from standard input or --key-file, never from arguments.\n\n\
         Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error.",
     after_help = "Examples:\n  \
@@ -32,6 +33,10 @@ use crate::error::Error;
         keyrot audit --month 2026-11 --format csv > evidence.csv"
 )]
 pub struct Cli {
+    /// The deployed keyrot stack, whose outputs (TableName, TopicArn, RotatorArn) stand in for the
+    /// KEYROT_* variables left unset.
+    #[arg(long, global = true, env = "KEYROT_STACK", default_value = "keyrot")]
+    pub stack: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -88,16 +93,17 @@ pub enum Command {
 
 /// Runs the command and returns its exit code; an error is reported by the caller with exit code 1.
 pub async fn run(cli: Cli) -> Result<i32, Error> {
+    let stack = cli.stack.as_str();
     match cli.command {
-        Command::Status(args) => status::run(args).await.map(|()| 0),
-        Command::Onboard(args) => onboard::run(*args).await.map(|()| 0),
-        Command::Rotate(args) => rotate::run(args).await,
-        Command::Stage(args) => keys::stage(args).await.map(|()| 0),
-        Command::Rollback(args) => keys::rollback(args).await.map(|()| 0),
-        Command::Validate(args) => keys::validate(args).await,
-        Command::Repair(args) => keys::repair(args).await.map(|()| 0),
-        Command::Orphans(args) => keys::orphans(args).await.map(|()| 0),
-        Command::Report(args) => report::run(args).await.map(|()| 0),
-        Command::Audit(args) => audit::run(args).await.map(|()| 0),
+        Command::Status(args) => status::run(args, stack).await.map(|()| 0),
+        Command::Onboard(args) => onboard::run(*args, stack).await.map(|()| 0),
+        Command::Rotate(args) => rotate::run(args, stack).await,
+        Command::Stage(args) => keys::stage(args, stack).await.map(|()| 0),
+        Command::Rollback(args) => keys::rollback(args, stack).await.map(|()| 0),
+        Command::Validate(args) => keys::validate(args, stack).await,
+        Command::Repair(args) => keys::repair(args, stack).await.map(|()| 0),
+        Command::Orphans(args) => keys::orphans(args, stack).await.map(|()| 0),
+        Command::Report(args) => report::run(args, stack).await.map(|()| 0),
+        Command::Audit(args) => audit::run(args, stack).await.map(|()| 0),
     }
 }

@@ -81,9 +81,9 @@ pub struct OnboardArgs {
     /// Read the current key from this file instead of standard input.
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// The rotator Lambda's ARN (the stack output RotatorArn); default KEYROT_ROTATOR_ARN.
-    #[arg(long, env = "KEYROT_ROTATOR_ARN")]
-    rotator_arn: String,
+    /// The rotator Lambda's ARN; by default KEYROT_ROTATOR_ARN, else the stack's output RotatorArn.
+    #[arg(long)]
+    rotator_arn: Option<String>,
     /// Rotate right away instead of only testing the configuration.
     #[arg(long)]
     rotate_now: bool,
@@ -148,9 +148,11 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Result<Value> {
     Ok(value)
 }
 
-pub async fn run(args: OnboardArgs) -> Result<()> {
+pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let operator = Operator::connect().await?;
+    let operator = Operator::connect(stack).await?;
+    // Known before anything is checked or written, so that a missing rotator changes nothing.
+    let rotator_arn = operator.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
     let ports = &operator.ports;
     let text = SecretString::from(document(&args, &key)?.to_string());
     // The same parser the rotator uses: what onboard writes, the rotator reads.
@@ -197,7 +199,7 @@ pub async fn run(args: OnboardArgs) -> Result<()> {
         .store
         .rotate(
             &args.name,
-            Some(&args.rotator_arn),
+            Some(&rotator_arn),
             Some(schedule),
             args.rotate_now,
         )
@@ -208,7 +210,7 @@ pub async fn run(args: OnboardArgs) -> Result<()> {
         args.name,
         managed.provider.name(),
         KeyView::of(&managed.api_key).redacted,
-        args.rotator_arn,
+        rotator_arn,
         if args.rotate_now {
             ", rotating now"
         } else {

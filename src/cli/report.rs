@@ -86,9 +86,9 @@ pub fn line(
     }
 }
 
-pub async fn run(args: ReportArgs) -> Result<()> {
+pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
     let (start, end) = args.month;
-    let operator = Operator::connect().await?;
+    let operator = Operator::connect(stack).await?;
     let managed = operator.keeper().managed_secrets().await?;
     let mut lines = Vec::new();
     for item in &managed {

@@ -30,8 +30,8 @@ pub struct RotateArgs {
     wait_seconds: u64,
 }
 
-pub async fn run(args: RotateArgs) -> Result<i32> {
-    let operator = Operator::connect().await?;
+pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
+    let operator = Operator::connect(stack).await?;
     let ports = &operator.ports;
     let secret = ports.store.describe(&args.name).await?;
     if args.grace_hours.is_some_and(|h| !h.is_finite() || h < 0.0) {

@@ -90,8 +90,8 @@ pub fn state_of(
     }
 }
 
-pub async fn run(args: StatusArgs) -> Result<()> {
-    let operator = Operator::connect().await?;
+pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
+    let operator = Operator::connect(stack).await?;
     let ports = &operator.ports;
     let now = ports.clock.now();
     let keeper = operator.keeper();

@@ -8,20 +8,28 @@ use tokio::process::Command;
 use serde_json::{Value, json};
 
 use crate::providers::World;
-use crate::support::unique;
+use crate::support::{aws, unique};
+use keyrot::config::STACK_OUTPUTS;
 
-/// Runs `keyrot` with the world's stand-ins, `stdin` piped in. Async, so that the simulator this test
-/// runs on the same runtime keeps answering while the CLI waits for it.
-async fn keyrot(world: &World, args: &[&str], stdin: &str, extra_env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyrot"))
-        .args(args)
+/// `keyrot` with the world's stand-ins: moto through the variables `scripts/moto.sh` exports, the
+/// simulator through the base URLs.
+fn command(world: &World) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrot"));
+    command
         .env("KEYROT_OPENAI_BASE_URL", &world.config.openai_base_url)
         .env(
             "KEYROT_ANTHROPIC_BASE_URL",
             &world.config.anthropic_base_url,
         )
-        .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn)
-        .envs(extra_env.iter().copied())
+        .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn);
+    command
+}
+
+/// Runs `command` with `args`, `stdin` piped in. Async, so that the simulator this test runs on the
+/// same runtime keeps answering while the CLI waits for it.
+async fn run(mut command: Command, args: &[&str], stdin: &str) -> Output {
+    let mut child = command
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,6 +39,40 @@ async fn keyrot(world: &World, args: &[&str], stdin: &str, extra_env: &[(&str, &
         input.write_all(stdin.as_bytes()).await.expect("stdin");
     }
     child.wait_with_output().await.expect("keyrot finishes")
+}
+
+async fn keyrot(world: &World, args: &[&str], stdin: &str, extra_env: &[(&str, &str)]) -> Output {
+    let mut command = command(world);
+    command.envs(extra_env.iter().copied());
+    run(command, args, stdin).await
+}
+
+/// `keyrot` as on an operator's machine with none of the variables a stack's outputs stand in for.
+fn command_without_keyrot_variables(world: &World) -> Command {
+    let mut command = command(world);
+    for (var, _) in STACK_OUTPUTS {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// A deployed stack, as far as the CLI can see one: its outputs.
+fn create_stack(outputs: &[(&str, &str)]) -> String {
+    let name = unique("stack").replace('/', "-");
+    let template = json!({
+        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs.iter().map(|(key, value)| (key.to_string(), json!({"Value": value})))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    aws(&[
+        "cloudformation",
+        "create-stack",
+        "--stack-name",
+        &name,
+        "--template-body",
+        &template.to_string(),
+    ]);
+    name
 }
 
 fn text(output: &Output) -> String {
@@ -322,4 +364,130 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
     assert!(out.status.success(), "{}", text(&out));
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(reader.records().count(), 200);
+}
+
+#[tokio::test]
+async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from_the_stack() {
+    let world = World::new().await;
+    let stack = create_stack(&[
+        ("RotatorArn", &world.moto.rotator_arn),
+        ("TableName", &world.config.audit_table),
+        ("TopicArn", &world.config.alert_topic_arn),
+    ]);
+    let name = unique("cli-stack");
+    let out = run(
+        command_without_keyrot_variables(&world),
+        &[
+            "--stack",
+            &stack,
+            "onboard",
+            &name,
+            "--provider",
+            "generic",
+            "--every-days",
+            "30",
+        ],
+        "gk-onboardedbythestack000000000000",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let described = world
+        .moto
+        .sm
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .expect("onboarded");
+    assert_eq!(
+        described.rotation_lambda_arn(),
+        Some(world.moto.rotator_arn.as_str()),
+        "rotation enabled with the stack's RotatorArn"
+    );
+
+    // The audit trail of a rotation, read through the table the stack names (KEYROT_STACK this time).
+    world.rotate(&name).await;
+    let mut audit = command_without_keyrot_variables(&world);
+    audit.env("KEYROT_STACK", &stack);
+    let out = run(audit, &["audit", "--secret", &name, "--format", "json"], "").await;
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Value = serde_json::from_slice(&out.stdout).expect("--format json parses");
+    let finished = events
+        .as_array()
+        .expect("a list of events")
+        .iter()
+        .filter(|event| event["action"] == "finishSecret" && event["outcome"] == "succeeded")
+        .count();
+    assert_eq!(finished, 1, "{events}");
+}
+
+#[tokio::test]
+async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_nothing() {
+    let world = World::new().await;
+    let absent_stack = unique("no-such-stack").replace('/', "-");
+    let without_rotator = create_stack(&[("TableName", &world.config.audit_table)]);
+    for (stack, why) in [
+        (absent_stack.as_str(), "does not exist"),
+        (without_rotator.as_str(), "has no output RotatorArn"),
+    ] {
+        let name = unique("cli-no-rotator");
+        let mut onboard = command(&world);
+        onboard.env_remove("KEYROT_ROTATOR_ARN");
+        let out = run(
+            onboard,
+            &[
+                "--stack",
+                stack,
+                "onboard",
+                &name,
+                "--provider",
+                "generic",
+                "--every-days",
+                "30",
+            ],
+            "gk-nevereverwritten0000000000000000",
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        for expected in [
+            name.as_str(),
+            "--rotator-arn",
+            "KEYROT_ROTATOR_ARN",
+            stack,
+            why,
+        ] {
+            assert!(
+                text(&out).contains(expected),
+                "{expected:?} in {}",
+                text(&out)
+            );
+        }
+        assert!(
+            world
+                .moto
+                .sm
+                .describe_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .is_err(),
+            "nothing was created"
+        );
+    }
+
+    // Without the variables and without a stack, any command names the variable it misses.
+    let out = run(
+        command_without_keyrot_variables(&world),
+        &["--stack", &absent_stack, "status"],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for expected in ["KEYROT_AUDIT_TABLE", "--stack", absent_stack.as_str()] {
+        assert!(
+            text(&out).contains(expected),
+            "{expected:?} in {}",
+            text(&out)
+        );
+    }
 }

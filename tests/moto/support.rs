@@ -244,7 +244,8 @@ pub struct AlertQueue {
     url: String,
 }
 
-fn aws(args: &[&str]) -> Value {
+/// Runs the AWS CLI against moto and returns its JSON answer (Null when it prints nothing).
+pub fn aws(args: &[&str]) -> Value {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     let out = Command::new("aws")
         .args(["--endpoint-url", &endpoint])

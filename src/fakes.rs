@@ -133,9 +133,16 @@ impl SecretStore for FakeStore {
         })
     }
 
-    async fn list(&self) -> Result<Vec<SecretDescription>> {
+    async fn list(&self, name_prefix: Option<&str>) -> Result<Vec<SecretDescription>> {
         self.calls.borrow_mut().push("ListSecrets".into());
-        Ok(vec![self.describe(NAME).await?])
+        let secret = self.describe(NAME).await?;
+        Ok(
+            if name_prefix.is_none_or(|prefix| secret.name.starts_with(prefix)) {
+                vec![secret]
+            } else {
+                Vec::new()
+            },
+        )
     }
 
     async fn version_created(

@@ -25,8 +25,9 @@ pub enum PutOutcome {
 pub trait SecretStore {
     async fn describe(&self, secret_id: &str) -> Result<SecretDescription>;
 
-    /// Every secret in the account and region, with what ListSecrets tells of each (paginated).
-    async fn list(&self) -> Result<Vec<SecretDescription>>;
+    /// Every secret in the account and region whose name starts with `name_prefix` (all of them without
+    /// one), with what ListSecrets tells of each (paginated).
+    async fn list(&self, name_prefix: Option<&str>) -> Result<Vec<SecretDescription>>;
 
     /// When a version was created (ListSecretVersionIds), to tell how long a rotation has been stuck.
     async fn version_created(

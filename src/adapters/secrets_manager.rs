@@ -2,6 +2,7 @@
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::primitives::DateTime as AwsDateTime;
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -188,10 +189,19 @@ impl SecretStore for SecretsManagerStore {
         Ok(description!(&out, secret_id))
     }
 
-    async fn list(&self) -> Result<Vec<SecretDescription>> {
+    async fn list(&self, name_prefix: Option<&str>) -> Result<Vec<SecretDescription>> {
+        // The name filter is a case-sensitive prefix match: the pages then hold only the prefix's
+        // secrets, however many others the account has.
+        let filter = name_prefix.map(|prefix| {
+            Filter::builder()
+                .key(FilterNameStringType::Name)
+                .values(prefix)
+                .build()
+        });
         let pages = self
             .client
             .list_secrets()
+            .set_filters(filter.map(|filter| vec![filter]))
             .max_results(100)
             .into_paginator()
             .send()

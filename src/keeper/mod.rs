@@ -146,7 +146,11 @@ where
 
     /// The secrets keyrot manages, each with its current value read (bounded concurrency).
     pub(crate) async fn managed_secrets(&self) -> Result<Vec<Managed>> {
-        let listed = self.ports.store.list().await?;
+        let listed = self
+            .ports
+            .store
+            .list(self.settings.name_prefix.as_deref())
+            .await?;
         let managed: Vec<SecretDescription> =
             listed.into_iter().filter(|s| self.is_managed(s)).collect();
         let results: Vec<Managed> = stream::iter(managed)

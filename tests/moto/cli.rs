@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::providers::World;
 use crate::support::{aws, unique};
 use keyrot::config::STACK_OUTPUTS;
+use keyrot::ports::SecretStore;
 
 /// `keyrot` with the world's stand-ins: moto through the variables `scripts/moto.sh` exports, the
 /// simulator through the base URLs.
@@ -344,6 +345,31 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
             .await
             .expect("create");
     }
+    // A secret just outside the prefix, which the name filter leaves out of the listing's pages.
+    world
+        .moto
+        .sm
+        .create_secret()
+        .name(format!("{scope}-outside"))
+        .secret_string(
+            json!({"provider": "generic", "api_key": "gk-outsidetheprefix000000"}).to_string(),
+        )
+        .send()
+        .await
+        .expect("create");
+    let listed = world
+        .moto
+        .rotator
+        .store
+        .list(Some(&prefix))
+        .await
+        .expect("ListSecrets");
+    assert_eq!(
+        listed.len(),
+        200,
+        "the listing holds the prefix's secrets only"
+    );
+    assert!(listed.iter().all(|secret| secret.name.starts_with(&prefix)));
     let out = keyrot(
         &world,
         &["status", "--json"],

@@ -119,9 +119,9 @@ impl<P: SecretStore> SecretStore for Faulty<P> {
             .call("secretsmanager.DescribeSecret", self.inner.describe(id))
             .await
     }
-    async fn list(&self) -> Result<Vec<SecretDescription>> {
+    async fn list(&self, name_prefix: Option<&str>) -> Result<Vec<SecretDescription>> {
         self.inj
-            .call("secretsmanager.ListSecrets", self.inner.list())
+            .call("secretsmanager.ListSecrets", self.inner.list(name_prefix))
             .await
     }
     async fn version_created(&self, id: &str, v: &str) -> Result<Option<DateTime<Utc>>> {

@@ -13,12 +13,14 @@ export PATH="$root/.venv/bin:$PATH"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log="$(mktemp -t moto.XXXXXX.log)"
+# Where moto's request recorder writes, when a test starts it (/moto-api/recorder/start-recording).
+export MOTO_RECORDER_FILEPATH="$(mktemp -t moto-recording.XXXXXX)"
 moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 cleanup() {
   kill "$moto_pid" 2>/dev/null || true
   wait "$moto_pid" 2>/dev/null || true
-  rm -f "$log"
+  rm -f "$log" "$MOTO_RECORDER_FILEPATH"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

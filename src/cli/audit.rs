@@ -29,6 +29,9 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// The audit table; by default KEYROT_AUDIT_TABLE, else the stack's output TableName.
     #[arg(long)]
     table: Option<String>,
@@ -84,7 +87,8 @@ pub async fn run(args: AuditArgs, stack: &str) -> Result<()> {
         }
     };
     let mut out = std::io::stdout().lock();
-    let written = match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    let written = match format {
         Format::Csv => write_csv(&mut out, &events),
         Format::Json => write_json(&mut out, &events),
         Format::Table => write_table(&mut out, &events),

@@ -105,6 +105,7 @@ pub struct ValidateArgs {
     /// Which version's key to check.
     #[arg(long, value_enum, default_value = "AWSCURRENT")]
     stage: Stage,
+    /// Print JSON instead of a table: the provider's verdict and each target's fingerprint.
     #[arg(long)]
     json: bool,
 }
@@ -194,6 +195,7 @@ pub struct OrphansArgs {
     /// Delete the orphaned keys (their service accounts) instead of listing them.
     #[arg(long)]
     delete: bool,
+    /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }

@@ -5,15 +5,17 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use crate::cli::audit::month_bounds;
-use crate::cli::context::Operator;
+use crate::cli::context::{Operator, print_json};
 use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Result, Transience};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
     Md,
     Csv,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -21,8 +23,12 @@ pub struct ReportArgs {
     /// The month, YYYY-MM (UTC).
     #[arg(long, value_parser = month_bounds)]
     month: (DateTime<Utc>, DateTime<Utc>),
+    /// Markdown for people, CSV for spreadsheets and evidence folders, JSON for tools.
     #[arg(long, value_enum, default_value_t = Format::Md)]
     format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 /// One secret's line of the report.
@@ -115,7 +121,9 @@ pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
     }
     lines.sort_by(|a, b| a.secret.cmp(&b.secret));
     let month = start.format("%Y-%m").to_string();
-    let written = match args.format {
+    let format = if args.json { Format::Json } else { args.format };
+    let written = match format {
+        Format::Json => return print_json(&json_report(&month, &lines)),
         Format::Md => {
             print!("{}", markdown(&month, &lines));
             Ok(())
@@ -155,6 +163,21 @@ pub fn markdown(month: &str, lines: &[Line]) -> String {
         ));
     }
     out
+}
+
+pub fn json_report(month: &str, lines: &[Line]) -> Value {
+    json!({
+        "month": month,
+        "secrets": lines.iter().map(|l| json!({
+            "secret": l.secret,
+            "provider": l.provider,
+            "rotations": l.rotations,
+            "failed_steps": l.failures,
+            "emergency_rotations": l.emergency,
+            "overdue": l.overdue,
+            "mean_days_between_rotations": l.mean_days_between_rotations,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn csv_out(lines: &[Line]) -> std::io::Result<()> {

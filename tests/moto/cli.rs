@@ -370,6 +370,7 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
         "the listing holds the prefix's secrets only"
     );
     assert!(listed.iter().all(|secret| secret.name.starts_with(&prefix)));
+    let recording = MotoRecording::start().await;
     let out = keyrot(
         &world,
         &["status", "--json"],
@@ -377,9 +378,20 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
         &[("KEYROT_MANAGED_PREFIX", &prefix)],
     )
     .await;
+    let requests = recording.stop().await;
     assert!(out.status.success(), "{}", text(&out));
     let rows: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
     assert_eq!(rows.as_array().map(Vec::len), Some(200));
+    // One paginated pass: the 200 secrets come in two pages of 100, each page asked for once.
+    let pages: Vec<&RecordedRequest> = requests
+        .iter()
+        .filter(|r| r.target == "secretsmanager.ListSecrets" && r.body.contains(&prefix))
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:#?}");
+    assert!(
+        pages[1].body.contains("NextToken"),
+        "the second page follows the first: {pages:#?}"
+    );
     let out = keyrot(
         &world,
         &["report", "--month", "2026-11", "--format", "csv"],
@@ -390,6 +402,18 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
     assert!(out.status.success(), "{}", text(&out));
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(reader.records().count(), 200);
+    let out = keyrot(
+        &world,
+        &["report", "--month", "2026-11", "--json"],
+        "",
+        &[("KEYROT_MANAGED_PREFIX", &prefix)],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    assert_eq!(report["month"], "2026-11");
+    assert_eq!(report["secrets"].as_array().map(Vec::len), Some(200));
+    assert_eq!(report["secrets"][0]["provider"], "generic");
 }
 
 #[tokio::test]
@@ -435,9 +459,9 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
     world.rotate(&name).await;
     let mut audit = command_without_keyrot_variables(&world);
     audit.env("KEYROT_STACK", &stack);
-    let out = run(audit, &["audit", "--secret", &name, "--format", "json"], "").await;
+    let out = run(audit, &["audit", "--secret", &name, "--json"], "").await;
     assert!(out.status.success(), "{}", text(&out));
-    let events: Value = serde_json::from_slice(&out.stdout).expect("--format json parses");
+    let events: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
     let finished = events
         .as_array()
         .expect("a list of events")
@@ -515,5 +539,79 @@ async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_
             "{expected:?} in {}",
             text(&out)
         );
+    }
+}
+
+/// A request moto received, as its recorder wrote it down.
+#[derive(Debug)]
+struct RecordedRequest {
+    target: String,
+    body: String,
+}
+
+/// moto's request recorder (`scripts/moto.sh` points it at a temporary file): what the CLI really sent.
+/// Requests of tests running meanwhile are recorded too; callers pick theirs out by content.
+struct MotoRecording {
+    endpoint: String,
+}
+
+impl MotoRecording {
+    async fn start() -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+        let http = reqwest::Client::new();
+        for action in ["reset-recording", "start-recording"] {
+            http.post(format!("{endpoint}/moto-api/recorder/{action}"))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .unwrap_or_else(|err| panic!("{action}: {err}"));
+        }
+        MotoRecording { endpoint }
+    }
+
+    async fn stop(self) -> Vec<RecordedRequest> {
+        let http = reqwest::Client::new();
+        http.post(format!(
+            "{}/moto-api/recorder/stop-recording",
+            self.endpoint
+        ))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("stop-recording");
+        let text = http
+            .get(format!(
+                "{}/moto-api/recorder/download-recording",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .expect("download-recording")
+            .text()
+            .await
+            .expect("recording");
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .map(|entry| {
+                let raw = entry["body"].as_str().unwrap_or_default();
+                let body = if entry["body_encoded"].as_bool() == Some(true) {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                        .unwrap_or_default()
+                } else {
+                    raw.to_owned()
+                };
+                RecordedRequest {
+                    target: entry["headers"]["X-Amz-Target"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    body,
+                }
+            })
+            .collect()
     }
 }

@@ -542,7 +542,10 @@ impl AuditLog for FakeAudit {
 
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
-        if revocations.contains_key(&revocation.old_version_id) {
+        if revocations
+            .get(&revocation.old_version_id)
+            .is_some_and(|existing| existing.status != RevocationStatus::Cancelled)
+        {
             return Ok(false);
         }
         revocations.insert(revocation.old_version_id.clone(), revocation.clone());
@@ -571,11 +574,15 @@ impl AuditLog for FakeAudit {
         Ok(self.revocations.borrow().values().cloned().collect())
     }
 
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<()> {
-        self.revocations
-            .borrow_mut()
-            .insert(revocation.old_version_id.clone(), revocation.clone());
-        Ok(())
+    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
+        let mut revocations = self.revocations.borrow_mut();
+        match revocations.get_mut(&revocation.old_version_id) {
+            Some(existing) if existing.status == RevocationStatus::Pending => {
+                *existing = revocation.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool> {

@@ -180,7 +180,8 @@ pub trait AuditLog {
     /// Writes one event; writing the same event again changes nothing.
     async fn record(&self, event: &AuditEvent) -> Result<()>;
 
-    /// Writes the revocation record unless one exists for that version. Returns whether it wrote.
+    /// Writes the revocation record unless one stands for that version. A cancelled record (its key went
+    /// back into service, then out again) does not stand and is replaced. Returns whether it wrote.
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool>;
 
     async fn revocation(
@@ -215,8 +216,10 @@ pub trait AuditLog {
     /// Every revocation record of one secret, whatever its status.
     async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>>;
 
-    /// Rewrites a revocation record (status, attempts, postponements, due time).
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<()>;
+    /// Rewrites a pending revocation record (status, attempts, postponements, due time). Returns false,
+    /// writing nothing, when the record is no longer pending: a rollback or another pass settled it since
+    /// it was read.
+    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool>;
 
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.

@@ -31,7 +31,7 @@ fn one() -> u32 {
 }
 
 /// What a firing fault does. On the control API this is written
-/// `{"status":{"code":429,"retry_after_secs":1}}`, `{"delay":{"millis":500}}` or `"drop"`.
+/// `{"status":{"code":429,"retry_after_secs":1}}`, `{"delay":{"millis":500}}`, `"drop"` or `"drop_after"`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -47,6 +47,9 @@ pub enum FaultKind {
     Delay { millis: u64 },
     /// Close the connection without sending any HTTP response.
     Drop,
+    /// Handle the request (its effects happen), then close the connection without sending the
+    /// response: the answer lost on the way back, which leaves the client unsure whether it acted.
+    DropAfter,
 }
 
 struct ActiveFault {

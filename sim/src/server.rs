@@ -113,6 +113,14 @@ impl App {
                 tokio::time::sleep(Duration::from_millis(millis)).await;
                 self.route(request).await
             }
+            Some(FaultKind::DropAfter) => {
+                let response = self.route(request).await;
+                if let Some(call) = self.shared.calls().get_mut(index) {
+                    call.status = response.status().as_u16();
+                }
+                hang_up.notify_one();
+                return std::future::pending().await;
+            }
             Some(FaultKind::Drop) => {
                 // The connection task drops this future along with the socket;
                 // the call keeps status 0 in the log because nothing was answered.

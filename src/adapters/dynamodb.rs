@@ -46,6 +46,31 @@ impl DynamoAuditLog {
     }
 
     /// Writes an item unless its key exists; returns whether it wrote.
+    /// Puts `item` if `condition` holds, where `:{status}` in it is `status`; false when it does not.
+    async fn put_if(
+        &self,
+        item: Item,
+        condition: &str,
+        status: RevocationStatus,
+        what: &str,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(format!(":{}", status.as_str()), s(status.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if error_code(&err) == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(err) => Err(sdk_error(SYSTEM, &format!("PutItem({what})"), &err)),
+        }
+    }
+
     async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
         let result = self
             .client
@@ -387,8 +412,13 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
-        self.put_once(revocation_item(revocation), "revocation")
-            .await
+        self.put_if(
+            revocation_item(revocation),
+            "attribute_not_exists(pk) OR #status = :cancelled",
+            RevocationStatus::Cancelled,
+            "revocation",
+        )
+        .await
     }
 
     async fn revocation(
@@ -482,16 +512,14 @@ impl AuditLog for DynamoAuditLog {
         Ok(items.iter().filter_map(revocation_from_item).collect())
     }
 
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(revocation_item(revocation)))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map_err(|err| sdk_error(SYSTEM, "PutItem(revocation update)", &err))?;
-        Ok(())
+    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
+        self.put_if(
+            revocation_item(revocation),
+            "#status = :pending",
+            RevocationStatus::Pending,
+            "revocation update",
+        )
+        .await
     }
 
     async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool> {

@@ -14,6 +14,21 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// Whether repeating the request is harmless. A request that creates something (minting a key) is
+    /// repeated only when the server surely did not act on it: a 429, or a connection never made.
+    /// After a 5xx or a lost answer the step fails instead, and the retried step finds what the first
+    /// request may have created by its name.
+    pub idempotent: bool,
+}
+
+impl RetryPolicy {
+    /// The same policy for a request that creates something.
+    pub fn creating(self) -> Self {
+        RetryPolicy {
+            idempotent: false,
+            ..self
+        }
+    }
 }
 
 impl Default for RetryPolicy {
@@ -22,6 +37,7 @@ impl Default for RetryPolicy {
             attempts: 4,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(5),
+            idempotent: true,
         }
     }
 }
@@ -48,14 +64,27 @@ pub async fn send(
     loop {
         attempt += 1;
         let last = attempt >= policy.attempts;
-        let (detail, retry_after) = match build().send().await {
+        let (detail, retry_after, unprocessed) = match build().send().await {
             Ok(response) if is_transient(response.status()) => {
                 let retry_after = retry_after(&response);
-                (format!("HTTP {}", response.status().as_u16()), retry_after)
+                let unprocessed = response.status() == StatusCode::TOO_MANY_REQUESTS;
+                (
+                    format!("HTTP {}", response.status().as_u16()),
+                    retry_after,
+                    unprocessed,
+                )
             }
             Ok(response) => return Ok(response),
-            Err(err) => (describe(&err), None),
+            Err(err) => (describe(&err), None, err.is_connect()),
         };
+        if !(policy.idempotent || unprocessed) {
+            return Err(Error::external(
+                system,
+                operation,
+                format!("{detail} (not repeated here: the request creates something)"),
+                Transience::Retryable,
+            ));
+        }
         if last {
             return Err(Error::external(
                 system,

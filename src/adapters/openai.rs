@@ -142,12 +142,17 @@ impl OpenAiIssuer {
             self.base_url, settings.project_id
         );
         let body = serde_json::json!({ "name": name });
-        let response = http::send(self.retry, SYSTEM, "POST service_accounts", || {
-            self.http
-                .post(&url)
-                .bearer_auth(admin.expose_secret())
-                .json(&body)
-        })
+        let response = http::send(
+            self.retry.creating(),
+            SYSTEM,
+            "POST service_accounts",
+            || {
+                self.http
+                    .post(&url)
+                    .bearer_auth(admin.expose_secret())
+                    .json(&body)
+            },
+        )
         .await?;
         let created: CreatedServiceAccount = self
             .admin_json(secret_name, settings, response, "POST service_accounts")

@@ -130,7 +130,9 @@ impl RenderClient {
         .await?;
         let deploy: Deploy = read_json(secret_name, target, response, "GET deploy").await?;
         Ok(match deploy.status.as_deref() {
-            Some("live") => DeploymentState::Ready,
+            // Deactivated: a later deploy replaced this one. That deploy started after keyrot set the
+            // variable, so it serves the value keyrot set as well.
+            Some("live" | "deactivated") => DeploymentState::Ready,
             Some(state @ ("build_failed" | "update_failed" | "canceled" | "pre_deploy_failed")) => {
                 DeploymentState::Failed(state.to_owned())
             }

@@ -11,7 +11,7 @@ use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::VercelTarget;
-use crate::error::{Error, Result, Transience};
+use crate::error::{Error, Result};
 use crate::ports::DeploymentState;
 
 const SYSTEM: &str = "vercel";
@@ -144,12 +144,28 @@ impl VercelClient {
         .await?;
         let answer: Value = read_json(secret_name, target, response, "POST env (upsert)").await?;
         match answer.get("failed").and_then(Value::as_array) {
-            Some(failed) if !failed.is_empty() => Err(Error::external(
-                SYSTEM,
-                "POST env (upsert)",
-                format!("{} of the variables were not written", failed.len()),
-                Transience::Retryable,
-            )),
+            // A conflict (another variable with that key and another type, branch or target) that the
+            // same request cannot get past, so a retry would only fail again. Only the codes are
+            // reported: an entry's `value` field may echo what was sent.
+            Some(failed) if !failed.is_empty() => {
+                let codes: Vec<&str> = failed
+                    .iter()
+                    .map(|entry| entry["error"]["code"].as_str().unwrap_or("unknown"))
+                    .collect();
+                Err(Error::config(
+                    secret_name,
+                    format!("targets (vercel {}:{})", target.project, target.env_key),
+                    format!(
+                        "Vercel did not write {} of the variables ({})",
+                        failed.len(),
+                        codes.join(", ")
+                    ),
+                    format!(
+                        "remove or fix the conflicting {} variable in the Vercel project, then rotate again",
+                        target.env_key
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }

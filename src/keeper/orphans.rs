@@ -41,6 +41,18 @@ fn projects_of(managed: &[Managed]) -> BTreeMap<(String, String), Vec<&Managed>>
     projects
 }
 
+/// Why orphans cannot be told apart now: a managed secret whose current value is unreadable may own
+/// any keyrot-named key in any project, and calling its live key an orphan could get it deleted.
+fn unreadable(managed: &[Managed]) -> Option<crate::error::Error> {
+    let item = managed.iter().find(|item| item.current.is_none())?;
+    Some(crate::error::Error::config(
+        &item.secret.name,
+        "AWSCURRENT",
+        "the current value could not be read or parsed, so the keys it owns are unknown",
+        "fix the secret's value (see `keyrot validate NAME`), then look for orphans again",
+    ))
+}
+
 fn admin_secret_of(item: &Managed) -> Option<String> {
     match item.current.as_ref().map(|c| &c.provider) {
         Some(ProviderSettings::OpenAi(openai)) => Some(openai.admin_key_secret.clone()),
@@ -61,6 +73,9 @@ where
     pub async fn orphans(&self) -> crate::error::Result<Vec<Orphan>> {
         let now = self.ports.clock.now();
         let managed = self.managed_secrets().await?;
+        if let Some(unread) = unreadable(&managed) {
+            return Err(unread);
+        }
         let mut found = Vec::new();
         for secrets in projects_of(&managed).values() {
             for (key, owner) in self.orphans_in(now, secrets).await? {
@@ -80,6 +95,11 @@ where
         managed: &[Managed],
         report: &mut KeeperReport,
     ) {
+        if let Some(unread) = unreadable(managed) {
+            return report
+                .errors
+                .push(format!("orphan check skipped: {unread}"));
+        }
         for secrets in projects_of(managed).values() {
             match self.orphans_in(now, secrets).await {
                 Ok(orphans) => {
@@ -146,20 +166,17 @@ where
                 }
             }
         }
+        // Only a key named for one of these secrets is theirs to judge: another stack, another prefix
+        // or a secret keyrot no longer manages may share the project.
         Ok(minted
             .into_iter()
             .filter(|key| !known.contains(&key.id) && !young(key))
-            .map(|key| {
-                let owner = secrets
-                    .iter()
-                    .find(|m| {
-                        key.name.starts_with(
-                            service_account_name(&m.secret.name, "").trim_end_matches('-'),
-                        )
-                    })
-                    .copied()
-                    .unwrap_or(first);
-                (key, owner)
+            .filter_map(|key| {
+                let stem = key.name.rsplit_once('-').map(|(stem, _)| stem)?;
+                let owner = secrets.iter().find(|m| {
+                    service_account_name(&m.secret.name, "").trim_end_matches('-') == stem
+                })?;
+                Some((key, *owner))
             })
             .collect())
     }

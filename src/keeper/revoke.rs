@@ -5,20 +5,25 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::SecretDescription;
 use crate::domain::audit::{Outcome, Revocation, RevocationStatus};
+use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::TargetSpec;
+use crate::domain::{ManagedSecret, SecretDescription};
 use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
 
 use super::{GraceKeeper, KeeperReport, Managed};
 
 /// Why a due revocation did not happen in this pass.
 enum Hold {
-    /// The version is AWSCURRENT or AWSPENDING again (a rollback, a repair): never revoke it.
-    LabelledAgain(&'static str),
+    /// The key is in service again: its version is AWSCURRENT or AWSPENDING again (a rollback, a
+    /// repair), or AWSCURRENT holds the same key. Never revoke it.
+    InService(String),
     /// A target still holds the key: revoking it would break that service.
     HeldBy(String),
+    /// Which targets there are cannot be told (the current value is unreadable): revoking blind could
+    /// break a service, so wait.
+    TargetsUnknown(String),
     /// The provider saw the key used recently.
     InUse(DateTime<Utc>),
 }
@@ -43,43 +48,57 @@ where
             Err(err) => return report.errors.push(format!("pending revocations: {err}")),
         };
         for revocation in due.into_iter().filter(|r| self.in_scope(&r.secret_name)) {
-            let described;
-            let (secret, current) = match managed.get(revocation.secret_name.as_str()) {
-                Some(item) => (&item.secret, item.current.as_ref()),
-                None => match self
-                    .ports
-                    .store
-                    .describe(&revocation.secret_arn_or_name())
-                    .await
-                {
-                    Ok(secret) => {
-                        described = secret;
-                        (&described, None)
-                    }
-                    Err(err) => {
-                        report
-                            .errors
-                            .push(format!("{}: {err}", revocation.secret_name));
-                        continue;
-                    }
-                },
+            // The listing's labels may lag behind a rollback (ListSecrets is eventually consistent):
+            // whether the key is in service again is asked afresh right before deciding.
+            let secret = match self
+                .ports
+                .store
+                .describe(&revocation.secret_arn_or_name())
+                .await
+            {
+                Ok(secret) => secret,
+                Err(err) => {
+                    report
+                        .errors
+                        .push(format!("{}: {err}", revocation.secret_name));
+                    continue;
+                }
             };
-            let targets = current
-                .map(|c| TargetSpec::parse_all(&secret.name, &c.targets).unwrap_or_default())
-                .unwrap_or_default();
-            self.settle(now, secret, &targets, revocation, report).await;
+            let read;
+            let current = match managed
+                .get(revocation.secret_name.as_str())
+                .and_then(|item| item.current.as_ref())
+            {
+                Some(current) => Some(current),
+                None => {
+                    read = self.current_value(&secret).await;
+                    read.as_ref()
+                }
+            };
+            self.settle(now, &secret, current, revocation, report).await;
         }
+    }
+
+    /// The secret's AWSCURRENT value, or None when it cannot be read or parsed.
+    async fn current_value(&self, secret: &SecretDescription) -> Option<ManagedSecret> {
+        let text = self
+            .ports
+            .store
+            .value(&secret.arn_or_name(), AWSCURRENT, None)
+            .await
+            .ok()??;
+        ManagedSecret::parse(&secret.name, AWSCURRENT, &text).ok()
     }
 
     async fn settle(
         &self,
         now: DateTime<Utc>,
         secret: &SecretDescription,
-        targets: &[TargetSpec],
+        current: Option<&ManagedSecret>,
         mut revocation: Revocation,
         report: &mut KeeperReport,
     ) {
-        let hold = match self.hold(now, secret, targets, &revocation).await {
+        let hold = match self.hold(now, secret, current, &revocation).await {
             Ok(hold) => hold,
             Err(err) => {
                 return self
@@ -88,16 +107,16 @@ where
             }
         };
         match hold {
-            Some(Hold::LabelledAgain(label)) => {
+            Some(Hold::InService(why)) => {
                 // The key is in service again; its revocation no longer stands.
                 revocation.status = RevocationStatus::Cancelled;
-                if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
-                    report.errors.push(format!("{}: {err}", secret.name));
+                match self.ports.audit.update_revocation(&revocation).await {
+                    Ok(true) => {}
+                    // Settled meanwhile by someone else: nothing of ours to record.
+                    Ok(false) => return,
+                    Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
                 }
-                let note = format!(
-                    "version {} is {label} again: revocation cancelled",
-                    revocation.old_version_id
-                );
+                let note = format!("{why}: revocation cancelled");
                 self.audit(
                     secret,
                     "revoke",
@@ -110,6 +129,12 @@ where
             Some(Hold::HeldBy(target)) => {
                 report.postponed += 1;
                 let reason = format!("target {target} still holds the key");
+                self.postpone(now, secret, &mut revocation, &reason, false, report)
+                    .await;
+            }
+            Some(Hold::TargetsUnknown(why)) => {
+                report.postponed += 1;
+                let reason = format!("{why}, so whether a target still holds the key is unknown");
                 self.postpone(now, secret, &mut revocation, &reason, false, report)
                     .await;
             }
@@ -133,15 +158,34 @@ where
         &self,
         now: DateTime<Utc>,
         secret: &SecretDescription,
-        targets: &[TargetSpec],
+        current: Option<&ManagedSecret>,
         revocation: &Revocation,
     ) -> crate::error::Result<Option<Hold>> {
         for label in [AWSCURRENT, AWSPENDING] {
             if secret.has_stage(&revocation.old_version_id, label) {
-                return Ok(Some(Hold::LabelledAgain(label)));
+                return Ok(Some(Hold::InService(format!(
+                    "version {} is {label} again",
+                    revocation.old_version_id
+                ))));
             }
         }
-        for target in targets {
+        let Some(current) = current else {
+            return Ok(Some(Hold::TargetsUnknown(
+                "the current value could not be read".to_owned(),
+            )));
+        };
+        // The same key under another version: staged again by hand, or put back with
+        // put-secret-value. Version labels alone would not see it.
+        if KeyView::of(&current.api_key).fingerprint == revocation.fingerprint {
+            return Ok(Some(Hold::InService(
+                "AWSCURRENT holds this same key under another version".to_owned(),
+            )));
+        }
+        let targets = match TargetSpec::parse_all(&secret.name, &current.targets) {
+            Ok(targets) => targets,
+            Err(err) => return Ok(Some(Hold::TargetsUnknown(err.to_string()))),
+        };
+        for target in &targets {
             if self
                 .ports
                 .targets
@@ -174,8 +218,11 @@ where
         if counted {
             revocation.postponements += 1;
         }
-        if let Err(err) = self.ports.audit.update_revocation(revocation).await {
-            report.errors.push(format!("{}: {err}", secret.name));
+        match self.ports.audit.update_revocation(revocation).await {
+            Ok(true) => {}
+            // A rollback or another pass settled the record since it was read.
+            Ok(false) => return,
+            Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         let note = format!(
             "postponed to {}: {reason}",
@@ -230,8 +277,15 @@ where
             }
         };
         revocation.status = status;
-        if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
-            report.errors.push(format!("{}: {err}", secret.name));
+        match self.ports.audit.update_revocation(&revocation).await {
+            Ok(true) => {}
+            // The record changed between this pass reading it and the provider revoking the key:
+            // someone put the key back while it was being revoked; the pass reports it.
+            Ok(false) => report.errors.push(format!(
+                "{}: the old key {} was revoked while its record was being changed (a rollback?): check that AWSCURRENT works",
+                secret.name, revocation.hint
+            )),
+            Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         report.revoked += 1;
         let note = match status {
@@ -305,8 +359,10 @@ where
     ) {
         report.failed += 1;
         revocation.attempts += 1;
-        if let Err(err) = self.ports.audit.update_revocation(&revocation).await {
-            report.errors.push(format!("{}: {err}", secret.name));
+        match self.ports.audit.update_revocation(&revocation).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         self.audit(
             secret,

@@ -60,9 +60,14 @@ where
         let due = self.clock.now() + policy.grace_for_this_rotation();
         let revocation =
             revocation_of(secret, &current_version, &old.provider, &(&old).into(), due);
-        self.settle_old_key(secret, &policy, revocation, evidence)
-            .await?;
+        // Without this record nobody would ever revoke the old key: its failure fails the step, and the
+        // retried finishSecret writes it.
+        self.audit.schedule_revocation(&revocation).await?;
+        // The one-shot tags go before the old key does: a revocation that fails must not leave an
+        // emergency's grace 0 behind for the next scheduled rotation.
         self.clear_one_shot_tags(event, secret).await?;
+        self.end_old_key(secret, &policy, &revocation, evidence)
+            .await;
         Ok(Progress::Done)
     }
 
@@ -89,6 +94,7 @@ where
                 .await?;
             progress = Progress::Done;
         }
+        let mut owed = None;
         if let Some(previous) = secret.version_with(AWSPREVIOUS) {
             let policy = secret.policy(self.settings.default_grace_hours)?;
             match self.audit.revocation(&secret.name, previous).await? {
@@ -104,8 +110,8 @@ where
                         let due = self.clock.now() + policy.grace_for_this_rotation();
                         let revocation =
                             revocation_of(secret, previous, &old.provider, &(&old).into(), due);
-                        self.settle_old_key(secret, &policy, revocation, evidence)
-                            .await?;
+                        self.audit.schedule_revocation(&revocation).await?;
+                        owed = Some((policy, revocation));
                         progress = Progress::Done;
                     }
                 }
@@ -114,7 +120,7 @@ where
                     if revocation.status == RevocationStatus::Pending
                         && policy.grace_for_this_rotation().is_zero() =>
                 {
-                    self.revoke_now(secret, &revocation, evidence).await?;
+                    owed = Some((policy, revocation));
                     progress = Progress::Done;
                 }
                 Some(_) => {}
@@ -123,22 +129,25 @@ where
         if self.clear_one_shot_tags(event, secret).await? {
             progress = Progress::Done;
         }
+        if let Some((policy, revocation)) = owed {
+            self.end_old_key(secret, &policy, &revocation, evidence)
+                .await;
+        }
         Ok(progress)
     }
 
-    /// Records the old key's revocation (once, whatever the retries) and, with a grace of 0, revokes it.
-    async fn settle_old_key(
+    /// With a grace of 0, revokes the old key now; otherwise says until when it stays valid. Never fails
+    /// the step: AWSCURRENT has moved already, and a revocation that fails here is due now, so the grace
+    /// keeper retries it within its next pass.
+    async fn end_old_key(
         &self,
         secret: &SecretDescription,
         policy: &Policy,
-        revocation: Revocation,
+        revocation: &Revocation,
         evidence: &mut Evidence,
-    ) -> Result<()> {
-        // Without this record nobody would ever revoke the old key: its failure fails the step, and the
-        // retried finishSecret writes it.
-        self.audit.schedule_revocation(&revocation).await?;
+    ) {
         if policy.grace_for_this_rotation().is_zero() {
-            self.revoke_now(secret, &revocation, evidence).await
+            self.revoke_now(secret, revocation, evidence).await;
         } else {
             evidence.notes.push(format!(
                 "The old key {} stays valid until {} (grace period).",
@@ -147,7 +156,6 @@ where
                     .due
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
-            Ok(())
         }
     }
 
@@ -156,18 +164,20 @@ where
         secret: &SecretDescription,
         revocation: &Revocation,
         evidence: &mut Evidence,
-    ) -> Result<()> {
+    ) {
         let started = self.clock.now();
         let result = self.issuer.revoke(revocation).await;
+        if let Ok(status) = &result
+            && let Err(err) = self
+                .audit
+                .set_revocation_status(&revocation.secret_name, &revocation.old_version_id, *status)
+                .await
+        {
+            // Revoked, but still listed as owed: the keeper's next attempt finds the key gone.
+            super::log_audit_failure(&revocation.secret_name, &err);
+        }
         let outcome = match &result {
             Ok(status) => {
-                self.audit
-                    .set_revocation_status(
-                        &revocation.secret_name,
-                        &revocation.old_version_id,
-                        *status,
-                    )
-                    .await?;
                 evidence.notes.push(match status {
                     RevocationStatus::Retired => format!(
                         "The old key {} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",
@@ -177,7 +187,14 @@ where
                 });
                 Outcome::Succeeded
             }
-            Err(_) => Outcome::Failed,
+            Err(err) => {
+                tracing::warn!(secret = %secret.name, error = %err, "revoking the old key at once failed; the grace keeper retries it");
+                evidence.notes.push(format!(
+                    "The old key {} could NOT be revoked at once ({err}); it is due now and the grace keeper retries it on its next pass.",
+                    revocation.hint
+                ));
+                Outcome::Failed
+            }
         };
         let audit = AuditEvent {
             at: started,
@@ -202,7 +219,6 @@ where
         if let Err(err) = self.audit.record(&audit).await {
             super::log_audit_failure(&audit.secret_name, &err);
         }
-        result.map(|_| ())
     }
 
     /// Removes `keyrot:next-grace-hours` and `keyrot:trigger`; returns whether any was there.

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::audit::RevocationStatus;
-use crate::domain::policy::{AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
+use crate::domain::policy::{
+    AWSCURRENT, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
+};
 use crate::fakes::*;
 use crate::ports::SecretStore;
 
@@ -375,6 +377,87 @@ async fn grace_zero_revokes_the_old_key_in_finish_secret() {
     // The next rotation uses the permanent policy again.
     rotate(&r, "t2").await;
     assert_eq!(r.issuer.revoked.borrow().len(), 1);
+}
+
+#[tokio::test]
+async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_shot_tags() {
+    let r = rotator();
+    for (tag, value) in [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")] {
+        r.store.tags.borrow_mut().insert(tag.into(), value.into());
+    }
+    r.issuer.fail_revocations.set(1);
+    // Every step succeeds: AWSCURRENT moved, and a provider outage must not call that a failed rotation.
+    rotate(&r, "t1").await;
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1")
+    );
+    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(
+        r.store.tags.borrow().is_empty(),
+        "the emergency's grace 0 must not outlive this rotation"
+    );
+    let revocation = r
+        .audit
+        .revocations
+        .borrow()
+        .get("v0")
+        .cloned()
+        .expect("recorded");
+    assert_eq!(revocation.status, RevocationStatus::Pending);
+    assert!(
+        revocation.due <= r.clock.now(),
+        "due now, for the grace keeper to retry"
+    );
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("revoke".to_owned(), "failed"))
+    );
+    assert!(
+        !r.alerts
+            .sent
+            .borrow()
+            .iter()
+            .any(|a| a.event == "rotation_failed"),
+        "{:?}",
+        r.alerts
+            .sent
+            .borrow()
+            .iter()
+            .map(|a| a.event)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_away_from_a_key_once_rolled_back_schedules_its_revocation_again() {
+    let r = rotator();
+    rotate(&r, "t1").await;
+    // A rollback put v0 back and cancelled its revocation; a later rotation moves away from it again.
+    r.store
+        .move_stage(NAME, AWSCURRENT, Some("v0"), Some("t1"))
+        .await
+        .expect("rollback");
+    r.audit
+        .revocations
+        .borrow_mut()
+        .get_mut("v0")
+        .expect("recorded")
+        .status = RevocationStatus::Cancelled;
+    rotate(&r, "t2").await;
+    let revocation = r
+        .audit
+        .revocations
+        .borrow()
+        .get("v0")
+        .cloned()
+        .expect("recorded");
+    assert_eq!(
+        revocation.status,
+        RevocationStatus::Pending,
+        "the old key is owed a revocation again"
+    );
 }
 
 #[tokio::test]

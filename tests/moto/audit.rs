@@ -193,3 +193,71 @@ async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_sett
         "a settled revocation leaves the sparse index"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwritten() {
+    use keyrot::domain::audit::RevocationStatus;
+    let moto = moto().await;
+    let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
+    let name = moto
+        .create_secret(
+            "rearm",
+            &json!({"provider": "generic", "api_key": "gk-rearmREARMrearmREARM00001"}),
+            &[("keyrot:grace-hours", "3000")],
+        )
+        .await;
+    let old = moto.version_of(&name, "AWSCURRENT").await.expect("current");
+    moto.rotate(&name).await;
+    let due_after = Utc::now() + Duration::hours(3001);
+    let mine = |all: Vec<keyrot::domain::audit::Revocation>| {
+        all.into_iter()
+            .filter(|r| r.secret_name == name)
+            .collect::<Vec<_>>()
+    };
+    let mut revocation = mine(log.pending_revocations(due_after).await.expect("query"))
+        .pop()
+        .expect("scheduled by finishSecret");
+    assert!(
+        !log.schedule_revocation(&revocation).await.expect("put"),
+        "a pending record stands: a retry writes nothing"
+    );
+
+    // A rollback cancelled it: an update from a keeper pass that read it before changes nothing.
+    log.set_revocation_status(&name, &old, RevocationStatus::Cancelled)
+        .await
+        .expect("cancel");
+    revocation.postponements = 1;
+    assert!(!log.update_revocation(&revocation).await.expect("update"));
+    let stored = log
+        .revocation(&name, &old)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(
+        (stored.status, stored.postponements),
+        (RevocationStatus::Cancelled, 0)
+    );
+    assert!(mine(log.pending_revocations(due_after).await.expect("query")).is_empty());
+
+    // The key goes out of service again: the cancelled record gives way to a pending one.
+    revocation.postponements = 0;
+    assert!(log.schedule_revocation(&revocation).await.expect("put"));
+    assert_eq!(
+        mine(log.pending_revocations(due_after).await.expect("query")).len(),
+        1,
+        "owed again, and back in the keeper's index"
+    );
+
+    // Once revoked, nothing brings the record back.
+    log.set_revocation_status(&name, &old, RevocationStatus::Revoked)
+        .await
+        .expect("settle");
+    assert!(!log.schedule_revocation(&revocation).await.expect("put"));
+    assert!(!log.update_revocation(&revocation).await.expect("update"));
+    let stored = log
+        .revocation(&name, &old)
+        .await
+        .expect("get")
+        .expect("kept");
+    assert_eq!(stored.status, RevocationStatus::Revoked);
+}

@@ -329,7 +329,7 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             .call("dynamodb.Query(revocations)", self.inner.revocations_of(s))
             .await
     }
-    async fn update_revocation(&self, r: &Revocation) -> Result<()> {
+    async fn update_revocation(&self, r: &Revocation) -> Result<bool> {
         self.inj
             .call(
                 "dynamodb.PutItem(revocation update)",

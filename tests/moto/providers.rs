@@ -243,6 +243,49 @@ async fn grace_zero_revokes_a_persons_key_and_then_a_minted_key_at_the_provider(
 }
 
 #[tokio::test]
+async fn a_mint_whose_answer_was_lost_is_not_repeated_and_the_retried_step_leaves_one_account() {
+    let world = World::new().await;
+    let (name, project, _) = world.openai_secret(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    let mint_path = format!("/v1/organization/projects/{project}/service_accounts");
+    // OpenAI creates the account, then the answer never arrives.
+    world.sim.inject(Fault {
+        method: Some("POST".into()),
+        path_prefix: mint_path.clone(),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::DropAfter,
+    });
+    let err = world
+        .step("createSecret", &name, &token)
+        .await
+        .expect_err("the step fails for Secrets Manager to retry");
+    assert!(err.contains("not repeated"), "{err}");
+    let posts = |world: &World| {
+        world
+            .sim
+            .calls()
+            .iter()
+            .filter(|c| c.method == "POST" && c.path == mint_path)
+            .count()
+    };
+    assert_eq!(posts(&world), 1, "a mint is never repeated blindly");
+    assert_eq!(world.sim.openai_service_accounts(&project).len(), 1);
+
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("the retried createSecret mints anew");
+    assert_eq!(posts(&world), 2);
+    let accounts = world.sim.openai_service_accounts(&project);
+    assert_eq!(
+        accounts.len(),
+        1,
+        "the account whose answer was lost is deleted once the new key is stored: {accounts:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_crashed_create_secret_retried_leaves_no_extra_service_account() {
     let world = World::new().await;
     let (name, project, _) = world.openai_secret(&[]).await;

@@ -193,3 +193,67 @@ async fn a_failed_deployment_rolls_every_target_back_and_keeps_awscurrent() {
         Some(new_key.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_render_deploy_replaced_by_a_later_one_counts_as_reached() {
+    let world = World::new().await;
+    let (name, _, _, render) = world.openai_secret_with_targets(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    for step in ["createSecret", "setSecret"] {
+        world
+            .step(step, &name, &token)
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    }
+    // Someone pushes to git: Render deploys again, and keyrot's deploy is deactivated by the new one,
+    // which carries the variable keyrot set.
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/services/{render}/deploys",
+            world.sim.render_base_url()
+        ))
+        .bearer_auth(world.sim.render_token())
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("deploy");
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        statuses = world
+            .sim
+            .render_deploys(&render)
+            .into_iter()
+            .map(|(_, status)| status)
+            .collect();
+        if statuses.iter().filter(|s| *s == "live").count() == 1
+            && !statuses.iter().any(|s| s == "build_in_progress")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        statuses.iter().any(|s| s == "deactivated"),
+        "keyrot's deploy was replaced: {statuses:?}"
+    );
+    world
+        .step("testSecret", &name, &token)
+        .await
+        .expect("the replacing deploy serves the new key, so testSecret passes");
+    let pending = world
+        .moto
+        .value(&name, "AWSPENDING", Some(&token))
+        .await
+        .expect("pending")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        world
+            .sim
+            .render_served_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(pending.as_str())
+    );
+}

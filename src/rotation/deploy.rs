@@ -161,43 +161,60 @@ where
         let token = &event.client_request_token;
         let mut restored = Vec::new();
         let mut deployments = Vec::new();
+        // Each target's record of this rotation's redeploy (DEPLOY#<token>#<target>) is cleared only
+        // after the rollback redeploy is recorded: a retry after a crash in between still sees that the
+        // pending key was deployed there and redeploys the current one.
         for target in targets {
             let label = target.label();
-            if self
+            let rollback_label = format!("rollback:{label}");
+            let holds_current = self
                 .targets
                 .held_fingerprint(&secret.name, target)
                 .await?
                 .as_deref()
-                == Some(current_fingerprint.as_str())
-            {
+                == Some(current_fingerprint.as_str());
+            if !holds_current {
+                self.targets
+                    .push(&secret.name, target, &current.api_key)
+                    .await?;
+                restored.push(label.clone());
+            }
+            if !target.redeploys() {
                 continue;
             }
-            self.targets
-                .push(&secret.name, target, &current.api_key)
-                .await?;
-            restored.push(label.clone());
-            if target.redeploys() {
-                // A retried rotation must redeploy the pending key anew, not follow the failed deployment.
+            let redeploy = if !holds_current {
+                // A rollback redeploy recorded before this push predates it: it cannot serve what was
+                // just put back.
                 self.audit
-                    .clear_deployment(&secret.name, token, &label)
+                    .clear_deployment(&secret.name, token, &rollback_label)
                     .await?;
-                let rollback_label = format!("rollback:{label}");
-                let deployment = match self
-                    .audit
-                    .deployment(&secret.name, token, &rollback_label)
+                true
+            } else if let Some(deployment) = self
+                .audit
+                .deployment(&secret.name, token, &rollback_label)
+                .await?
+            {
+                // Put back and redeployed by an earlier attempt whose wait ran out: follow it.
+                deployments.push((target, deployment));
+                false
+            } else {
+                // Put back by an earlier attempt that died before redeploying, or never changed.
+                self.audit
+                    .deployment(&secret.name, token, &label)
                     .await?
-                {
-                    Some(deployment) => deployment,
-                    None => {
-                        let deployment = self.targets.redeploy(&secret.name, target).await?;
-                        self.audit
-                            .record_deployment(&secret.name, token, &rollback_label, &deployment)
-                            .await?;
-                        deployment
-                    }
-                };
+                    .is_some()
+            };
+            if redeploy {
+                let deployment = self.targets.redeploy(&secret.name, target).await?;
+                self.audit
+                    .record_deployment(&secret.name, token, &rollback_label, &deployment)
+                    .await?;
                 deployments.push((target, deployment));
             }
+            // A retried rotation must redeploy the pending key anew, not follow the failed deployment.
+            self.audit
+                .clear_deployment(&secret.name, token, &label)
+                .await?;
         }
         match self
             .wait_for_deployments(secret, invocation, &deployments)

@@ -781,6 +781,55 @@ async fn a_failed_redeploy_puts_the_current_key_back_everywhere_and_keeps_awscur
 }
 
 #[tokio::test]
+async fn a_rollback_redeploy_older_than_the_last_push_is_never_followed() {
+    let r = with_targets();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    // An earlier rollback of this rotation redeployed Vercel, and its wait ran out: its record stayed.
+    r.audit
+        .deployments
+        .borrow_mut()
+        .insert(format!("t1#rollback:{VERCEL}"), "dpl_before".into());
+    // The retried rotation pushes and redeploys the pending key again, and fails again.
+    run(&r, Step::Set, "t1").await.expect("set");
+    r.targets
+        .failed
+        .borrow_mut()
+        .insert(r.targets.deployments.borrow()[1].0.clone());
+    run(&r, Step::Test, "t1")
+        .await
+        .expect_err("a deployment failed");
+    assert_eq!(
+        r.targets.served(VERCEL).as_deref(),
+        Some(OLD_KEY),
+        "the current key is served by a redeploy made after it was put back"
+    );
+}
+
+#[tokio::test]
+async fn a_target_put_back_by_a_rollback_that_died_before_redeploying_is_redeployed() {
+    let r = with_targets();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("create");
+    run(&r, Step::Set, "t1").await.expect("set");
+    // A rollback put the current key back on Vercel and died before starting the redeploy: the
+    // variable holds the current key, the live deployment the pending one.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert(VERCEL.into(), OLD_KEY.into());
+    r.targets
+        .failed
+        .borrow_mut()
+        .insert(r.targets.deployments.borrow()[1].0.clone());
+    run(&r, Step::Test, "t1")
+        .await
+        .expect_err("a deployment failed");
+    assert_eq!(r.targets.served(VERCEL).as_deref(), Some(OLD_KEY));
+    assert_eq!(r.targets.served(RENDER).as_deref(), Some(OLD_KEY));
+}
+
+#[tokio::test]
 async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
     let r = with_targets();
     r.store.start_rotation("t1");

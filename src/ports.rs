@@ -156,6 +156,17 @@ pub trait Target {
         target: &TargetSpec,
     ) -> Result<Option<String>>;
 
+    /// Whether any part of `target` (any Vercel environment) holds the key with this fingerprint: what
+    /// stops a revocation, where `held_fingerprint` answers `None` for environments that disagree.
+    async fn holds(
+        &self,
+        secret_name: &str,
+        target: &TargetSpec,
+        fingerprint: &str,
+    ) -> Result<bool> {
+        Ok(self.held_fingerprint(secret_name, target).await?.as_deref() == Some(fingerprint))
+    }
+
     /// Writes `key` to the target in place (never deleting the variable first: a build started in that
     /// gap would get no key), labelled with its fingerprint.
     async fn push(&self, secret_name: &str, target: &TargetSpec, key: &SecretString) -> Result<()>;

@@ -25,6 +25,28 @@ impl Target for PlatformTargets {
         }
     }
 
+    async fn holds(
+        &self,
+        secret_name: &str,
+        target: &TargetSpec,
+        fingerprint: &str,
+    ) -> Result<bool> {
+        match target {
+            TargetSpec::Vercel(v) => Ok(self
+                .vercel
+                .fingerprints(secret_name, v)
+                .await?
+                .iter()
+                .any(|held| held.as_deref() == Some(fingerprint))),
+            TargetSpec::Render(r) => Ok(self
+                .render
+                .held_fingerprint(secret_name, r)
+                .await?
+                .as_deref()
+                == Some(fingerprint)),
+        }
+    }
+
     async fn push(&self, secret_name: &str, target: &TargetSpec, key: &SecretString) -> Result<()> {
         match target {
             TargetSpec::Vercel(v) => self.vercel.push(secret_name, v, key).await,

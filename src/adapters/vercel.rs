@@ -94,6 +94,22 @@ impl VercelClient {
         secret_name: &str,
         target: &VercelTarget,
     ) -> Result<Option<String>> {
+        let mut fingerprints = self.fingerprints(secret_name, target).await?.into_iter();
+        let first = fingerprints.next().flatten();
+        Ok(if fingerprints.all(|other| other == first) {
+            first
+        } else {
+            None
+        })
+    }
+
+    /// The fingerprint each of the target's environments holds, in the target's order (`None` where
+    /// the variable is absent or was not written by keyrot).
+    pub async fn fingerprints(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+    ) -> Result<Vec<Option<String>>> {
         let token = self.token(secret_name, target).await?;
         let url = format!("{}/v10/projects/{}/env", self.base_url, target.project);
         let response = http::send(self.retry, SYSTEM, "GET env", || {
@@ -101,24 +117,21 @@ impl VercelClient {
         })
         .await?;
         let list: EnvList = read_json(secret_name, target, response, "GET env").await?;
-        let mut found: Option<Option<String>> = None;
-        for environment in &target.environments {
-            let fingerprint = list
-                .envs
-                .iter()
-                .find(|var| {
-                    var.key == target.env_key && targets_include(var.target.as_ref(), environment)
-                })
-                .and_then(|var| var.comment.as_deref())
-                .and_then(|comment| comment.strip_prefix(COMMENT_PREFIX))
-                .map(|fp| fp.trim().to_owned());
-            match &found {
-                None => found = Some(fingerprint),
-                Some(previous) if *previous != fingerprint => return Ok(None),
-                Some(_) => {}
-            }
-        }
-        Ok(found.flatten())
+        Ok(target
+            .environments
+            .iter()
+            .map(|environment| {
+                list.envs
+                    .iter()
+                    .find(|var| {
+                        var.key == target.env_key
+                            && targets_include(var.target.as_ref(), environment)
+                    })
+                    .and_then(|var| var.comment.as_deref())
+                    .and_then(|comment| comment.strip_prefix(COMMENT_PREFIX))
+                    .map(|fp| fp.trim().to_owned())
+            })
+            .collect())
     }
 
     pub async fn push(

@@ -189,10 +189,8 @@ where
             if self
                 .ports
                 .targets
-                .held_fingerprint(&secret.name, target)
+                .holds(&secret.name, target, &revocation.fingerprint)
                 .await?
-                .as_deref()
-                == Some(revocation.fingerprint.as_str())
             {
                 return Ok(Some(Hold::HeldBy(target.label())));
             }

@@ -247,6 +247,11 @@ impl<P: Target> Target for Faulty<P> {
             .call("target.held_fingerprint", self.inner.held_fingerprint(s, t))
             .await
     }
+    async fn holds(&self, s: &str, t: &TargetSpec, fingerprint: &str) -> Result<bool> {
+        self.inj
+            .call("target.holds", self.inner.holds(s, t, fingerprint))
+            .await
+    }
     async fn push(&self, s: &str, t: &TargetSpec, k: &SecretString) -> Result<()> {
         self.inj.call("target.push", self.inner.push(s, t, k)).await
     }

@@ -257,3 +257,68 @@ async fn a_render_deploy_replaced_by_a_later_one_counts_as_reached() {
         Some(pending.as_str())
     );
 }
+
+#[tokio::test]
+async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_differ() {
+    use keyrot::domain::keys::fingerprint;
+    use keyrot::domain::targets::{TargetSpec, VercelTarget};
+    use keyrot::ports::Target;
+    use secrecy::SecretString;
+
+    let world = World::new().await;
+    let project = world.sim.vercel_create_project("mixed");
+    let token_secret = world.admin_secret(&world.sim.vercel_token()).await;
+    let (old, new) = (
+        SecretString::from("sk-old-0000000000000000000000000000".to_owned()),
+        SecretString::from("sk-new-1111111111111111111111111111".to_owned()),
+    );
+    // Production and preview hold the key in two variables, set apart (by hand, or by a tool).
+    for (environment, key) in [("production", &new), ("preview", &old)] {
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/v10/projects/{project}/env",
+                world.sim.vercel_base_url()
+            ))
+            .query(&[("teamId", world.sim.vercel_team_id())])
+            .bearer_auth(world.sim.vercel_token())
+            .json(&serde_json::json!({"key": "OPENAI_API_KEY", "value": secrecy::ExposeSecret::expose_secret(key),
+                "type": "encrypted", "target": [environment], "comment": format!("keyrot:{}", fingerprint(key))}))
+            .send()
+            .await
+            .expect("create variable");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+    let target = TargetSpec::Vercel(VercelTarget {
+        project,
+        team_id: Some(world.sim.vercel_team_id()),
+        env_key: "OPENAI_API_KEY".into(),
+        environments: vec!["production".into(), "preview".into()],
+        sensitive: false,
+        redeploy: true,
+        token_secret,
+    });
+    let targets = &world.rotator.targets;
+    assert_eq!(
+        targets
+            .held_fingerprint("mixed", &target)
+            .await
+            .expect("read"),
+        None,
+        "no one key for the whole target"
+    );
+    for (key, held) in [(&old, true), (&new, true)] {
+        assert_eq!(
+            targets
+                .holds("mixed", &target, &fingerprint(key))
+                .await
+                .expect("read"),
+            held
+        );
+    }
+    assert!(
+        !targets
+            .holds("mixed", &target, "000000000000")
+            .await
+            .expect("read")
+    );
+}

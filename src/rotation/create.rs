@@ -3,6 +3,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
+use crate::domain::audit::RevocationStatus;
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
 use crate::domain::targets::TargetSpec;
@@ -57,6 +58,28 @@ where
                 "new key",
                 "is the key AWSCURRENT already holds",
                 "provide a different key; a rotation must replace the key",
+            ));
+        }
+        // A staged key could also be one an earlier rotation retired: adopting it would bring back a
+        // key that is being revoked.
+        if adopted
+            && self
+                .audit
+                .revocations_of(&secret.name)
+                .await?
+                .iter()
+                .any(|r| {
+                    r.fingerprint == new_view.fingerprint && r.status != RevocationStatus::Cancelled
+                })
+        {
+            return Err(Error::config(
+                &secret.name,
+                "KEYROT_STAGED",
+                "the staged key is an old key of this secret, revoked or due for revocation",
+                format!(
+                    "create a new key in the Anthropic Console and stage it with `keyrot stage {}`",
+                    secret.name
+                ),
             ));
         }
         evidence.new_key = Some(new_view);

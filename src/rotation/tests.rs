@@ -574,6 +574,25 @@ async fn an_anthropic_rotation_adopts_the_staged_key_validated_and_identified() 
 }
 
 #[tokio::test]
+async fn a_staged_key_that_an_earlier_rotation_retired_is_refused() {
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    rotate(&r, "t1").await;
+    // Someone stages the key the first rotation retired (still due for revocation).
+    stage(&r, ANTHROPIC_OLD);
+    r.store.start_rotation("t2");
+    let err = run(&r, Step::Create, "t2")
+        .await
+        .expect_err("an old key is not a new one");
+    let text = err.to_string();
+    assert!(
+        text.contains("KEYROT_STAGED") && text.contains("old key") && text.contains("keyrot stage"),
+        "{text}"
+    );
+    assert!(r.store.value_of("t2").is_none(), "nothing stored");
+}
+
+#[tokio::test]
 async fn an_anthropic_rotation_without_a_staged_key_unblocks_the_secret_and_asks_for_one() {
     let r = anthropic();
     r.store.start_rotation("t1");

@@ -14,8 +14,8 @@ use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::domain::{RotationEvent, Step};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Alert, Alerts, AuditLog, Clock, DeploymentState, KeyIssuer, MintedKey, PutOutcome, SecretStore,
-    Target,
+    Alert, Alerts, AuditHistory, AuditLog, Clock, DeploymentState, KeyIssuer, MintedKey,
+    PutOutcome, SecretAdmin, SecretStore, Target,
 };
 use crate::rotation::{Invocation, Progress, Rotator, RotatorSettings};
 
@@ -42,6 +42,10 @@ pub(crate) struct FakeStore {
     pub(crate) created: RefCell<BTreeMap<String, DateTime<Utc>>>,
     /// Yield to other tasks at every call, so that concurrent deliveries of a step interleave.
     pub(crate) interleave: Cell<bool>,
+    /// The next RotateSecret fails (as when Secrets Manager finds a rotation under way).
+    pub(crate) fail_next_rotate: Cell<bool>,
+    /// Rotations RotateSecret started, to name their tokens.
+    pub(crate) rotations_started: Cell<u32>,
 }
 
 impl FakeStore {
@@ -287,6 +291,38 @@ impl SecretStore for FakeStore {
             tags.remove(*key);
         }
         Ok(())
+    }
+}
+
+impl SecretAdmin for FakeStore {
+    async fn set_tags(&self, _secret_id: &str, tags: &[(&str, String)]) -> Result<()> {
+        self.calls.borrow_mut().push("TagResource".into());
+        let mut stored = self.tags.borrow_mut();
+        for (key, value) in tags {
+            stored.insert((*key).to_owned(), value.clone());
+        }
+        Ok(())
+    }
+
+    async fn rotate_now(
+        &self,
+        _secret_id: &str,
+        _rotator_arn: Option<&str>,
+    ) -> Result<Option<String>> {
+        self.calls.borrow_mut().push("RotateSecret".into());
+        if self.fail_next_rotate.replace(false) {
+            return Err(Error::external(
+                "secretsmanager",
+                format!("RotateSecret({NAME})"),
+                "InvalidRequestException: A previous rotation isn't complete.",
+                crate::error::Transience::Final,
+            ));
+        }
+        let n = self.rotations_started.get() + 1;
+        self.rotations_started.set(n);
+        let token = format!("rot-{n}");
+        self.start_rotation(&token);
+        Ok(Some(token))
     }
 }
 
@@ -638,6 +674,23 @@ impl AuditLog for FakeAudit {
             revocation.status = status;
         }
         Ok(())
+    }
+}
+
+impl AuditHistory for FakeAudit {
+    async fn history(
+        &self,
+        _secret_name: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>> {
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|e| since.is_none_or(|since| e.at >= since))
+            .cloned()
+            .collect())
     }
 }
 

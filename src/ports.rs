@@ -78,6 +78,22 @@ pub trait SecretStore {
     async fn untag(&self, secret_id: &str, tag_keys: &[&str]) -> Result<()>;
 }
 
+/// What only an operator asks of Secrets Manager, beside what the rotation needs ([`SecretStore`]):
+/// a separate trait so that the Lambdas' port stays as small as their IAM policy.
+pub trait SecretAdmin {
+    /// TagResource: sets (adds or overwrites) `tags`.
+    async fn set_tags(&self, secret_id: &str, tags: &[(&str, String)]) -> Result<()>;
+
+    /// RotateSecret of a secret whose rotation is configured: starts a rotation now with the rotation
+    /// Lambda `rotator_arn` (passed again because some Secrets Manager stand-ins forget it); returns
+    /// the new pending version's id.
+    async fn rotate_now(
+        &self,
+        secret_id: &str,
+        rotator_arn: Option<&str>,
+    ) -> Result<Option<String>>;
+}
+
 /// A key keyrot minted at a provider, as the provider lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MintedKey {
@@ -243,6 +259,16 @@ pub trait AuditLog {
         old_version_id: &str,
         status: RevocationStatus,
     ) -> Result<()>;
+}
+
+/// Reading the audit trail back, which only the operator CLI does.
+pub trait AuditHistory {
+    /// The events of one secret at or after `since` (all of them without it), newest first.
+    async fn history(
+        &self,
+        secret_name: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>>;
 }
 
 /// An alert to people, through SNS.

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::Path;
 
 use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::adapters::aws;
@@ -16,9 +17,11 @@ use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
 use crate::adapters::targets::PlatformTargets;
 use crate::config::{Config, STACK_OUTPUTS};
+use crate::domain::audit::AuditEvent;
 use crate::entrypoints::rotator::{self, AwsRotator};
 use crate::error::{Error, Result, Transience};
 use crate::keeper::{GraceKeeper, KeeperSettings};
+use crate::ports::{AuditHistory, SecretAdmin};
 
 pub type AwsKeeper<'a> = GraceKeeper<
     'a,
@@ -94,6 +97,32 @@ impl Operator {
                 ..KeeperSettings::default()
             },
         }
+    }
+}
+
+// The operator-only ports on the AWS adapters: their calls exist as inherent methods there; these
+// impls let the operator actions in `crate::operator` run over fakes in the unit tests.
+impl SecretAdmin for SecretsManagerStore {
+    async fn set_tags(&self, secret_id: &str, tags: &[(&str, String)]) -> Result<()> {
+        self.tag(secret_id, tags).await
+    }
+
+    async fn rotate_now(
+        &self,
+        secret_id: &str,
+        rotator_arn: Option<&str>,
+    ) -> Result<Option<String>> {
+        self.rotate(secret_id, rotator_arn, None, true).await
+    }
+}
+
+impl AuditHistory for DynamoAuditLog {
+    async fn history(
+        &self,
+        secret_name: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>> {
+        self.secret_history(secret_name, since, None).await
     }
 }
 

@@ -6,13 +6,8 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use crate::cli::context::{Operator, print_json, print_table, read_key};
-use crate::domain::ManagedSecret;
-use crate::domain::audit::{Revocation, RevocationStatus};
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use crate::domain::targets::TargetSpec;
-use crate::error::{Error, Result};
-use crate::ports::{Clock, KeyIssuer, SecretStore, Target};
+use crate::error::Result;
 
 #[derive(Debug, Args)]
 pub struct StageArgs {
@@ -54,6 +49,12 @@ pub struct NameArgs {
 pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
     let operator = Operator::connect(stack).await?;
     let done = operator.ports.rollback(&args.name, &operator.actor).await?;
+    if done.resumed {
+        println!(
+            "An earlier rollback of {} had already moved AWSCURRENT back; completed its remaining steps.",
+            args.name
+        );
+    }
     println!(
         "{} is back on {} (version {}); targets updated and redeployed: {}.",
         args.name,
@@ -72,9 +73,21 @@ pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn repair(args: NameArgs, stack: &str) -> Result<()> {
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    name: String,
+    /// Repair even a pending version younger than an hour, which is normally a rotation still running
+    /// (Secrets Manager may be retrying a step).
+    #[arg(long)]
+    force: bool,
+}
+
+pub async fn repair(args: RepairArgs, stack: &str) -> Result<()> {
     let operator = Operator::connect(stack).await?;
-    let done = operator.ports.repair(&args.name, &operator.actor).await?;
+    let done = operator
+        .ports
+        .repair(&args.name, &operator.actor, args.force)
+        .await?;
     println!(
         "Cleared the stuck rotation {} of {}.",
         done.pending_version, args.name
@@ -102,97 +115,74 @@ enum Stage {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     name: String,
-    /// Which version's key to check.
+    /// Which version's key to check at the provider. Targets are always compared with AWSCURRENT's
+    /// key, which is what they should serve whatever stage is checked.
     #[arg(long, value_enum, default_value = "AWSCURRENT")]
     stage: Stage,
-    /// Print JSON instead of a table: the provider's verdict and each target's fingerprint.
+    /// Print JSON instead of a table: the provider's verdict and which key each target holds.
     #[arg(long)]
     json: bool,
 }
 
+/// Exit code 0 when the checked key is valid and every target holds AWSCURRENT's key, else 1.
 pub async fn validate(args: ValidateArgs, stack: &str) -> Result<i32> {
     let operator = Operator::connect(stack).await?;
-    let ports = &operator.ports;
     let label = match args.stage {
         Stage::Awscurrent => AWSCURRENT,
         Stage::Awsprevious => AWSPREVIOUS,
         Stage::Awspending => AWSPENDING,
     };
-    let secret = ports.store.describe(&args.name).await?;
-    let version = secret
-        .version_with(label)
-        .ok_or_else(|| Error::protocol(&secret.name, format!("no version is labelled {label}")))?
-        .to_owned();
-    let text = ports
-        .store
-        .value(&args.name, label, Some(&version))
-        .await?
-        .ok_or_else(|| {
-            Error::protocol(&secret.name, format!("the {label} version holds no value"))
-        })?;
-    let value = ManagedSecret::parse(&secret.name, label, &text)?;
-    let view = KeyView::of(&value.api_key);
-    let provider = match ports
-        .issuer
-        .validate(&secret.name, &value, &value.api_key)
-        .await
-    {
-        Ok(()) => "valid".to_owned(),
-        Err(Error::KeyRejected { detail, .. }) => format!("REJECTED ({detail})"),
-        Err(err) => return Err(err),
+    let report = operator.ports.validate_stage(&args.name, label).await?;
+    let provider = match &report.rejected {
+        None => "valid".to_owned(),
+        Some(detail) => format!("REJECTED ({detail})"),
     };
-    let mut targets = Vec::new();
-    for target in TargetSpec::parse_all(&secret.name, &value.targets)? {
-        let held = ports
-            .targets
-            .held_fingerprint(&secret.name, &target)
-            .await?;
-        let holds = match held.as_deref() {
-            Some(fp) if fp == view.fingerprint => "this key".to_owned(),
-            Some(fp) => format!("another key ({fp})"),
-            None => "no key keyrot recognises".to_owned(),
-        };
-        targets.push((target.label(), held, holds));
-    }
-    let ok = provider == "valid"
-        && targets
-            .iter()
-            .all(|(_, held, _)| held.as_deref() == Some(view.fingerprint.as_str()));
     if args.json {
         print_json(&json!({
-            "secret": secret.name, "stage": label, "version": version, "key": view.redacted,
-            "fingerprint": view.fingerprint, "provider": provider,
-            "targets": targets.iter().map(|(t, held, holds)| json!({"target": t, "fingerprint": held, "holds": holds})).collect::<Vec<_>>(),
-            "ok": ok,
+            "secret": report.secret_name, "stage": label, "version": report.version,
+            "key": report.key.redacted, "fingerprint": report.key.fingerprint, "provider": provider,
+            "targets": report.targets.iter().map(|t| json!({"target": t.target, "fingerprint": t.fingerprint,
+                "holds": t.holds.as_str()})).collect::<Vec<_>>(),
+            "targets_on_current": report.targets_on_current(),
+            "ok": report.ok(),
         }))?;
     } else {
         println!(
-            "{} {label} ({version}): key {} [{}] is {provider} at {}.",
-            secret.name,
-            view.redacted,
-            view.fingerprint,
-            value.provider.name()
+            "{} {label} ({}): key {} [{}] is {provider} at {}.",
+            report.secret_name,
+            report.version,
+            report.key.redacted,
+            report.key.fingerprint,
+            report.provider
         );
-        let rows: Vec<Vec<String>> = targets
+        let rows: Vec<Vec<String>> = report
+            .targets
             .iter()
-            .map(|(t, held, holds)| {
+            .map(|t| {
                 vec![
-                    t.clone(),
-                    held.clone().unwrap_or_else(|| "-".into()),
-                    holds.clone(),
+                    t.target.clone(),
+                    t.fingerprint.clone().unwrap_or_else(|| "-".into()),
+                    t.holds.as_str().to_owned(),
                 ]
             })
             .collect();
         if !rows.is_empty() {
             print_table(&["TARGET", "FINGERPRINT", "HOLDS"], &rows);
+            if !report.targets_on_current() {
+                println!(
+                    "Not every target holds the AWSCURRENT key; `keyrot repair {}` or a rotation puts it back.",
+                    report.secret_name
+                );
+            }
         }
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(if report.ok() { 0 } else { 1 })
 }
 
 #[derive(Debug, Args)]
 pub struct OrphansArgs {
-    /// Delete the orphaned keys (their service accounts) instead of listing them.
+    /// Delete the orphaned keys (their service accounts) instead of listing them. Every deletion is
+    /// attempted and audited; the exit code is 1 when any failed.
     #[arg(long)]
     delete: bool,
     /// Print JSON instead of a table.
@@ -200,41 +190,51 @@ pub struct OrphansArgs {
     json: bool,
 }
 
-pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<()> {
+pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<i32> {
     let operator = Operator::connect(stack).await?;
     let found = operator.keeper().orphans().await?;
     let mut rows = Vec::new();
-    for orphan in &found {
-        let mut outcome = "orphaned".to_owned();
-        if args.delete {
-            let revocation = Revocation {
-                secret_name: orphan.secret.clone(),
-                secret_arn: String::new(),
-                old_version_id: format!("orphan:{}", orphan.key.id),
-                provider: "openai".into(),
-                project_id: Some(orphan.key.scope.clone()),
-                key_id: Some(orphan.key.id.clone()),
-                api_key_id: None,
-                admin_key_secret: Some(orphan.admin_key_secret.clone()),
-                fingerprint: String::new(),
-                hint: orphan.key.name.clone(),
-                due: operator.ports.clock.now(),
-                attempts: 0,
-                postponements: 0,
-                status: RevocationStatus::Pending,
-            };
-            operator.ports.issuer.revoke(&revocation).await?;
-            outcome = "deleted".to_owned();
+    let mut failed = 0;
+    let row = |orphan: &crate::keeper::Orphan, status: String, error: Option<String>| {
+        json!({"secret": orphan.secret, "key_id": orphan.key.id, "name": orphan.key.name,
+            "project_id": orphan.key.scope, "created_at": orphan.key.created_at.to_rfc3339(),
+            "status": status, "error": error})
+    };
+    if args.delete {
+        for deletion in operator.ports.delete_orphans(found, &operator.actor).await {
+            match &deletion.result {
+                Ok(status) => rows.push(row(
+                    &deletion.orphan,
+                    match status {
+                        crate::domain::audit::RevocationStatus::Revoked => "deleted".to_owned(),
+                        other => other.as_str().to_owned(),
+                    },
+                    None,
+                )),
+                Err(err) => {
+                    failed += 1;
+                    rows.push(row(
+                        &deletion.orphan,
+                        "FAILED".to_owned(),
+                        Some(err.to_string()),
+                    ));
+                }
+            }
         }
-        rows.push(json!({"secret": orphan.secret, "key_id": orphan.key.id, "name": orphan.key.name,
-            "project_id": orphan.key.scope, "created_at": orphan.key.created_at.to_rfc3339(), "status": outcome}));
+    } else {
+        rows = found
+            .iter()
+            .map(|orphan| row(orphan, "orphaned".to_owned(), None))
+            .collect();
     }
+    let code = if failed > 0 { 1 } else { 0 };
     if args.json {
-        return print_json(&serde_json::Value::Array(rows));
+        print_json(&serde_json::Value::Array(rows))?;
+        return Ok(code);
     }
     if rows.is_empty() {
         println!("No orphaned keys.");
-        return Ok(());
+        return Ok(code);
     }
     let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
     let table: Vec<Vec<String>> = rows
@@ -250,5 +250,13 @@ pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<()> {
         })
         .collect();
     print_table(&["KEY", "NAME", "PROJECT", "SECRET", "STATUS"], &table);
-    Ok(())
+    for r in rows.iter().filter(|r| r["status"] == "FAILED") {
+        println!("{}: {}", text(&r["key_id"]), text(&r["error"]));
+    }
+    if failed > 0 {
+        println!(
+            "{failed} deletion(s) failed (see above); each attempt is in the audit trail. Run `keyrot orphans --delete` again once the cause is fixed."
+        );
+    }
+    Ok(code)
 }

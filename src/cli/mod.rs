@@ -1,5 +1,6 @@
 //! The operator CLI `keyrot`: one subcommand per job. Exit codes: 0 ok, 1 failure, 2 usage.
 
+mod args;
 mod audit;
 mod context;
 mod keys;
@@ -55,29 +56,46 @@ pub enum Command {
     Onboard(Box<onboard::OnboardArgs>),
     /// Rotate a secret now. With --emergency the old key dies as the new one goes live.
     ///
+    /// Refuses, changing nothing, when rotation is not configured or a rotation is in progress or
+    /// stuck (AWSPENDING on a version that is not AWSCURRENT: see `keyrot status`, `keyrot repair`).
     /// Sets the one-shot tags keyrot:trigger and keyrot:next-grace-hours (finishSecret removes them, so
-    /// the secret's permanent policy never changes) and calls RotateSecret. With --wait, follows the
-    /// rotation step by step through the audit trail until it succeeds (exit 0) or fails (exit 1).
+    /// the secret's permanent policy never changes) and calls RotateSecret; if RotateSecret fails, the
+    /// tags are put back as they were. With --wait, follows the rotation step by step through the
+    /// audit trail until it succeeds (exit 0) or fails (exit 1); a failure Secrets Manager retries (the
+    /// error is retryable and the version is still AWSPENDING) is followed through its retries, until
+    /// --wait-seconds runs out (exit 1).
     Rotate(rotate::RotateArgs),
     /// Stage a key a person created (Anthropic) for the next rotation to adopt.
     ///
-    /// Validates the key (from standard input or --key-file) and writes it under KEYROT_STAGED; clears
-    /// an empty AWSPENDING left by a rotation that found nothing staged, so the next rotation can start.
+    /// Only for Anthropic secrets (OpenAI and generic rotations mint their own keys). Validates the
+    /// key (from standard input or --key-file) and writes it under KEYROT_STAGED; clears an empty
+    /// AWSPENDING left by a rotation that found nothing staged, so the next rotation can start.
     Stage(keys::StageArgs),
     /// During the grace period, go back to the previous key.
     ///
     /// In this order: AWSCURRENT moves back to the previous version; that key goes back on every
     /// target and the redeploys are waited for; the pending revocation is cancelled; the rolled-back
-    /// key is recorded for revocation now. Refuses when the previous key is already revoked.
+    /// key is recorded for revocation now. Refuses, changing nothing, when the previous key is already
+    /// revoked, holds the same key as AWSCURRENT, or was not left by a keyrot rotation, and while a
+    /// rotation is in progress or stuck (clear it with `keyrot repair`). Run again after a failure, it
+    /// goes on where the first run stopped instead of moving AWSCURRENT again.
     Rollback(keys::NameArgs),
     /// Check a key at its provider and report which key every target holds (by fingerprint).
+    ///
+    /// Each target is reported as holding the current, previous, pending or an unknown key. Exit code
+    /// 0 when the checked key is valid and every target holds AWSCURRENT's key (whatever --stage is
+    /// checked: during a grace period the targets rightly serve the current key), else 1.
     Validate(keys::ValidateArgs),
     /// Clear a stuck rotation (AWSPENDING on a version that is not AWSCURRENT).
     ///
     /// Targets that hold the pending key get the current one back first (and are redeployed); then the
-    /// label goes; then the pending key, if keyrot minted it, is recorded for revocation now.
-    Repair(keys::NameArgs),
+    /// label goes; then the pending key, if keyrot minted it, is recorded for revocation now. A pending
+    /// version younger than an hour is a rotation still running: refused unless --force.
+    Repair(keys::RepairArgs),
     /// List (or with --delete, delete) keys keyrot minted that no version or revocation knows.
+    ///
+    /// --delete attempts every deletion, prints each result, audits each as a `revoke`, and exits 1
+    /// when any failed.
     Orphans(keys::OrphansArgs),
     /// The compliance report of a month: rotations, failures, overdue keys, emergency rotations and
     /// the mean time between rotations of every managed secret.
@@ -93,6 +111,34 @@ pub enum Command {
 
 /// Runs the command and returns its exit code; an error is reported by the caller with exit code 1.
 pub async fn run(cli: Cli) -> Result<i32, Error> {
+    run_command(cli).await.map_err(explain)
+}
+
+/// Secrets Manager's answer to an unknown name says nothing of what to do: say it.
+fn explain(err: Error) -> Error {
+    if let Error::External {
+        system: "secretsmanager",
+        operation,
+        detail,
+        ..
+    } = &err
+        && detail.starts_with("ResourceNotFoundException")
+        && let Some(name) = operation
+            .strip_prefix("DescribeSecret(")
+            .and_then(|rest| rest.strip_suffix(')'))
+    {
+        return Error::config(
+            name,
+            "NAME",
+            "Secrets Manager has no secret of this name here (ResourceNotFoundException)",
+            "check the name and the account and region (AWS_PROFILE, AWS_REGION); `keyrot status` lists \
+             the managed secrets",
+        );
+    }
+    err
+}
+
+async fn run_command(cli: Cli) -> Result<i32, Error> {
     let stack = cli.stack.as_str();
     match cli.command {
         Command::Status(args) => status::run(args, stack).await.map(|()| 0),
@@ -102,8 +148,81 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
         Command::Rollback(args) => keys::rollback(args, stack).await.map(|()| 0),
         Command::Validate(args) => keys::validate(args, stack).await,
         Command::Repair(args) => keys::repair(args, stack).await.map(|()| 0),
-        Command::Orphans(args) => keys::orphans(args, stack).await.map(|()| 0),
+        Command::Orphans(args) => keys::orphans(args, stack).await,
         Command::Report(args) => report::run(args, stack).await.map(|()| 0),
         Command::Audit(args) => audit::run(args, stack).await.map(|()| 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// clap's verdict on a command line: its exit code (2 for a usage error), or 0 when it parses.
+    fn exit_code(args: &[&str]) -> i32 {
+        match Cli::try_parse_from(std::iter::once("keyrot").chain(args.iter().copied())) {
+            Ok(_) => 0,
+            Err(err) => err.exit_code(),
+        }
+    }
+
+    #[test]
+    fn bad_argument_values_are_usage_errors_before_anything_runs() {
+        let onboard = |extra: &[&str]| {
+            let mut args = vec!["onboard", "prod/x", "--provider", "generic"];
+            args.extend_from_slice(extra);
+            exit_code(&args)
+        };
+        assert_eq!(onboard(&["--every-days", "30"]), 0);
+        assert_eq!(onboard(&["--schedule", "rate(30 days)"]), 0);
+        assert_eq!(
+            onboard(&["--every-days", "30", "--vercel", "prj_1:OPENAI_API_KEY"]),
+            0
+        );
+        for bad in [
+            vec!["--every-days", "0"],
+            vec!["--every-days", "1001"],
+            vec!["--every-days", "-3"],
+            vec!["--schedule", "30 days"],
+            vec!["--schedule", "rate(30 weeks)"],
+            vec!["--every-days", "30", "--grace-hours", "-1"],
+            vec!["--every-days", "30", "--grace-hours", "NaN"],
+            vec!["--every-days", "30", "--grace-hours", "inf"],
+            vec!["--every-days", "30", "--vercel", "prj_1"],
+            vec!["--every-days", "30", "--vercel", "prj_1:"],
+            vec!["--every-days", "30", "--render", ":API_KEY"],
+        ] {
+            assert_eq!(onboard(&bad), 2, "{bad:?}");
+        }
+        assert_eq!(exit_code(&["rotate", "prod/x", "--grace-hours", "0.5"]), 0);
+        for bad in ["-1", "NaN", "-inf", "soon"] {
+            assert_eq!(
+                exit_code(&["rotate", "prod/x", "--grace-hours", bad]),
+                2,
+                "{bad}"
+            );
+        }
+        assert_eq!(exit_code(&["repair", "prod/x", "--force"]), 0);
+    }
+
+    #[test]
+    fn an_unknown_secret_is_reported_with_its_name_and_the_fix() {
+        let err = super::explain(crate::error::Error::external(
+            "secretsmanager",
+            "DescribeSecret(prod/missing)",
+            "ResourceNotFoundException: Secrets Manager can't find the specified secret.",
+            crate::error::Transience::Final,
+        ));
+        let text = err.to_string();
+        for expected in [
+            "prod/missing",
+            "no secret of this name",
+            "fix:",
+            "keyrot status",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
     }
 }

@@ -8,13 +8,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::adapters::secrets_manager::Schedule;
+use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Operator, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::TAG_GRACE_HOURS;
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
-use crate::ports::KeyIssuer;
+use crate::ports::{KeyIssuer, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Provider {
@@ -48,8 +49,8 @@ pub struct OnboardArgs {
     #[arg(long)]
     validate_url: Option<String>,
     /// A Vercel target, PROJECT:ENV_KEY (repeatable).
-    #[arg(long = "vercel", value_name = "PROJECT:ENV_KEY")]
-    vercel: Vec<String>,
+    #[arg(long = "vercel", value_name = "PROJECT:ENV_KEY", value_parser = args::target)]
+    vercel: Vec<TargetArg>,
     /// Vercel team id of the --vercel targets.
     #[arg(long)]
     vercel_team: Option<String>,
@@ -60,23 +61,25 @@ pub struct OnboardArgs {
     #[arg(long, default_value = "production,preview", value_delimiter = ',')]
     vercel_env: Vec<String>,
     /// A Render target, SERVICE_ID:ENV_KEY (repeatable).
-    #[arg(long = "render", value_name = "SERVICE:ENV_KEY")]
-    render: Vec<String>,
+    #[arg(long = "render", value_name = "SERVICE:ENV_KEY", value_parser = args::target)]
+    render: Vec<TargetArg>,
     /// The secret that holds the Render API key.
     #[arg(long, default_value = "keyrot/admin/render")]
     render_token_secret: String,
-    /// Rotation schedule as an expression: 'rate(30 days)' or 'cron(...)'.
+    /// Rotation schedule as an expression: 'rate(30 days)', 'rate(12 hours)' (4 or more) or
+    /// 'cron(0 4 1 * ? *)'.
     #[arg(
         long,
         conflicts_with = "every_days",
-        required_unless_present = "every_days"
+        required_unless_present = "every_days",
+        value_parser = args::schedule
     )]
     schedule: Option<String>,
-    /// Rotation schedule in days.
-    #[arg(long)]
+    /// Rotation schedule in days, 1 to 1000 (Secrets Manager's limits).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1000))]
     every_days: Option<i64>,
-    /// Grace period of old keys, in hours (tag keyrot:grace-hours).
-    #[arg(long, default_value_t = 24.0)]
+    /// Grace period of old keys, in hours, 0 or more (tag keyrot:grace-hours).
+    #[arg(long, default_value_t = 24.0, value_parser = args::hours)]
     grace_hours: f64,
     /// Read the current key from this file instead of standard input.
     #[arg(long)]
@@ -89,30 +92,15 @@ pub struct OnboardArgs {
     rotate_now: bool,
 }
 
-fn split_target<'a>(flag: &str, spec: &'a str) -> Result<(&'a str, &'a str)> {
-    spec.split_once(':')
-        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        .ok_or_else(|| {
-            Error::config(
-                "(command line)",
-                flag,
-                format!("{spec:?} is not ID:ENV_KEY"),
-                format!("pass {flag} PROJECT:OPENAI_API_KEY"),
-            )
-        })
-}
-
-fn document(args: &OnboardArgs, key: &SecretString) -> Result<Value> {
+fn document(args: &OnboardArgs, key: &SecretString) -> Value {
     let mut targets = Vec::new();
-    for spec in &args.vercel {
-        let (project, env_key) = split_target("--vercel", spec)?;
-        targets.push(json!({"type": "vercel", "project": project, "team_id": args.vercel_team, "env_key": env_key,
+    for target in &args.vercel {
+        targets.push(json!({"type": "vercel", "project": target.id, "team_id": args.vercel_team, "env_key": target.env_key,
             "environments": args.vercel_env, "sensitive": true, "redeploy": true, "token_secret": args.vercel_token_secret}));
     }
-    for spec in &args.render {
-        let (service, env_key) = split_target("--render", spec)?;
+    for target in &args.render {
         targets.push(
-            json!({"type": "render", "service_id": service, "env_key": env_key, "deploy": true,
+            json!({"type": "render", "service_id": target.id, "env_key": target.env_key, "deploy": true,
             "token_secret": args.render_token_secret}),
         );
     }
@@ -145,7 +133,7 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Result<Value> {
             value["generic"] = generic;
         }
     }
-    Ok(value)
+    value
 }
 
 pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
@@ -154,10 +142,10 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     // Known before anything is checked or written, so that a missing rotator changes nothing.
     let rotator_arn = operator.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
     let ports = &operator.ports;
-    let text = SecretString::from(document(&args, &key)?.to_string());
+    let text = SecretString::from(document(&args, &key).to_string());
     // The same parser the rotator uses: what onboard writes, the rotator reads.
     let managed = ManagedSecret::parse(&args.name, "new", &text)?;
-    TargetSpec::parse_all(&args.name, &managed.targets)?;
+    let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
     ports
         .issuer
         .validate(&args.name, &managed, &managed.api_key)
@@ -181,6 +169,12 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
         }
         None => text,
     };
+
+    // Reading what each target holds exercises its token (and finds its project or service), so a
+    // bad token or id refuses here, with nothing written, rather than in the first rotation.
+    for target in &targets {
+        ports.targets.held_fingerprint(&args.name, target).await?;
+    }
 
     let created = ports.store.create_or_put(&args.name, &text).await?;
     ports

@@ -11,6 +11,10 @@ use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
 use crate::rotation::Rotator;
 use crate::rotation::finish::revocation_of;
 
+/// How old a pending version must be before repair takes it for stuck (the grace keeper's
+/// `rotation_stuck` alert uses the same hour).
+pub const STUCK_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repaired {
     pub pending_version: String,
@@ -29,16 +33,49 @@ where
     N: Alerts,
     C: Clock,
 {
-    pub async fn repair(&self, secret_id: &str, actor: &str) -> Result<Repaired> {
+    /// Clears the stuck rotation. A pending version younger than [`STUCK_AFTER`] is a rotation still
+    /// running (Secrets Manager may be retrying a step), which repair would cut short: refused unless
+    /// `force`.
+    pub async fn repair(&self, secret_id: &str, actor: &str, force: bool) -> Result<Repaired> {
         let started = self.clock.now();
         let secret = self.store.describe(secret_id).await?;
         let pending = secret
             .version_with(AWSPENDING)
             .filter(|v| !secret.has_stage(v, AWSCURRENT))
             .ok_or_else(|| {
-                Error::protocol(&secret.name, "nothing to repair: no rotation is pending")
+                Error::config(
+                    &secret.name,
+                    AWSPENDING,
+                    "nothing to repair: no rotation is pending",
+                    format!(
+                        "none needed; `keyrot status --secret {}` shows the secret's state",
+                        secret.name
+                    ),
+                )
             })?
             .to_owned();
+        if !force {
+            // Without a creation time the age is unknown; the label alone then has to do, as for the
+            // grace keeper's stuck check.
+            let created = self.store.version_created(secret_id, &pending).await?;
+            if let Some(created) = created
+                && started - created < STUCK_AFTER
+            {
+                return Err(Error::config(
+                    &secret.name,
+                    AWSPENDING,
+                    format!(
+                        "version {pending} was created {} minutes ago: that is a rotation in progress, not a stuck one",
+                        (started - created).num_minutes().max(0)
+                    ),
+                    format!(
+                        "let it finish (`keyrot status --secret {0}`, `keyrot audit --secret {0}`); if it is \
+                         really stuck, run `keyrot repair {0} --force`",
+                        secret.name
+                    ),
+                ));
+            }
+        }
         let current = self.current_value(secret_id, &secret).await?;
         let pending_value = match self
             .store
@@ -66,7 +103,7 @@ where
                 }
             }
             changed = self
-                .put_key_on_targets(&secret, &holding, &current.api_key)
+                .put_key_on_targets(&secret, &holding, &current.api_key, false)
                 .await?;
         }
         // 2. The label goes, so the next rotation can start.

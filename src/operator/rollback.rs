@@ -3,11 +3,11 @@
 
 use serde_json::json;
 
-use crate::domain::ManagedSecret;
-use crate::domain::audit::{AuditEvent, Outcome, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Outcome, Revocation, RevocationStatus};
 use crate::domain::keys::KeyView;
-use crate::domain::policy::{AWSCURRENT, AWSPREVIOUS};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
+use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
 use crate::rotation::Rotator;
@@ -22,6 +22,25 @@ pub struct RolledBack {
     pub targets: Vec<String>,
     pub current_key: String,
     pub abandoned_key: String,
+    /// An earlier rollback had already moved AWSCURRENT back; this one completed its later steps.
+    pub resumed: bool,
+}
+
+/// Where a rollback starts from.
+enum Start {
+    /// AWSCURRENT is on the rotation's new version: move it back to AWSPREVIOUS first.
+    Fresh,
+    /// AWSCURRENT was already moved back by an earlier rollback that stopped before its end.
+    Resume,
+}
+
+fn refusal(secret: &SecretDescription, field: &str, problem: String, fix: String) -> Error {
+    Error::config(
+        &secret.name,
+        field,
+        format!("cannot roll back: {problem}"),
+        fix,
+    )
 }
 
 impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
@@ -36,77 +55,188 @@ where
     pub async fn rollback(&self, secret_id: &str, actor: &str) -> Result<RolledBack> {
         let started = self.clock.now();
         let secret = self.store.describe(secret_id).await?;
-        let refuse =
-            |problem: String| Error::protocol(&secret.name, format!("cannot roll back: {problem}"));
+        let name = secret.name.clone();
+        // A rotation under way would move AWSCURRENT again behind the rollback's back, and its
+        // finishSecret would schedule the key we go back to for revocation.
+        if let Some(pending) = secret.version_with(AWSPENDING)
+            && !secret.has_stage(pending, AWSCURRENT)
+        {
+            return Err(refusal(
+                &secret,
+                AWSPENDING,
+                format!("a rotation is in progress or stuck (AWSPENDING is on version {pending})"),
+                format!(
+                    "let it finish and roll back afterwards, or clear it first with `keyrot repair {name}` \
+                     (`keyrot status --secret {name}` shows which)"
+                ),
+            ));
+        }
         let previous = secret
             .version_with(AWSPREVIOUS)
-            .ok_or_else(|| refuse("there is no AWSPREVIOUS version to go back to".into()))?
+            .ok_or_else(|| {
+                refusal(
+                    &secret,
+                    AWSPREVIOUS,
+                    "there is no AWSPREVIOUS version to go back to".into(),
+                    format!("to change the key, rotate it: `keyrot rotate {name}`"),
+                )
+            })?
             .to_owned();
         let current_version = secret
             .version_with(AWSCURRENT)
-            .ok_or_else(|| refuse("no version is AWSCURRENT".into()))?
+            .ok_or_else(|| {
+                refusal(
+                    &secret,
+                    AWSCURRENT,
+                    "no version is AWSCURRENT".into(),
+                    "label the version that holds the working key AWSCURRENT \
+                     (aws secretsmanager update-secret-version-stage)"
+                        .into(),
+                )
+            })?
             .to_owned();
-        let revocation = self.audit.revocation(&secret.name, &previous).await?;
-        if let Some(revocation) = &revocation
-            && revocation.status != RevocationStatus::Pending
-        {
-            return Err(refuse(format!(
-                "the previous key {} is already {} (rollback is only possible during the grace period)",
-                revocation.hint,
-                revocation.status.as_str()
-            )));
-        }
-        let text = self
-            .store
-            .value(secret_id, AWSPREVIOUS, None)
-            .await?
-            .ok_or_else(|| refuse("the AWSPREVIOUS version holds no value".into()))?;
-        let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
-        let bad = self.current_value(secret_id, &secret).await?;
-        // The key we go back to must work before anything depends on it again.
-        self.issuer
-            .validate(&secret.name, &old, &old.api_key)
-            .await?;
+        let current_record = self.audit.revocation(&name, &current_version).await?;
+        let previous_record = self.audit.revocation(&name, &previous).await?;
 
-        // AWSCURRENT first, so that a crash leaves the secret pointing at a key that works and is
-        // alive; AWSPREVIOUS follows to the abandoned version.
-        self.store
-            .move_stage(
-                secret_id,
-                AWSCURRENT,
-                Some(&previous),
-                Some(&current_version),
+        // Did an earlier rollback already move AWSCURRENT back? No rotation leaves a revocation record
+        // on the version it makes current: finishSecret records the version *leaving* AWSCURRENT. So a
+        // record (pending, or cancelled by a rollback or by the grace keeper, which cancels a record
+        // whose version is current again) on the AWSCURRENT version means AWSCURRENT was moved back to
+        // a key a rotation had retired: by a rollback that stopped before its end (or by hand). Then
+        // the rollback goes on from the target step, and the version now AWSPREVIOUS is the abandoned
+        // one; moving AWSCURRENT again would put the abandoned key back in service.
+        let start = match &current_record {
+            Some(record)
+                if matches!(
+                    record.status,
+                    RevocationStatus::Pending | RevocationStatus::Cancelled
+                ) =>
+            {
+                Start::Resume
+            }
+            _ => Start::Fresh,
+        };
+        // The version to go back to and its record; the abandoned version and its record (a fresh
+        // rollback's abandoned version is AWSCURRENT, which has none).
+        let (keep, keep_record, abandon, abandon_record) = match start {
+            Start::Fresh => (previous.clone(), previous_record, current_version, None),
+            Start::Resume => (
+                current_version,
+                current_record,
+                previous.clone(),
+                previous_record,
+            ),
+        };
+        match (&start, &keep_record, &abandon_record) {
+            (Start::Fresh, None, _) => {
+                return Err(refusal(
+                    &secret,
+                    AWSPREVIOUS,
+                    format!(
+                        "AWSPREVIOUS was not left by a keyrot rotation (no revocation record for version {previous})"
+                    ),
+                    format!(
+                        "keyrot rolls back only its own rotations; move the labels by hand \
+                         (aws secretsmanager update-secret-version-stage) or rotate: `keyrot rotate {name}`"
+                    ),
+                ));
+            }
+            (Start::Fresh, Some(record), _) if record.status != RevocationStatus::Pending => {
+                return Err(refusal(
+                    &secret,
+                    AWSPREVIOUS,
+                    format!(
+                        "the previous key {} is already {} (rollback is only possible during the grace period)",
+                        record.hint,
+                        record.status.as_str()
+                    ),
+                    format!(
+                        "rotate to a new key instead: `keyrot rotate {name}` (with --emergency if the current key is compromised)"
+                    ),
+                ));
+            }
+            (Start::Resume, _, Some(record)) if record.status != RevocationStatus::Pending => {
+                return Err(refusal(
+                    &secret,
+                    AWSCURRENT,
+                    format!(
+                        "AWSCURRENT is already back on version {keep} (an earlier rollback), and the abandoned key {} is {}",
+                        record.hint,
+                        record.status.as_str()
+                    ),
+                    format!(
+                        "nothing is left to do; to change the key, rotate it: `keyrot rotate {name}`"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+
+        let kept = self.labelled_value(&secret, secret_id, &keep).await?;
+        let bad = self.labelled_value(&secret, secret_id, &abandon).await?;
+        let (kept_view, bad_view) = (KeyView::of(&kept.api_key), KeyView::of(&bad.api_key));
+        if matches!(start, Start::Fresh) && kept_view.fingerprint == bad_view.fingerprint {
+            return Err(refusal(
+                &secret,
+                AWSPREVIOUS,
+                format!(
+                    "AWSPREVIOUS holds the same key ({}) as AWSCURRENT: there is nothing to go back to",
+                    kept_view.redacted
+                ),
+                format!("to change the key, rotate it: `keyrot rotate {name}`"),
+            ));
+        }
+        // The key we go back to must work before anything depends on it again.
+        self.issuer.validate(&name, &kept, &kept.api_key).await?;
+
+        if matches!(start, Start::Fresh) {
+            // AWSCURRENT first, so that a crash leaves the secret pointing at a key that works and is
+            // alive; AWSPREVIOUS follows to the abandoned version.
+            self.store
+                .move_stage(secret_id, AWSCURRENT, Some(&keep), Some(&abandon))
+                .await?;
+        }
+        let targets = TargetSpec::parse_all(&name, &kept.targets)?;
+        // A resumed rollback redeploys every target: the earlier attempt may have written the key and
+        // then failed its redeploy, leaving the live deployment on the abandoned key.
+        let changed = self
+            .put_key_on_targets(
+                &secret,
+                &targets,
+                &kept.api_key,
+                matches!(start, Start::Resume),
             )
             .await?;
-        let targets = TargetSpec::parse_all(&secret.name, &old.targets)?;
-        let changed = self
-            .put_key_on_targets(&secret, &targets, &old.api_key)
-            .await?;
-        if let Some(mut revocation) = revocation {
-            revocation.status = RevocationStatus::Cancelled;
-            self.audit.update_revocation(&revocation).await?;
+        if let Some(mut record) = keep_record
+            && record.status != RevocationStatus::Cancelled
+        {
+            record.status = RevocationStatus::Cancelled;
+            self.audit.update_revocation(&record).await?;
         }
         // The abandoned key leaves service now; the grace keeper revokes it once no target holds it.
-        let abandoned = revocation_of(
-            &secret,
-            &current_version,
-            &bad.provider,
-            &(&bad).into(),
-            self.clock.now(),
-        );
-        self.audit.schedule_revocation(&abandoned).await?;
+        // Written only when absent (a resumed rollback may have written it already), so a record
+        // already pending keeps its due time and attempts.
+        if abandon_record.is_none() {
+            let abandoned: Revocation = revocation_of(
+                &secret,
+                &abandon,
+                &bad.provider,
+                &(&bad).into(),
+                self.clock.now(),
+            );
+            self.audit.schedule_revocation(&abandoned).await?;
+        }
 
-        let (old_view, bad_view) = (KeyView::of(&old.api_key), KeyView::of(&bad.api_key));
         let event = AuditEvent {
             at: started,
             secret_arn: secret.arn.clone(),
-            secret_name: secret.name.clone(),
+            secret_name: name.clone(),
             action: "rollback".to_owned(),
             outcome: Outcome::Succeeded,
-            version_id: previous.clone(),
-            provider: old.provider.name().to_owned(),
+            version_id: keep.clone(),
+            provider: kept.provider.name().to_owned(),
             old_key_hint: Some(bad_view.last4.clone()),
-            new_key_hint: Some(old_view.last4.clone()),
+            new_key_hint: Some(kept_view.last4.clone()),
             trigger: "manual".to_owned(),
             actor: actor.to_owned(),
             targets: changed.clone(),
@@ -119,27 +249,56 @@ where
         let alert = Alert {
             event: "rotation_rolled_back",
             severity: Severity::Warning,
-            secret_name: secret.name.clone(),
-            subject: format!("keyrot: {} rolled back", secret.name)
+            secret_name: name.clone(),
+            subject: format!("keyrot: {name} rolled back")
                 .chars()
                 .take(100)
                 .collect(),
             text: format!(
-                "{} was rolled back to its previous key {}; the abandoned key {} is revoked at the grace keeper's next pass.",
-                secret.name, old_view.redacted, bad_view.redacted
+                "{name} was rolled back to its previous key {}; the abandoned key {} is revoked at the grace keeper's next pass.",
+                kept_view.redacted, bad_view.redacted
             ),
-            details: json!({"event": "rotation_rolled_back", "secret": secret.name, "current_version": previous,
-                "abandoned_version": current_version, "targets": changed, "actor": actor}),
+            details: json!({"event": "rotation_rolled_back", "secret": name, "current_version": keep,
+                "abandoned_version": abandon, "targets": changed, "actor": actor,
+                "resumed": matches!(start, Start::Resume)}),
         };
         if let Err(err) = self.alerts.send(&alert).await {
             tracing::warn!(error = %err, "alert could not be published");
         }
         Ok(RolledBack {
-            current_version: previous,
-            abandoned_version: current_version,
+            current_version: keep,
+            abandoned_version: abandon,
             targets: changed,
-            current_key: old_view.redacted,
+            current_key: kept_view.redacted,
             abandoned_key: bad_view.redacted,
+            resumed: matches!(start, Start::Resume),
         })
+    }
+
+    /// The value of `version`, which carries AWSCURRENT or AWSPREVIOUS.
+    async fn labelled_value(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+        version: &str,
+    ) -> Result<ManagedSecret> {
+        let stage = if secret.has_stage(version, AWSCURRENT) {
+            AWSCURRENT
+        } else {
+            AWSPREVIOUS
+        };
+        let text = self
+            .store
+            .value(secret_id, stage, Some(version))
+            .await?
+            .ok_or_else(|| {
+                refusal(
+                    secret,
+                    stage,
+                    format!("the {stage} version {version} holds no value"),
+                    "put the key back in that version (aws secretsmanager put-secret-value)".into(),
+                )
+            })?;
+        ManagedSecret::parse(&secret.name, stage, &text)
     }
 }

@@ -3,6 +3,7 @@
 
 use secrecy::SecretString;
 
+use crate::domain::ProviderSettings;
 use crate::domain::audit::{AuditEvent, Outcome};
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
@@ -36,6 +37,23 @@ where
     ) -> Result<Staged> {
         let secret = self.store.describe(secret_id).await?;
         let current = self.current_value(secret_id, &secret).await?;
+        // Only Anthropic's createSecret adopts a staged key; OpenAI and generic rotations mint their
+        // own, so a key staged there would stay alive with nobody to adopt or revoke it.
+        if !matches!(current.provider, ProviderSettings::Anthropic(_)) {
+            return Err(Error::config(
+                &secret.name,
+                "provider",
+                format!(
+                    "is {}: only Anthropic secrets adopt a staged key (keyrot mints {} keys itself)",
+                    current.provider.name(),
+                    current.provider.name()
+                ),
+                format!(
+                    "revoke the key you created at the provider, and rotate with `keyrot rotate {}` instead",
+                    secret.name
+                ),
+            ));
+        }
         let view = KeyView::of(&key);
         if view.fingerprint == KeyView::of(&current.api_key).fingerprint {
             return Err(Error::config(
@@ -46,7 +64,27 @@ where
             ));
         }
         // A key that does not work now would fail the rotation later: refuse it here, changing nothing.
-        self.issuer.validate(&secret.name, &current, &key).await?;
+        match self.issuer.validate(&secret.name, &current, &key).await {
+            Ok(()) => {}
+            Err(Error::KeyRejected {
+                provider,
+                hint,
+                detail,
+                ..
+            }) => {
+                return Err(Error::config(
+                    &secret.name,
+                    "staged key",
+                    format!("the {provider} key {hint} was rejected by {provider} ({detail})"),
+                    format!(
+                        "check that the key was copied whole and is active in the provider's console \
+                         (or create a new one), then run `keyrot stage {}` again",
+                        secret.name
+                    ),
+                ));
+            }
+            Err(err) => return Err(err),
+        }
         let value = current.with_new_key(&NewKey {
             api_key: key,
             key_id: None,

@@ -3,10 +3,20 @@
 use secrecy::SecretString;
 use serde_json::json;
 
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+
 use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
+use crate::domain::policy::{
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
+};
 use crate::fakes::*;
+use crate::keeper::Orphan;
+use crate::operator::{FollowEnd, Holds, RotateRequest};
+use crate::ports::MintedKey;
+use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";
 
@@ -109,7 +119,7 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
     step(&r, Step::Create, "t1").await;
     step(&r, Step::Set, "t1").await;
     // The rotation dies here: the target holds the pending key, AWSPENDING stays.
-    let done = r.repair(NAME, "ops").await.expect("repair");
+    let done = r.repair(NAME, "ops", false).await.expect("repair");
     assert_eq!(done.targets, [RENDER]);
     assert!(done.revocation_scheduled);
     assert_eq!(
@@ -122,7 +132,7 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
         Some(RevocationStatus::Pending)
     );
     let err = r
-        .repair(NAME, "ops")
+        .repair(NAME, "ops", false)
         .await
         .expect_err("nothing left to repair");
     assert!(err.to_string().contains("nothing to repair"), "{err}");
@@ -130,9 +140,15 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
     rotate(&r, "t2").await;
 }
 
+fn anthropic() -> TestRotator {
+    rotator_with(
+        json!({"provider": "anthropic", "api_key": OLD_KEY, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
+    )
+}
+
 #[tokio::test]
 async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
-    let r = rotator();
+    let r = anthropic();
     r.store.start_rotation("stuck-empty");
     let staged = r
         .stage_key(
@@ -164,10 +180,528 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
         .await
         .expect_err("rejected");
     assert!(!err.to_string().contains("REJECTEDREJECTED"), "{err}");
+    for expected in ["rejected", "fix:", "keyrot stage prod/generic"] {
+        assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+    }
     assert_eq!(r.store.stages(), before, "a refused stage changes nothing");
     let err = r
         .stage_key(NAME, SecretString::from(OLD_KEY), "ops")
         .await
         .expect_err("same key");
     assert!(err.to_string().contains("already holds"), "{err}");
+}
+
+#[tokio::test]
+async fn staging_is_refused_for_providers_that_mint_their_own_keys() {
+    for r in [
+        rotator(),
+        rotator_with(json!({"provider": "openai", "api_key": OLD_KEY,
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}})),
+    ] {
+        let before = r.store.stages();
+        let err = r
+            .stage_key(
+                NAME,
+                SecretString::from("sk_live_STAGEDSTAGEDSTAGED0001"),
+                "ops",
+            )
+            .await
+            .expect_err("refused");
+        for expected in ["only Anthropic", "keyrot rotate prod/generic", "fix:"] {
+            assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+        }
+        assert_eq!(r.store.stages(), before, "nothing written");
+        assert!(r.issuer.validated.borrow().is_empty(), "not even validated");
+    }
+}
+
+fn tags(r: &TestRotator) -> Vec<(String, String)> {
+    r.store
+        .tags
+        .borrow()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothing() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_NEXT_GRACE_HOURS.into(), "5".into());
+    r.store.start_rotation("stuck");
+    let before = (r.store.stages(), tags(&r));
+    let err = r
+        .start_rotation(
+            NAME,
+            RotateRequest {
+                emergency: true,
+                grace_hours: None,
+            },
+        )
+        .await
+        .expect_err("a rotation is pending");
+    for expected in [
+        "in progress or stuck",
+        "keyrot status",
+        "keyrot repair prod/generic",
+    ] {
+        assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+    }
+    assert_eq!((r.store.stages(), tags(&r)), before);
+
+    let r = rotator();
+    r.store.rotation_enabled.set(false);
+    let err = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect_err("rotation is off");
+    assert!(err.to_string().contains("not enabled"), "{err}");
+    assert!(tags(&r).is_empty());
+    assert_eq!(
+        r.store.count("TagResource") + r.store.count("RotateSecret"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_NEXT_GRACE_HOURS.into(), "5".into());
+    let before = tags(&r);
+    r.store.fail_next_rotate.set(true);
+    let err = r
+        .start_rotation(
+            NAME,
+            RotateRequest {
+                emergency: true,
+                grace_hours: None,
+            },
+        )
+        .await
+        .expect_err("RotateSecret fails");
+    assert!(err.to_string().contains("put back"), "{err}");
+    assert_eq!(
+        tags(&r),
+        before,
+        "keyrot:trigger removed, keyrot:next-grace-hours back to 5"
+    );
+
+    let started = r
+        .start_rotation(
+            NAME,
+            RotateRequest {
+                emergency: true,
+                grace_hours: None,
+            },
+        )
+        .await
+        .expect("started");
+    assert_eq!(r.store.version_with_stage(AWSPENDING), Some(started.token));
+    let set = r.store.tags.borrow().clone();
+    assert_eq!(set.get(TAG_TRIGGER).map(String::as_str), Some("emergency"));
+    assert_eq!(set.get(TAG_NEXT_GRACE_HOURS).map(String::as_str), Some("0"));
+}
+
+fn follow_lines() -> std::cell::RefCell<Vec<String>> {
+    std::cell::RefCell::new(Vec::new())
+}
+
+#[tokio::test]
+async fn following_a_rotation_goes_on_through_a_retryable_failure_until_it_finishes() {
+    let r = with_target();
+    r.targets.build_polls.set(1);
+    let started = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect("started");
+    let token = started.token.clone();
+    step(&r, Step::Create, &token).await;
+    step(&r, Step::Set, &token).await;
+    // testSecret runs out of time while the redeploy builds: retryable, the version stays pending.
+    let short = Invocation {
+        actor: "req-2".into(),
+        deadline: Some(now() + Duration::milliseconds(1)),
+    };
+    let err = r
+        .handle(&event(Step::Test, &token), &short)
+        .await
+        .expect_err("still building");
+    assert!(err.is_retryable(), "{err}");
+
+    let lines = follow_lines();
+    let mut say = |line| lines.borrow_mut().push(line);
+    let follow = r.follow_rotation(
+        NAME,
+        &token,
+        now() - Duration::seconds(1),
+        StdDuration::from_secs(10),
+        StdDuration::from_millis(5),
+        &mut say,
+    );
+    let retry = async {
+        tokio::time::sleep(StdDuration::from_millis(30)).await;
+        step(&r, Step::Test, &token).await;
+        step(&r, Step::Finish, &token).await;
+    };
+    let (end, ()) = tokio::join!(follow, retry);
+    let text = lines.borrow().join("\n");
+    assert_eq!(end.expect("followed"), FollowEnd::Finished, "{text}");
+    assert!(
+        text.contains("FAILED") && text.contains("retries"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned() {
+    let r = rotator();
+    let started = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect("started");
+    step(&r, Step::Create, &started.token).await;
+    let pending = r.store.value_of(&started.token).expect("pending")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    r.issuer.rejected.borrow_mut().insert(pending);
+    run(&r, Step::Set, &started.token)
+        .await
+        .expect_err("key rejected");
+    let lines = follow_lines();
+    let end = r
+        .follow_rotation(
+            NAME,
+            &started.token,
+            now() - Duration::seconds(1),
+            StdDuration::from_secs(10),
+            StdDuration::from_millis(5),
+            &mut |line| lines.borrow_mut().push(line),
+        )
+        .await
+        .expect("followed");
+    assert_eq!(end, FollowEnd::Failed, "{}", lines.borrow().join("\n"));
+
+    // A retryable failure, after which the rotation is cleared: the wait ends there.
+    let r = with_target();
+    r.targets.build_polls.set(1);
+    let started = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect("started");
+    step(&r, Step::Create, &started.token).await;
+    step(&r, Step::Set, &started.token).await;
+    let short = Invocation {
+        actor: "req-2".into(),
+        deadline: Some(now() + Duration::milliseconds(1)),
+    };
+    r.handle(&event(Step::Test, &started.token), &short)
+        .await
+        .expect_err("still building");
+    r.repair(NAME, "ops", true).await.expect("repaired");
+    let end = r
+        .follow_rotation(
+            NAME,
+            &started.token,
+            now() - Duration::seconds(1),
+            StdDuration::from_secs(10),
+            StdDuration::from_millis(5),
+            &mut |_| {},
+        )
+        .await
+        .expect("followed");
+    assert_eq!(end, FollowEnd::Abandoned);
+}
+
+#[tokio::test]
+async fn following_times_out_while_secrets_manager_keeps_retrying() {
+    let r = with_target();
+    r.targets.build_polls.set(1);
+    let started = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect("started");
+    step(&r, Step::Create, &started.token).await;
+    step(&r, Step::Set, &started.token).await;
+    let short = Invocation {
+        actor: "req-2".into(),
+        deadline: Some(now() + Duration::milliseconds(1)),
+    };
+    r.handle(&event(Step::Test, &started.token), &short)
+        .await
+        .expect_err("still building");
+    let lines = follow_lines();
+    let end = r
+        .follow_rotation(
+            NAME,
+            &started.token,
+            now() - Duration::seconds(1),
+            StdDuration::from_millis(30),
+            StdDuration::from_millis(5),
+            &mut |line| lines.borrow_mut().push(line),
+        )
+        .await
+        .expect("followed");
+    let text = lines.borrow().join("\n");
+    assert_eq!(end, FollowEnd::TimedOut, "{text}");
+    assert!(text.contains("still being retried"), "{text}");
+}
+
+#[test]
+fn retryable_failures_are_told_from_final_ones_by_their_recorded_text() {
+    use crate::error::{Error, Transience};
+    use crate::operator::rotate::failure_may_be_retried;
+    let retryable = [
+        Error::external(
+            "deployments",
+            "wait for redeploy",
+            "render:srv-1:API_KEY (dpl_1) still building as the invocation nears its deadline",
+            Transience::Retryable,
+        ),
+        Error::external(
+            "openai",
+            "GET models",
+            "HTTP 503 after 4 attempts",
+            Transience::Retryable,
+        ),
+        Error::external(
+            "secretsmanager",
+            "PutSecretValue(x)",
+            "ThrottlingException: slow down",
+            Transience::Retryable,
+        ),
+    ];
+    for err in retryable {
+        assert!(failure_may_be_retried(Some(&err.to_string())), "{err}");
+    }
+    let fatal = [
+        Error::config("s", "api_key", "missing", "put the key in api_key"),
+        Error::protocol("s", "the token is not a version of the secret"),
+        Error::KeyRejected {
+            secret: "s".into(),
+            provider: "openai".into(),
+            hint: "sk-...abcd".into(),
+            detail: "HTTP 401 timed out".into(),
+        },
+        Error::external(
+            "secretsmanager",
+            "GetSecretValue(x)",
+            "AccessDeniedException: no",
+            Transience::Final,
+        ),
+    ];
+    for err in fatal {
+        assert!(!failure_may_be_retried(Some(&err.to_string())), "{err}");
+    }
+    assert!(!failure_may_be_retried(None));
+}
+
+#[tokio::test]
+async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the_current_key() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let previous = r
+        .validate_stage(NAME, AWSPREVIOUS)
+        .await
+        .expect("validated");
+    assert_eq!(previous.version, "v0");
+    assert_eq!(previous.rejected, None);
+    assert_eq!(previous.targets[0].holds, Holds::Current);
+    assert!(previous.ok(), "{previous:?}");
+
+    // A target left on the previous key is reported as such, and fails the check.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert(RENDER.into(), OLD_KEY.into());
+    let current = r.validate_stage(NAME, AWSCURRENT).await.expect("validated");
+    assert_eq!(current.targets[0].holds, Holds::Previous);
+    assert!(!current.ok());
+    r.targets
+        .held
+        .borrow_mut()
+        .insert(RENDER.into(), "sk_live_SOMETHINGELSEENTIRELY000".into());
+    let current = r.validate_stage(NAME, AWSCURRENT).await.expect("validated");
+    assert_eq!(current.targets[0].holds, Holds::Unknown);
+
+    // A rejected previous key is the provider's verdict, whatever the targets hold.
+    r.targets.held.borrow_mut().remove(RENDER);
+    r.issuer.rejected.borrow_mut().insert(OLD_KEY.into());
+    let previous = r
+        .validate_stage(NAME, AWSPREVIOUS)
+        .await
+        .expect("validated");
+    assert!(previous.rejected.is_some());
+    assert_eq!(previous.targets[0].holds, Holds::Nothing);
+    assert!(!previous.ok());
+}
+
+fn orphan(id: &str) -> Orphan {
+    Orphan {
+        key: MintedKey {
+            id: id.into(),
+            name: format!("keyrot-prod-generic-{id}"),
+            created_at: Utc::now() - Duration::hours(3),
+            scope: "proj_1".into(),
+        },
+        secret: NAME.into(),
+        admin_key_secret: "keyrot/admin/openai".into(),
+    }
+}
+
+#[tokio::test]
+async fn deleting_orphans_attempts_every_one_and_audits_each() {
+    let r = rotator();
+    r.issuer.fail_revocations.set(1);
+    let done = r
+        .delete_orphans(vec![orphan("svc_acct_1"), orphan("svc_acct_2")], "arn:ops")
+        .await;
+    assert_eq!(done.len(), 2);
+    assert!(done[0].result.is_err(), "the first fails");
+    assert_eq!(
+        done[1].result.as_ref().ok(),
+        Some(&RevocationStatus::Revoked),
+        "the second is still attempted"
+    );
+    assert_eq!(
+        r.audit.outcomes(),
+        [
+            ("revoke".to_owned(), "failed"),
+            ("revoke".to_owned(), "succeeded")
+        ]
+    );
+    let events = r.audit.events.borrow();
+    assert!(events.iter().all(|e| e.actor == "arn:ops"));
+    assert!(events[0].error.is_some());
+    assert_eq!(events[1].version_id, "orphan:svc_acct_2");
+}
+
+#[tokio::test]
+async fn rollback_is_refused_during_a_rotation_or_without_a_key_to_go_back_to() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    r.store.start_rotation("t2");
+    let before = r.store.stages();
+    let err = r.rollback(NAME, "ops").await.expect_err("rotation pending");
+    for expected in ["in progress or stuck", "keyrot repair prod/generic", "fix:"] {
+        assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+    }
+    assert_eq!(r.store.stages(), before);
+
+    // AWSPREVIOUS put there by hand: no revocation record.
+    let r = with_target();
+    r.store.versions.borrow_mut().insert(
+        "by-hand".into(),
+        Version {
+            value: Some(
+                json!({"provider": "generic", "api_key": "sk_live_BYHANDBYHANDBYHAND0001"})
+                    .to_string(),
+            ),
+            stages: vec![AWSPREVIOUS.into()],
+        },
+    );
+    let before = r.store.stages();
+    let err = r.rollback(NAME, "ops").await.expect_err("not keyrot's");
+    assert!(
+        err.to_string()
+            .contains("AWSPREVIOUS was not left by a keyrot rotation"),
+        "{err}"
+    );
+    assert_eq!(r.store.stages(), before);
+
+    // AWSPREVIOUS holds the key AWSCURRENT holds.
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let current = r.store.value_of("t1").expect("current").to_string();
+    if let Some(v0) = r.store.versions.borrow_mut().get_mut("v0") {
+        v0.value = Some(current);
+    }
+    let before = r.store.stages();
+    let err = r.rollback(NAME, "ops").await.expect_err("same key");
+    assert!(err.to_string().contains("same key"), "{err}");
+    assert_eq!(r.store.stages(), before);
+}
+
+#[tokio::test]
+async fn a_rollback_run_again_after_a_failed_redeploy_goes_on_instead_of_moving_awscurrent_again() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    r.targets.fail_deployments.set(1);
+    let err = r.rollback(NAME, "ops").await.expect_err("redeploy fails");
+    assert!(err.to_string().contains("ERROR"), "{err}");
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("v0")
+    );
+    assert_ne!(
+        r.targets.served(RENDER).as_deref(),
+        Some(OLD_KEY),
+        "the live deployment still serves the abandoned key"
+    );
+
+    let done = r.rollback(NAME, "ops").await.expect("resumed");
+    assert!(done.resumed);
+    assert_eq!(
+        (
+            done.current_version.as_str(),
+            done.abandoned_version.as_str()
+        ),
+        ("v0", "t1")
+    );
+    let stages = r.store.stages();
+    assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_owned()]));
+    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
+    assert_eq!(
+        r.targets.served(RENDER).as_deref(),
+        Some(OLD_KEY),
+        "redeployed although the variable already held the key"
+    );
+    let revocations = r.audit.revocations.borrow().clone();
+    assert_eq!(
+        revocations.get("v0").map(|x| x.status),
+        Some(RevocationStatus::Cancelled)
+    );
+    assert_eq!(
+        revocations.get("t1").map(|x| (x.status, x.due)),
+        Some((RevocationStatus::Pending, now()))
+    );
+
+    // Once the abandoned key is revoked there is nothing left to resume.
+    r.audit
+        .revocations
+        .borrow_mut()
+        .entry("t1".into())
+        .and_modify(|x| x.status = RevocationStatus::Revoked);
+    let before = r.store.stages();
+    let err = r.rollback(NAME, "ops").await.expect_err("done");
+    assert!(
+        err.to_string().contains("already back on version v0"),
+        "{err}"
+    );
+    assert_eq!(r.store.stages(), before);
+}
+
+#[tokio::test]
+async fn repair_leaves_a_young_pending_version_alone_unless_forced() {
+    let r = with_target();
+    r.store.start_rotation("t1");
+    step(&r, Step::Create, "t1").await;
+    r.store
+        .created
+        .borrow_mut()
+        .insert("t1".into(), now() - Duration::minutes(10));
+    let before = r.store.stages();
+    let err = r.repair(NAME, "ops", false).await.expect_err("young");
+    for expected in ["10 minutes ago", "in progress", "--force"] {
+        assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+    }
+    assert_eq!(r.store.stages(), before);
+    r.repair(NAME, "ops", true).await.expect("forced");
+    assert!(r.store.version_with_stage(AWSPENDING).is_none());
 }

@@ -1,5 +1,6 @@
 //! The `keyrot` operator CLI against moto and the simulator, run as an operator runs it.
 
+use std::collections::BTreeMap;
 use std::process::{Output, Stdio};
 
 use tokio::io::AsyncWriteExt;
@@ -11,6 +12,7 @@ use crate::providers::World;
 use crate::support::{aws, unique};
 use keyrot::config::STACK_OUTPUTS;
 use keyrot::ports::SecretStore;
+use keyrot_sim::{Fault, FaultKind};
 
 /// `keyrot` with the world's stand-ins: moto through the variables `scripts/moto.sh` exports, the
 /// simulator through the base URLs.
@@ -22,6 +24,8 @@ fn command(world: &World) -> Command {
             "KEYROT_ANTHROPIC_BASE_URL",
             &world.config.anthropic_base_url,
         )
+        .env("KEYROT_VERCEL_BASE_URL", &world.config.vercel_base_url)
+        .env("KEYROT_RENDER_BASE_URL", &world.config.render_base_url)
         .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn);
     command
 }
@@ -118,6 +122,10 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
         !text(&out).contains(&first_key[8..]),
         "the key is never printed"
     );
+    // moto's gap: a RotateImmediately=false configuration test leaves its AWSPENDING version behind
+    // (AWS removes it once testSecret ran). Play AWS's part, or every later rotation would see a
+    // rotation in progress.
+    clear_configuration_test(&world, &name).await;
     let value = world
         .moto
         .value(&name, "AWSCURRENT", None)
@@ -141,8 +149,7 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
             .stderr(Stdio::piped());
         command.spawn().expect("rotate runs")
     };
-    // The rotation's version is the empty placeholder rotate-secret creates (moto leaves onboard's
-    // configuration test behind as a pending copy of the current value, which is not it).
+    // The rotation's version is the empty placeholder rotate-secret creates.
     let mut token = None;
     for _ in 0..100 {
         if let Some(pending) = world.moto.version_of(&name, "AWSPENDING").await
@@ -220,11 +227,13 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     ] {
         let out = keyrot(&world, &args, "", &[]).await;
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
-        assert!(
-            text(&out).contains(&missing) || text(&out).contains("ResourceNotFound"),
-            "{}",
-            text(&out)
-        );
+        for expected in [missing.as_str(), "no secret of this name", "fix:"] {
+            assert!(
+                text(&out).contains(expected),
+                "{args:?}: {expected:?} in {}",
+                text(&out)
+            );
+        }
     }
 
     // Onboarding with an admin key OpenAI refuses writes nothing.
@@ -288,7 +297,13 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("rejected"), "{}", text(&out));
+    for expected in ["rejected", "fix:", "keyrot stage"] {
+        assert!(
+            text(&out).contains(expected),
+            "{expected:?} in {}",
+            text(&out)
+        );
+    }
     assert!(
         world
             .moto
@@ -313,11 +328,365 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     let before = world.moto.labels(&name).await;
     let out = keyrot(&world, &["rollback", &name], "", &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("already revoked"), "{}", text(&out));
+    for expected in ["already revoked", "fix:", "keyrot rotate"] {
+        assert!(
+            text(&out).contains(expected),
+            "{expected:?} in {}",
+            text(&out)
+        );
+    }
     assert_eq!(world.moto.labels(&name).await, before);
 
     let out = keyrot(&world, &["rotate"], "", &[]).await;
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// What Secrets Manager does after a RotateImmediately=false configuration test and moto does not:
+/// the test's AWSPENDING version goes.
+async fn clear_configuration_test(world: &World, name: &str) {
+    if let Some(pending) = world.moto.version_of(name, "AWSPENDING").await {
+        world
+            .moto
+            .sm
+            .update_secret_version_stage()
+            .secret_id(name)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(&pending)
+            .send()
+            .await
+            .expect("remove the configuration test's AWSPENDING");
+    }
+}
+
+async fn tags(world: &World, name: &str) -> BTreeMap<String, String> {
+    let out = world
+        .moto
+        .sm
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .expect("describe");
+    out.tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_now() {
+    let world = World::new().await;
+    let (name, _, _) = world.openai_secret(&[("keyrot:grace-hours", "24")]).await;
+    // A first rotation, as the schedule runs it, configures rotation in moto.
+    world.rotate(&name).await;
+    let old_key = world.current_key(&name).await;
+
+    let out = keyrot(&world, &["rotate", &name, "--emergency"], "", &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the old key dies now"),
+        "{}",
+        text(&out)
+    );
+    let set = tags(&world, &name).await;
+    assert_eq!(
+        set.get("keyrot:trigger").map(String::as_str),
+        Some("emergency")
+    );
+    assert_eq!(
+        set.get("keyrot:next-grace-hours").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        set.get("keyrot:grace-hours").map(String::as_str),
+        Some("24"),
+        "the permanent policy is untouched"
+    );
+
+    let token = world
+        .moto
+        .version_of(&name, "AWSPENDING")
+        .await
+        .expect("the rotation's version");
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        world
+            .step(step, &name, &token)
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    }
+    assert!(
+        !world.sim.openai_key_works(&old_key),
+        "the old key was revoked as the rotation finished"
+    );
+    let set = tags(&world, &name).await;
+    assert!(
+        !set.contains_key("keyrot:trigger") && !set.contains_key("keyrot:next-grace-hours"),
+        "{set:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
+    let world = World::new().await;
+    let (name, _, _) = world
+        .openai_secret(&[("keyrot:next-grace-hours", "5")])
+        .await;
+    world.rotate(&name).await;
+    // A rotation that started and never finished: AWSPENDING on a version that is not AWSCURRENT.
+    world.moto.rotate_secret(&name, true).await;
+    let (tags_before, labels_before) = (tags(&world, &name).await, world.moto.labels(&name).await);
+    let out = keyrot(&world, &["rotate", &name, "--emergency"], "", &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for expected in [
+        "in progress or stuck",
+        "keyrot status",
+        &format!("keyrot repair {name}"),
+    ] {
+        assert!(
+            text(&out).contains(expected),
+            "{expected:?} in {}",
+            text(&out)
+        );
+    }
+    assert_eq!(tags(&world, &name).await, tags_before);
+    assert_eq!(world.moto.labels(&name).await, labels_before);
+
+    // A secret whose rotation was never configured.
+    let (name, _, _) = world.openai_secret(&[]).await;
+    let out = keyrot(&world, &["rotate", &name], "", &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not enabled"), "{}", text(&out));
+    assert!(tags(&world, &name).await.is_empty());
+}
+
+#[tokio::test]
+async fn repair_clears_a_stuck_rotation_after_giving_the_targets_the_current_key_back() {
+    let world = World::new().await;
+    let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    for step in ["createSecret", "setSecret"] {
+        world
+            .step(step, &name, &token)
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    }
+    // The rotation dies here: both targets hold the pending key, AWSPENDING stays.
+    let pending_key = world
+        .moto
+        .value(&name, "AWSPENDING", Some(&token))
+        .await
+        .expect("pending")["api_key"]
+        .as_str()
+        .expect("api_key")
+        .to_owned();
+    assert_eq!(
+        world.sim.render_env_value(&render, "OPENAI_API_KEY"),
+        Some(pending_key.clone())
+    );
+
+    // Minutes old, it is a rotation in progress: refused without --force.
+    let before = world.moto.labels(&name).await;
+    let out = keyrot(&world, &["repair", &name], "", &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for expected in ["in progress", "--force"] {
+        assert!(
+            text(&out).contains(expected),
+            "{expected:?} in {}",
+            text(&out)
+        );
+    }
+    assert_eq!(world.moto.labels(&name).await, before);
+
+    // Targets first: while Vercel refuses the write, the label stays, so nothing is cleared halfway.
+    world.sim.inject(Fault {
+        method: Some("POST".into()),
+        path_prefix: format!("/v10/projects/{vercel}/env"),
+        nth: 1,
+        times: 100,
+        kind: FaultKind::Status {
+            code: 403,
+            retry_after_secs: None,
+        },
+    });
+    let out = keyrot(&world, &["repair", &name, "--force"], "", &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        world.moto.version_of(&name, "AWSPENDING").await.as_deref(),
+        Some(token.as_str()),
+        "the label goes only after the targets"
+    );
+    world.sim.clear_faults();
+
+    let out = keyrot(&world, &["repair", &name, "--force"], "", &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Targets given the current key back"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(world.moto.version_of(&name, "AWSPENDING").await, None);
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY"),
+        Some(first_key.clone())
+    );
+    assert_eq!(
+        world.sim.render_served_value(&render, "OPENAI_API_KEY"),
+        Some(first_key.clone())
+    );
+    let items = world.moto.items(&name).await;
+    assert!(
+        items
+            .iter()
+            .any(|item| item["sk"] == format!("REVOKE#{token}")),
+        "the minted pending key is scheduled for revocation"
+    );
+    assert!(
+        world
+            .moto
+            .audit_trail(&name)
+            .await
+            .contains(&("repair".to_owned(), "succeeded".to_owned()))
+    );
+    // The next rotation can start.
+    world.rotate(&name).await;
+}
+
+#[tokio::test]
+async fn orphans_are_listed_then_deleted_each_audited_going_on_past_a_failure() {
+    let world = World::new().await;
+    let (name, project, _) = world.openai_secret(&[]).await;
+    // Two createSecrets whose rotations were then abandoned without a trace: their service accounts
+    // are known to no version and no revocation.
+    for _ in 0..2 {
+        let token = world.moto.rotate_secret(&name, true).await;
+        world
+            .step("createSecret", &name, &token)
+            .await
+            .expect("createSecret");
+        world
+            .moto
+            .sm
+            .update_secret_version_stage()
+            .secret_id(&name)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(&token)
+            .send()
+            .await
+            .expect("drop the label");
+    }
+    let accounts = world.sim.openai_service_accounts(&project);
+    assert_eq!(accounts.len(), 2);
+    let hours_ago = chrono::Utc::now().timestamp() - 2 * 3600;
+    for account in &accounts {
+        world.sim.openai_set_created_at(&account.id, hours_ago);
+    }
+    let only_this = [("KEYROT_MANAGED_PREFIX", name.as_str())];
+
+    let out = keyrot(&world, &["orphans", "--json"], "", &only_this).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert!(
+        listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|o| o["status"] == "orphaned")
+    );
+    assert_eq!(
+        world.sim.openai_service_accounts(&project).len(),
+        2,
+        "listing deletes nothing"
+    );
+
+    // The first deletion is refused; the second is still attempted.
+    world.sim.inject(Fault {
+        method: Some("DELETE".into()),
+        path_prefix: format!("/v1/organization/projects/{project}/service_accounts/"),
+        nth: 1,
+        times: 1,
+        kind: FaultKind::Status {
+            code: 403,
+            retry_after_secs: None,
+        },
+    });
+    let out = keyrot(&world, &["orphans", "--delete"], "", &only_this).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("FAILED") && shown.contains("deleted"),
+        "{shown}"
+    );
+    assert_eq!(world.sim.openai_service_accounts(&project).len(), 1);
+    let trail = world.moto.audit_trail(&name).await;
+    for outcome in ["failed", "succeeded"] {
+        assert!(
+            trail.contains(&("revoke".to_owned(), outcome.to_owned())),
+            "{outcome}: {trail:?}"
+        );
+    }
+
+    let out = keyrot(&world, &["orphans", "--delete", "--json"], "", &only_this).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let deleted: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    assert_eq!(deleted.as_array().map(Vec::len), Some(1), "{deleted}");
+    assert_eq!(deleted[0]["status"], "deleted");
+    assert!(world.sim.openai_service_accounts(&project).is_empty());
+}
+
+#[tokio::test]
+async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_anything() {
+    let world = World::new().await;
+    let created = |name: String| {
+        let sm = world.moto.sm.clone();
+        async move { sm.describe_secret().secret_id(name).send().await.is_ok() }
+    };
+    for bad in [
+        ["--every-days", "0"],
+        ["--schedule", "every month"],
+        ["--grace-hours", "-1"],
+        ["--vercel", "prj_without_env_key"],
+    ] {
+        let name = unique("cli-bad-value");
+        let mut args = vec!["onboard", name.as_str(), "--provider", "generic"];
+        args.extend_from_slice(&bad);
+        if bad[0] != "--every-days" && bad[0] != "--schedule" {
+            args.extend_from_slice(&["--every-days", "30"]);
+        }
+        let out = keyrot(&world, &args, "gk-neverwrittenneverwritten0000", &[]).await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
+        assert!(!created(name).await, "{bad:?}: nothing created");
+    }
+
+    let vercel = world.sim.vercel_create_project("web");
+    let bad_token = world.admin_secret("vcp_not_the_token").await;
+    let name = unique("cli-bad-token");
+    let target = format!("{vercel}:API_KEY");
+    let out = keyrot(
+        &world,
+        &[
+            "onboard",
+            &name,
+            "--provider",
+            "generic",
+            "--vercel",
+            &target,
+            "--vercel-team",
+            &world.sim.vercel_team_id(),
+            "--vercel-token-secret",
+            &bad_token,
+            "--every-days",
+            "30",
+        ],
+        "gk-neverwrittenneverwritten0001",
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&bad_token), "{}", text(&out));
+    assert!(!created(name).await, "nothing created");
 }
 
 #[tokio::test]

@@ -1,0 +1,334 @@
+//! `keyrot rotate`: start a rotation now (manual or emergency), and follow it through the audit trail.
+
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::SecretDescription;
+use crate::domain::Step;
+use crate::domain::audit::Outcome;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
+use crate::error::{Error, Result};
+use crate::ports::{
+    Alerts, AuditHistory, AuditLog, Clock, KeyIssuer, SecretAdmin, SecretStore, Target,
+};
+use crate::rotation::Rotator;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RotateRequest {
+    pub emergency: bool,
+    /// The old key's grace for this rotation only; `None`: the secret's usual grace.
+    pub grace_hours: Option<f64>,
+}
+
+impl RotateRequest {
+    /// The grace this rotation runs with: an emergency defaults to 0.
+    pub fn grace_hours(&self) -> Option<f64> {
+        self.grace_hours.or(self.emergency.then_some(0.0))
+    }
+}
+
+/// A rotation Secrets Manager accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub secret_name: String,
+    /// The rotation's token (the new AWSPENDING version).
+    pub token: String,
+}
+
+/// How following a rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowEnd {
+    /// finishSecret succeeded (or the token became AWSCURRENT).
+    Finished,
+    /// A step failed in a way no retry repairs.
+    Failed,
+    /// The token lost AWSPENDING without becoming AWSCURRENT: the rotation was abandoned or cleared.
+    Abandoned,
+    /// The wait ran out with the rotation still under way.
+    TimedOut,
+}
+
+/// Refuses a rotation that Secrets Manager would refuse or that could not run: checked before the
+/// one-shot tags are written, so that a refusal changes nothing.
+fn refuse_unless_rotatable(secret: &SecretDescription) -> Result<()> {
+    if !secret.rotation_enabled || secret.rotation_lambda_arn.is_none() {
+        return Err(Error::config(
+            &secret.name,
+            "rotation",
+            "is not enabled (no rotation schedule or no rotation Lambda is configured)",
+            format!(
+                "put it under keyrot's management first: `keyrot onboard {} ...` (or `aws secretsmanager \
+                 rotate-secret --secret-id {} --rotation-lambda-arn ROTATOR_ARN --rotation-rules ...`)",
+                secret.name, secret.name
+            ),
+        ));
+    }
+    if let Some(pending) = secret.version_with(AWSPENDING)
+        && !secret.has_stage(pending, AWSCURRENT)
+    {
+        return Err(Error::config(
+            &secret.name,
+            AWSPENDING,
+            format!("is on version {pending}: a rotation is in progress or stuck"),
+            format!(
+                "see `keyrot status --secret {}`; if it is stuck, clear it with `keyrot repair {}`",
+                secret.name, secret.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a failed step's recorded error is one Secrets Manager's retry can get past. The audit
+/// event keeps the error's text only (not `Error::is_retryable`), so this reads the text: the final
+/// kinds (configuration, protocol, rejected key) all start with "secret ", and a retryable external
+/// failure carries one of the phrases the adapters write for `Transience::Retryable`. An unknown text
+/// counts as final, so an unrecognised failure still ends the wait at once.
+pub(crate) fn failure_may_be_retried(error: Option<&str>) -> bool {
+    const RETRYABLE: &[&str] = &[
+        "still building as the invocation nears its deadline",
+        "timed out",
+        "could not reach the service",
+        "could not connect",
+        "the connection failed",
+        "unreadable response",
+        "unreadable answer",
+        "unexpected SDK error",
+        "the answer held no",
+        "of the variables were not written",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "TransactionConflictException",
+        "InternalServiceError",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    ];
+    let Some(text) = error else {
+        return false;
+    };
+    if text.starts_with("secret ") || text.starts_with("invalid rotation event") {
+        return false;
+    }
+    // The HTTP client's retries ran out on 429/5xx or a transport error: "HTTP 503 after 4 attempts".
+    let retries_exhausted = text.contains(" after ") && text.ends_with(" attempts");
+    retries_exhausted || RETRYABLE.iter().any(|phrase| text.contains(phrase))
+}
+
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
+where
+    S: SecretStore + SecretAdmin,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog + AuditHistory,
+    N: Alerts,
+    C: Clock,
+{
+    /// Sets the one-shot tags and calls RotateSecret. Refuses, changing nothing, when rotation is not
+    /// configured or a rotation is already under way; when RotateSecret fails anyway, puts the tags
+    /// back as they were, since finishSecret (which removes them) will not run for this attempt and
+    /// the next scheduled rotation would otherwise inherit them.
+    pub async fn start_rotation(&self, secret_id: &str, request: RotateRequest) -> Result<Started> {
+        let secret = self.store.describe(secret_id).await?;
+        refuse_unless_rotatable(&secret)?;
+        let trigger = if request.emergency {
+            "emergency"
+        } else {
+            "manual"
+        };
+        let mut tags = vec![(TAG_TRIGGER, trigger.to_owned())];
+        if let Some(hours) = request.grace_hours() {
+            tags.push((TAG_NEXT_GRACE_HOURS, format!("{hours}")));
+        }
+        let before: Vec<(&str, Option<String>)> = tags
+            .iter()
+            .map(|(key, _)| (*key, secret.tags.get(*key).cloned()))
+            .collect();
+        let id = secret.arn_or_name();
+        self.store.set_tags(&id, &tags).await?;
+        match self
+            .store
+            .rotate_now(&id, secret.rotation_lambda_arn.as_deref())
+            .await
+        {
+            Ok(Some(token)) => Ok(Started {
+                secret_name: secret.name.clone(),
+                token,
+            }),
+            // The rotation did start (its steps will consume the tags); only its id is unknown.
+            Ok(None) => Err(Error::protocol(
+                &secret.name,
+                "RotateSecret started a rotation but returned no version id; follow it with `keyrot status`",
+            )),
+            Err(err) => match self.restore_tags(&id, &before).await {
+                Ok(()) => Err(Error::protocol(
+                    &secret.name,
+                    format!(
+                        "RotateSecret failed ({err}); the one-shot tags were put back as they were"
+                    ),
+                )),
+                Err(restore) => Err(Error::config(
+                    &secret.name,
+                    format!("tags {TAG_TRIGGER}, {TAG_NEXT_GRACE_HOURS}"),
+                    format!(
+                        "RotateSecret failed ({err}) and the one-shot tags could not be put back ({restore}); \
+                         the next scheduled rotation would use them"
+                    ),
+                    restore_commands(&secret.name, &before),
+                )),
+            },
+        }
+    }
+
+    async fn restore_tags(&self, secret_id: &str, before: &[(&str, Option<String>)]) -> Result<()> {
+        let absent: Vec<&str> = before
+            .iter()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| *key)
+            .collect();
+        let earlier: Vec<(&str, String)> = before
+            .iter()
+            .filter_map(|(key, value)| Some((*key, value.clone()?)))
+            .collect();
+        if !absent.is_empty() {
+            self.store.untag(secret_id, &absent).await?;
+        }
+        if !earlier.is_empty() {
+            self.store.set_tags(secret_id, &earlier).await?;
+        }
+        Ok(())
+    }
+
+    /// Follows the rotation `token` through its audit events, calling `say` with one line per step
+    /// outcome. A failure that Secrets Manager retries (the error is retryable and the token still
+    /// carries AWSPENDING) does not end the wait; success, a final failure, the token losing
+    /// AWSPENDING without becoming AWSCURRENT, or `limit` do.
+    pub async fn follow_rotation(
+        &self,
+        secret_name: &str,
+        token: &str,
+        since: DateTime<Utc>,
+        limit: StdDuration,
+        poll: StdDuration,
+        say: &mut dyn FnMut(String),
+    ) -> Result<FollowEnd> {
+        let deadline = Instant::now() + limit;
+        let mut shown = 0;
+        // Set once a step failed retryably: from then on the token's labels say whether it goes on.
+        let mut retrying = false;
+        loop {
+            let mut events = self.audit.history(secret_name, Some(since)).await?;
+            events.reverse();
+            let mine: Vec<_> = events
+                .into_iter()
+                .filter(|e| e.version_id == token && e.step().is_some())
+                .collect();
+            for event in mine.iter().skip(shown) {
+                let mark = match event.outcome {
+                    Outcome::Succeeded => "done",
+                    Outcome::Skipped => "already done",
+                    Outcome::Failed => "FAILED",
+                };
+                say(format!(
+                    "  {:<13} {mark} ({} ms)",
+                    event.action, event.duration_ms
+                ));
+                match event.outcome {
+                    Outcome::Failed => {
+                        if let Some(error) = &event.error {
+                            say(format!("  cause: {error}"));
+                        }
+                        let secret = self.store.describe(secret_name).await?;
+                        if secret.has_stage(token, AWSCURRENT) {
+                            continue;
+                        }
+                        if !secret.has_stage(token, AWSPENDING) {
+                            say(format!(
+                                "The rotation was abandoned: version {token} is no longer AWSPENDING."
+                            ));
+                            return Ok(FollowEnd::Abandoned);
+                        }
+                        if !failure_may_be_retried(event.error.as_deref()) {
+                            say(format!(
+                                "The rotation failed and a retry cannot help; fix the cause above, then run \
+                                 `keyrot repair {secret_name}` so that the next rotation can start."
+                            ));
+                            return Ok(FollowEnd::Failed);
+                        }
+                        retrying = true;
+                        say(
+                            "  The failure is retryable and the rotation is still pending: Secrets Manager \
+                             retries the step; still following."
+                                .to_owned(),
+                        );
+                    }
+                    Outcome::Succeeded | Outcome::Skipped if event.step() == Some(Step::Finish) => {
+                        say(format!("Rotation of {secret_name} finished."));
+                        return Ok(FollowEnd::Finished);
+                    }
+                    Outcome::Succeeded | Outcome::Skipped => {}
+                }
+            }
+            shown = mine.len();
+            if retrying {
+                let secret = self.store.describe(secret_name).await?;
+                if secret.has_stage(token, AWSCURRENT) {
+                    // The finish event may be missing (an audit write can fail); the labels are the truth.
+                    say(format!("Rotation of {secret_name} finished."));
+                    return Ok(FollowEnd::Finished);
+                }
+                if !secret.has_stage(token, AWSPENDING) {
+                    say(format!(
+                        "The rotation was abandoned: version {token} lost AWSPENDING without becoming AWSCURRENT."
+                    ));
+                    return Ok(FollowEnd::Abandoned);
+                }
+            }
+            if Instant::now() >= deadline {
+                let state = if retrying {
+                    "still being retried by Secrets Manager"
+                } else {
+                    "still running"
+                };
+                say(format!(
+                    "Stopped waiting after {} s with the rotation {state}; follow it with \
+                     `keyrot audit --secret {secret_name}` or `keyrot status --secret {secret_name}`.",
+                    limit.as_secs()
+                ));
+                return Ok(FollowEnd::TimedOut);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// The AWS CLI commands that put the one-shot tags back by hand.
+fn restore_commands(name: &str, before: &[(&str, Option<String>)]) -> String {
+    let absent: Vec<&str> = before
+        .iter()
+        .filter(|(_, value)| value.is_none())
+        .map(|(key, _)| *key)
+        .collect();
+    let earlier: Vec<String> = before
+        .iter()
+        .filter_map(|(key, value)| Some(format!("Key={key},Value={}", value.as_ref()?)))
+        .collect();
+    let mut commands = Vec::new();
+    if !absent.is_empty() {
+        commands.push(format!(
+            "aws secretsmanager untag-resource --secret-id {name} --tag-keys {}",
+            absent.join(" ")
+        ));
+    }
+    if !earlier.is_empty() {
+        commands.push(format!(
+            "aws secretsmanager tag-resource --secret-id {name} --tags {}",
+            earlier.join(" ")
+        ));
+    }
+    commands.join("; then ")
+}

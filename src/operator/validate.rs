@@ -1,0 +1,167 @@
+//! `keyrot validate`: the provider's verdict on one version's key, and which key every target holds.
+
+use crate::domain::ManagedSecret;
+use crate::domain::keys::KeyView;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::domain::targets::TargetSpec;
+use crate::error::{Error, Result};
+use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::rotation::Rotator;
+
+/// Which of the secret's keys a target holds, by fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    Current,
+    Previous,
+    Pending,
+    /// A key none of the labelled versions holds.
+    Unknown,
+    /// No key keyrot can recognise (absent, set by hand, different per environment).
+    Nothing,
+}
+
+impl Holds {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Holds::Current => "current",
+            Holds::Previous => "previous",
+            Holds::Pending => "pending",
+            Holds::Unknown => "unknown",
+            Holds::Nothing => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHolding {
+    pub target: String,
+    pub fingerprint: Option<String>,
+    pub holds: Holds,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    pub secret_name: String,
+    pub stage: &'static str,
+    pub version: String,
+    pub key: KeyView,
+    pub provider: &'static str,
+    /// `None` when the provider accepts the key, else why it refused it.
+    pub rejected: Option<String>,
+    pub targets: Vec<TargetHolding>,
+}
+
+impl Validation {
+    /// Every target serves AWSCURRENT's key, whichever stage was checked: during a grace period the
+    /// targets rightly hold the current key, not the previous one being checked.
+    pub fn targets_on_current(&self) -> bool {
+        self.targets.iter().all(|t| t.holds == Holds::Current)
+    }
+
+    /// The exit status: the checked key works and every target holds AWSCURRENT's key.
+    pub fn ok(&self) -> bool {
+        self.rejected.is_none() && self.targets_on_current()
+    }
+}
+
+impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
+where
+    S: SecretStore,
+    I: KeyIssuer,
+    T: Target,
+    A: AuditLog,
+    N: Alerts,
+    C: Clock,
+{
+    /// Checks the key of the version labelled `stage` at its provider and reports which key every
+    /// target (as AWSCURRENT's value lists them) holds.
+    pub async fn validate_stage(&self, secret_id: &str, stage: &'static str) -> Result<Validation> {
+        let secret = self.store.describe(secret_id).await?;
+        let version = secret
+            .version_with(stage)
+            .ok_or_else(|| {
+                Error::config(
+                    &secret.name,
+                    "--stage",
+                    format!("no version is labelled {stage}"),
+                    format!(
+                        "pick a stage the secret has (`keyrot status --secret {}` shows them)",
+                        secret.name
+                    ),
+                )
+            })?
+            .to_owned();
+        let current = self.current_value(secret_id, &secret).await?;
+        // AWSCURRENT's value is read either way: it lists the targets and names the current key.
+        let other = if stage == AWSCURRENT {
+            None
+        } else {
+            let text = self
+                .store
+                .value(secret_id, stage, Some(&version))
+                .await?
+                .ok_or_else(|| {
+                    Error::config(
+                        &secret.name,
+                        "--stage",
+                        format!("the {stage} version {version} holds no value yet"),
+                        "a rotation's createSecret has not stored its key; check again once it has",
+                    )
+                })?;
+            Some(ManagedSecret::parse(&secret.name, stage, &text)?)
+        };
+        let checked = other.as_ref().unwrap_or(&current);
+        let key = KeyView::of(&checked.api_key);
+        let rejected = match self
+            .issuer
+            .validate(&secret.name, checked, &checked.api_key)
+            .await
+        {
+            Ok(()) => None,
+            Err(Error::KeyRejected { detail, .. }) => Some(detail),
+            Err(err) => return Err(err),
+        };
+
+        // The fingerprints of the labelled versions, to name the key each target holds. A version
+        // whose value cannot be read as keyrot's format simply matches nothing.
+        let mut known = vec![(Holds::Current, KeyView::of(&current.api_key).fingerprint)];
+        for (label, holds) in [(AWSPREVIOUS, Holds::Previous), (AWSPENDING, Holds::Pending)] {
+            let Some(other) = secret.version_with(label) else {
+                continue;
+            };
+            if secret.has_stage(other, AWSCURRENT) {
+                continue;
+            }
+            if let Some(text) = self.store.value(secret_id, label, Some(other)).await?
+                && let Ok(value) = ManagedSecret::parse(&secret.name, label, &text)
+            {
+                known.push((holds, KeyView::of(&value.api_key).fingerprint));
+            }
+        }
+        let mut targets = Vec::new();
+        for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
+            let fingerprint = self.targets.held_fingerprint(&secret.name, &target).await?;
+            let holds = match &fingerprint {
+                None => Holds::Nothing,
+                Some(fp) => known
+                    .iter()
+                    .find(|(_, known)| known == fp)
+                    .map_or(Holds::Unknown, |(holds, _)| *holds),
+            };
+            targets.push(TargetHolding {
+                target: target.label(),
+                fingerprint,
+                holds,
+            });
+        }
+        Ok(Validation {
+            secret_name: secret.name.clone(),
+            stage,
+            version,
+            key,
+            provider: checked.provider.name(),
+            rejected,
+            targets,
+        })
+    }
+}

@@ -140,6 +140,7 @@ fn event_item(event: &AuditEvent) -> Item {
             "targets",
             AttributeValue::L(event.targets.iter().map(s).collect()),
         ),
+        ("retryable", AttributeValue::Bool(event.retryable)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -268,6 +269,7 @@ pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
         error: text(item, "error"),
+        retryable: matches!(item.get("retryable"), Some(AttributeValue::Bool(true))),
     })
 }
 

@@ -271,6 +271,7 @@ mod tests {
             targets: vec!["vercel:prj_1".into()],
             duration_ms: 42,
             error: error.map(str::to_owned),
+            retryable: false,
         }
     }
 

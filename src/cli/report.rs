@@ -229,6 +229,7 @@ mod tests {
             targets: vec![],
             duration_ms: 1,
             error: None,
+            retryable: false,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct AuditEvent {
     pub targets: Vec<String>,
     pub duration_ms: u64,
     pub error: Option<String>,
+    /// For a failure: whether it was transient (Secrets Manager retries the step, and it may still
+    /// succeed) rather than final.
+    pub retryable: bool,
 }
 
 impl AuditEvent {

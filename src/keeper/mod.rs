@@ -254,6 +254,7 @@ where
             targets: Vec::new(),
             duration_ms: 0,
             error: note,
+            retryable: false,
         };
         if let Err(err) = self.ports.audit.record(&event).await {
             tracing::warn!(secret = %secret.name, error = %err, "audit item could not be written");

@@ -66,6 +66,7 @@ where
                 targets: Vec::new(),
                 duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
                 error: result.as_ref().err().map(ToString::to_string),
+                retryable: false,
             };
             if let Err(err) = self.audit.record(&event).await {
                 tracing::warn!(error = %err, secret = %orphan.secret, key_id = %orphan.key.id,

@@ -242,6 +242,7 @@ where
             targets: changed.clone(),
             duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
             error: None,
+            retryable: false,
         };
         if let Err(err) = self.audit.record(&event).await {
             tracing::warn!(error = %err, "audit item could not be written");

@@ -81,44 +81,6 @@ fn refuse_unless_rotatable(secret: &SecretDescription) -> Result<()> {
     Ok(())
 }
 
-/// Whether a failed step's recorded error is one Secrets Manager's retry can get past. The audit
-/// event keeps the error's text only (not `Error::is_retryable`), so this reads the text: the final
-/// kinds (configuration, protocol, rejected key) all start with "secret ", and a retryable external
-/// failure carries one of the phrases the adapters write for `Transience::Retryable`. An unknown text
-/// counts as final, so an unrecognised failure still ends the wait at once.
-pub(crate) fn failure_may_be_retried(error: Option<&str>) -> bool {
-    const RETRYABLE: &[&str] = &[
-        "still building as the invocation nears its deadline",
-        "timed out",
-        "could not reach the service",
-        "could not connect",
-        "the connection failed",
-        "unreadable response",
-        "unreadable answer",
-        "unexpected SDK error",
-        "the answer held no",
-        "of the variables were not written",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "TransactionConflictException",
-        "InternalServiceError",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-    ];
-    let Some(text) = error else {
-        return false;
-    };
-    if text.starts_with("secret ") || text.starts_with("invalid rotation event") {
-        return false;
-    }
-    // The HTTP client's retries ran out on 429/5xx or a transport error: "HTTP 503 after 4 attempts".
-    let retries_exhausted = text.contains(" after ") && text.ends_with(" attempts");
-    retries_exhausted || RETRYABLE.iter().any(|phrase| text.contains(phrase))
-}
-
 impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
 where
     S: SecretStore + SecretAdmin,
@@ -252,7 +214,7 @@ where
                             ));
                             return Ok(FollowEnd::Abandoned);
                         }
-                        if !failure_may_be_retried(event.error.as_deref()) {
+                        if !event.retryable {
                             say(format!(
                                 "The rotation failed and a retry cannot help; fix the cause above, then run \
                                  `keyrot repair {secret_name}` so that the next rotation can start."

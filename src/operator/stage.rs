@@ -124,6 +124,7 @@ where
             targets: Vec::new(),
             duration_ms: 0,
             error: None,
+            retryable: false,
         };
         if let Err(err) = self.audit.record(&event).await {
             tracing::warn!(error = %err, "audit item could not be written");

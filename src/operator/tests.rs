@@ -453,55 +453,6 @@ async fn following_times_out_while_secrets_manager_keeps_retrying() {
     assert!(text.contains("still being retried"), "{text}");
 }
 
-#[test]
-fn retryable_failures_are_told_from_final_ones_by_their_recorded_text() {
-    use crate::error::{Error, Transience};
-    use crate::operator::rotate::failure_may_be_retried;
-    let retryable = [
-        Error::external(
-            "deployments",
-            "wait for redeploy",
-            "render:srv-1:API_KEY (dpl_1) still building as the invocation nears its deadline",
-            Transience::Retryable,
-        ),
-        Error::external(
-            "openai",
-            "GET models",
-            "HTTP 503 after 4 attempts",
-            Transience::Retryable,
-        ),
-        Error::external(
-            "secretsmanager",
-            "PutSecretValue(x)",
-            "ThrottlingException: slow down",
-            Transience::Retryable,
-        ),
-    ];
-    for err in retryable {
-        assert!(failure_may_be_retried(Some(&err.to_string())), "{err}");
-    }
-    let fatal = [
-        Error::config("s", "api_key", "missing", "put the key in api_key"),
-        Error::protocol("s", "the token is not a version of the secret"),
-        Error::KeyRejected {
-            secret: "s".into(),
-            provider: "openai".into(),
-            hint: "sk-...abcd".into(),
-            detail: "HTTP 401 timed out".into(),
-        },
-        Error::external(
-            "secretsmanager",
-            "GetSecretValue(x)",
-            "AccessDeniedException: no",
-            Transience::Final,
-        ),
-    ];
-    for err in fatal {
-        assert!(!failure_may_be_retried(Some(&err.to_string())), "{err}");
-    }
-    assert!(!failure_may_be_retried(None));
-}
-
 #[tokio::test]
 async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the_current_key() {
     let r = with_target();

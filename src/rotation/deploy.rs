@@ -142,6 +142,7 @@ where
             targets: targets.iter().map(TargetSpec::label).collect(),
             duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
             error,
+            retryable: false,
         };
         if let Err(err) = self.audit.record(&audit).await {
             super::log_audit_failure(&secret.name, &err);

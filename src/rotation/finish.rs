@@ -215,6 +215,7 @@ where
             targets: Vec::new(),
             duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
             error: result.as_ref().err().map(ToString::to_string),
+            retryable: false,
         };
         if let Err(err) = self.audit.record(&audit).await {
             super::log_audit_failure(&audit.secret_name, &err);

@@ -241,6 +241,7 @@ where
             targets: evidence.targets.clone(),
             duration_ms,
             error: error.map(ToString::to_string),
+            retryable: error.is_some_and(Error::is_retryable),
         }
     }
 

@@ -26,6 +26,7 @@ fn event(secret: &str, at: chrono::DateTime<Utc>, action: &str) -> AuditEvent {
         targets: vec![],
         duration_ms: 12,
         error: Some("quote \" and, comma".to_owned()),
+        retryable: false,
     }
 }
 

@@ -86,25 +86,45 @@ where
             None => None,
         };
 
-        // 1. Targets that hold the pending key get the current key back (and are redeployed).
+        // 1. Targets that may serve the pending key get the current key back and are redeployed: those
+        // whose variable holds it, and those where a redeploy of this rotation (setSecret's, or a
+        // rollback's) is still on record, since only a redeploy seen READY clears its record: the
+        // variable may be right while the live deployment serves the pending key.
         let mut changed = Vec::new();
+        let mut redeployed = Vec::new();
         if let Some(pending_value) = &pending_value {
             let pending_fingerprint = KeyView::of(&pending_value.api_key).fingerprint;
-            let mut holding = Vec::new();
+            let mut serving = Vec::new();
             for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
-                if self
+                let label = target.label();
+                let holds_pending = self
                     .targets
-                    .held_fingerprint(&secret.name, &target)
-                    .await?
-                    .as_deref()
-                    == Some(pending_fingerprint.as_str())
-                {
-                    holding.push(target);
+                    .holds(&secret.name, &target, &pending_fingerprint)
+                    .await?;
+                let mut deployed = false;
+                for record in [label.clone(), format!("rollback:{label}")] {
+                    deployed |= self
+                        .audit
+                        .deployment(&secret.name, &pending, &record)
+                        .await?
+                        .is_some();
+                }
+                if holds_pending || (deployed && target.redeploys()) {
+                    serving.push(target);
                 }
             }
             changed = self
-                .put_key_on_targets(&secret, &holding, &current.api_key, false)
+                .put_key_on_targets(&secret, &serving, &current.api_key, true)
                 .await?;
+            redeployed = serving;
+        }
+        for target in &redeployed {
+            let label = target.label();
+            for record in [label.clone(), format!("rollback:{label}")] {
+                self.audit
+                    .clear_deployment(&secret.name, &pending, &record)
+                    .await?;
+            }
         }
         // 2. The label goes, so the next rotation can start.
         self.store

@@ -113,6 +113,39 @@ async fn rollback_is_refused_once_the_old_key_is_revoked_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_repair_rerun_after_a_failed_redeploy_redeploys_the_target_it_already_put_back() {
+    let r = with_target();
+    r.store.start_rotation("t1");
+    step(&r, Step::Create, "t1").await;
+    step(&r, Step::Set, "t1").await;
+    // The first repair puts the current key back, but its redeploy fails: the live deployment still
+    // serves the pending key while the variable holds the current one.
+    r.targets.fail_deployments.set(1);
+    r.repair(NAME, "ops", true)
+        .await
+        .expect_err("the redeploy failed");
+    assert_eq!(
+        r.targets.held.borrow().get(RENDER).map(String::as_str),
+        Some(OLD_KEY)
+    );
+    assert_ne!(r.targets.served(RENDER).as_deref(), Some(OLD_KEY));
+    assert!(
+        r.store.version_with_stage(AWSPENDING).is_some(),
+        "the label stays"
+    );
+
+    r.repair(NAME, "ops", true)
+        .await
+        .expect("the re-run repairs");
+    assert_eq!(
+        r.targets.served(RENDER).as_deref(),
+        Some(OLD_KEY),
+        "redeployed, so nothing serves the key now due for revocation"
+    );
+    assert!(r.store.version_with_stage(AWSPENDING).is_none());
+}
+
+#[tokio::test]
 async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_the_pending_key() {
     let r = with_target();
     r.store.start_rotation("t1");

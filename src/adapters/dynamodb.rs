@@ -46,41 +46,31 @@ impl DynamoAuditLog {
     }
 
     /// Writes an item unless its key exists; returns whether it wrote.
-    /// Puts `item` if `condition` holds, where `:{status}` in it is `status`; false when it does not.
-    async fn put_if(
+    async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
+        self.put_when(item, NOT_EXISTS, None, what).await
+    }
+
+    /// Puts `item` if `condition` holds, false when it does not. With `status`, the condition may
+    /// name the item's status as `#status` and that status as `:<status>` (`:pending`, `:cancelled`).
+    async fn put_when(
         &self,
         item: Item,
         condition: &str,
-        status: RevocationStatus,
+        status: Option<RevocationStatus>,
         what: &str,
     ) -> Result<bool> {
-        let result = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(format!(":{}", status.as_str()), s(status.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if error_code(&err) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(err) => Err(sdk_error(SYSTEM, &format!("PutItem({what})"), &err)),
+            .condition_expression(condition);
+        if let Some(status) = status {
+            put = put
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(format!(":{}", status.as_str()), s(status.as_str()));
         }
-    }
-
-    async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(NOT_EXISTS)
-            .send()
-            .await;
-        match result {
+        match put.send().await {
             Ok(_) => Ok(true),
             Err(err) if error_code(&err) == Some("ConditionalCheckFailedException") => Ok(false),
             Err(err) => Err(sdk_error(SYSTEM, &format!("PutItem({what})"), &err)),
@@ -414,10 +404,10 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
-        self.put_if(
+        self.put_when(
             revocation_item(revocation),
             "attribute_not_exists(pk) OR #status = :cancelled",
-            RevocationStatus::Cancelled,
+            Some(RevocationStatus::Cancelled),
             "revocation",
         )
         .await
@@ -515,10 +505,10 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
-        self.put_if(
+        self.put_when(
             revocation_item(revocation),
             "#status = :pending",
-            RevocationStatus::Pending,
+            Some(RevocationStatus::Pending),
             "revocation update",
         )
         .await

@@ -341,6 +341,28 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
     assert_eq!(set.get(TAG_NEXT_GRACE_HOURS).map(String::as_str), Some("0"));
 }
 
+/// A rotation started through `keyrot rotate` whose testSecret ran out of time while the target's
+/// redeploy was building: a retryable failure, the version still pending. Returns its token.
+async fn rotation_waiting_for_a_redeploy(r: &TestRotator) -> String {
+    r.targets.build_polls.set(1);
+    let started = r
+        .start_rotation(NAME, RotateRequest::default())
+        .await
+        .expect("started");
+    step(r, Step::Create, &started.token).await;
+    step(r, Step::Set, &started.token).await;
+    let short = Invocation {
+        actor: "req-2".into(),
+        deadline: Some(now() + Duration::milliseconds(1)),
+    };
+    let err = r
+        .handle(&event(Step::Test, &started.token), &short)
+        .await
+        .expect_err("still building");
+    assert!(err.is_retryable(), "{err}");
+    started.token
+}
+
 fn follow_lines() -> std::cell::RefCell<Vec<String>> {
     std::cell::RefCell::new(Vec::new())
 }
@@ -348,24 +370,7 @@ fn follow_lines() -> std::cell::RefCell<Vec<String>> {
 #[tokio::test]
 async fn following_a_rotation_goes_on_through_a_retryable_failure_until_it_finishes() {
     let r = with_target();
-    r.targets.build_polls.set(1);
-    let started = r
-        .start_rotation(NAME, RotateRequest::default())
-        .await
-        .expect("started");
-    let token = started.token.clone();
-    step(&r, Step::Create, &token).await;
-    step(&r, Step::Set, &token).await;
-    // testSecret runs out of time while the redeploy builds: retryable, the version stays pending.
-    let short = Invocation {
-        actor: "req-2".into(),
-        deadline: Some(now() + Duration::milliseconds(1)),
-    };
-    let err = r
-        .handle(&event(Step::Test, &token), &short)
-        .await
-        .expect_err("still building");
-    assert!(err.is_retryable(), "{err}");
+    let token = rotation_waiting_for_a_redeploy(&r).await;
 
     let lines = follow_lines();
     let mut say = |line| lines.borrow_mut().push(line);
@@ -423,25 +428,12 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
 
     // A retryable failure, after which the rotation is cleared: the wait ends there.
     let r = with_target();
-    r.targets.build_polls.set(1);
-    let started = r
-        .start_rotation(NAME, RotateRequest::default())
-        .await
-        .expect("started");
-    step(&r, Step::Create, &started.token).await;
-    step(&r, Step::Set, &started.token).await;
-    let short = Invocation {
-        actor: "req-2".into(),
-        deadline: Some(now() + Duration::milliseconds(1)),
-    };
-    r.handle(&event(Step::Test, &started.token), &short)
-        .await
-        .expect_err("still building");
+    let token = rotation_waiting_for_a_redeploy(&r).await;
     r.repair(NAME, "ops", true).await.expect("repaired");
     let end = r
         .follow_rotation(
             NAME,
-            &started.token,
+            &token,
             now() - Duration::seconds(1),
             StdDuration::from_secs(10),
             StdDuration::from_millis(5),
@@ -455,25 +447,12 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
 #[tokio::test]
 async fn following_times_out_while_secrets_manager_keeps_retrying() {
     let r = with_target();
-    r.targets.build_polls.set(1);
-    let started = r
-        .start_rotation(NAME, RotateRequest::default())
-        .await
-        .expect("started");
-    step(&r, Step::Create, &started.token).await;
-    step(&r, Step::Set, &started.token).await;
-    let short = Invocation {
-        actor: "req-2".into(),
-        deadline: Some(now() + Duration::milliseconds(1)),
-    };
-    r.handle(&event(Step::Test, &started.token), &short)
-        .await
-        .expect_err("still building");
+    let token = rotation_waiting_for_a_redeploy(&r).await;
     let lines = follow_lines();
     let end = r
         .follow_rotation(
             NAME,
-            &started.token,
+            &token,
             now() - Duration::seconds(1),
             StdDuration::from_millis(30),
             StdDuration::from_millis(5),

@@ -654,6 +654,14 @@ async fn after_storing_a_minted_key_the_leftovers_of_other_attempts_are_removed(
 const VERCEL: &str = "vercel:prj_1:API_KEY";
 const RENDER: &str = "render:srv-1:API_KEY";
 
+/// A rotation started and carried through setSecret: the targets hold the pending key and are
+/// redeploying.
+async fn through_set(r: &TestRotator, token: &str) {
+    r.store.start_rotation(token);
+    run(r, Step::Create, token).await.expect("create");
+    run(r, Step::Set, token).await.expect("set");
+}
+
 fn with_targets() -> TestRotator {
     let r = rotator_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
@@ -681,9 +689,7 @@ fn pending_key(r: &TestRotator, token: &str) -> String {
 async fn targets_get_the_key_and_one_redeploy_each_and_a_repeated_set_secret_changes_nothing() {
     let r = with_targets();
     r.targets.build_polls.set(2);
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     let new_key = pending_key(&r, "t1");
     assert_eq!(r.targets.held.borrow().get(VERCEL), Some(&new_key));
     assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
@@ -729,9 +735,7 @@ async fn targets_get_the_key_and_one_redeploy_each_and_a_repeated_set_secret_cha
 async fn a_redeploy_still_building_at_the_deadline_fails_as_retryable_without_rollback() {
     let r = with_targets();
     r.targets.build_polls.set(1000);
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     let invocation = Invocation {
         actor: "req".into(),
         deadline: Some(now() + Duration::milliseconds(1)),
@@ -755,9 +759,7 @@ async fn a_redeploy_still_building_at_the_deadline_fails_as_retryable_without_ro
 async fn a_failed_redeploy_puts_the_current_key_back_everywhere_and_keeps_awscurrent() {
     let r = with_targets();
     r.targets.fail_deployments.set(1);
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     let err = run(&r, Step::Test, "t1")
         .await
         .expect_err("deployment failed");
@@ -828,9 +830,7 @@ async fn a_rollback_redeploy_older_than_the_last_push_is_never_followed() {
 #[tokio::test]
 async fn a_target_put_back_by_a_rollback_that_died_before_redeploying_is_redeployed() {
     let r = with_targets();
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     // A rollback put the current key back on Vercel and died before starting the redeploy: the
     // variable holds the current key, the live deployment the pending one.
     r.targets
@@ -851,9 +851,7 @@ async fn a_target_put_back_by_a_rollback_that_died_before_redeploying_is_redeplo
 #[tokio::test]
 async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
     let r = with_targets();
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     // Someone changed the variable by hand in the meantime.
     r.targets
         .held
@@ -879,9 +877,7 @@ async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
 #[tokio::test]
 async fn a_pending_key_rejected_in_test_secret_rolls_the_targets_back() {
     let r = with_targets();
-    r.store.start_rotation("t1");
-    run(&r, Step::Create, "t1").await.expect("create");
-    run(&r, Step::Set, "t1").await.expect("set");
+    through_set(&r, "t1").await;
     r.issuer.rejected.borrow_mut().insert(pending_key(&r, "t1"));
     run(&r, Step::Test, "t1").await.expect_err("rejected");
     assert_eq!(

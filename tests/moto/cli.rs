@@ -80,6 +80,26 @@ fn create_stack(outputs: &[(&str, &str)]) -> String {
     name
 }
 
+/// Whether the secret exists: what a refusal must not have changed.
+async fn exists(world: &World, name: &str) -> bool {
+    world
+        .moto
+        .sm
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// Fails unless the command's output says every one of `expected`.
+fn assert_says(out: &Output, expected: &[&str]) {
+    let said = text(out);
+    for phrase in expected {
+        assert!(said.contains(phrase), "{phrase:?} in {said}");
+    }
+}
+
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -265,17 +285,7 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
         "{}",
         text(&out)
     );
-    assert!(
-        world
-            .moto
-            .sm
-            .describe_secret()
-            .secret_id(&name)
-            .send()
-            .await
-            .is_err(),
-        "nothing was created"
-    );
+    assert!(!exists(&world, &name).await, "nothing was created");
 
     // A key that fails validation is never staged.
     let (first, first_id) = world.sim.anthropic_create_key("first");
@@ -297,13 +307,7 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for expected in ["rejected", "fix:", "keyrot stage"] {
-        assert!(
-            text(&out).contains(expected),
-            "{expected:?} in {}",
-            text(&out)
-        );
-    }
+    assert_says(&out, &["rejected", "fix:", "keyrot stage"]);
     assert!(
         world
             .moto
@@ -328,13 +332,7 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     let before = world.moto.labels(&name).await;
     let out = keyrot(&world, &["rollback", &name], "", &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for expected in ["already revoked", "fix:", "keyrot rotate"] {
-        assert!(
-            text(&out).contains(expected),
-            "{expected:?} in {}",
-            text(&out)
-        );
-    }
+    assert_says(&out, &["already revoked", "fix:", "keyrot rotate"]);
     assert_eq!(world.moto.labels(&name).await, before);
 
     let out = keyrot(&world, &["rotate"], "", &[]).await;
@@ -437,17 +435,14 @@ async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
     let (tags_before, labels_before) = (tags(&world, &name).await, world.moto.labels(&name).await);
     let out = keyrot(&world, &["rotate", &name, "--emergency"], "", &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for expected in [
-        "in progress or stuck",
-        "keyrot status",
-        &format!("keyrot repair {name}"),
-    ] {
-        assert!(
-            text(&out).contains(expected),
-            "{expected:?} in {}",
-            text(&out)
-        );
-    }
+    assert_says(
+        &out,
+        &[
+            "in progress or stuck",
+            "keyrot status",
+            &format!("keyrot repair {name}"),
+        ],
+    );
     assert_eq!(tags(&world, &name).await, tags_before);
     assert_eq!(world.moto.labels(&name).await, labels_before);
 
@@ -488,13 +483,7 @@ async fn repair_clears_a_stuck_rotation_after_giving_the_targets_the_current_key
     let before = world.moto.labels(&name).await;
     let out = keyrot(&world, &["repair", &name], "", &[]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for expected in ["in progress", "--force"] {
-        assert!(
-            text(&out).contains(expected),
-            "{expected:?} in {}",
-            text(&out)
-        );
-    }
+    assert_says(&out, &["in progress", "--force"]);
     assert_eq!(world.moto.labels(&name).await, before);
 
     // Targets first: while Vercel refuses the write, the label stays, so nothing is cleared halfway.
@@ -639,10 +628,6 @@ async fn orphans_are_listed_then_deleted_each_audited_going_on_past_a_failure() 
 #[tokio::test]
 async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_anything() {
     let world = World::new().await;
-    let created = |name: String| {
-        let sm = world.moto.sm.clone();
-        async move { sm.describe_secret().secret_id(name).send().await.is_ok() }
-    };
     for bad in [
         ["--every-days", "0"],
         ["--schedule", "every month"],
@@ -657,7 +642,7 @@ async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_an
         }
         let out = keyrot(&world, &args, "gk-neverwrittenneverwritten0000", &[]).await;
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
-        assert!(!created(name).await, "{bad:?}: nothing created");
+        assert!(!exists(&world, &name).await, "{bad:?}: nothing created");
     }
 
     let vercel = world.sim.vercel_create_project("web");
@@ -686,7 +671,7 @@ async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_an
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains(&bad_token), "{}", text(&out));
-    assert!(!created(name).await, "nothing created");
+    assert!(!exists(&world, &name).await, "nothing created");
 }
 
 #[tokio::test]
@@ -868,30 +853,17 @@ async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_
         )
         .await;
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        for expected in [
-            name.as_str(),
-            "--rotator-arn",
-            "KEYROT_ROTATOR_ARN",
-            stack,
-            why,
-        ] {
-            assert!(
-                text(&out).contains(expected),
-                "{expected:?} in {}",
-                text(&out)
-            );
-        }
-        assert!(
-            world
-                .moto
-                .sm
-                .describe_secret()
-                .secret_id(&name)
-                .send()
-                .await
-                .is_err(),
-            "nothing was created"
+        assert_says(
+            &out,
+            &[
+                name.as_str(),
+                "--rotator-arn",
+                "KEYROT_ROTATOR_ARN",
+                stack,
+                why,
+            ],
         );
+        assert!(!exists(&world, &name).await, "nothing was created");
     }
 
     // Without the variables and without a stack, any command names the variable it misses.
@@ -902,13 +874,10 @@ async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_
     )
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for expected in ["KEYROT_AUDIT_TABLE", "--stack", absent_stack.as_str()] {
-        assert!(
-            text(&out).contains(expected),
-            "{expected:?} in {}",
-            text(&out)
-        );
-    }
+    assert_says(
+        &out,
+        &["KEYROT_AUDIT_TABLE", "--stack", absent_stack.as_str()],
+    );
 }
 
 /// A request moto received, as its recorder wrote it down.

@@ -532,6 +532,9 @@ pub(crate) struct FakeAudit {
     pub(crate) deployments: RefCell<BTreeMap<String, String>>,
     pub(crate) alerts_recorded: RefCell<BTreeSet<String>>,
     pub(crate) fail_writes: Cell<bool>,
+    /// A version whose record the grace keeper revokes just before the next update of it: the race
+    /// between an operator command and a keeper pass.
+    pub(crate) keeper_revokes_first: RefCell<Option<String>>,
 }
 
 impl FakeAudit {
@@ -612,6 +615,11 @@ impl AuditLog for FakeAudit {
 
     async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
+        if self.keeper_revokes_first.borrow().as_deref() == Some(&revocation.old_version_id)
+            && let Some(raced) = revocations.get_mut(&revocation.old_version_id)
+        {
+            raced.status = RevocationStatus::Revoked;
+        }
         match revocations.get_mut(&revocation.old_version_id) {
             Some(existing) if existing.status == RevocationStatus::Pending => {
                 *existing = revocation.clone();

@@ -154,6 +154,18 @@ macro_rules! description {
     }};
 }
 
+// After the macro, which must come first in the file.
+impl SecretsManagerStore {
+    /// What DescribeSecret tells of the secret, or `None` when there is no such secret.
+    pub async fn describe_if_exists(&self, name: &str) -> Result<Option<SecretDescription>> {
+        match self.client.describe_secret().secret_id(name).send().await {
+            Ok(out) => Ok(Some(description!(&out, name))),
+            Err(err) if error_code(&err) == Some("ResourceNotFoundException") => Ok(None),
+            Err(err) => Err(sdk_error(SYSTEM, &format!("DescribeSecret({name})"), &err)),
+        }
+    }
+}
+
 /// The two SDK shapes name their version map differently.
 trait VersionStages {
     fn secret_versions_to_stages_map(

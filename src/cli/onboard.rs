@@ -12,10 +12,11 @@ use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Operator, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::keys::KeyView;
-use crate::domain::policy::TAG_GRACE_HOURS;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
 use crate::domain::targets::TargetSpec;
+use crate::entrypoints::rotator::AwsRotator;
 use crate::error::{Error, Result};
-use crate::ports::{KeyIssuer, Target};
+use crate::ports::{KeyIssuer, SecretStore, Target};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Provider {
@@ -136,15 +137,108 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
     value
 }
 
+/// What onboarding an existing secret writes: `onboarded` laid over the `existing` value, so that every
+/// field onboard does not set is kept as it is (design.md: unknown fields survive from version to
+/// version). Targets named again keep their unknown fields too; with no target flags, the targets already
+/// configured stay. A field onboard leaves null (a flag not given) keeps the existing value. When the key
+/// itself changes, the ids that named the old key (`key_id`, `api_key_id`) go with it.
+fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
+    let Some(Value::Object(existing)) = existing else {
+        return onboarded;
+    };
+    let mut value = existing.clone();
+    if value.get("api_key") != onboarded.get("api_key") {
+        value.remove("key_id");
+        value.remove("api_key_id");
+    }
+    if onboarded["targets"].as_array().is_some_and(Vec::is_empty) {
+        if let Some(fields) = onboarded.as_object_mut() {
+            fields.remove("targets");
+        }
+    } else if let (Some(old_targets), Some(new_targets)) = (
+        value.get("targets").and_then(Value::as_array),
+        onboarded.get_mut("targets").and_then(Value::as_array_mut),
+    ) {
+        for target in new_targets.iter_mut() {
+            if let Some(old) = old_targets.iter().find(|old| same_target(old, target)) {
+                *target = overlay(old.clone(), target.take());
+            }
+        }
+    }
+    overlay(Value::Object(value), onboarded)
+}
+
+/// `top` written over `base`, object by object; a null in `top` leaves `base`'s value.
+fn overlay(base: Value, top: Value) -> Value {
+    match (base, top) {
+        (Value::Object(mut base), Value::Object(top)) => {
+            for (field, value) in top {
+                let merged = match base.remove(&field) {
+                    Some(old) if value.is_object() || value.is_null() => overlay(old, value),
+                    _ => value,
+                };
+                if !merged.is_null() {
+                    base.insert(field, merged);
+                }
+            }
+            Value::Object(base)
+        }
+        (base, Value::Null) => base,
+        (_, top) => top,
+    }
+}
+
+fn same_target(a: &Value, b: &Value) -> bool {
+    ["type", "project", "service_id", "env_key"]
+        .iter()
+        .all(|field| a.get(field) == b.get(field))
+}
+
+/// The AWSCURRENT value of the secret when it exists. Refuses while a rotation is under way (a pending
+/// version with a key of its own), since a rotation finishing after onboard would replace its key.
+async fn existing_value(ports: &AwsRotator, name: &str) -> Result<Option<Value>> {
+    let Some(description) = ports.store.describe_if_exists(name).await? else {
+        return Ok(None);
+    };
+    let current = ports.store.value(name, AWSCURRENT, None).await?;
+    let pending = match description.version_with(AWSPENDING) {
+        Some(version) if description.version_with(AWSCURRENT) != Some(version) => {
+            ports.store.value(name, AWSPENDING, Some(version)).await?
+        }
+        _ => None,
+    };
+    let current_text = current.as_ref().map(|text| text.expose_secret());
+    if let Some(pending) = &pending
+        && Some(pending.expose_secret()) != current_text
+    {
+        return Err(Error::config(
+            name,
+            "AWSPENDING",
+            "a rotation is under way: its pending version holds a new key that would replace the onboarded one",
+            format!(
+                "let the rotation finish (keyrot status --secret {name}), or clear it with keyrot repair {name}, then onboard again"
+            ),
+        ));
+    }
+    // A value that is not a JSON object (a bare key, say) has no fields to keep.
+    Ok(current_text.and_then(|text| serde_json::from_str(text).ok()))
+}
+
 pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
     let operator = Operator::connect(stack).await?;
     // Known before anything is checked or written, so that a missing rotator changes nothing.
     let rotator_arn = operator.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
     let ports = &operator.ports;
-    let text = SecretString::from(document(&args, &key).to_string());
+    let existing = existing_value(ports, &args.name).await?;
+    let kept_targets = existing
+        .as_ref()
+        .filter(|_| args.vercel.is_empty() && args.render.is_empty())
+        .and_then(|value| value.get("targets")?.as_array().map(Vec::len))
+        .unwrap_or(0);
+    let mut value = merged(existing.as_ref(), document(&args, &key));
     // The same parser the rotator uses: what onboard writes, the rotator reads.
-    let managed = ManagedSecret::parse(&args.name, "new", &text)?;
+    let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
     ports
         .issuer
@@ -152,23 +246,14 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
         .await?;
     // Listing what keyrot minted exercises the admin key (OpenAI); identifying the key does (Anthropic).
     ports.issuer.minted_keys(&args.name, &managed).await?;
-    let key_id = ports
+    if let Some(id) = ports
         .issuer
         .identify(&args.name, &managed, &managed.api_key)
-        .await?;
-    let text = match key_id {
-        Some(id) => {
-            let mut value: Value = serde_json::from_str(text.expose_secret()).map_err(|err| {
-                Error::protocol(
-                    &args.name,
-                    format!("could not re-read the new value: {err}"),
-                )
-            })?;
-            value["key_id"] = json!(id);
-            SecretString::from(value.to_string())
-        }
-        None => text,
-    };
+        .await?
+    {
+        value["key_id"] = json!(id);
+    }
+    let text = SecretString::from(value.to_string());
 
     // Reading what each target holds exercises its token (and finds its project or service), so a
     // bad token or id refuses here, with nothing written, rather than in the first rotation.
@@ -211,5 +296,76 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
             "; Secrets Manager tests the configuration now (no rotation yet)"
         }
     );
+    if kept_targets > 0 {
+        println!(
+            "Kept the {kept_targets} target(s) already configured (no --vercel or --render was given)."
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn onboarded(key: &str, targets: Value) -> Value {
+        json!({"provider": "openai", "api_key": key, "targets": targets,
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}})
+    }
+
+    fn existing() -> Value {
+        json!({"provider": "openai", "api_key": "sk-old", "key_id": "svc_acct_old", "api_key_id": "key_old",
+            "owner": "payments-team",
+            "openai": {"project_id": "proj_0", "admin_key_secret": "keyrot/admin/openai", "org": "org_1"},
+            "targets": [{"type": "vercel", "project": "prj_1", "env_key": "OPENAI_API_KEY",
+                "team_id": "team_1", "note": "web"}]})
+    }
+
+    #[test]
+    fn a_new_secret_is_what_onboard_says() {
+        let value = onboarded("sk-new", json!([]));
+        assert_eq!(merged(None, value.clone()), value);
+        assert_eq!(merged(Some(&json!("a bare key")), value.clone()), value);
+    }
+
+    #[test]
+    fn fields_onboard_does_not_set_are_kept_and_the_old_keys_ids_go_with_it() {
+        let value = merged(Some(&existing()), onboarded("sk-new", json!([])));
+        assert_eq!(value["owner"], "payments-team");
+        assert_eq!(
+            value["openai"]["org"], "org_1",
+            "unknown fields of the block kept"
+        );
+        assert_eq!(
+            value["openai"]["project_id"], "proj_1",
+            "what onboard sets wins"
+        );
+        assert_eq!(value["api_key"], "sk-new");
+        assert!(value.get("key_id").is_none() && value.get("api_key_id").is_none());
+        assert_eq!(
+            value["targets"],
+            existing()["targets"],
+            "no target flags: targets kept"
+        );
+    }
+
+    #[test]
+    fn the_same_key_keeps_its_ids_and_a_target_named_again_keeps_its_unknown_fields() {
+        let targets = json!([
+            {"type": "vercel", "project": "prj_1", "env_key": "OPENAI_API_KEY", "team_id": null, "sensitive": true},
+            {"type": "render", "service_id": "srv-1", "env_key": "OPENAI_API_KEY"}
+        ]);
+        let value = merged(Some(&existing()), onboarded("sk-old", targets));
+        assert_eq!(value["key_id"], "svc_acct_old");
+        assert_eq!(value["api_key_id"], "key_old");
+        let targets = value["targets"].as_array().expect("targets");
+        assert_eq!(targets.len(), 2, "the flags say which targets there are");
+        assert_eq!(targets[0]["note"], "web");
+        assert_eq!(
+            targets[0]["team_id"], "team_1",
+            "a flag not given keeps the value"
+        );
+        assert_eq!(targets[0]["sensitive"], true);
+        assert_eq!(targets[1]["service_id"], "srv-1");
+    }
 }

@@ -211,7 +211,16 @@ where
             && record.status != RevocationStatus::Cancelled
         {
             record.status = RevocationStatus::Cancelled;
-            self.audit.update_revocation(&record).await?;
+            if !self.audit.update_revocation(&record).await? {
+                // The grace keeper acted on the record after it was read: it cancels a record whose
+                // version is current again (what we want), but it may have revoked the key first.
+                let now = self.audit.revocation(&name, &keep).await?;
+                if now.as_ref().map(|r| r.status) != Some(RevocationStatus::Cancelled) {
+                    return Err(self
+                        .undo_rollback(&secret, secret_id, &keep, &abandon, &bad, &targets, now)
+                        .await);
+                }
+            }
         }
         // The abandoned key leaves service now; the grace keeper revokes it once no target holds it.
         // Written only when absent (a resumed rollback may have written it already), so a record
@@ -274,6 +283,68 @@ where
             abandoned_key: bad_view.redacted,
             resumed: matches!(start, Start::Resume),
         })
+    }
+
+    /// The key the rollback went back to left its pending state while the rollback ran (the grace
+    /// keeper revoked it): the abandoned key, never scheduled, is the one that works. It goes back under
+    /// AWSCURRENT and on every target, and the operator is told, loudly, what happened.
+    #[allow(clippy::too_many_arguments)]
+    async fn undo_rollback(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+        dead: &str,
+        alive: &str,
+        alive_value: &ManagedSecret,
+        targets: &[TargetSpec],
+        record: Option<Revocation>,
+    ) -> Error {
+        let name = &secret.name;
+        let status = record.map_or("gone", |r| r.status.as_str());
+        let undone = async {
+            self.store
+                .move_stage(secret_id, AWSCURRENT, Some(alive), Some(dead))
+                .await?;
+            self.put_key_on_targets(secret, targets, &alive_value.api_key, true)
+                .await
+        }
+        .await;
+        let outcome = match &undone {
+            Ok(_) => format!(
+                "AWSCURRENT is back on version {alive} and every target holds its key again (redeployed)"
+            ),
+            Err(err) => format!(
+                "putting version {alive} back failed ({err}): move AWSCURRENT to version {alive} by hand \
+                 (aws secretsmanager update-secret-version-stage) and run `keyrot validate {name}`"
+            ),
+        };
+        let text = format!(
+            "The rollback of {name} went back to version {dead}, whose revocation record is now {status}: \
+             the grace keeper acted on it while the rollback ran. {outcome}."
+        );
+        let alert = Alert {
+            event: "rollback_failed",
+            severity: Severity::Critical,
+            secret_name: name.clone(),
+            subject: format!("keyrot: rollback of {name} undone")
+                .chars()
+                .take(100)
+                .collect(),
+            text: text.clone(),
+            details: json!({"event": "rollback_failed", "secret": name, "version": dead,
+                "record_status": status, "restored_version": alive, "restored": undone.is_ok()}),
+        };
+        if let Err(err) = self.alerts.send(&alert).await {
+            tracing::warn!(error = %err, "alert could not be published");
+        }
+        refusal(
+            secret,
+            AWSPREVIOUS,
+            text,
+            format!(
+                "check with `keyrot validate {name}`; rotate to a new key with `keyrot rotate {name}`"
+            ),
+        )
     }
 
     /// The value of `version`, which carries AWSCURRENT or AWSPREVIOUS.

@@ -95,6 +95,46 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
 }
 
 #[tokio::test]
+async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_and_says_so() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let new_key = r.store.value_of("t1").expect("new")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    *r.audit.keeper_revokes_first.borrow_mut() = Some("v0".into());
+
+    let err = r
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("the key it went back to is dead");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert!(
+        err.to_string().contains("AWSCURRENT is back on version t1"),
+        "{err}"
+    );
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1")
+    );
+    assert_eq!(
+        r.targets.served(RENDER),
+        Some(new_key),
+        "the working key is served again"
+    );
+    assert!(
+        r.audit.revocations.borrow().get("t1").is_none(),
+        "the only working key is not scheduled for revocation"
+    );
+    let sent = r.alerts.sent.borrow();
+    assert!(
+        sent.iter().any(|a| a.event == "rollback_failed"),
+        "a critical alert"
+    );
+    assert!(!sent.iter().any(|a| a.event == "rotation_rolled_back"));
+}
+
+#[tokio::test]
 async fn rollback_is_refused_once_the_old_key_is_revoked_and_changes_nothing() {
     let r = with_target();
     rotate(&r, "t1").await;

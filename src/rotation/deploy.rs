@@ -195,9 +195,22 @@ where
                 .deployment(&secret.name, token, &rollback_label)
                 .await?
             {
-                // Put back and redeployed by an earlier attempt whose wait ran out: follow it.
-                deployments.push((target, deployment));
-                false
+                // Put back and redeployed by an earlier attempt: follow its redeploy, unless that one
+                // failed, which left the live deployment on the pending key; then redeploy anew.
+                let failed = matches!(
+                    self.targets
+                        .deployment_state(&secret.name, target, &deployment)
+                        .await?,
+                    DeploymentState::Failed(_)
+                );
+                if failed {
+                    self.audit
+                        .clear_deployment(&secret.name, token, &rollback_label)
+                        .await?;
+                } else {
+                    deployments.push((target, deployment));
+                }
+                failed
             } else {
                 // Put back by an earlier attempt that died before redeploying, or never changed.
                 self.audit

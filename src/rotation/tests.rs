@@ -828,6 +828,45 @@ async fn a_rollback_redeploy_older_than_the_last_push_is_never_followed() {
 }
 
 #[tokio::test]
+async fn a_rollback_redeploy_that_failed_is_made_again_not_followed() {
+    let r = with_targets();
+    through_set(&r, "t1").await;
+    // An earlier attempt put the current key back on Vercel, and its rollback redeploy ended ERROR:
+    // the live deployment still serves the pending key.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert(VERCEL.into(), OLD_KEY.into());
+    r.audit.deployments.borrow_mut().insert(
+        format!("t1#rollback:{VERCEL}"),
+        "dpl_rollback_failed".into(),
+    );
+    r.targets.failed.borrow_mut().extend([
+        "dpl_rollback_failed".to_owned(),
+        r.targets.deployments.borrow()[0].0.clone(),
+    ]);
+    let err = run(&r, Step::Test, "t1")
+        .await
+        .expect_err("Vercel lost the pending key");
+    assert!(
+        err.to_string().contains("does not hold the pending key"),
+        "{err}"
+    );
+    assert_eq!(
+        r.targets.served(VERCEL).as_deref(),
+        Some(OLD_KEY),
+        "redeployed anew with the current key"
+    );
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("rollback".to_owned(), "succeeded")),
+        "{:?}",
+        r.audit.outcomes()
+    );
+}
+
+#[tokio::test]
 async fn a_target_put_back_by_a_rollback_that_died_before_redeploying_is_redeployed() {
     let r = with_targets();
     through_set(&r, "t1").await;

@@ -674,6 +674,76 @@ async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_an
     assert!(!exists(&world, &name).await, "nothing created");
 }
 
+/// The AWSCURRENT value, parsed.
+fn current_value(name: &str) -> Value {
+    let out = aws(&[
+        "secretsmanager",
+        "get-secret-value",
+        "--secret-id",
+        name,
+        "--version-stage",
+        "AWSCURRENT",
+    ]);
+    serde_json::from_str(out["SecretString"].as_str().expect("a string")).expect("JSON")
+}
+
+#[tokio::test]
+async fn onboard_over_an_existing_secret_keeps_what_it_does_not_set_and_waits_for_a_rotation() {
+    let world = World::new().await;
+    let name = unique("cli-existing");
+    let before = json!({"provider": "generic", "api_key": "gk-before-onboard-0000000000000",
+        "owner": "payments-team", "generic": {"length": 40, "runbook": "wiki/keys"}});
+    aws(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        &name,
+        "--secret-string",
+        &before.to_string(),
+    ]);
+    let onboard = [
+        "onboard",
+        name.as_str(),
+        "--provider",
+        "generic",
+        "--prefix",
+        "gk_",
+        "--every-days",
+        "30",
+    ];
+    let out = keyrot(&world, &onboard, "gk-after-onboard-00000000000000", &[]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_says(&out, &["Updated"]);
+    let after = current_value(&name);
+    assert_eq!(after["api_key"], "gk-after-onboard-00000000000000");
+    assert_eq!(after["owner"], "payments-team", "{after}");
+    assert_eq!(
+        after["generic"],
+        json!({"length": 40, "runbook": "wiki/keys", "prefix": "gk_"})
+    );
+
+    // A rotation under way: its pending version holds a key of its own, which finishing would promote
+    // over an onboarded one. Onboard refuses, and the value stays.
+    clear_configuration_test(&world, &name).await;
+    aws(&[
+        "secretsmanager",
+        "put-secret-value",
+        "--secret-id",
+        &name,
+        "--secret-string",
+        &json!({"provider": "generic", "api_key": "gk-pending-rotation-00000000000"}).to_string(),
+        "--version-stages",
+        "AWSPENDING",
+    ]);
+    let out = keyrot(&world, &onboard, "gk-never-onboarded-000000000000", &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_says(
+        &out,
+        &["AWSPENDING", "rotation is under way", "keyrot repair"],
+    );
+    assert_eq!(current_value(&name), after, "nothing changed");
+}
+
 #[tokio::test]
 async fn status_lists_200_secrets_in_one_paginated_pass() {
     let world = World::new().await;

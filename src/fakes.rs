@@ -44,6 +44,10 @@ pub(crate) struct FakeStore {
     pub(crate) interleave: Cell<bool>,
     /// The next RotateSecret fails (as when Secrets Manager finds a rotation under way).
     pub(crate) fail_next_rotate: Cell<bool>,
+    /// The next RotateSecret starts the rotation, but its answer is lost (a timeout).
+    pub(crate) lose_next_rotate_answer: Cell<bool>,
+    /// The next UpdateSecretVersionStage of this stage fails (Secrets Manager unavailable).
+    pub(crate) fail_next_move_of: RefCell<Option<&'static str>>,
     /// Rotations RotateSecret started, to name their tokens.
     pub(crate) rotations_started: Cell<u32>,
 }
@@ -254,6 +258,19 @@ impl SecretStore for FakeStore {
         self.calls
             .borrow_mut()
             .push(format!("UpdateSecretVersionStage({stage})"));
+        if self
+            .fail_next_move_of
+            .borrow()
+            .is_some_and(|failing| failing == stage)
+        {
+            self.fail_next_move_of.replace(None);
+            return Err(Error::external(
+                "secretsmanager",
+                "UpdateSecretVersionStage",
+                "ServiceUnavailable",
+                crate::error::Transience::Retryable,
+            ));
+        }
         let mut versions = self.versions.borrow_mut();
         if let Some(from) = from {
             let version = versions
@@ -322,6 +339,14 @@ impl SecretAdmin for FakeStore {
         self.rotations_started.set(n);
         let token = format!("rot-{n}");
         self.start_rotation(&token);
+        if self.lose_next_rotate_answer.replace(false) {
+            return Err(Error::external(
+                "secretsmanager",
+                format!("RotateSecret({NAME})"),
+                "timed out",
+                crate::error::Transience::Retryable,
+            ));
+        }
         Ok(Some(token))
     }
 }

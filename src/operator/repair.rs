@@ -126,26 +126,33 @@ where
                     .await?;
             }
         }
-        // 2. The label goes, so the next rotation can start.
+        // 2. The label goes, so the next rotation can start; 3. a key keyrot minted for the abandoned
+        // rotation must not stay alive. Its revocation is recorded before the label goes, so that no
+        // crash leaves a minted key that nothing knows of, and again after: the grace keeper cancels a
+        // record whose version still carries AWSPENDING, and scheduling re-arms a cancelled one.
+        // An adopted (Anthropic) key was made by a person, who may stage it again: it is not revoked.
+        let revocation = pending_value
+            .as_ref()
+            .filter(|value| !matches!(value.provider, ProviderSettings::Anthropic(_)))
+            .map(|value| {
+                revocation_of(
+                    &secret,
+                    &pending,
+                    &value.provider,
+                    &value.into(),
+                    self.clock.now(),
+                )
+            });
+        if let Some(revocation) = &revocation {
+            self.audit.schedule_revocation(revocation).await?;
+        }
         self.store
             .move_stage(secret_id, AWSPENDING, None, Some(&pending))
             .await?;
-        // 3. A key keyrot minted for the abandoned rotation must not stay alive.
-        let mut revocation_scheduled = false;
-        // An adopted (Anthropic) key was made by a person, who may stage it again: it is not revoked.
-        if let Some(pending_value) = &pending_value
-            && !matches!(pending_value.provider, ProviderSettings::Anthropic(_))
-        {
-            let revocation = revocation_of(
-                &secret,
-                &pending,
-                &pending_value.provider,
-                &pending_value.into(),
-                self.clock.now(),
-            );
-            self.audit.schedule_revocation(&revocation).await?;
-            revocation_scheduled = true;
+        if let Some(revocation) = &revocation {
+            self.audit.schedule_revocation(revocation).await?;
         }
+        let revocation_scheduled = revocation.is_some();
         let event = AuditEvent {
             at: started,
             secret_arn: secret.arn.clone(),

@@ -126,24 +126,54 @@ where
                 &secret.name,
                 "RotateSecret started a rotation but returned no version id; follow it with `keyrot status`",
             )),
-            Err(err) => match self.restore_tags(&id, &before).await {
-                Ok(()) => Err(Error::protocol(
-                    &secret.name,
-                    format!(
-                        "RotateSecret failed ({err}); the one-shot tags were put back as they were"
-                    ),
-                )),
-                Err(restore) => Err(Error::config(
-                    &secret.name,
-                    format!("tags {TAG_TRIGGER}, {TAG_NEXT_GRACE_HOURS}"),
-                    format!(
-                        "RotateSecret failed ({err}) and the one-shot tags could not be put back ({restore}); \
-                         the next scheduled rotation would use them"
-                    ),
-                    restore_commands(&secret.name, &before),
-                )),
-            },
+            Err(err) => {
+                // A lost answer (a timeout, say) does not mean no rotation started: one that did
+                // carries AWSPENDING now (none did before) and will consume the tags itself.
+                if let Some(token) = self.started_anyway(&id).await {
+                    tracing::warn!(error = %err, token, "RotateSecret failed, yet a rotation started");
+                    return Ok(Started {
+                        secret_name: secret.name.clone(),
+                        token,
+                    });
+                }
+                Err(self.tags_put_back(&secret.name, &id, &before, err).await)
+            }
         }
+    }
+
+    /// After a RotateSecret that started nothing: the one-shot tags back as they were, and the error
+    /// that says so (or, when that failed too, the commands that do it).
+    async fn tags_put_back(
+        &self,
+        name: &str,
+        id: &str,
+        before: &[(&str, Option<String>)],
+        err: Error,
+    ) -> Error {
+        match self.restore_tags(id, before).await {
+            Ok(()) => Error::protocol(
+                name,
+                format!(
+                    "RotateSecret failed ({err}); the one-shot tags were put back as they were"
+                ),
+            ),
+            Err(restore) => Error::config(
+                name,
+                format!("tags {TAG_TRIGGER}, {TAG_NEXT_GRACE_HOURS}"),
+                format!(
+                    "RotateSecret failed ({err}) and the one-shot tags could not be put back ({restore}); \
+                     the next scheduled rotation would use them"
+                ),
+                restore_commands(name, before),
+            ),
+        }
+    }
+
+    /// The version of a rotation under way, if one is (read again after RotateSecret failed).
+    async fn started_anyway(&self, secret_id: &str) -> Option<String> {
+        let secret = self.store.describe(secret_id).await.ok()?;
+        let pending = secret.version_with(AWSPENDING)?;
+        (!secret.has_stage(pending, AWSCURRENT)).then(|| pending.to_owned())
     }
 
     async fn restore_tags(&self, secret_id: &str, before: &[(&str, Option<String>)]) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::domain::policy::{
 use crate::fakes::*;
 use crate::keeper::Orphan;
 use crate::operator::{FollowEnd, Holds, RotateRequest};
-use crate::ports::MintedKey;
+use crate::ports::{AuditLog, MintedKey};
 use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";
@@ -150,6 +150,33 @@ async fn rollback_is_refused_once_the_old_key_is_revoked_and_changes_nothing() {
         .await
         .expect_err("nothing to go back to");
     assert!(err.to_string().contains("no AWSPREVIOUS"), "{err}");
+}
+
+#[tokio::test]
+async fn repair_records_the_minted_keys_revocation_before_the_label_goes() {
+    let r = with_target();
+    r.store.start_rotation("t1");
+    step(&r, Step::Create, "t1").await;
+    *r.store.fail_next_move_of.borrow_mut() = Some(AWSPENDING);
+    r.repair(NAME, "ops", true)
+        .await
+        .expect_err("removing the label failed");
+    let status = |r: &TestRotator| r.audit.revocations.borrow().get("t1").map(|x| x.status);
+    assert_eq!(
+        status(&r),
+        Some(RevocationStatus::Pending),
+        "the minted key is known before it loses its label"
+    );
+    // The grace keeper cancels a record whose version still carries AWSPENDING; the re-run re-arms it.
+    r.audit
+        .set_revocation_status(NAME, "t1", RevocationStatus::Cancelled)
+        .await
+        .expect("cancel");
+    r.repair(NAME, "ops", true)
+        .await
+        .expect("the re-run repairs");
+    assert_eq!(r.store.version_with_stage(AWSPENDING), None);
+    assert_eq!(status(&r), Some(RevocationStatus::Pending));
 }
 
 #[tokio::test]
@@ -336,6 +363,34 @@ async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothin
     assert_eq!(
         r.store.count("TagResource") + r.store.count("RotateSecret"),
         0
+    );
+}
+
+#[tokio::test]
+async fn a_rotate_secret_whose_answer_was_lost_reports_the_rotation_it_started_and_keeps_the_tags()
+{
+    let r = rotator();
+    r.store.lose_next_rotate_answer.set(true);
+    let started = r
+        .start_rotation(
+            NAME,
+            RotateRequest {
+                emergency: true,
+                grace_hours: None,
+            },
+        )
+        .await
+        .expect("the rotation started, though its answer was lost");
+    assert_eq!(started.token, "rot-1");
+    assert_eq!(
+        r.store.version_with_stage(AWSPENDING).as_deref(),
+        Some("rot-1")
+    );
+    let tags = tags(&r);
+    assert!(
+        tags.contains(&(TAG_TRIGGER.to_owned(), "emergency".to_owned()))
+            && tags.contains(&(TAG_NEXT_GRACE_HOURS.to_owned(), "0".to_owned())),
+        "the rotation under way consumes the one-shot tags: {tags:?}"
     );
 }
 

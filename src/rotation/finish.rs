@@ -116,9 +116,12 @@ where
                     }
                 }
                 // Grace 0 means the old key dies in finishSecret: finish what the crashed attempt began.
+                // The record's due time says so even once the one-shot tag that asked for grace 0 is
+                // gone (the attempt may have died between clearing the tags and revoking).
                 Some(revocation)
                     if revocation.status == RevocationStatus::Pending
-                        && policy.grace_for_this_rotation().is_zero() =>
+                        && (policy.grace_for_this_rotation().is_zero()
+                            || revocation.due <= self.clock.now()) =>
                 {
                     owed = Some((policy, revocation));
                     progress = Progress::Done;
@@ -146,7 +149,7 @@ where
         revocation: &Revocation,
         evidence: &mut Evidence,
     ) {
-        if policy.grace_for_this_rotation().is_zero() {
+        if policy.grace_for_this_rotation().is_zero() || revocation.due <= self.clock.now() {
             self.revoke_now(secret, revocation, evidence).await;
         } else {
             evidence.notes.push(format!(

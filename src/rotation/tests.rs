@@ -380,6 +380,30 @@ async fn grace_zero_revokes_the_old_key_in_finish_secret() {
 }
 
 #[tokio::test]
+async fn a_finish_secret_repeated_after_the_tags_went_still_revokes_a_grace_zero_key() {
+    let r = rotator();
+    for (tag, value) in [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")] {
+        r.store.tags.borrow_mut().insert(tag.into(), value.into());
+    }
+    // The first finishSecret cleared the one-shot tags, then did not revoke (as if it died there).
+    r.issuer.fail_revocations.set(1);
+    rotate(&r, "t1").await;
+    assert!(r.store.tags.borrow().is_empty());
+    assert!(r.issuer.revoked.borrow().is_empty());
+
+    run(&r, Step::Finish, "t1").await.expect("finish again");
+    assert_eq!(r.issuer.revoked.borrow().as_slice(), ["v0".to_owned()]);
+    assert_eq!(
+        r.audit.revocations.borrow().get("v0").map(|x| x.status),
+        Some(RevocationStatus::Revoked)
+    );
+    // A record not yet due is left to the grace keeper.
+    rotate(&r, "t2").await;
+    run(&r, Step::Finish, "t2").await.expect("finish again");
+    assert_eq!(r.issuer.revoked.borrow().len(), 1);
+}
+
+#[tokio::test]
 async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_shot_tags() {
     let r = rotator();
     for (tag, value) in [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")] {

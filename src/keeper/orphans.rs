@@ -172,11 +172,13 @@ where
             .into_iter()
             .filter(|key| !known.contains(&key.id) && !young(key))
             .filter_map(|key| {
-                let stem = key.name.rsplit_once('-').map(|(stem, _)| stem)?;
-                let owner = secrets.iter().find(|m| {
-                    service_account_name(&m.secret.name, "").trim_end_matches('-') == stem
-                })?;
-                Some((key, *owner))
+                // The most specific name wins: `keyrot-a-b-1234` is a-b's (token 1234), not a's.
+                let owner = secrets
+                    .iter()
+                    .filter_map(|m| Some((minted_for(&m.secret.name, &key.name)?, *m)))
+                    .max_by_key(|(specificity, _)| *specificity)?
+                    .1;
+                Some((key, owner))
             })
             .collect())
     }
@@ -199,5 +201,41 @@ where
                 "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}),
         };
         self.alert_once(secret, &orphan.id, alert, report).await;
+    }
+}
+
+/// Whether a service account named `account` is one keyrot mints for `secret_name`
+/// (`keyrot-<secret>-<token8>`), and if so how long its secret part is, to prefer the most specific
+/// owner when one secret's name extends another's.
+fn minted_for(secret_name: &str, account: &str) -> Option<usize> {
+    let prefix = service_account_name(secret_name, "");
+    let token = account.strip_prefix(&prefix)?;
+    (1..=8)
+        .contains(&token.chars().count())
+        .then_some(prefix.len())
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::minted_for;
+
+    #[test]
+    fn a_minted_account_belongs_to_the_secret_its_name_spells() {
+        assert!(minted_for("prod/openai", "keyrot-prod-openai-0123abcd").is_some());
+        // A name ending in '-' (or any character the account name turns into '-').
+        assert!(minted_for("team-", "keyrot-team--0123abcd").is_some());
+        assert!(minted_for("team/", "keyrot-team--0123abcd").is_some());
+        assert!(
+            minted_for("team", "keyrot-team--0123abcd").is_none(),
+            "token too long"
+        );
+        assert!(
+            minted_for("prod/openai", "keyrot-prod-openai-").is_none(),
+            "no token"
+        );
+        assert!(minted_for("prod/openai", "someone-elses-account").is_none());
+        let a = minted_for("a", "keyrot-a-b-1234");
+        let a_b = minted_for("a-b", "keyrot-a-b-1234");
+        assert!(a_b > a, "the longer name is the owner: {a_b:?} > {a:?}");
     }
 }

@@ -604,7 +604,7 @@ fn orphan(id: &str) -> Orphan {
     Orphan {
         key: MintedKey {
             id: id.into(),
-            name: format!("keyrot-prod-generic-{id}"),
+            name: format!("keyrot-prod-generic-{}", &id[id.len().saturating_sub(8)..]),
             created_at: Utc::now() - Duration::hours(3),
             scope: "proj_1".into(),
         },

@@ -63,6 +63,20 @@ where
                 "create a new key at the provider and stage that one",
             ));
         }
+        if self.retired_earlier(&secret.name, &view).await? {
+            return Err(Error::config(
+                &secret.name,
+                "staged key",
+                format!(
+                    "{} is an old key of this secret, revoked or due for revocation: the rotation would refuse it",
+                    view.redacted
+                ),
+                format!(
+                    "create a new key in the provider's console and stage that one with `keyrot stage {}`",
+                    secret.name
+                ),
+            ));
+        }
         // A key that does not work now would fail the rotation later: refuse it here, changing nothing.
         match self.issuer.validate(&secret.name, &current, &key).await {
             Ok(()) => {}

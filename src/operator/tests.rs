@@ -292,6 +292,33 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
 }
 
 #[tokio::test]
+async fn staging_a_key_an_earlier_rotation_retired_is_refused_and_changes_nothing() {
+    let r = anthropic();
+    r.stage_key(
+        NAME,
+        SecretString::from("sk_live_STAGEDSTAGEDSTAGED0003"),
+        "ops",
+    )
+    .await
+    .expect("staged");
+    rotate(&r, "t1").await;
+    assert_eq!(
+        r.audit.revocations.borrow().get("v0").map(|x| x.status),
+        Some(RevocationStatus::Pending),
+        "the old key is due for revocation"
+    );
+    let before = r.store.stages();
+    let err = r
+        .stage_key(NAME, SecretString::from(OLD_KEY), "ops")
+        .await
+        .expect_err("an old key");
+    for expected in ["old key of this secret", "keyrot stage prod/generic"] {
+        assert!(err.to_string().contains(expected), "{expected:?} in {err}");
+    }
+    assert_eq!(r.store.stages(), before);
+}
+
+#[tokio::test]
 async fn staging_is_refused_for_providers_that_mint_their_own_keys() {
     for r in [
         rotator(),

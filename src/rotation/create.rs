@@ -62,16 +62,7 @@ where
         }
         // A staged key could also be one an earlier rotation retired: adopting it would bring back a
         // key that is being revoked.
-        if adopted
-            && self
-                .audit
-                .revocations_of(&secret.name)
-                .await?
-                .iter()
-                .any(|r| {
-                    r.fingerprint == new_view.fingerprint && r.status != RevocationStatus::Cancelled
-                })
-        {
+        if adopted && self.retired_earlier(&secret.name, &new_view).await? {
             return Err(Error::config(
                 &secret.name,
                 "KEYROT_STAGED",
@@ -202,6 +193,17 @@ where
             api_key_id: None,
             leftovers: Vec::new(),
         })
+    }
+
+    /// Whether `key` is one an earlier rotation of this secret took out of service (its revocation is
+    /// owed or done): bringing it back would revive a key that is being revoked.
+    pub(crate) async fn retired_earlier(&self, secret_name: &str, key: &KeyView) -> Result<bool> {
+        Ok(self
+            .audit
+            .revocations_of(secret_name)
+            .await?
+            .iter()
+            .any(|r| r.fingerprint == key.fingerprint && r.status != RevocationStatus::Cancelled))
     }
 
     async fn alert_key_needed(&self, secret: &SecretDescription, fix: &str) {

@@ -2,12 +2,15 @@
 
 use crate::error::{Error, Result};
 
-/// The variables the deployed stack's outputs can stand in for (the CLI reads the outputs when these
-/// are unset), with the output that holds each.
-pub const STACK_OUTPUTS: [(&str, &str); 3] = [
+/// The variables the deployed stack's outputs can stand in for, with the output that holds each. The
+/// CLI reads the outputs when one of the first three is unset; the last two then come along, so that the
+/// CLI sees the secrets the grace keeper sees and uses its default grace.
+pub const STACK_OUTPUTS: [(&str, &str); 5] = [
     ("KEYROT_AUDIT_TABLE", "TableName"),
     ("KEYROT_ALERT_TOPIC_ARN", "TopicArn"),
     ("KEYROT_ROTATOR_ARN", "RotatorArn"),
+    ("KEYROT_MANAGED_PREFIX", "ManagedPrefix"),
+    ("KEYROT_DEFAULT_GRACE_HOURS", "DefaultGraceHours"),
 ];
 
 #[derive(Debug, Clone)]

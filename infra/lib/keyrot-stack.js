@@ -459,6 +459,15 @@ class KeyrotStack extends cdk.Stack {
       description: 'The alert topic; subscribe to it (email, SQS, chat)',
       value: alertTopic.topicArn,
     });
+    new cdk.CfnOutput(this, 'ManagedPrefix', {
+      description: 'The name prefix of the secrets keyrot manages (KEYROT_MANAGED_PREFIX for the keyrot CLI)',
+      value: managedSecretPrefix.valueAsString,
+    });
+    new cdk.CfnOutput(this, 'DefaultGraceHours', {
+      description:
+        'The grace of old keys when a secret has no keyrot:grace-hours tag (KEYROT_DEFAULT_GRACE_HOURS for the keyrot CLI)',
+      value: defaultGraceHours.valueAsString,
+    });
     new cdk.CfnOutput(this, 'AlertKeyArn', {
       description:
         "The alert topic's KMS key (an encrypted SQS subscriber needs nothing from it; a new publisher needs kms:GenerateDataKey*)",

@@ -47,7 +47,8 @@ impl Operator {
     pub async fn connect(stack: &str) -> Result<Operator> {
         let sdk = aws::sdk_config().await;
         let stack =
-            StackOutputs::read_unless_set(&sdk, stack, &STACK_OUTPUTS.map(|(var, _)| var)).await;
+            StackOutputs::read_unless_set(&sdk, stack, &STACK_OUTPUTS.map(|(var, _)| var)[..3])
+                .await;
         let config =
             Config::from_lookup(|var| stack.lookup(var)).map_err(|err| stack.explain(err))?;
         let ports = rotator::build(&config).await?;

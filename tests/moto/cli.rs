@@ -843,12 +843,14 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
 #[tokio::test]
 async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from_the_stack() {
     let world = World::new().await;
+    let name = unique("cli-stack");
     let stack = create_stack(&[
         ("RotatorArn", &world.moto.rotator_arn),
         ("TableName", &world.config.audit_table),
         ("TopicArn", &world.config.alert_topic_arn),
+        ("ManagedPrefix", &name),
+        ("DefaultGraceHours", "24"),
     ]);
-    let name = unique("cli-stack");
     let out = run(
         command_without_keyrot_variables(&world),
         &[
@@ -878,6 +880,23 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
         Some(world.moto.rotator_arn.as_str()),
         "rotation enabled with the stack's RotatorArn"
     );
+
+    // The stack's ManagedPrefix scopes the fleet as it scopes the grace keeper's: this secret only.
+    let out = run(
+        command_without_keyrot_variables(&world),
+        &["--stack", &stack, "status", "--json"],
+        "",
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let names: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|row| row["secret"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str()]);
 
     // The audit trail of a rotation, read through the table the stack names (KEYROT_STACK this time).
     world.rotate(&name).await;

@@ -43,6 +43,7 @@ pub async fn stage(args: StageArgs, stack: &str) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct NameArgs {
+    /// The secret (name or ARN).
     name: String,
 }
 
@@ -75,6 +76,7 @@ pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct RepairArgs {
+    /// The secret whose stuck rotation to clear (name or ARN).
     name: String,
     /// Repair even a pending version younger than an hour, which is normally a rotation still running
     /// (Secrets Manager may be retrying a step).
@@ -114,6 +116,7 @@ enum Stage {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    /// The secret whose key to check (name or ARN).
     name: String,
     /// Which version's key to check at the provider. Targets are always compared with AWSCURRENT's
     /// key, which is what they should serve whatever stage is checked.

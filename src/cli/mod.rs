@@ -22,20 +22,22 @@ use crate::error::Error;
         keyrot uses the AWS SDK's usual configuration: credentials and region from the environment or \
         the shared config files (AWS_PROFILE, AWS_REGION), and AWS_ENDPOINT_URL to talk to a local \
         stand-in such as moto. It finds the deployed stack's table, topic and rotator from the stack's \
-        outputs (TableName, TopicArn, RotatorArn; --stack, default keyrot); KEYROT_AUDIT_TABLE, \
-        KEYROT_ALERT_TOPIC_ARN and KEYROT_ROTATOR_ARN, when set, take their place.\n\n\
+        outputs (TableName, TopicArn, RotatorArn; --stack, default keyrot), and with them the grace \
+        keeper's ManagedPrefix and DefaultGraceHours; KEYROT_AUDIT_TABLE, KEYROT_ALERT_TOPIC_ARN, \
+        KEYROT_ROTATOR_ARN, KEYROT_MANAGED_PREFIX and KEYROT_DEFAULT_GRACE_HOURS, when set, take their place.\n\n\
         Keys are read from standard input or --key-file, never from arguments.\n\n\
         Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error.",
     after_help = "Examples:\n  \
         keyrot status\n  \
-        keyrot onboard prod/openai --provider openai --project-id proj_abc --admin-key-secret keyrot/admin/openai \\\n      \
+        keyrot onboard prod/openai --provider openai --project-id proj_abc \\\n      \
+        --admin-key-secret keyrot/admin/openai \\\n      \
         --vercel prj_web:OPENAI_API_KEY --every-days 30 < key.txt\n  \
         keyrot rotate prod/openai --emergency --wait\n  \
         keyrot audit --month 2026-11 --format csv > evidence.csv"
 )]
 pub struct Cli {
-    /// The deployed keyrot stack, whose outputs (TableName, TopicArn, RotatorArn) stand in for the
-    /// KEYROT_* variables left unset.
+    /// The deployed keyrot stack, whose outputs (TableName, TopicArn, RotatorArn, ManagedPrefix,
+    /// DefaultGraceHours) stand in for the KEYROT_* variables left unset.
     #[arg(long, global = true, env = "KEYROT_STACK", default_value = "keyrot")]
     pub stack: String,
     #[command(subcommand)]
@@ -89,7 +91,7 @@ pub enum Command {
     /// Clear a stuck rotation (AWSPENDING on a version that is not AWSCURRENT).
     ///
     /// Targets that hold the pending key get the current one back first (and are redeployed); then the
-    /// label goes; then the pending key, if keyrot minted it, is recorded for revocation now. A pending
+    /// pending key, if keyrot minted it, is recorded for revocation now, and the label goes. A pending
     /// version younger than an hour is a rotation still running: refused unless --force.
     Repair(keys::RepairArgs),
     /// List (or with --delete, delete) keys keyrot minted that no version or revocation knows.

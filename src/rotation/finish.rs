@@ -63,11 +63,12 @@ where
         // Without this record nobody would ever revoke the old key: its failure fails the step, and the
         // retried finishSecret writes it.
         self.audit.schedule_revocation(&revocation).await?;
-        // The one-shot tags go before the old key does: a revocation that fails must not leave an
-        // emergency's grace 0 behind for the next scheduled rotation.
-        self.clear_one_shot_tags(event, secret).await?;
+        // The old key goes before the one-shot tags do: an attempt that dies in between leaves the
+        // tags that asked for grace 0, so its retry still revokes. A revocation that fails does not
+        // fail the step, so the tags still go and no emergency's grace 0 outlives this rotation.
         self.end_old_key(secret, &policy, &revocation, evidence)
             .await;
+        self.clear_one_shot_tags(event, secret).await?;
         Ok(Progress::Done)
     }
 
@@ -115,13 +116,11 @@ where
                         progress = Progress::Done;
                     }
                 }
-                // Grace 0 means the old key dies in finishSecret: finish what the crashed attempt began.
-                // The record's due time says so even once the one-shot tag that asked for grace 0 is
-                // gone (the attempt may have died between clearing the tags and revoking).
+                // Grace 0 means the old key dies in finishSecret: finish what the crashed attempt began
+                // (it clears the one-shot tags only after revoking, so they still say grace 0).
                 Some(revocation)
                     if revocation.status == RevocationStatus::Pending
-                        && (policy.grace_for_this_rotation().is_zero()
-                            || revocation.due <= self.clock.now()) =>
+                        && policy.grace_for_this_rotation().is_zero() =>
                 {
                     owed = Some((policy, revocation));
                     progress = Progress::Done;
@@ -129,12 +128,12 @@ where
                 Some(_) => {}
             }
         }
-        if self.clear_one_shot_tags(event, secret).await? {
-            progress = Progress::Done;
-        }
         if let Some((policy, revocation)) = owed {
             self.end_old_key(secret, &policy, &revocation, evidence)
                 .await;
+        }
+        if self.clear_one_shot_tags(event, secret).await? {
+            progress = Progress::Done;
         }
         Ok(progress)
     }
@@ -149,7 +148,7 @@ where
         revocation: &Revocation,
         evidence: &mut Evidence,
     ) {
-        if policy.grace_for_this_rotation().is_zero() || revocation.due <= self.clock.now() {
+        if policy.grace_for_this_rotation().is_zero() {
             self.revoke_now(secret, revocation, evidence).await;
         } else {
             evidence.notes.push(format!(

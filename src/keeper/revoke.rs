@@ -16,13 +16,13 @@ use super::{GraceKeeper, KeeperReport, Managed};
 
 /// Why a due revocation did not happen in this pass.
 enum Hold {
-    /// The key is in service again: its version is AWSCURRENT or AWSPENDING again (a rollback, a
-    /// repair), or AWSCURRENT holds the same key. Never revoke it.
+    /// The key is in service again: its version is AWSCURRENT again (a rollback), or AWSCURRENT
+    /// holds the same key. Never revoke it.
     InService(String),
     /// A target still holds the key: revoking it would break that service.
     HeldBy(String),
-    /// Which targets there are cannot be told (the current value is unreadable): revoking blind could
-    /// break a service, so wait.
+    /// Which targets there are cannot be told (the current value is unreadable), or the version still
+    /// carries AWSPENDING: revoking now could break a service, so wait.
     TargetsUnknown(String),
     /// The provider saw the key used recently.
     InUse(DateTime<Utc>),
@@ -161,13 +161,20 @@ where
         current: Option<&ManagedSecret>,
         revocation: &Revocation,
     ) -> crate::error::Result<Option<Hold>> {
-        for label in [AWSCURRENT, AWSPENDING] {
-            if secret.has_stage(&revocation.old_version_id, label) {
-                return Ok(Some(Hold::InService(format!(
-                    "version {} is {label} again",
-                    revocation.old_version_id
-                ))));
-            }
+        if secret.has_stage(&revocation.old_version_id, AWSCURRENT) {
+            return Ok(Some(Hold::InService(format!(
+                "version {} is AWSCURRENT again",
+                revocation.old_version_id
+            ))));
+        }
+        // A pending version with a record is one `keyrot repair` is taking apart (it records the
+        // minted key before removing the label): wait for the label to go; cancelling would leave that
+        // key alive and unknown.
+        if secret.has_stage(&revocation.old_version_id, AWSPENDING) {
+            return Ok(Some(Hold::TargetsUnknown(format!(
+                "version {} still carries AWSPENDING",
+                revocation.old_version_id
+            ))));
         }
         let Some(current) = current else {
             return Ok(Some(Hold::TargetsUnknown(

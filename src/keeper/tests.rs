@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
-use crate::domain::policy::AWSCURRENT;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
 use crate::fakes::*;
 use crate::ports::MintedKey;
@@ -152,6 +152,25 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!((report.revoked, report.postponed), (0, 1));
     assert!(r.issuer.revoked.borrow().is_empty());
+
+    // A version that carries AWSPENDING (a repair under way) is waited for, neither revoked nor
+    // cancelled.
+    r.targets
+        .held
+        .borrow_mut()
+        .insert("render:srv-1:API_KEY".into(), "another-key".into());
+    r.store
+        .move_stage(NAME, AWSPENDING, Some("v0"), None)
+        .await
+        .expect("label");
+    advance(&r, Duration::hours(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!((report.revoked, report.postponed), (0, 1));
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Pending);
+    r.store
+        .move_stage(NAME, AWSPENDING, None, Some("v0"))
+        .await
+        .expect("unlabel");
 
     // A rollback made the old version current again: its revocation is cancelled, never executed.
     r.store

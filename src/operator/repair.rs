@@ -128,8 +128,8 @@ where
         }
         // 2. The label goes, so the next rotation can start; 3. a key keyrot minted for the abandoned
         // rotation must not stay alive. Its revocation is recorded before the label goes, so that no
-        // crash leaves a minted key that nothing knows of, and again after: the grace keeper cancels a
-        // record whose version still carries AWSPENDING, and scheduling re-arms a cancelled one.
+        // crash leaves a minted key that nothing knows of (the grace keeper waits while the version
+        // carries AWSPENDING), and again after, which re-arms a record cancelled meanwhile.
         // An adopted (Anthropic) key was made by a person, who may stage it again: it is not revoked.
         let revocation = pending_value
             .as_ref()

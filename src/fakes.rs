@@ -557,9 +557,9 @@ pub(crate) struct FakeAudit {
     pub(crate) deployments: RefCell<BTreeMap<String, String>>,
     pub(crate) alerts_recorded: RefCell<BTreeSet<String>>,
     pub(crate) fail_writes: Cell<bool>,
-    /// A version whose record the grace keeper revokes just before the next update of it: the race
-    /// between an operator command and a keeper pass.
-    pub(crate) keeper_revokes_first: RefCell<Option<String>>,
+    /// A version whose record another process (a keeper pass, a rollback) sets to this status just
+    /// before the next update of it: the race between an operator command and a keeper pass.
+    pub(crate) raced_before_update: RefCell<Option<(String, RevocationStatus)>>,
 }
 
 impl FakeAudit {
@@ -640,10 +640,13 @@ impl AuditLog for FakeAudit {
 
     async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
-        if self.keeper_revokes_first.borrow().as_deref() == Some(&revocation.old_version_id)
-            && let Some(raced) = revocations.get_mut(&revocation.old_version_id)
+        if let Some((version, status)) = self
+            .raced_before_update
+            .borrow_mut()
+            .take_if(|(version, _)| *version == revocation.old_version_id)
+            && let Some(raced) = revocations.get_mut(&version)
         {
-            raced.status = RevocationStatus::Revoked;
+            raced.status = status;
         }
         match revocations.get_mut(&revocation.old_version_id) {
             Some(existing) if existing.status == RevocationStatus::Pending => {

@@ -286,10 +286,28 @@ where
             Ok(true) => {}
             // The record changed between this pass reading it and the provider revoking the key:
             // someone put the key back while it was being revoked; the pass reports it.
-            Ok(false) => report.errors.push(format!(
-                "{}: the old key {} was revoked while its record was being changed (a rollback?): check that AWSCURRENT works",
-                secret.name, revocation.hint
-            )),
+            Ok(false) => {
+                let text = format!(
+                    "{}: the old key {} was revoked while its record was being changed (a rollback that \
+                     finished just before?): check that AWSCURRENT works with `keyrot validate {}`",
+                    secret.name, revocation.hint, secret.name
+                );
+                report.errors.push(text.clone());
+                let alert = Alert {
+                    event: "rollback_failed",
+                    severity: Severity::Critical,
+                    secret_name: secret.name.clone(),
+                    subject: subject(&format!(
+                        "keyrot: {} may have lost its current key",
+                        secret.name
+                    )),
+                    text,
+                    details: json!({"event": "rollback_failed", "secret": secret.name,
+                        "version_id": revocation.old_version_id, "key": revocation.hint}),
+                };
+                self.alert_once(secret, &revocation.old_version_id, alert, report)
+                    .await;
+            }
             Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         report.revoked += 1;

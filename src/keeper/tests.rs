@@ -184,6 +184,31 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
 }
 
 #[tokio::test]
+async fn a_revocation_whose_record_a_rollback_cancelled_meanwhile_alerts_critically() {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    rotate(&r, "t1").await;
+    advance(&r, Duration::hours(2));
+    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Cancelled));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 1);
+    assert!(
+        report.errors.iter().any(|e| e.contains("keyrot validate")),
+        "{:?}",
+        report.errors
+    );
+    let sent = r.alerts.sent.borrow();
+    let alert = sent
+        .iter()
+        .find(|a| a.event == "rollback_failed")
+        .expect("a critical alert");
+    assert_eq!(alert.severity, crate::ports::Severity::Critical);
+}
+
+#[tokio::test]
 async fn the_same_key_back_under_another_version_is_never_revoked() {
     let r = rotator();
     r.store

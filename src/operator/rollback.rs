@@ -215,10 +215,21 @@ where
                 // The grace keeper acted on the record after it was read: it cancels a record whose
                 // version is current again (what we want), but it may have revoked the key first.
                 let now = self.audit.revocation(&name, &keep).await?;
-                if now.as_ref().map(|r| r.status) != Some(RevocationStatus::Cancelled) {
-                    return Err(self
-                        .undo_rollback(&secret, secret_id, &keep, &abandon, &bad, &targets, now)
-                        .await);
+                match now.as_ref().map(|r| r.status) {
+                    Some(RevocationStatus::Cancelled) => {}
+                    // A generic key is retired, not revoked: it still works, and is current again.
+                    Some(RevocationStatus::Retired) => {
+                        self.audit
+                            .set_revocation_status(&name, &keep, RevocationStatus::Cancelled)
+                            .await?;
+                    }
+                    _ => {
+                        return Err(self
+                            .undo_rollback(
+                                &secret, secret_id, &keep, &abandon, &bad, &targets, now, actor,
+                            )
+                            .await);
+                    }
                 }
             }
         }
@@ -298,25 +309,37 @@ where
         alive_value: &ManagedSecret,
         targets: &[TargetSpec],
         record: Option<Revocation>,
+        actor: &str,
     ) -> Error {
+        let started = self.clock.now();
         let name = &secret.name;
         let status = record.map_or("gone", |r| r.status.as_str());
-        let undone = async {
-            self.store
-                .move_stage(secret_id, AWSCURRENT, Some(alive), Some(dead))
-                .await?;
-            self.put_key_on_targets(secret, targets, &alive_value.api_key, true)
+        let moved = self
+            .store
+            .move_stage(secret_id, AWSCURRENT, Some(alive), Some(dead))
+            .await;
+        let undone = match moved {
+            Ok(()) => self
+                .put_key_on_targets(secret, targets, &alive_value.api_key, true)
                 .await
-        }
-        .await;
+                .map_err(|err| {
+                    format!(
+                        "AWSCURRENT is back on version {alive}, but putting its key back on the targets failed \
+                         ({err}): run `keyrot validate {name}` and put the current key on the targets it names"
+                    )
+                }),
+            Err(err) => Err(format!(
+                "moving AWSCURRENT back to version {alive} failed ({err}): move it by hand \
+                 (aws secretsmanager update-secret-version-stage {name} --version-stage AWSCURRENT \
+                 --move-to-version-id {alive} --remove-from-version-id {dead}), then run \
+                 `keyrot validate {name}`"
+            )),
+        };
         let outcome = match &undone {
             Ok(_) => format!(
                 "AWSCURRENT is back on version {alive} and every target holds its key again (redeployed)"
             ),
-            Err(err) => format!(
-                "putting version {alive} back failed ({err}): move AWSCURRENT to version {alive} by hand \
-                 (aws secretsmanager update-secret-version-stage) and run `keyrot validate {name}`"
-            ),
+            Err(what) => what.clone(),
         };
         let text = format!(
             "The rollback of {name} went back to version {dead}, whose revocation record is now {status}: \
@@ -336,6 +359,26 @@ where
         };
         if let Err(err) = self.alerts.send(&alert).await {
             tracing::warn!(error = %err, "alert could not be published");
+        }
+        let event = AuditEvent {
+            at: started,
+            secret_arn: secret.arn.clone(),
+            secret_name: name.clone(),
+            action: "rollback".to_owned(),
+            outcome: Outcome::Failed,
+            version_id: dead.to_owned(),
+            provider: alive_value.provider.name().to_owned(),
+            old_key_hint: None,
+            new_key_hint: Some(KeyView::of(&alive_value.api_key).last4),
+            trigger: "manual".to_owned(),
+            actor: actor.to_owned(),
+            targets: targets.iter().map(TargetSpec::label).collect(),
+            duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
+            error: Some(text.clone()),
+            retryable: false,
+        };
+        if let Err(err) = self.audit.record(&event).await {
+            tracing::warn!(error = %err, "audit item could not be written");
         }
         refusal(
             secret,

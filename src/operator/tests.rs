@@ -102,7 +102,7 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    *r.audit.keeper_revokes_first.borrow_mut() = Some("v0".into());
+    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Revoked));
 
     let err = r
         .rollback(NAME, "ops")
@@ -132,6 +132,29 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
         "a critical alert"
     );
     assert!(!sent.iter().any(|a| a.event == "rotation_rolled_back"));
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("rollback".to_owned(), "failed"))
+    );
+}
+
+#[tokio::test]
+async fn a_rollback_racing_the_keeper_over_a_retired_generic_key_stands() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Retired));
+    r.rollback(NAME, "ops")
+        .await
+        .expect("a retired generic key still works");
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("v0")
+    );
+    assert_eq!(
+        r.audit.revocations.borrow().get("v0").map(|x| x.status),
+        Some(RevocationStatus::Cancelled)
+    );
 }
 
 #[tokio::test]
@@ -167,7 +190,7 @@ async fn repair_records_the_minted_keys_revocation_before_the_label_goes() {
         Some(RevocationStatus::Pending),
         "the minted key is known before it loses its label"
     );
-    // The grace keeper cancels a record whose version still carries AWSPENDING; the re-run re-arms it.
+    // A record cancelled meanwhile (by hand, say) is armed again by the re-run.
     r.audit
         .set_revocation_status(NAME, "t1", RevocationStatus::Cancelled)
         .await

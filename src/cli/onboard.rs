@@ -55,18 +55,18 @@ pub struct OnboardArgs {
     /// Vercel team id of the --vercel targets.
     #[arg(long)]
     vercel_team: Option<String>,
-    /// The secret that holds the Vercel token.
-    #[arg(long, default_value = "keyrot/admin/vercel")]
-    vercel_token_secret: String,
-    /// Vercel environments to write, comma-separated.
-    #[arg(long, default_value = "production,preview", value_delimiter = ',')]
-    vercel_env: Vec<String>,
+    /// The secret that holds the Vercel token [default for a new target: keyrot/admin/vercel].
+    #[arg(long)]
+    vercel_token_secret: Option<String>,
+    /// Vercel environments to write, comma-separated [default for a new target: production,preview].
+    #[arg(long, value_delimiter = ',')]
+    vercel_env: Option<Vec<String>>,
     /// A Render target, SERVICE_ID:ENV_KEY (repeatable).
     #[arg(long = "render", value_name = "SERVICE:ENV_KEY", value_parser = args::target)]
     render: Vec<TargetArg>,
-    /// The secret that holds the Render API key.
-    #[arg(long, default_value = "keyrot/admin/render")]
-    render_token_secret: String,
+    /// The secret that holds the Render API key [default for a new target: keyrot/admin/render].
+    #[arg(long)]
+    render_token_secret: Option<String>,
     /// Rotation schedule as an expression: 'rate(30 days)', 'rate(12 hours)' (4 or more) or
     /// 'cron(0 4 1 * ? *)'.
     #[arg(
@@ -79,9 +79,10 @@ pub struct OnboardArgs {
     /// Rotation schedule in days, 1 to 1000 (Secrets Manager's limits).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1000))]
     every_days: Option<i64>,
-    /// Grace period of old keys, in hours, 0 or more (tag keyrot:grace-hours).
-    #[arg(long, default_value_t = 24.0, value_parser = args::hours)]
-    grace_hours: f64,
+    /// Grace period of old keys, in hours, 0 or more (tag keyrot:grace-hours). Without it, a secret
+    /// keeps the grace it has; a new one gets the deployment's default (KEYROT_DEFAULT_GRACE_HOURS).
+    #[arg(long, value_parser = args::hours)]
+    grace_hours: Option<f64>,
     /// Read the current key from this file instead of standard input.
     #[arg(long)]
     key_file: Option<PathBuf>,
@@ -97,11 +98,11 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
     let mut targets = Vec::new();
     for target in &args.vercel {
         targets.push(json!({"type": "vercel", "project": target.id, "team_id": args.vercel_team, "env_key": target.env_key,
-            "environments": args.vercel_env, "sensitive": true, "redeploy": true, "token_secret": args.vercel_token_secret}));
+            "environments": args.vercel_env, "token_secret": args.vercel_token_secret}));
     }
     for target in &args.render {
         targets.push(
-            json!({"type": "render", "service_id": target.id, "env_key": target.env_key, "deploy": true,
+            json!({"type": "render", "service_id": target.id, "env_key": target.env_key,
             "token_secret": args.render_token_secret}),
         );
     }
@@ -188,6 +189,28 @@ fn overlay(base: Value, top: Value) -> Value {
     }
 }
 
+/// What a target gets for each option onboard was not given and the target did not have: the
+/// defaults apply to new targets only, so onboarding again never resets a target's settings.
+fn with_target_defaults(value: &mut Value) {
+    let Some(targets) = value.get_mut("targets").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for target in targets.iter_mut().filter_map(Value::as_object_mut) {
+        target.retain(|_, field| !field.is_null());
+        let defaults = match target.get("type").and_then(Value::as_str) {
+            Some("vercel") => json!({"environments": ["production", "preview"], "sensitive": true,
+                "redeploy": true, "token_secret": "keyrot/admin/vercel"}),
+            Some("render") => json!({"deploy": true, "token_secret": "keyrot/admin/render"}),
+            _ => continue,
+        };
+        if let Value::Object(defaults) = defaults {
+            for (field, default) in defaults {
+                target.entry(field).or_insert(default);
+            }
+        }
+    }
+}
+
 fn same_target(a: &Value, b: &Value) -> bool {
     ["type", "project", "service_id", "env_key"]
         .iter()
@@ -237,6 +260,7 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
         .and_then(|value| value.get("targets")?.as_array().map(Vec::len))
         .unwrap_or(0);
     let mut value = merged(existing.as_ref(), document(&args, &key));
+    with_target_defaults(&mut value);
     // The same parser the rotator uses: what onboard writes, the rotator reads.
     let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
@@ -262,13 +286,12 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     }
 
     let created = ports.store.create_or_put(&args.name, &text).await?;
-    ports
-        .store
-        .tag(
-            &args.name,
-            &[(TAG_GRACE_HOURS, format!("{}", args.grace_hours))],
-        )
-        .await?;
+    if let Some(hours) = args.grace_hours {
+        ports
+            .store
+            .tag(&args.name, &[(TAG_GRACE_HOURS, format!("{hours}"))])
+            .await?;
+    }
     let schedule = match (&args.schedule, args.every_days) {
         (Some(expression), _) => Schedule::Expression(expression.clone()),
         (None, Some(days)) => Schedule::EveryDays(days),
@@ -319,6 +342,28 @@ mod tests {
             "openai": {"project_id": "proj_0", "admin_key_secret": "keyrot/admin/openai", "org": "org_1"},
             "targets": [{"type": "vercel", "project": "prj_1", "env_key": "OPENAI_API_KEY",
                 "team_id": "team_1", "note": "web"}]})
+    }
+
+    #[test]
+    fn defaults_fill_new_targets_only_and_never_reset_a_target_named_again() {
+        let existing = json!({"provider": "generic", "api_key": "gk-1", "targets": [
+            {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "redeploy": false,
+             "environments": ["production"], "token_secret": "team/vercel"}]});
+        let onboarded = json!({"provider": "generic", "api_key": "gk-1", "targets": [
+            {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "environments": null,
+             "token_secret": null, "team_id": null},
+            {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": null}]});
+        let mut value = merged(Some(&existing), onboarded);
+        with_target_defaults(&mut value);
+        assert_eq!(
+            value["targets"],
+            json!([
+                {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "redeploy": false,
+                 "environments": ["production"], "token_secret": "team/vercel", "sensitive": true},
+                {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "deploy": true,
+                 "token_secret": "keyrot/admin/render"}
+            ])
+        );
     }
 
     #[test]

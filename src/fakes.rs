@@ -325,6 +325,7 @@ impl SecretAdmin for FakeStore {
         &self,
         _secret_id: &str,
         _rotator_arn: Option<&str>,
+        token: &str,
     ) -> Result<Option<String>> {
         self.calls.borrow_mut().push("RotateSecret".into());
         if self.fail_next_rotate.replace(false) {
@@ -335,9 +336,8 @@ impl SecretAdmin for FakeStore {
                 crate::error::Transience::Final,
             ));
         }
-        let n = self.rotations_started.get() + 1;
-        self.rotations_started.set(n);
-        let token = format!("rot-{n}");
+        self.rotations_started.set(self.rotations_started.get() + 1);
+        let token = token.to_owned();
         self.start_rotation(&token);
         if self.lose_next_rotate_answer.replace(false) {
             return Err(Error::external(

@@ -85,12 +85,13 @@ pub trait SecretAdmin {
     async fn set_tags(&self, secret_id: &str, tags: &[(&str, String)]) -> Result<()>;
 
     /// RotateSecret of a secret whose rotation is configured: starts a rotation now with the rotation
-    /// Lambda `rotator_arn` (passed again because some Secrets Manager stand-ins forget it); returns
-    /// the new pending version's id.
+    /// Lambda `rotator_arn` (passed again because some Secrets Manager stand-ins forget it), whose
+    /// new pending version is `token` (so that a lost answer can be checked); returns its id.
     async fn rotate_now(
         &self,
         secret_id: &str,
         rotator_arn: Option<&str>,
+        token: &str,
     ) -> Result<Option<String>>;
 }
 

@@ -80,6 +80,7 @@ impl SecretsManagerStore {
         rotator_arn: Option<&str>,
         schedule: Option<Schedule>,
         immediately: bool,
+        token: Option<&str>,
     ) -> Result<Option<String>> {
         let rules = schedule.map(|schedule| match schedule {
             Schedule::EveryDays(days) => {
@@ -100,6 +101,7 @@ impl SecretsManagerStore {
             .set_rotation_lambda_arn(rotator_arn.map(str::to_owned))
             .set_rotation_rules(rules)
             .rotate_immediately(immediately)
+            .set_client_request_token(token.map(str::to_owned))
             .send()
             .await
             .map_err(|err| sdk_error(SYSTEM, &format!("RotateSecret({secret_id})"), &err))?;

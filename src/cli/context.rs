@@ -112,8 +112,10 @@ impl SecretAdmin for SecretsManagerStore {
         &self,
         secret_id: &str,
         rotator_arn: Option<&str>,
+        token: &str,
     ) -> Result<Option<String>> {
-        self.rotate(secret_id, rotator_arn, None, true).await
+        self.rotate(secret_id, rotator_arn, None, true, Some(token))
+            .await
     }
 }
 

@@ -304,6 +304,7 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
             Some(&rotator_arn),
             Some(schedule),
             args.rotate_now,
+            None,
         )
         .await?;
     println!(

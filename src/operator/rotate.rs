@@ -111,33 +111,45 @@ where
             .map(|(key, _)| (*key, secret.tags.get(*key).cloned()))
             .collect();
         let id = secret.arn_or_name();
+        // The rotation's version id is chosen here, so that whether a RotateSecret whose answer was
+        // lost started it can be told from the secret's versions.
+        let token = uuid::Uuid::new_v4().to_string();
         self.store.set_tags(&id, &tags).await?;
-        match self
+        let started = Started {
+            secret_name: secret.name.clone(),
+            token: token.clone(),
+        };
+        let err = match self
             .store
-            .rotate_now(&id, secret.rotation_lambda_arn.as_deref())
+            .rotate_now(&id, secret.rotation_lambda_arn.as_deref(), &token)
             .await
         {
-            Ok(Some(token)) => Ok(Started {
-                secret_name: secret.name.clone(),
-                token,
-            }),
-            // The rotation did start (its steps will consume the tags); only its id is unknown.
-            Ok(None) => Err(Error::protocol(
-                &secret.name,
-                "RotateSecret started a rotation but returned no version id; follow it with `keyrot status`",
-            )),
-            Err(err) => {
-                // A lost answer (a timeout, say) does not mean no rotation started: one that did
-                // carries AWSPENDING now (none did before) and will consume the tags itself.
-                if let Some(token) = self.started_anyway(&id).await {
-                    tracing::warn!(error = %err, token, "RotateSecret failed, yet a rotation started");
-                    return Ok(Started {
-                        secret_name: secret.name.clone(),
-                        token,
-                    });
-                }
-                Err(self.tags_put_back(&secret.name, &id, &before, err).await)
+            Ok(_) => return Ok(started),
+            Err(err) => err,
+        };
+        // A lost answer (a timeout, say) does not mean no rotation started: one that did has the
+        // version `token`, and its steps will consume the tags.
+        match self.store.describe(&id).await {
+            Ok(now) if now.versions.contains_key(&token) => {
+                tracing::warn!(error = %err, token, "RotateSecret failed, yet the rotation started");
+                Ok(started)
             }
+            Ok(_) => Err(self.tags_put_back(&secret.name, &id, &before, err).await),
+            // Whether it started is unknown: the tags stay (a rotation under way needs them), and
+            // the operator is told how to check and how to remove them.
+            Err(describe) => Err(Error::config(
+                &secret.name,
+                format!("tags {TAG_TRIGGER}, {TAG_NEXT_GRACE_HOURS}"),
+                format!(
+                    "RotateSecret failed ({err}) and whether it started rotation {token} is unknown \
+                     (DescribeSecret failed: {describe}); the one-shot tags stay for that rotation"
+                ),
+                format!(
+                    "check with `keyrot status --secret {}`; if no rotation is under way, put the tags back: {}",
+                    secret.name,
+                    restore_commands(&secret.name, &before)
+                ),
+            )),
         }
     }
 
@@ -167,13 +179,6 @@ where
                 restore_commands(name, before),
             ),
         }
-    }
-
-    /// The version of a rotation under way, if one is (read again after RotateSecret failed).
-    async fn started_anyway(&self, secret_id: &str) -> Option<String> {
-        let secret = self.store.describe(secret_id).await.ok()?;
-        let pending = secret.version_with(AWSPENDING)?;
-        (!secret.has_stage(pending, AWSCURRENT)).then(|| pending.to_owned())
     }
 
     async fn restore_tags(&self, secret_id: &str, before: &[(&str, Option<String>)]) -> Result<()> {

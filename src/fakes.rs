@@ -629,7 +629,7 @@ impl AuditLog for FakeAudit {
             .revocations
             .borrow()
             .values()
-            .filter(|r| r.status == RevocationStatus::Pending && r.due < before)
+            .filter(|r| r.status.is_owed() && r.due < before)
             .cloned()
             .collect())
     }
@@ -638,7 +638,11 @@ impl AuditLog for FakeAudit {
         Ok(self.revocations.borrow().values().cloned().collect())
     }
 
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
+    async fn update_revocation(
+        &self,
+        revocation: &Revocation,
+        expected: RevocationStatus,
+    ) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
         if let Some((version, status)) = self
             .raced_before_update
@@ -649,7 +653,7 @@ impl AuditLog for FakeAudit {
             raced.status = status;
         }
         match revocations.get_mut(&revocation.old_version_id) {
-            Some(existing) if existing.status == RevocationStatus::Pending => {
+            Some(existing) if existing.status == expected => {
                 *existing = revocation.clone();
                 Ok(true)
             }

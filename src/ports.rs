@@ -244,10 +244,15 @@ pub trait AuditLog {
     /// Every revocation record of one secret, whatever its status.
     async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>>;
 
-    /// Rewrites a pending revocation record (status, attempts, postponements, due time). Returns false,
-    /// writing nothing, when the record is no longer pending: a rollback or another pass settled it since
-    /// it was read.
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool>;
+    /// Rewrites a revocation record (status, attempts, postponements, due time) whose status is still
+    /// `expected`. Returns false, writing nothing, when it is not: a rollback, a revocation or another
+    /// pass settled or claimed it since it was read. Claiming (pending to revoking) before calling the
+    /// provider is what keeps a rollback from taking back a key that is being revoked.
+    async fn update_revocation(
+        &self,
+        revocation: &Revocation,
+        expected: RevocationStatus,
+    ) -> Result<bool>;
 
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.

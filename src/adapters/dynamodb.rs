@@ -182,7 +182,7 @@ fn revocation_item(revocation: &Revocation) -> Item {
             item.insert(name.to_owned(), s(value));
         }
     }
-    if revocation.status == RevocationStatus::Pending {
+    if revocation.status.is_owed() {
         item.insert("gsi2pk".to_owned(), s("REVOKE#PENDING"));
         item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
     }
@@ -504,11 +504,15 @@ impl AuditLog for DynamoAuditLog {
         Ok(items.iter().filter_map(revocation_from_item).collect())
     }
 
-    async fn update_revocation(&self, revocation: &Revocation) -> Result<bool> {
+    async fn update_revocation(
+        &self,
+        revocation: &Revocation,
+        expected: RevocationStatus,
+    ) -> Result<bool> {
         self.put_when(
             revocation_item(revocation),
-            "#status = :pending",
-            Some(RevocationStatus::Pending),
+            &format!("#status = :{}", expected.as_str()),
+            Some(expected),
             "revocation update",
         )
         .await
@@ -533,7 +537,7 @@ impl AuditLog for DynamoAuditLog {
         old_version_id: &str,
         status: RevocationStatus,
     ) -> Result<()> {
-        let update = if status == RevocationStatus::Pending {
+        let update = if status.is_owed() {
             "SET #status = :status"
         } else {
             // Leaving the sparse index is what takes the item off the grace keeper's list.

@@ -55,6 +55,9 @@ impl AuditEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevocationStatus {
     Pending,
+    /// Claimed by the process revoking it now (the grace keeper, or finishSecret with grace 0): a
+    /// rollback can no longer cancel it. Still due, so a claim whose process died is taken up again.
+    Revoking,
     Revoked,
     /// The provider offers no way to revoke this key (generic keys): it was retired, not revoked.
     Retired,
@@ -67,6 +70,7 @@ impl RevocationStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             RevocationStatus::Pending => "pending",
+            RevocationStatus::Revoking => "revoking",
             RevocationStatus::Revoked => "revoked",
             RevocationStatus::Retired => "retired",
             RevocationStatus::Manual => "manual",
@@ -74,9 +78,15 @@ impl RevocationStatus {
         }
     }
 
+    /// Still owed: pending, or claimed by a revocation that may not have finished.
+    pub fn is_owed(self) -> bool {
+        matches!(self, RevocationStatus::Pending | RevocationStatus::Revoking)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Pending,
+            Self::Revoking,
             Self::Revoked,
             Self::Retired,
             Self::Manual,

@@ -161,7 +161,7 @@ where
             }
             for revocation in self.ports.audit.revocations_of(&secret.name).await? {
                 // A pending revocation will delete the key; a revoked one should be gone already.
-                if revocation.status == RevocationStatus::Pending {
+                if revocation.status.is_owed() {
                     known.extend(revocation.key_id);
                 }
             }

@@ -106,11 +106,17 @@ where
                     .await;
             }
         };
+        let read_status = revocation.status;
         match hold {
             Some(Hold::InService(why)) => {
                 // The key is in service again; its revocation no longer stands.
                 revocation.status = RevocationStatus::Cancelled;
-                match self.ports.audit.update_revocation(&revocation).await {
+                match self
+                    .ports
+                    .audit
+                    .update_revocation(&revocation, read_status)
+                    .await
+                {
                     Ok(true) => {}
                     // Settled meanwhile by someone else: nothing of ours to record.
                     Ok(false) => return,
@@ -223,7 +229,14 @@ where
         if counted {
             revocation.postponements += 1;
         }
-        match self.ports.audit.update_revocation(revocation).await {
+        // A claim a crashed pass left is released: until it is due again, a rollback may cancel it.
+        let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        match self
+            .ports
+            .audit
+            .update_revocation(revocation, read_status)
+            .await
+        {
             Ok(true) => {}
             // A rollback or another pass settled the record since it was read.
             Ok(false) => return,
@@ -273,6 +286,25 @@ where
         forced: bool,
         report: &mut KeeperReport,
     ) {
+        // Claimed first: from here on a rollback cannot cancel the record and bring the key back
+        // while the provider revokes it; it finds the claim and undoes itself instead. A claim a
+        // crashed pass left is taken up as it is.
+        if revocation.status == RevocationStatus::Pending {
+            revocation.status = RevocationStatus::Revoking;
+            match self
+                .ports
+                .audit
+                .update_revocation(&revocation, RevocationStatus::Pending)
+                .await
+            {
+                Ok(true) => {}
+                // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
+                Ok(false) => return,
+                Err(err) => {
+                    return report.errors.push(format!("{}: {err}", secret.name));
+                }
+            }
+        }
         let status = match self.ports.issuer.revoke(&revocation).await {
             Ok(status) => status,
             Err(err) => {
@@ -282,7 +314,12 @@ where
             }
         };
         revocation.status = status;
-        match self.ports.audit.update_revocation(&revocation).await {
+        match self
+            .ports
+            .audit
+            .update_revocation(&revocation, RevocationStatus::Revoking)
+            .await
+        {
             Ok(true) => {}
             // The record changed between this pass reading it and the provider revoking the key:
             // someone put the key back while it was being revoked; the pass reports it.
@@ -382,7 +419,14 @@ where
     ) {
         report.failed += 1;
         revocation.attempts += 1;
-        match self.ports.audit.update_revocation(&revocation).await {
+        // Back to pending (a claim is released), for the next pass to try again.
+        let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        match self
+            .ports
+            .audit
+            .update_revocation(&revocation, read_status)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(err) => report.errors.push(format!("{}: {err}", secret.name)),

@@ -109,7 +109,9 @@ where
             Some(record)
                 if matches!(
                     record.status,
-                    RevocationStatus::Pending | RevocationStatus::Cancelled
+                    RevocationStatus::Pending
+                        | RevocationStatus::Revoking
+                        | RevocationStatus::Cancelled
                 ) =>
             {
                 Start::Resume
@@ -211,7 +213,11 @@ where
             && record.status != RevocationStatus::Cancelled
         {
             record.status = RevocationStatus::Cancelled;
-            if !self.audit.update_revocation(&record).await? {
+            if !self
+                .audit
+                .update_revocation(&record, RevocationStatus::Pending)
+                .await?
+            {
                 // The grace keeper acted on the record after it was read: it cancels a record whose
                 // version is current again (what we want), but it may have revoked the key first.
                 let now = self.audit.revocation(&name, &keep).await?;

@@ -119,7 +119,7 @@ where
                 // Grace 0 means the old key dies in finishSecret: finish what the crashed attempt began
                 // (it clears the one-shot tags only after revoking, so they still say grace 0).
                 Some(revocation)
-                    if revocation.status == RevocationStatus::Pending
+                    if revocation.status.is_owed()
                         && policy.grace_for_this_rotation().is_zero() =>
                 {
                     owed = Some((policy, revocation));
@@ -168,14 +168,44 @@ where
         evidence: &mut Evidence,
     ) {
         let started = self.clock.now();
-        let result = self.issuer.revoke(revocation).await;
-        if let Ok(status) = &result
-            && let Err(err) = self
+        // Claimed first, as the grace keeper does, so that no rollback takes the key back while it is
+        // being revoked. A claim that cannot be made leaves the record due: the keeper revokes it.
+        if revocation.status == RevocationStatus::Pending {
+            let mut claimed = revocation.clone();
+            claimed.status = RevocationStatus::Revoking;
+            match self
                 .audit
-                .set_revocation_status(&revocation.secret_name, &revocation.old_version_id, *status)
+                .update_revocation(&claimed, RevocationStatus::Pending)
                 .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return evidence.notes.push(format!(
+                        "The old key {} was not revoked at once: its record was settled meanwhile.",
+                        revocation.hint
+                    ));
+                }
+                Err(err) => {
+                    super::log_audit_failure(&revocation.secret_name, &err);
+                    return evidence.notes.push(format!(
+                        "The old key {} could NOT be revoked at once (its record could not be claimed: {err}); it is due now and the grace keeper revokes it on its next pass.",
+                        revocation.hint
+                    ));
+                }
+            }
+        }
+        let result = self.issuer.revoke(revocation).await;
+        // Revoked: the record says how. Failed: the claim is released, for the keeper to retry.
+        let settled = match &result {
+            Ok(status) => *status,
+            Err(_) => RevocationStatus::Pending,
+        };
+        if let Err(err) = self
+            .audit
+            .set_revocation_status(&revocation.secret_name, &revocation.old_version_id, settled)
+            .await
         {
-            // Revoked, but still listed as owed: the keeper's next attempt finds the key gone.
+            // Still listed as owed: the keeper's next attempt finds the key gone, or retries it.
             super::log_audit_failure(&revocation.secret_name, &err);
         }
         let outcome = match &result {

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::adapters::openai::service_account_name;
 use crate::domain::ProviderSettings;
-use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::ports::{
     Alert, Alerts, AuditLog, Clock, KeyIssuer, MintedKey, SecretStore, Severity, Target,

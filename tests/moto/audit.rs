@@ -228,7 +228,11 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         .await
         .expect("cancel");
     revocation.postponements = 1;
-    assert!(!log.update_revocation(&revocation).await.expect("update"));
+    assert!(
+        !log.update_revocation(&revocation, RevocationStatus::Pending)
+            .await
+            .expect("update")
+    );
     let stored = log
         .revocation(&name, &old)
         .await
@@ -249,12 +253,44 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         "owed again, and back in the keeper's index"
     );
 
+    // A keeper claims it before calling the provider: the claim stays due (a pass that died is taken
+    // up again), and a rollback's cancel, conditional on pending, no longer applies.
+    let mut claimed = revocation.clone();
+    claimed.status = RevocationStatus::Revoking;
+    assert!(
+        log.update_revocation(&claimed, RevocationStatus::Pending)
+            .await
+            .expect("claim")
+    );
+    assert!(
+        !log.update_revocation(&claimed, RevocationStatus::Pending)
+            .await
+            .expect("claim again"),
+        "claimed once"
+    );
+    let listed = mine(log.pending_revocations(due_after).await.expect("query"));
+    assert_eq!(
+        listed.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [RevocationStatus::Revoking]
+    );
+    let mut cancel = revocation.clone();
+    cancel.status = RevocationStatus::Cancelled;
+    assert!(
+        !log.update_revocation(&cancel, RevocationStatus::Pending)
+            .await
+            .expect("cancel")
+    );
+
     // Once revoked, nothing brings the record back.
     log.set_revocation_status(&name, &old, RevocationStatus::Revoked)
         .await
         .expect("settle");
     assert!(!log.schedule_revocation(&revocation).await.expect("put"));
-    assert!(!log.update_revocation(&revocation).await.expect("update"));
+    assert!(
+        !log.update_revocation(&revocation, RevocationStatus::Pending)
+            .await
+            .expect("update")
+    );
     let stored = log
         .revocation(&name, &old)
         .await

@@ -334,11 +334,11 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             .call("dynamodb.Query(revocations)", self.inner.revocations_of(s))
             .await
     }
-    async fn update_revocation(&self, r: &Revocation) -> Result<bool> {
+    async fn update_revocation(&self, r: &Revocation, expected: RevocationStatus) -> Result<bool> {
         self.inj
             .call(
                 "dynamodb.PutItem(revocation update)",
-                self.inner.update_revocation(r),
+                self.inner.update_revocation(r, expected),
             )
             .await
     }

@@ -182,6 +182,9 @@ fn revocation_item(revocation: &Revocation) -> Item {
             item.insert(name.to_owned(), s(value));
         }
     }
+    if let Some(at) = revocation.claimed_at {
+        item.insert("claimed_at".to_owned(), s(rfc3339_ms(at)));
+    }
     if revocation.status.is_owed() {
         item.insert("gsi2pk".to_owned(), s("REVOKE#PENDING"));
         item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
@@ -223,6 +226,9 @@ pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
         status: RevocationStatus::parse(&text(item, "status")?)?,
+        claimed_at: text(item, "claimed_at")
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map(|at| at.with_timezone(&Utc)),
     })
 }
 

@@ -145,6 +145,9 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
 /// itself changes, the ids that named the old key (`key_id`, `api_key_id`) go with it.
 fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
     let Some(Value::Object(existing)) = existing else {
+        if let Some(targets) = onboarded.get_mut("targets").and_then(Value::as_array_mut) {
+            targets.iter_mut().for_each(with_defaults);
+        }
         return onboarded;
     };
     let mut value = existing.clone();
@@ -156,13 +159,17 @@ fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
         if let Some(fields) = onboarded.as_object_mut() {
             fields.remove("targets");
         }
-    } else if let (Some(old_targets), Some(new_targets)) = (
-        value.get("targets").and_then(Value::as_array),
+    } else if let (old_targets, Some(new_targets)) = (
+        value
+            .get("targets")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice),
         onboarded.get_mut("targets").and_then(Value::as_array_mut),
     ) {
         for target in new_targets.iter_mut() {
-            if let Some(old) = old_targets.iter().find(|old| same_target(old, target)) {
-                *target = overlay(old.clone(), target.take());
+            match old_targets.iter().find(|old| same_target(old, target)) {
+                Some(old) => *target = overlay(old.clone(), target.take()),
+                None => with_defaults(target),
             }
         }
     }
@@ -189,19 +196,16 @@ fn overlay(base: Value, top: Value) -> Value {
     }
 }
 
-/// What a target gets for each option onboard was not given and the target did not have: the
-/// defaults apply to new targets only, so onboarding again never resets a target's settings.
-fn with_target_defaults(value: &mut Value) {
-    let Some(targets) = value.get_mut("targets").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for target in targets.iter_mut().filter_map(Value::as_object_mut) {
+/// A new target gets a default for each option onboard was not given; a target the secret already
+/// had keeps its own settings, so onboarding again never resets them.
+fn with_defaults(target: &mut Value) {
+    if let Some(target) = target.as_object_mut() {
         target.retain(|_, field| !field.is_null());
         let defaults = match target.get("type").and_then(Value::as_str) {
             Some("vercel") => json!({"environments": ["production", "preview"], "sensitive": true,
                 "redeploy": true, "token_secret": "keyrot/admin/vercel"}),
             Some("render") => json!({"deploy": true, "token_secret": "keyrot/admin/render"}),
-            _ => continue,
+            _ => return,
         };
         if let Value::Object(defaults) = defaults {
             for (field, default) in defaults {
@@ -260,7 +264,6 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
         .and_then(|value| value.get("targets")?.as_array().map(Vec::len))
         .unwrap_or(0);
     let mut value = merged(existing.as_ref(), document(&args, &key));
-    with_target_defaults(&mut value);
     // The same parser the rotator uses: what onboard writes, the rotator reads.
     let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
@@ -354,13 +357,12 @@ mod tests {
             {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "environments": null,
              "token_secret": null, "team_id": null},
             {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": null}]});
-        let mut value = merged(Some(&existing), onboarded);
-        with_target_defaults(&mut value);
+        let value = merged(Some(&existing), onboarded);
         assert_eq!(
             value["targets"],
             json!([
                 {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "redeploy": false,
-                 "environments": ["production"], "token_secret": "team/vercel", "sensitive": true},
+                 "environments": ["production"], "token_secret": "team/vercel"},
                 {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "deploy": true,
                  "token_secret": "keyrot/admin/render"}
             ])

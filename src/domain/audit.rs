@@ -118,4 +118,27 @@ pub struct Revocation {
     /// Times the revocation was put off because the key was still in use.
     pub postponements: u32,
     pub status: RevocationStatus,
+    /// When the process revoking it claimed it (status `revoking`).
+    pub claimed_at: Option<DateTime<Utc>>,
+}
+
+/// How long a claim is its claimant's: longer than any keyrot Lambda runs (the keeper's timeout is 15
+/// minutes), so an older claim is one whose process died, and another may take it up.
+pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(20);
+
+impl Revocation {
+    /// This record claimed for revoking at `now`.
+    pub fn claimed(&self, now: DateTime<Utc>) -> Revocation {
+        Revocation {
+            status: RevocationStatus::Revoking,
+            claimed_at: Some(now),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a process may be revoking the key right now: claimed less than [`CLAIM_LEASE`] ago.
+    pub fn claim_is_live(&self, now: DateTime<Utc>) -> bool {
+        self.status == RevocationStatus::Revoking
+            && self.claimed_at.is_some_and(|at| now - at < CLAIM_LEASE)
+    }
 }

@@ -47,7 +47,12 @@ where
             Ok(due) => due,
             Err(err) => return report.errors.push(format!("pending revocations: {err}")),
         };
-        for revocation in due.into_iter().filter(|r| self.in_scope(&r.secret_name)) {
+        // A record another process is revoking right now (its claim is younger than the lease) is
+        // theirs: deciding on it here could release or cancel a claim in use.
+        let due = due
+            .into_iter()
+            .filter(|r| self.in_scope(&r.secret_name) && !r.claim_is_live(now));
+        for revocation in due {
             // The listing's labels may lag behind a rollback (ListSecrets is eventually consistent):
             // whether the key is in service again is asked afresh right before deciding.
             let secret = match self
@@ -231,6 +236,7 @@ where
         }
         // A claim a crashed pass left is released: until it is due again, a rollback may cancel it.
         let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        revocation.claimed_at = None;
         match self
             .ports
             .audit
@@ -287,22 +293,21 @@ where
         report: &mut KeeperReport,
     ) {
         // Claimed first: from here on a rollback cannot cancel the record and bring the key back
-        // while the provider revokes it; it finds the claim and undoes itself instead. A claim a
-        // crashed pass left is taken up as it is.
-        if revocation.status == RevocationStatus::Pending {
-            revocation.status = RevocationStatus::Revoking;
-            match self
-                .ports
-                .audit
-                .update_revocation(&revocation, RevocationStatus::Pending)
-                .await
-            {
-                Ok(true) => {}
-                // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
-                Ok(false) => return,
-                Err(err) => {
-                    return report.errors.push(format!("{}: {err}", secret.name));
-                }
+        // while the provider revokes it; it finds the claim and undoes itself instead. A claim whose
+        // lease ran out (its process died) is taken over.
+        let read_status = revocation.status;
+        revocation = revocation.claimed(self.ports.clock.now());
+        match self
+            .ports
+            .audit
+            .update_revocation(&revocation, read_status)
+            .await
+        {
+            Ok(true) => {}
+            // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
+            Ok(false) => return,
+            Err(err) => {
+                return report.errors.push(format!("{}: {err}", secret.name));
             }
         }
         let status = match self.ports.issuer.revoke(&revocation).await {
@@ -314,6 +319,7 @@ where
             }
         };
         revocation.status = status;
+        revocation.claimed_at = None;
         match self
             .ports
             .audit
@@ -421,6 +427,7 @@ where
         revocation.attempts += 1;
         // Back to pending (a claim is released), for the next pass to try again.
         let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        revocation.claimed_at = None;
         match self
             .ports
             .audit

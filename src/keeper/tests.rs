@@ -213,13 +213,22 @@ async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
         .insert(TAG_GRACE_HOURS.into(), "1".into());
     rotate(&r, "t1").await;
     advance(&r, Duration::hours(2));
+    // A process claimed it just now: it is theirs, and this pass leaves it alone.
+    let now = r.clock.now();
     r.audit
-        .set_revocation_status(NAME, "v0", RevocationStatus::Revoking)
-        .await
-        .expect("a claim left behind");
+        .revocations
+        .borrow_mut()
+        .entry("v0".into())
+        .and_modify(|x| *x = x.claimed(now));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!((report.revoked, report.postponed, report.failed), (0, 0, 0));
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoking);
+    // That process died: once the claim's lease ends, the next pass takes it over.
+    advance(&r, crate::domain::audit::CLAIM_LEASE);
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!(report.revoked, 1);
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoked);
+    assert_eq!(r.audit.revocations.borrow()["v0"].claimed_at, None);
 }
 
 #[tokio::test]

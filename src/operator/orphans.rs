@@ -45,6 +45,7 @@ where
                 attempts: 0,
                 postponements: 0,
                 status: RevocationStatus::Pending,
+                claimed_at: None,
             };
             let result = self.issuer.revoke(&revocation).await;
             let event = AuditEvent {

@@ -148,9 +148,13 @@ where
                     &secret,
                     AWSPREVIOUS,
                     format!(
-                        "the previous key {} is already {} (rollback is only possible during the grace period)",
+                        "the previous key {} is {} (rollback is only possible during the grace period)",
                         record.hint,
-                        record.status.as_str()
+                        match record.status {
+                            RevocationStatus::Revoking =>
+                                "being revoked right now (the grace keeper claimed it)".to_owned(),
+                            status => format!("already {}", status.as_str()),
+                        }
                     ),
                     format!(
                         "rotate to a new key instead: `keyrot rotate {name}` (with --emergency if the current key is compromised)"
@@ -187,6 +191,25 @@ where
                 ),
                 format!("to change the key, rotate it: `keyrot rotate {name}`"),
             ));
+        }
+        // A resumed rollback whose key is claimed for revocation (the keeper took it between the
+        // earlier run and this one) must not put that key on the targets: it goes back at once.
+        if matches!(start, Start::Resume)
+            && keep_record
+                .as_ref()
+                .is_some_and(|r| r.status == RevocationStatus::Revoking)
+        {
+            let targets = TargetSpec::parse_all(&name, &bad.targets)?;
+            return Err(self
+                .undo_rollback(
+                    &secret,
+                    secret_id,
+                    (&keep, keep_record),
+                    (&abandon, &bad, abandon_record),
+                    &targets,
+                    actor,
+                )
+                .await);
         }
         // The key we go back to must work before anything depends on it again.
         self.issuer.validate(&name, &kept, &kept.api_key).await?;
@@ -232,7 +255,12 @@ where
                     _ => {
                         return Err(self
                             .undo_rollback(
-                                &secret, secret_id, &keep, &abandon, &bad, &targets, now, actor,
+                                &secret,
+                                secret_id,
+                                (&keep, now),
+                                (&abandon, &bad, abandon_record),
+                                &targets,
+                                actor,
                             )
                             .await);
                     }
@@ -303,27 +331,66 @@ where
     }
 
     /// The key the rollback went back to left its pending state while the rollback ran (the grace
-    /// keeper revoked it): the abandoned key, never scheduled, is the one that works. It goes back under
-    /// AWSCURRENT and on every target, and the operator is told, loudly, what happened.
-    #[allow(clippy::too_many_arguments)]
+    /// keeper claimed it for revocation): the abandoned key is the one that works. Its own record, if
+    /// a resumed rollback wrote one, is cancelled first (so no keeper pass revokes it once it is back);
+    /// then it goes back under AWSCURRENT and on every target, and the operator is told, loudly.
     async fn undo_rollback(
         &self,
         secret: &SecretDescription,
         secret_id: &str,
-        dead: &str,
-        alive: &str,
-        alive_value: &ManagedSecret,
+        (dead, dead_record): (&str, Option<Revocation>),
+        (alive, alive_value, alive_record): (&str, &ManagedSecret, Option<Revocation>),
         targets: &[TargetSpec],
-        record: Option<Revocation>,
         actor: &str,
     ) -> Error {
         let started = self.clock.now();
         let name = &secret.name;
-        let status = record.map_or("gone", |r| r.status.as_str());
-        let moved = self
-            .store
-            .move_stage(secret_id, AWSCURRENT, Some(alive), Some(dead))
-            .await;
+        let status = dead_record.map_or("gone", |r| r.status.as_str());
+        let kept_alive = match alive_record.filter(|r| r.status != RevocationStatus::Cancelled) {
+            None => Ok(()),
+            Some(record) => {
+                let cancelled = Revocation {
+                    status: RevocationStatus::Cancelled,
+                    claimed_at: None,
+                    ..record.clone()
+                };
+                match self
+                    .audit
+                    .update_revocation(&cancelled, RevocationStatus::Pending)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(format!(
+                        "version {alive}'s key is {} too: neither key can be relied on; rotate to a new key now: \
+                         `keyrot rotate {name} --emergency --wait`",
+                        if record.status == RevocationStatus::Pending {
+                            "claimed for revocation"
+                        } else {
+                            record.status.as_str()
+                        }
+                    )),
+                    Err(err) => Err(format!(
+                        "the revocation of version {alive}'s key could not be cancelled ({err}); rotate to a new \
+                         key now: `keyrot rotate {name} --emergency --wait`"
+                    )),
+                }
+            }
+        };
+        let moved = match kept_alive {
+            Ok(()) => self
+                .store
+                .move_stage(secret_id, AWSCURRENT, Some(alive), Some(dead))
+                .await
+                .map_err(|err| {
+                    format!(
+                        "moving AWSCURRENT back to version {alive} failed ({err}): move it by hand \
+                         (aws secretsmanager update-secret-version-stage {name} --version-stage AWSCURRENT \
+                         --move-to-version-id {alive} --remove-from-version-id {dead}), then run \
+                         `keyrot validate {name}`"
+                    )
+                }),
+            Err(why) => Err(why),
+        };
         let undone = match moved {
             Ok(()) => self
                 .put_key_on_targets(secret, targets, &alive_value.api_key, true)
@@ -334,12 +401,7 @@ where
                          ({err}): run `keyrot validate {name}` and put the current key on the targets it names"
                     )
                 }),
-            Err(err) => Err(format!(
-                "moving AWSCURRENT back to version {alive} failed ({err}): move it by hand \
-                 (aws secretsmanager update-secret-version-stage {name} --version-stage AWSCURRENT \
-                 --move-to-version-id {alive} --remove-from-version-id {dead}), then run \
-                 `keyrot validate {name}`"
-            )),
+            Err(why) => Err(why),
         };
         let outcome = match &undone {
             Ok(_) => format!(

@@ -15,7 +15,7 @@ use crate::domain::policy::{
 use crate::fakes::*;
 use crate::keeper::Orphan;
 use crate::operator::{FollowEnd, Holds, RotateRequest};
-use crate::ports::{AuditLog, MintedKey};
+use crate::ports::{AuditLog, Clock, MintedKey};
 use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";
@@ -137,6 +137,53 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
         r.audit
             .outcomes()
             .contains(&("rollback".to_owned(), "failed"))
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touching_that_key() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let new_key = r.store.value_of("t1").expect("new")["api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The first rollback moves AWSCURRENT back, puts the old key on the target, and its redeploy fails.
+    r.targets.fail_deployments.set(1);
+    r.rollback(NAME, "ops")
+        .await
+        .expect_err("the redeploy failed");
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("v0")
+    );
+    // Before it is run again, the keeper claims v0's record: that key is being revoked.
+    let now = r.clock.now();
+    r.audit
+        .revocations
+        .borrow_mut()
+        .entry("v0".into())
+        .and_modify(|x| *x = x.claimed(now));
+    let validated_before = r.issuer.validated.borrow().len();
+
+    let err = r.rollback(NAME, "ops").await.expect_err("undone");
+    assert!(
+        err.to_string().contains("AWSCURRENT is back on version t1"),
+        "{err}"
+    );
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1")
+    );
+    assert_eq!(
+        r.targets.served(RENDER),
+        Some(new_key),
+        "the working key is served"
+    );
+    assert_eq!(
+        r.issuer.validated.borrow().len(),
+        validated_before,
+        "the claimed key was not validated or put anywhere"
     );
 }
 

@@ -168,14 +168,25 @@ where
         evidence: &mut Evidence,
     ) {
         let started = self.clock.now();
+        if revocation.claim_is_live(started) {
+            // Another process (a keeper pass, or an attempt of this step that died) claimed it
+            // moments ago; if that process died, the keeper takes it up when the claim's lease ends.
+            return evidence.notes.push(format!(
+                "The old key {} is being revoked by another process (claimed at {}); the grace keeper finishes it if that process died.",
+                revocation.hint,
+                revocation
+                    .claimed_at
+                    .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            ));
+        }
         // Claimed first, as the grace keeper does, so that no rollback takes the key back while it is
         // being revoked. A claim that cannot be made leaves the record due: the keeper revokes it.
-        if revocation.status == RevocationStatus::Pending {
-            let mut claimed = revocation.clone();
-            claimed.status = RevocationStatus::Revoking;
+        let claimed = revocation.claimed(started);
+        {
             match self
                 .audit
-                .update_revocation(&claimed, RevocationStatus::Pending)
+                .update_revocation(&claimed, revocation.status)
                 .await
             {
                 Ok(true) => {}
@@ -195,18 +206,27 @@ where
             }
         }
         let result = self.issuer.revoke(revocation).await;
-        // Revoked: the record says how. Failed: the claim is released, for the keeper to retry.
-        let settled = match &result {
-            Ok(status) => *status,
-            Err(_) => RevocationStatus::Pending,
+        // Revoked: the record says how. Failed: the claim is released, for the keeper to retry. Both
+        // only while the claim is still ours.
+        let settled = Revocation {
+            status: match &result {
+                Ok(status) => *status,
+                Err(_) => RevocationStatus::Pending,
+            },
+            claimed_at: None,
+            ..claimed.clone()
         };
-        if let Err(err) = self
+        match self
             .audit
-            .set_revocation_status(&revocation.secret_name, &revocation.old_version_id, settled)
+            .update_revocation(&settled, RevocationStatus::Revoking)
             .await
         {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(secret = %revocation.secret_name, "the revocation record changed while finishSecret revoked the old key")
+            }
             // Still listed as owed: the keeper's next attempt finds the key gone, or retries it.
-            super::log_audit_failure(&revocation.secret_name, &err);
+            Err(err) => super::log_audit_failure(&revocation.secret_name, &err),
         }
         let outcome = match &result {
             Ok(status) => {
@@ -331,5 +351,6 @@ pub(crate) fn revocation_of(
         attempts: 0,
         postponements: 0,
         status: RevocationStatus::Pending,
+        claimed_at: None,
     }
 }

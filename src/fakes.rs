@@ -104,6 +104,13 @@ impl FakeStore {
         serde_json::from_str(text).ok()
     }
 
+    /// The key `version` holds (empty when it holds none).
+    pub(crate) fn api_key_of(&self, version: &str) -> String {
+        self.value_of(version)
+            .and_then(|value| value["api_key"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn version_with_stage(&self, stage: &str) -> Option<String> {
         self.stages()
             .into_iter()
@@ -581,6 +588,15 @@ impl FakeAudit {
             ));
         }
         Ok(())
+    }
+}
+
+impl FakeAudit {
+    /// What a process claiming `version`'s record for revocation at `now` leaves.
+    pub(crate) fn claim(&self, version: &str, now: DateTime<Utc>) {
+        if let Some(record) = self.revocations.borrow_mut().get_mut(version) {
+            *record = record.claimed(now);
+        }
     }
 }
 

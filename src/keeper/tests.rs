@@ -39,6 +39,16 @@ async fn rotate(r: &TestRotator, token: &str) {
     r.store.last_rotated.set(Some(r.clock.now()));
 }
 
+/// A rotator whose secret keeps old keys for one hour.
+fn with_one_hour_grace() -> TestRotator {
+    let r = rotator();
+    r.store
+        .tags
+        .borrow_mut()
+        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    r
+}
+
 fn advance(r: &TestRotator, by: Duration) {
     r.clock.0.set(r.clock.now() + by);
 }
@@ -97,11 +107,7 @@ async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
 
 #[tokio::test]
 async fn a_key_used_within_the_hour_is_postponed_up_to_the_limit_then_forced() {
-    let r = rotator();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     r.alerts.sent.borrow_mut().clear();
     let mut k = keeper(&r);
@@ -185,11 +191,7 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
 
 #[tokio::test]
 async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_executed() {
-    let r = rotator();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     advance(&r, Duration::hours(2));
     // The pass read the record as pending and found nothing holding the key; a rollback cancels the
@@ -206,20 +208,11 @@ async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_execute
 
 #[tokio::test]
 async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
-    let r = rotator();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     advance(&r, Duration::hours(2));
     // A process claimed it just now: it is theirs, and this pass leaves it alone.
-    let now = r.clock.now();
-    r.audit
-        .revocations
-        .borrow_mut()
-        .entry("v0".into())
-        .and_modify(|x| *x = x.claimed(now));
+    r.audit.claim("v0", r.clock.now());
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!((report.revoked, report.postponed, report.failed), (0, 0, 0));
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoking);
@@ -233,11 +226,7 @@ async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
 
 #[tokio::test]
 async fn the_same_key_back_under_another_version_is_never_revoked() {
-    let r = rotator();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     // Someone put the old key back as a new version (put-secret-value): AWSCURRENT is not v0, yet
     // it holds v0's key.
@@ -294,11 +283,7 @@ async fn a_due_revocation_waits_while_the_current_value_cannot_be_read() {
 
 #[tokio::test]
 async fn a_failed_revocation_is_retried_next_run_and_alerted_after_repeated_failures() {
-    let r = rotator();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     r.alerts.sent.borrow_mut().clear();
     advance(&r, Duration::hours(2));

@@ -43,10 +43,7 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
  {
     let r = with_target();
     rotate(&r, "t1").await;
-    let new_key = r.store.value_of("t1").expect("new")["api_key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let new_key = r.store.api_key_of("t1");
     assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
 
     let done = r
@@ -94,22 +91,8 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
     );
 }
 
-#[tokio::test]
-async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_and_says_so() {
-    let r = with_target();
-    rotate(&r, "t1").await;
-    let new_key = r.store.value_of("t1").expect("new")["api_key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    // The keeper claimed the record (it is revoking the key) between the rollback's read and its cancel.
-    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Revoking));
-
-    let err = r
-        .rollback(NAME, "ops")
-        .await
-        .expect_err("the key it went back to is being revoked");
-    assert!(err.to_string().contains("record is now revoking"), "{err}");
+/// A rollback undid itself: AWSCURRENT, and what the target serves, are t1's working key again.
+fn assert_undone_to_t1(r: &TestRotator, err: &crate::Error, new_key: String) {
     assert!(
         err.to_string().contains("AWSCURRENT is back on version t1"),
         "{err}"
@@ -123,6 +106,22 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
         Some(new_key),
         "the working key is served again"
     );
+}
+
+#[tokio::test]
+async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_and_says_so() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let new_key = r.store.api_key_of("t1");
+    // The keeper claimed the record (it is revoking the key) between the rollback's read and its cancel.
+    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Revoking));
+
+    let err = r
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("the key it went back to is being revoked");
+    assert!(err.to_string().contains("record is now revoking"), "{err}");
+    assert_undone_to_t1(&r, &err, new_key);
     assert!(
         r.audit.revocations.borrow().get("t1").is_none(),
         "the only working key is not scheduled for revocation"
@@ -144,10 +143,7 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
 async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touching_that_key() {
     let r = with_target();
     rotate(&r, "t1").await;
-    let new_key = r.store.value_of("t1").expect("new")["api_key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let new_key = r.store.api_key_of("t1");
     // The first rollback moves AWSCURRENT back, puts the old key on the target, and its redeploy fails.
     r.targets.fail_deployments.set(1);
     r.rollback(NAME, "ops")
@@ -158,28 +154,11 @@ async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touch
         Some("v0")
     );
     // Before it is run again, the keeper claims v0's record: that key is being revoked.
-    let now = r.clock.now();
-    r.audit
-        .revocations
-        .borrow_mut()
-        .entry("v0".into())
-        .and_modify(|x| *x = x.claimed(now));
+    r.audit.claim("v0", r.clock.now());
     let validated_before = r.issuer.validated.borrow().len();
 
     let err = r.rollback(NAME, "ops").await.expect_err("undone");
-    assert!(
-        err.to_string().contains("AWSCURRENT is back on version t1"),
-        "{err}"
-    );
-    assert_eq!(
-        r.store.version_with_stage(AWSCURRENT).as_deref(),
-        Some("t1")
-    );
-    assert_eq!(
-        r.targets.served(RENDER),
-        Some(new_key),
-        "the working key is served"
-    );
+    assert_undone_to_t1(&r, &err, new_key);
     assert_eq!(
         r.issuer.validated.borrow().len(),
         validated_before,
@@ -598,10 +577,7 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
         .await
         .expect("started");
     step(&r, Step::Create, &started.token).await;
-    let pending = r.store.value_of(&started.token).expect("pending")["api_key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let pending = r.store.api_key_of(&started.token);
     r.issuer.rejected.borrow_mut().insert(pending);
     run(&r, Step::Set, &started.token)
         .await

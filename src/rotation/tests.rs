@@ -240,10 +240,7 @@ async fn a_rejected_pending_key_fails_set_and_never_reaches_awscurrent() {
     let r = rotator();
     r.store.start_rotation("t1");
     run(&r, Step::Create, "t1").await.expect("create");
-    let pending = r.store.value_of("t1").expect("pending value")["api_key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let pending = r.store.api_key_of("t1");
     r.issuer.rejected.borrow_mut().insert(pending.clone());
     let err = run(&r, Step::Set, "t1").await.expect_err("rejected");
     assert!(!err.is_retryable());

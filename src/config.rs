@@ -10,7 +10,7 @@ pub const STACK_OUTPUTS: [(&str, &str); 5] = [
     ("KEYROT_ALERT_TOPIC_ARN", "TopicArn"),
     ("KEYROT_ROTATOR_ARN", "RotatorArn"),
     ("KEYROT_MANAGED_PREFIX", "ManagedPrefix"),
-    ("KEYROT_DEFAULT_GRACE_HOURS", "DefaultGraceHours"),
+    ("KEYROT_DEFAULT_GRACE_HOURS", "DefaultGraceInHours"),
 ];
 
 #[derive(Debug, Clone)]

@@ -463,7 +463,7 @@ class KeyrotStack extends cdk.Stack {
       description: 'The name prefix of the secrets keyrot manages (KEYROT_MANAGED_PREFIX for the keyrot CLI)',
       value: managedSecretPrefix.valueAsString,
     });
-    new cdk.CfnOutput(this, 'DefaultGraceHours', {
+    new cdk.CfnOutput(this, 'DefaultGraceInHours', {
       description:
         'The grace of old keys when a secret has no keyrot:grace-hours tag (KEYROT_DEFAULT_GRACE_HOURS for the keyrot CLI)',
       value: defaultGraceHours.valueAsString,

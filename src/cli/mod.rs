@@ -23,7 +23,7 @@ use crate::error::Error;
         the shared config files (AWS_PROFILE, AWS_REGION), and AWS_ENDPOINT_URL to talk to a local \
         stand-in such as moto. It finds the deployed stack's table, topic and rotator from the stack's \
         outputs (TableName, TopicArn, RotatorArn; --stack, default keyrot), and with them the grace \
-        keeper's ManagedPrefix and DefaultGraceHours; KEYROT_AUDIT_TABLE, KEYROT_ALERT_TOPIC_ARN, \
+        keeper's ManagedPrefix and DefaultGraceInHours; KEYROT_AUDIT_TABLE, KEYROT_ALERT_TOPIC_ARN, \
         KEYROT_ROTATOR_ARN, KEYROT_MANAGED_PREFIX and KEYROT_DEFAULT_GRACE_HOURS, when set, take their place.\n\n\
         Keys are read from standard input or --key-file, never from arguments.\n\n\
         Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error.",
@@ -37,7 +37,7 @@ use crate::error::Error;
 )]
 pub struct Cli {
     /// The deployed keyrot stack, whose outputs (TableName, TopicArn, RotatorArn, ManagedPrefix,
-    /// DefaultGraceHours) stand in for the KEYROT_* variables left unset.
+    /// DefaultGraceInHours) stand in for the KEYROT_* variables left unset.
     #[arg(long, global = true, env = "KEYROT_STACK", default_value = "keyrot")]
     pub stack: String,
     #[command(subcommand)]

@@ -849,7 +849,7 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
         ("TableName", &world.config.audit_table),
         ("TopicArn", &world.config.alert_topic_arn),
         ("ManagedPrefix", &name),
-        ("DefaultGraceHours", "24"),
+        ("DefaultGraceInHours", "24"),
     ]);
     let out = run(
         command_without_keyrot_variables(&world),

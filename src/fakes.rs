@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
@@ -46,6 +46,9 @@ pub(crate) struct FakeStore {
     pub(crate) fail_next_rotate: Cell<bool>,
     /// The next RotateSecret starts the rotation, but its answer is lost (a timeout).
     pub(crate) lose_next_rotate_answer: Cell<bool>,
+    /// Just before the Nth DescribeSecret from now answers, AWSCURRENT moves to this version (a
+    /// rollback by another process, between two reads of the same pass).
+    pub(crate) current_moves_before_describe: RefCell<Option<(u32, String)>>,
     /// The next UpdateSecretVersionStage of this stage fails (Secrets Manager unavailable).
     pub(crate) fail_next_move_of: RefCell<Option<&'static str>>,
     /// Rotations RotateSecret started, to name their tokens.
@@ -131,6 +134,18 @@ impl SecretStore for FakeStore {
     async fn describe(&self, _secret_id: &str) -> Result<SecretDescription> {
         self.pause().await;
         self.calls.borrow_mut().push("DescribeSecret".into());
+        let due = self.current_moves_before_describe.borrow_mut().take();
+        match due {
+            Some((1, version)) => {
+                let current = self.version_with_stage(AWSCURRENT);
+                self.move_stage(NAME, AWSCURRENT, Some(&version), current.as_deref())
+                    .await?;
+            }
+            Some((n, version)) => {
+                *self.current_moves_before_describe.borrow_mut() = Some((n - 1, version));
+            }
+            None => {}
+        }
         Ok(SecretDescription {
             arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{NAME}-AbCdEf"),
             name: NAME.into(),
@@ -654,11 +669,7 @@ impl AuditLog for FakeAudit {
         Ok(self.revocations.borrow().values().cloned().collect())
     }
 
-    async fn update_revocation(
-        &self,
-        revocation: &Revocation,
-        expected: RevocationStatus,
-    ) -> Result<bool> {
+    async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
         if let Some((version, status)) = self
             .raced_before_update
@@ -669,7 +680,7 @@ impl AuditLog for FakeAudit {
             raced.status = status;
         }
         match revocations.get_mut(&revocation.old_version_id) {
-            Some(existing) if existing.status == expected => {
+            Some(existing) if existing.as_read() == expected => {
                 *existing = revocation.clone();
                 Ok(true)
             }
@@ -728,6 +739,7 @@ impl AuditLog for FakeAudit {
     ) -> Result<()> {
         if let Some(revocation) = self.revocations.borrow_mut().get_mut(old_version_id) {
             revocation.status = status;
+            revocation.claimed_at = None;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::error::Result;
@@ -248,11 +248,7 @@ pub trait AuditLog {
     /// `expected`. Returns false, writing nothing, when it is not: a rollback, a revocation or another
     /// pass settled or claimed it since it was read. Claiming (pending to revoking) before calling the
     /// provider is what keeps a rollback from taking back a key that is being revoked.
-    async fn update_revocation(
-        &self,
-        revocation: &Revocation,
-        expected: RevocationStatus,
-    ) -> Result<bool>;
+    async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool>;
 
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::adapters::aws::{error_code, sdk_error};
-use crate::domain::audit::{AuditEvent, Outcome, Revocation, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
 use crate::error::{Error, Result, Transience};
 use crate::ports::AuditLog;
 
@@ -47,16 +47,16 @@ impl DynamoAuditLog {
 
     /// Writes an item unless its key exists; returns whether it wrote.
     async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
-        self.put_when(item, NOT_EXISTS, None, what).await
+        self.put_when(item, NOT_EXISTS, &[], what).await
     }
 
-    /// Puts `item` if `condition` holds, false when it does not. With `status`, the condition may
-    /// name the item's status as `#status` and that status as `:<status>` (`:pending`, `:cancelled`).
+    /// Puts `item` if `condition` holds, false when it does not. The condition names the item's
+    /// status `#status` and the `values` by their placeholders (`:status`, `:claimed_at`).
     async fn put_when(
         &self,
         item: Item,
         condition: &str,
-        status: Option<RevocationStatus>,
+        values: &[(&str, String)],
         what: &str,
     ) -> Result<bool> {
         let mut put = self
@@ -65,10 +65,11 @@ impl DynamoAuditLog {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(condition);
-        if let Some(status) = status {
-            put = put
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(format!(":{}", status.as_str()), s(status.as_str()));
+        if condition.contains("#status") {
+            put = put.expression_attribute_names("#status", "status");
+        }
+        for (placeholder, value) in values {
+            put = put.expression_attribute_values(*placeholder, s(value));
         }
         match put.send().await {
             Ok(_) => Ok(true),
@@ -412,8 +413,8 @@ impl AuditLog for DynamoAuditLog {
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
         self.put_when(
             revocation_item(revocation),
-            "attribute_not_exists(pk) OR #status = :cancelled",
-            Some(RevocationStatus::Cancelled),
+            "attribute_not_exists(pk) OR #status = :status",
+            &[(":status", RevocationStatus::Cancelled.as_str().to_owned())],
             "revocation",
         )
         .await
@@ -510,15 +511,19 @@ impl AuditLog for DynamoAuditLog {
         Ok(items.iter().filter_map(revocation_from_item).collect())
     }
 
-    async fn update_revocation(
-        &self,
-        revocation: &Revocation,
-        expected: RevocationStatus,
-    ) -> Result<bool> {
+    async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
+        let mut values = vec![(":status", expected.status.as_str().to_owned())];
+        let condition = match expected.claimed_at {
+            Some(at) => {
+                values.push((":claimed_at", rfc3339_ms(at)));
+                "#status = :status AND claimed_at = :claimed_at"
+            }
+            None => "#status = :status AND attribute_not_exists(claimed_at)",
+        };
         self.put_when(
             revocation_item(revocation),
-            &format!("#status = :{}", expected.as_str()),
-            Some(expected),
+            condition,
+            &values,
             "revocation update",
         )
         .await
@@ -543,11 +548,12 @@ impl AuditLog for DynamoAuditLog {
         old_version_id: &str,
         status: RevocationStatus,
     ) -> Result<()> {
+        // A status set this way is nobody's claim.
         let update = if status.is_owed() {
-            "SET #status = :status"
+            "SET #status = :status REMOVE claimed_at"
         } else {
             // Leaving the sparse index is what takes the item off the grace keeper's list.
-            "SET #status = :status REMOVE gsi2pk, gsi2sk"
+            "SET #status = :status REMOVE gsi2pk, gsi2sk, claimed_at"
         };
         self.client
             .update_item()

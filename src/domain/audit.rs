@@ -126,7 +126,34 @@ pub struct Revocation {
 /// minutes), so an older claim is one whose process died, and another may take it up.
 pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(20);
 
+/// What a conditional update of a revocation record expects to find in it: the status, and the claim
+/// (none, or the time of the one read), so that of two processes taking over the same stale claim only
+/// the first succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    pub status: RevocationStatus,
+    pub claimed_at: Option<DateTime<Utc>>,
+}
+
+impl From<RevocationStatus> for Expected {
+    /// That status, unclaimed.
+    fn from(status: RevocationStatus) -> Self {
+        Expected {
+            status,
+            claimed_at: None,
+        }
+    }
+}
+
 impl Revocation {
+    /// What this record, as read, holds: for an update conditional on nobody having changed it.
+    pub fn as_read(&self) -> Expected {
+        Expected {
+            status: self.status,
+            claimed_at: self.claimed_at,
+        }
+    }
+
     /// This record claimed for revoking at `now`.
     pub fn claimed(&self, now: DateTime<Utc>) -> Revocation {
         Revocation {

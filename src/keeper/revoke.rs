@@ -84,6 +84,17 @@ where
         }
     }
 
+    /// Whether `version` carries AWSCURRENT, asked afresh; `None` when DescribeSecret fails.
+    async fn current_now(&self, secret: &SecretDescription, version: &str) -> Option<bool> {
+        let now = self
+            .ports
+            .store
+            .describe(&secret.arn_or_name())
+            .await
+            .ok()?;
+        Some(now.has_stage(version, AWSCURRENT))
+    }
+
     /// The secret's AWSCURRENT value, or None when it cannot be read or parsed.
     async fn current_value(&self, secret: &SecretDescription) -> Option<ManagedSecret> {
         let text = self
@@ -111,17 +122,12 @@ where
                     .await;
             }
         };
-        let read_status = revocation.status;
+        let read = revocation.as_read();
         match hold {
             Some(Hold::InService(why)) => {
                 // The key is in service again; its revocation no longer stands.
                 revocation.status = RevocationStatus::Cancelled;
-                match self
-                    .ports
-                    .audit
-                    .update_revocation(&revocation, read_status)
-                    .await
-                {
+                match self.ports.audit.update_revocation(&revocation, read).await {
                     Ok(true) => {}
                     // Settled meanwhile by someone else: nothing of ours to record.
                     Ok(false) => return,
@@ -235,14 +241,10 @@ where
             revocation.postponements += 1;
         }
         // A claim a crashed pass left is released: until it is due again, a rollback may cancel it.
-        let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        let read = revocation.as_read();
+        revocation.status = RevocationStatus::Pending;
         revocation.claimed_at = None;
-        match self
-            .ports
-            .audit
-            .update_revocation(revocation, read_status)
-            .await
-        {
+        match self.ports.audit.update_revocation(revocation, read).await {
             Ok(true) => {}
             // A rollback or another pass settled the record since it was read.
             Ok(false) => return,
@@ -295,20 +297,27 @@ where
         // Claimed first: from here on a rollback cannot cancel the record and bring the key back
         // while the provider revokes it; it finds the claim and undoes itself instead. A claim whose
         // lease ran out (its process died) is taken over.
-        let read_status = revocation.status;
+        let read = revocation.as_read();
         revocation = revocation.claimed(self.ports.clock.now());
-        match self
-            .ports
-            .audit
-            .update_revocation(&revocation, read_status)
-            .await
-        {
+        match self.ports.audit.update_revocation(&revocation, read).await {
             Ok(true) => {}
             // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
             Ok(false) => return,
             Err(err) => {
                 return report.errors.push(format!("{}: {err}", secret.name));
             }
+        }
+        // A rollback may have moved AWSCURRENT to this version after the pass looked (before the
+        // claim): asked again now, so that the key is never revoked under AWSCURRENT.
+        if self.current_now(secret, &revocation.old_version_id).await != Some(false) {
+            let claim = revocation.as_read();
+            revocation.status = RevocationStatus::Pending;
+            revocation.claimed_at = None;
+            if let Err(err) = self.ports.audit.update_revocation(&revocation, claim).await {
+                report.errors.push(format!("{}: {err}", secret.name));
+            }
+            report.postponed += 1;
+            return;
         }
         let status = match self.ports.issuer.revoke(&revocation).await {
             Ok(status) => status,
@@ -318,40 +327,48 @@ where
                     .await;
             }
         };
+        let claim = revocation.as_read();
         revocation.status = status;
         revocation.claimed_at = None;
-        match self
-            .ports
-            .audit
-            .update_revocation(&revocation, RevocationStatus::Revoking)
-            .await
-        {
-            Ok(true) => {}
-            // The record changed between this pass reading it and the provider revoking the key:
-            // someone put the key back while it was being revoked; the pass reports it.
-            Ok(false) => {
-                let text = format!(
-                    "{}: the old key {} was revoked while its record was being changed (a rollback that \
-                     finished just before?): check that AWSCURRENT works with `keyrot validate {}`",
-                    secret.name, revocation.hint, secret.name
-                );
-                report.errors.push(text.clone());
-                let alert = Alert {
-                    event: "rollback_failed",
-                    severity: Severity::Critical,
-                    secret_name: secret.name.clone(),
-                    subject: subject(&format!(
-                        "keyrot: {} may have lost its current key",
-                        secret.name
-                    )),
-                    text,
-                    details: json!({"event": "rollback_failed", "secret": secret.name,
-                        "version_id": revocation.old_version_id, "key": revocation.hint}),
-                };
-                self.alert_once(secret, &revocation.old_version_id, alert, report)
-                    .await;
+        let settled = match self.ports.audit.update_revocation(&revocation, claim).await {
+            Ok(settled) => settled,
+            Err(err) => {
+                report.errors.push(format!("{}: {err}", secret.name));
+                true
             }
-            Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
+        };
+        // Neither should happen while claims hold; if one does, a person must look now.
+        let current = self.current_now(secret, &revocation.old_version_id).await == Some(true);
+        if !settled || current {
+            let text = format!(
+                "{}: the old key {} (version {}) was revoked, but {}: check that AWSCURRENT works with \
+                 `keyrot validate {}`, and rotate now with `keyrot rotate {} --emergency` if it does not",
+                secret.name,
+                revocation.hint,
+                revocation.old_version_id,
+                if current {
+                    "that version is AWSCURRENT now"
+                } else {
+                    "its record was settled or taken over by another process meanwhile"
+                },
+                secret.name,
+                secret.name
+            );
+            report.errors.push(text.clone());
+            let alert = Alert {
+                event: "rollback_failed",
+                severity: Severity::Critical,
+                secret_name: secret.name.clone(),
+                subject: subject(&format!(
+                    "keyrot: {} may have lost its current key",
+                    secret.name
+                )),
+                text,
+                details: json!({"event": "rollback_failed", "secret": secret.name,
+                    "version_id": revocation.old_version_id, "key": revocation.hint, "current": current}),
+            };
+            self.alert_once(secret, &revocation.old_version_id, alert, report)
+                .await;
         }
         report.revoked += 1;
         let note = match status {
@@ -426,14 +443,10 @@ where
         report.failed += 1;
         revocation.attempts += 1;
         // Back to pending (a claim is released), for the next pass to try again.
-        let read_status = std::mem::replace(&mut revocation.status, RevocationStatus::Pending);
+        let read = revocation.as_read();
+        revocation.status = RevocationStatus::Pending;
         revocation.claimed_at = None;
-        match self
-            .ports
-            .audit
-            .update_revocation(&revocation, read_status)
-            .await
-        {
+        match self.ports.audit.update_revocation(&revocation, read).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(err) => report.errors.push(format!("{}: {err}", secret.name)),

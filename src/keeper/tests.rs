@@ -207,6 +207,30 @@ async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_execute
 }
 
 #[tokio::test]
+async fn a_version_made_current_after_the_pass_looked_is_not_revoked() {
+    let r = with_one_hour_grace();
+    rotate(&r, "t1").await;
+    advance(&r, Duration::hours(2));
+    // A rollback moves AWSCURRENT back to v0 after the pass's fresh look at the secret (its second
+    // DescribeSecret), before the look it takes once it holds the claim (the third).
+    *r.store.current_moves_before_describe.borrow_mut() = Some((3, "v0".into()));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 0);
+    assert!(
+        r.issuer.revoked.borrow().is_empty(),
+        "never revoked under AWSCURRENT"
+    );
+    assert_eq!(
+        status_of(&r, "v0"),
+        RevocationStatus::Pending,
+        "the claim is released"
+    );
+    // The next pass sees it current and cancels it.
+    keeper(&r).run().await.expect("pass");
+    assert_eq!(status_of(&r, "v0"), RevocationStatus::Cancelled);
+}
+
+#[tokio::test]
 async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
     let r = with_one_hour_grace();
     rotate(&r, "t1").await;

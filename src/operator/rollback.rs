@@ -34,6 +34,15 @@ enum Start {
     Resume,
 }
 
+/// Whether the key of a version with this record is gone or going: claimed for revocation, revoked,
+/// or left for a person to revoke. (A retired generic key still works.)
+fn is_lost(record: &Revocation) -> bool {
+    matches!(
+        record.status,
+        RevocationStatus::Revoking | RevocationStatus::Revoked | RevocationStatus::Manual
+    )
+}
+
 fn refusal(secret: &SecretDescription, field: &str, problem: String, fix: String) -> Error {
     Error::config(
         &secret.name,
@@ -104,13 +113,16 @@ where
         // whose version is current again) on the AWSCURRENT version means AWSCURRENT was moved back to
         // a key a rotation had retired: by a rollback that stopped before its end (or by hand). Then
         // the rollback goes on from the target step, and the version now AWSPREVIOUS is the abandoned
-        // one; moving AWSCURRENT again would put the abandoned key back in service.
+        // one; moving AWSCURRENT again would put the abandoned key back in service. A claimed or
+        // revoked record there means the keeper took that key meanwhile: the rollback goes back.
         let start = match &current_record {
             Some(record)
                 if matches!(
                     record.status,
                     RevocationStatus::Pending
                         | RevocationStatus::Revoking
+                        | RevocationStatus::Revoked
+                        | RevocationStatus::Manual
                         | RevocationStatus::Cancelled
                 ) =>
             {
@@ -192,13 +204,9 @@ where
                 format!("to change the key, rotate it: `keyrot rotate {name}`"),
             ));
         }
-        // A resumed rollback whose key is claimed for revocation (the keeper took it between the
-        // earlier run and this one) must not put that key on the targets: it goes back at once.
-        if matches!(start, Start::Resume)
-            && keep_record
-                .as_ref()
-                .is_some_and(|r| r.status == RevocationStatus::Revoking)
-        {
+        // A resumed rollback whose key is claimed or revoked (the keeper took it between the earlier
+        // run and this one) must not put that key on the targets: it goes back at once.
+        if matches!(start, Start::Resume) && keep_record.as_ref().is_some_and(is_lost) {
             let targets = TargetSpec::parse_all(&name, &bad.targets)?;
             return Err(self
                 .undo_rollback(
@@ -224,21 +232,42 @@ where
         let targets = TargetSpec::parse_all(&name, &kept.targets)?;
         // A resumed rollback redeploys every target: the earlier attempt may have written the key and
         // then failed its redeploy, leaving the live deployment on the abandoned key.
-        let changed = self
+        let changed = match self
             .put_key_on_targets(
                 &secret,
                 &targets,
                 &kept.api_key,
                 matches!(start, Start::Resume),
             )
-            .await?;
+            .await
+        {
+            Ok(changed) => changed,
+            Err(err) => {
+                // Before leaving AWSCURRENT on the key we went back to: is it still alive? A claim
+                // taken meanwhile means it is being revoked; then go back now, not on a re-run.
+                let now = self.audit.revocation(&name, &keep).await.ok().flatten();
+                if now.as_ref().is_some_and(is_lost) {
+                    return Err(self
+                        .undo_rollback(
+                            &secret,
+                            secret_id,
+                            (&keep, now),
+                            (&abandon, &bad, abandon_record),
+                            &targets,
+                            actor,
+                        )
+                        .await);
+                }
+                return Err(err);
+            }
+        };
         if let Some(mut record) = keep_record
             && record.status != RevocationStatus::Cancelled
         {
             record.status = RevocationStatus::Cancelled;
             if !self
                 .audit
-                .update_revocation(&record, RevocationStatus::Pending)
+                .update_revocation(&record, RevocationStatus::Pending.into())
                 .await?
             {
                 // The grace keeper acted on the record after it was read: it cancels a record whose
@@ -354,12 +383,24 @@ where
                     claimed_at: None,
                     ..record.clone()
                 };
-                match self
+                let update = self
                     .audit
-                    .update_revocation(&cancelled, RevocationStatus::Pending)
-                    .await
-                {
+                    .update_revocation(&cancelled, RevocationStatus::Pending.into())
+                    .await;
+                // Not pending any more: cancelled by someone else is as good; anything else is not.
+                let now = match update {
+                    Ok(false) => self
+                        .audit
+                        .revocation(name, alive)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|r| r.status),
+                    _ => None,
+                };
+                match update {
                     Ok(true) => Ok(()),
+                    Ok(false) if now == Some(RevocationStatus::Cancelled) => Ok(()),
                     Ok(false) => Err(format!(
                         "version {alive}'s key is {} too: neither key can be relied on; rotate to a new key now: \
                          `keyrot rotate {name} --emergency --wait`",

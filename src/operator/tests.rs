@@ -167,6 +167,24 @@ async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touch
 }
 
 #[tokio::test]
+async fn a_resumed_rollback_whose_key_was_revoked_meanwhile_goes_back_to_the_working_key() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let new_key = r.store.api_key_of("t1");
+    r.targets.fail_deployments.set(1);
+    r.rollback(NAME, "ops")
+        .await
+        .expect_err("the redeploy failed");
+    // The keeper revoked v0 (its claim predates the rollback's move) before the re-run.
+    r.audit
+        .set_revocation_status(NAME, "v0", RevocationStatus::Revoked)
+        .await
+        .expect("revoked");
+    let err = r.rollback(NAME, "ops").await.expect_err("undone");
+    assert_undone_to_t1(&r, &err, new_key);
+}
+
+#[tokio::test]
 async fn a_rollback_racing_the_keeper_over_a_retired_generic_key_stands() {
     let r = with_target();
     rotate(&r, "t1").await;

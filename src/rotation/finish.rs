@@ -186,7 +186,7 @@ where
         {
             match self
                 .audit
-                .update_revocation(&claimed, revocation.status)
+                .update_revocation(&claimed, revocation.as_read())
                 .await
             {
                 Ok(true) => {}
@@ -218,7 +218,7 @@ where
         };
         match self
             .audit
-            .update_revocation(&settled, RevocationStatus::Revoking)
+            .update_revocation(&settled, claimed.as_read())
             .await
         {
             Ok(true) => {}

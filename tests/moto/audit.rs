@@ -229,7 +229,7 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         .expect("cancel");
     revocation.postponements = 1;
     assert!(
-        !log.update_revocation(&revocation, RevocationStatus::Pending)
+        !log.update_revocation(&revocation, RevocationStatus::Pending.into())
             .await
             .expect("update")
     );
@@ -255,15 +255,14 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
 
     // A keeper claims it before calling the provider: the claim stays due (a pass that died is taken
     // up again), and a rollback's cancel, conditional on pending, no longer applies.
-    let mut claimed = revocation.clone();
-    claimed.status = RevocationStatus::Revoking;
+    let claimed = revocation.claimed(chrono::Utc::now() - chrono::Duration::hours(1));
     assert!(
-        log.update_revocation(&claimed, RevocationStatus::Pending)
+        log.update_revocation(&claimed, RevocationStatus::Pending.into())
             .await
             .expect("claim")
     );
     assert!(
-        !log.update_revocation(&claimed, RevocationStatus::Pending)
+        !log.update_revocation(&claimed, RevocationStatus::Pending.into())
             .await
             .expect("claim again"),
         "claimed once"
@@ -273,10 +272,25 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         listed.iter().map(|r| r.status).collect::<Vec<_>>(),
         [RevocationStatus::Revoking]
     );
+    // Its process died; two later passes take the stale claim over: only the first does, since the
+    // update names the claim it read.
+    let stale = listed[0].as_read();
+    let taken = listed[0].claimed(chrono::Utc::now());
+    assert!(
+        log.update_revocation(&taken, stale)
+            .await
+            .expect("take over")
+    );
+    assert!(
+        !log.update_revocation(&listed[0].claimed(chrono::Utc::now()), stale)
+            .await
+            .expect("take over again"),
+        "the claim is the first taker's"
+    );
     let mut cancel = revocation.clone();
     cancel.status = RevocationStatus::Cancelled;
     assert!(
-        !log.update_revocation(&cancel, RevocationStatus::Pending)
+        !log.update_revocation(&cancel, RevocationStatus::Pending.into())
             .await
             .expect("cancel")
     );
@@ -287,7 +301,7 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         .expect("settle");
     assert!(!log.schedule_revocation(&revocation).await.expect("put"));
     assert!(
-        !log.update_revocation(&revocation, RevocationStatus::Pending)
+        !log.update_revocation(&revocation, RevocationStatus::Pending.into())
             .await
             .expect("update")
     );

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use keyrot::domain::audit::{AuditEvent, Revocation, RevocationStatus};
+use keyrot::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
 use keyrot::domain::targets::TargetSpec;
 use keyrot::domain::{ManagedSecret, NewKey, RotationEvent, SecretDescription, Step};
 use keyrot::entrypoints::rotator;
@@ -334,7 +334,7 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             .call("dynamodb.Query(revocations)", self.inner.revocations_of(s))
             .await
     }
-    async fn update_revocation(&self, r: &Revocation, expected: RevocationStatus) -> Result<bool> {
+    async fn update_revocation(&self, r: &Revocation, expected: Expected) -> Result<bool> {
         self.inj
             .call(
                 "dynamodb.PutItem(revocation update)",

@@ -223,7 +223,12 @@ where
         {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(secret = %revocation.secret_name, "the revocation record changed while finishSecret revoked the old key")
+                tracing::warn!(
+                    secret = %revocation.secret_name,
+                    version = %revocation.old_version_id,
+                    "the revocation record changed while finishSecret revoked the old key; check it with `keyrot status --secret {}`",
+                    revocation.secret_name
+                )
             }
             // Still listed as owed: the keeper's next attempt finds the key gone, or retries it.
             Err(err) => super::log_audit_failure(&revocation.secret_name, &err),

@@ -159,13 +159,11 @@ fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
         if let Some(fields) = onboarded.as_object_mut() {
             fields.remove("targets");
         }
-    } else if let (old_targets, Some(new_targets)) = (
-        value
+    } else if let Some(new_targets) = onboarded.get_mut("targets").and_then(Value::as_array_mut) {
+        let old_targets = value
             .get("targets")
             .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice),
-        onboarded.get_mut("targets").and_then(Value::as_array_mut),
-    ) {
+            .map_or(&[][..], Vec::as_slice);
         for target in new_targets.iter_mut() {
             match old_targets.iter().find(|old| same_target(old, target)) {
                 Some(old) => *target = overlay(old.clone(), target.take()),

@@ -49,6 +49,14 @@ fn with_one_hour_grace() -> TestRotator {
     r
 }
 
+/// A rotation to t1 whose old key's one-hour grace ended an hour ago.
+async fn rotated_past_its_grace() -> TestRotator {
+    let r = with_one_hour_grace();
+    rotate(&r, "t1").await;
+    advance(&r, Duration::hours(2));
+    r
+}
+
 fn advance(r: &TestRotator, by: Duration) {
     r.clock.0.set(r.clock.now() + by);
 }
@@ -191,9 +199,7 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
 
 #[tokio::test]
 async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_executed() {
-    let r = with_one_hour_grace();
-    rotate(&r, "t1").await;
-    advance(&r, Duration::hours(2));
+    let r = rotated_past_its_grace().await;
     // The pass read the record as pending and found nothing holding the key; a rollback cancels the
     // record before the pass claims it.
     *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Cancelled));
@@ -208,9 +214,7 @@ async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_execute
 
 #[tokio::test]
 async fn a_version_made_current_after_the_pass_looked_is_not_revoked() {
-    let r = with_one_hour_grace();
-    rotate(&r, "t1").await;
-    advance(&r, Duration::hours(2));
+    let r = rotated_past_its_grace().await;
     // A rollback moves AWSCURRENT back to v0 after the pass's fresh look at the secret (its second
     // DescribeSecret), before the look it takes once it holds the claim (the third).
     *r.store.current_moves_before_describe.borrow_mut() = Some((3, "v0".into()));
@@ -232,9 +236,7 @@ async fn a_version_made_current_after_the_pass_looked_is_not_revoked() {
 
 #[tokio::test]
 async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
-    let r = with_one_hour_grace();
-    rotate(&r, "t1").await;
-    advance(&r, Duration::hours(2));
+    let r = rotated_past_its_grace().await;
     // A process claimed it just now: it is theirs, and this pass leaves it alone.
     r.audit.claim("v0", r.clock.now());
     let report = keeper(&r).run().await.expect("pass");

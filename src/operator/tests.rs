@@ -139,12 +139,12 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
     );
 }
 
-#[tokio::test]
-async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touching_that_key() {
+/// A rotation to t1, then a rollback that moved AWSCURRENT back to v0 and put the old key on the
+/// target, whose redeploy failed. Returns t1's (working) key.
+async fn rollback_stopped_at_its_redeploy() -> (TestRotator, String) {
     let r = with_target();
     rotate(&r, "t1").await;
     let new_key = r.store.api_key_of("t1");
-    // The first rollback moves AWSCURRENT back, puts the old key on the target, and its redeploy fails.
     r.targets.fail_deployments.set(1);
     r.rollback(NAME, "ops")
         .await
@@ -153,6 +153,12 @@ async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touch
         r.store.version_with_stage(AWSCURRENT).as_deref(),
         Some("v0")
     );
+    (r, new_key)
+}
+
+#[tokio::test]
+async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touching_that_key() {
+    let (r, new_key) = rollback_stopped_at_its_redeploy().await;
     // Before it is run again, the keeper claims v0's record: that key is being revoked.
     r.audit.claim("v0", r.clock.now());
     let validated_before = r.issuer.validated.borrow().len();
@@ -168,13 +174,7 @@ async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touch
 
 #[tokio::test]
 async fn a_resumed_rollback_whose_key_was_revoked_meanwhile_goes_back_to_the_working_key() {
-    let r = with_target();
-    rotate(&r, "t1").await;
-    let new_key = r.store.api_key_of("t1");
-    r.targets.fail_deployments.set(1);
-    r.rollback(NAME, "ops")
-        .await
-        .expect_err("the redeploy failed");
+    let (r, new_key) = rollback_stopped_at_its_redeploy().await;
     // The keeper revoked v0 (its claim predates the rollback's move) before the re-run.
     r.audit
         .set_revocation_status(NAME, "v0", RevocationStatus::Revoked)

@@ -163,6 +163,16 @@ impl Revocation {
         }
     }
 
+    /// This record with `status` and no claim: a claim settled (revoked, cancelled) or released
+    /// (pending again).
+    pub fn settled(&self, status: RevocationStatus) -> Revocation {
+        Revocation {
+            status,
+            claimed_at: None,
+            ..self.clone()
+        }
+    }
+
     /// Whether a process may be revoking the key right now: claimed less than [`CLAIM_LEASE`] ago.
     pub fn claim_is_live(&self, now: DateTime<Utc>) -> bool {
         self.status == RevocationStatus::Revoking

@@ -242,8 +242,7 @@ where
         }
         // A claim a crashed pass left is released: until it is due again, a rollback may cancel it.
         let read = revocation.as_read();
-        revocation.status = RevocationStatus::Pending;
-        revocation.claimed_at = None;
+        *revocation = revocation.settled(RevocationStatus::Pending);
         match self.ports.audit.update_revocation(revocation, read).await {
             Ok(true) => {}
             // A rollback or another pass settled the record since it was read.
@@ -311,8 +310,7 @@ where
         // claim): asked again now, so that the key is never revoked under AWSCURRENT.
         if self.current_now(secret, &revocation.old_version_id).await != Some(false) {
             let claim = revocation.as_read();
-            revocation.status = RevocationStatus::Pending;
-            revocation.claimed_at = None;
+            revocation = revocation.settled(RevocationStatus::Pending);
             if let Err(err) = self.ports.audit.update_revocation(&revocation, claim).await {
                 report.errors.push(format!("{}: {err}", secret.name));
             }
@@ -328,8 +326,7 @@ where
             }
         };
         let claim = revocation.as_read();
-        revocation.status = status;
-        revocation.claimed_at = None;
+        revocation = revocation.settled(status);
         let settled = match self.ports.audit.update_revocation(&revocation, claim).await {
             Ok(settled) => settled,
             Err(err) => {
@@ -444,8 +441,7 @@ where
         revocation.attempts += 1;
         // Back to pending (a claim is released), for the next pass to try again.
         let read = revocation.as_read();
-        revocation.status = RevocationStatus::Pending;
-        revocation.claimed_at = None;
+        revocation = revocation.settled(RevocationStatus::Pending);
         match self.ports.audit.update_revocation(&revocation, read).await {
             Ok(true) => {}
             Ok(false) => return,

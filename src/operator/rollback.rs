@@ -378,11 +378,7 @@ where
         let kept_alive = match alive_record.filter(|r| r.status != RevocationStatus::Cancelled) {
             None => Ok(()),
             Some(record) => {
-                let cancelled = Revocation {
-                    status: RevocationStatus::Cancelled,
-                    claimed_at: None,
-                    ..record.clone()
-                };
+                let cancelled = record.settled(RevocationStatus::Cancelled);
                 let update = self
                     .audit
                     .update_revocation(&cancelled, RevocationStatus::Pending.into())

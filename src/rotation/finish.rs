@@ -208,14 +208,10 @@ where
         let result = self.issuer.revoke(revocation).await;
         // Revoked: the record says how. Failed: the claim is released, for the keeper to retry. Both
         // only while the claim is still ours.
-        let settled = Revocation {
-            status: match &result {
-                Ok(status) => *status,
-                Err(_) => RevocationStatus::Pending,
-            },
-            claimed_at: None,
-            ..claimed.clone()
-        };
+        let settled = claimed.settled(match &result {
+            Ok(status) => *status,
+            Err(_) => RevocationStatus::Pending,
+        });
         match self
             .audit
             .update_revocation(&settled, claimed.as_read())

@@ -45,7 +45,7 @@ build-RotatorFunction:
 build-GraceKeeperFunction:
 	scripts/infra-build.sh artifacts "$(ARTIFACTS_DIR)" keyrot-grace-keeper
 
-check-infra: ## offline checks of the templates: cfn-lint, checkov, cdk synth + cdk-nag, SAM vs CDK
+check-infra: ## offline checks of the templates: cfn-lint, checkov, tsc, cdk synth + cdk-nag, SAM vs CDK
 	scripts/check-infra.sh
 
 clean-infra: ## remove .venv-infra and infra/node_modules

@@ -5,10 +5,12 @@
 #   1. cfn-lint template.yaml: no error and no warning.
 #   2. checkov on template.yaml: no failed check; every suppression gives a reason, is still needed, and is
 #      listed in docs/deploy.md.
-#   3. cdk synth of infra/ with cdk-nag's AwsSolutions pack: no unacknowledged finding; every
+#   3. tsc on infra/ (infra/tsconfig.json: checkJs, strict, noEmit): the CDK app, plain JavaScript with JSDoc
+#      types, has no type error against aws-cdk-lib's and Node's type declarations.
+#   4. cdk synth of infra/ with cdk-nag's AwsSolutions pack: no unacknowledged finding; every
 #      acknowledgment gives a reason and is listed in docs/deploy.md; cfn-lint on the synthesized template.
 #      Synthesized against placeholder bootstrap zips, so no release build is needed.
-#   4. SAM (through the real SAM transform) and CDK declare the same resources, properties, IAM actions,
+#   5. SAM (through the real SAM transform) and CDK declare the same resources, properties, IAM actions,
 #      parameters and outputs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +33,15 @@ echo "cfn-lint: no errors, no warnings"
 step "2. checkov template.yaml"
 "$venv/python" infra/checks/checkov_template.py template.yaml docs/deploy.md
 
-step "3. cdk synth infra/ (cdk-nag AwsSolutions), offline"
+step "3. tsc infra/ (checkJs, strict)"
+(
+  cd infra
+  node_modules/.bin/tsc --version
+  node_modules/.bin/tsc --project tsconfig.json --pretty false
+)
+echo "tsc: no type errors"
+
+step "4. cdk synth infra/ (cdk-nag AwsSolutions), offline"
 # Placeholder zips where `make build` puts the real ones: synth only hashes and copies them.
 for bin in keyrot-rotator keyrot-grace-keeper; do
   mkdir -p "$work/lambda/$bin"
@@ -56,7 +66,7 @@ template="$work/cdk.out/Keyrot.template.json"
 "$venv/cfn-lint" --ignore-checks W3005 -- "$template"
 echo "cfn-lint on the synthesized CDK template: no errors, no warnings"
 
-step "4. SAM and CDK declare the same deployment"
+step "5. SAM and CDK declare the same deployment"
 "$venv/python" infra/checks/compare_templates.py template.yaml "$template"
 
 printf '\ncheck-infra: all checks passed in %ss\n' "$((SECONDS - started))"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make check-infra` needs, once, inside the repo: a Python venv .venv-infra with cfn-lint,
 # checkov and the SAM transform (aws-sam-translator), and infra/node_modules (aws-cdk-lib, cdk-nag, the CDK
-# CLI) from infra/package-lock.json. Stamp files record the pins, so a second run costs nothing.
+# CLI, and the devDependencies typescript and @types/node that type-check the app) from
+# infra/package-lock.json. Stamp files record the pins, so a second run costs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,8 @@ PINS=(
 
 lock_sum=$(sha256sum infra/package-lock.json | cut -c1-12)
 if [ ! -f "infra/node_modules/.keyrot-$lock_sum" ]; then
-  (cd infra && npm ci --no-audit --no-fund --loglevel=error)
+  # --include=dev: tsc is a devDependency, needed even where NODE_ENV=production would leave it out.
+  (cd infra && npm ci --include=dev --no-audit --no-fund --loglevel=error)
   touch "infra/node_modules/.keyrot-$lock_sum"
   echo "infra-tools: installed infra/node_modules from infra/package-lock.json"
 fi

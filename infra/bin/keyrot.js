@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// @ts-check
 'use strict';
 // The CDK app: one environment-agnostic stack (account and region come from the deploying credentials), so
 // `cdk synth` needs no AWS access. cdk-nag's AwsSolutions pack checks it on every synth.

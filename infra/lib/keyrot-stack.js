@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // keyrot's resources, the same ones template.yaml declares for SAM, with the same logical ids, so that
 // `make check-infra` can compare the two templates resource by resource and action by action.
@@ -16,13 +17,28 @@ const logs = require('aws-cdk-lib/aws-logs');
 const secretsmanager = require('aws-cdk-lib/aws-secretsmanager');
 const sns = require('aws-cdk-lib/aws-sns');
 
-/** Gives an L2 construct's CloudFormation resource the logical id template.yaml uses. */
+/**
+ * Gives an L2 construct's CloudFormation resource the logical id template.yaml uses.
+ * @template {import('constructs').IConstruct} T
+ * @param {T} construct
+ * @param {string} id
+ * @returns {T}
+ */
 function logicalId(construct, id) {
-  construct.node.defaultChild.overrideLogicalId(id);
+  const resource = construct.node.defaultChild;
+  if (!(resource instanceof cdk.CfnElement)) {
+    throw new Error(`${construct.node.path} has no CloudFormation resource to give the logical id ${id}`);
+  }
+  resource.overrideLogicalId(id);
   return construct;
 }
 
-/** A `bootstrap.zip` built by `make build` (cargo lambda build --arm64 --output-format zip). */
+/**
+ * A `bootstrap.zip` built by `make build` (cargo lambda build --arm64 --output-format zip).
+ * @param {string} lambdaDir
+ * @param {string} bin
+ * @returns {lambda.Code}
+ */
 function bootstrapZip(lambdaDir, bin) {
   const zip = path.join(lambdaDir, bin, 'bootstrap.zip');
   if (!fs.existsSync(zip)) {
@@ -50,7 +66,8 @@ class KeyrotStack extends cdk.Stack {
       description:
         'Name prefix of the secrets keyrot rotates. The rotator may read, write and re-label only secrets whose name starts with it.',
     });
-    const adminSecretPrefix = new cdk.CfnParameter(this, 'AdminSecretPrefix', {
+    // Read by name only, in the Fn.sub of adminSecrets below.
+    new cdk.CfnParameter(this, 'AdminSecretPrefix', {
       type: 'String',
       default: 'keyrot/admin/',
       minLength: 1,
@@ -202,6 +219,7 @@ class KeyrotStack extends cdk.Stack {
 
     // What both functions share: the audit trail, the alert topic and its key, and their environment.
     // TransactWriteItems (a step's audit event with its DONE# guard) is authorized by PutItem.
+    /** @type {(extraTableActions?: string[]) => iam.PolicyStatement[]} */
     const sharedStatements = (extraTableActions = []) => [
       new iam.PolicyStatement({
         sid: 'AuditTrail',
@@ -221,6 +239,7 @@ class KeyrotStack extends cdk.Stack {
       KEYROT_DEFAULT_GRACE_HOURS: defaultGraceHours.valueAsString,
       RUST_LOG: 'info',
     };
+    /** @type {(id: string, suffix: string) => logs.LogGroup} */
     const logGroup = (id, suffix) =>
       logicalId(
         new logs.LogGroup(this, id, {
@@ -394,6 +413,7 @@ class KeyrotStack extends cdk.Stack {
     );
 
     const toTopic = new cwActions.SnsAction(alertTopic);
+    /** @type {(id: string, description: string, metric: cloudwatch.IMetric) => cloudwatch.Alarm} */
     const alarm = (id, description, metric) => {
       const a = new cloudwatch.Alarm(this, id, {
         alarmDescription: description,
@@ -479,8 +499,11 @@ class KeyrotStack extends cdk.Stack {
 
   // ------------------------------------------------------------ cdk-nag: each acknowledgment says why
   // docs/deploy.md lists them. Every finding is acknowledged on the one construct that has it, by its exact id.
+  /** @param {{ rotatorRole: iam.Role, keeperRole: iam.Role }} roles */
   suppressNagFindings({ rotatorRole, keeperRole }) {
+    /** @type {(construct: import('constructs').IConstruct, id: string, reason: string) => void} */
     const ack = (construct, id, reason) => cdk.Validations.of(construct).acknowledge({ id, reason });
+    /** @type {(prefix: string) => string} */
     const secretArn = (prefix) =>
       `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:<${prefix}>*]`;
     for (const role of [rotatorRole, keeperRole]) {

@@ -10,11 +10,11 @@ pub mod config;
 pub mod domain;
 pub mod entrypoints;
 pub mod error;
-#[cfg(test)]
-mod fakes;
 pub mod keeper;
 pub mod operator;
 pub mod ports;
+pub mod revocation;
 pub mod rotation;
+pub mod wiring;
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
-use crate::domain::audit::{Revocation, RevocationStatus};
+use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::secret::AnthropicSettings;
 use crate::error::{Error, Result};
@@ -122,7 +122,7 @@ impl AnthropicIssuer {
         Ok(matches.pop().map(|key| key.id))
     }
 
-    pub async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus> {
+    pub async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
         let (Some(key_id), Some(admin_secret)) = (&revocation.key_id, &revocation.admin_key_secret)
         else {
             return Ok(RevocationStatus::Manual);

@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::adapters::aws::{error_code, sdk_error};
-use crate::domain::audit::{AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
+use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
 use crate::error::{Error, Result, Transience};
-use crate::ports::AuditLog;
+use crate::ports::{AlertKind, AuditLog};
 
 const SYSTEM: &str = "dynamodb";
 /// GSI over `gsi1pk = MONTH#YYYY-MM`, `gsi1sk = <rfc3339>#<name>`: everything in one month.
@@ -117,7 +117,7 @@ fn event_item(event: &AuditEvent) -> Item {
         ("at", s(at)),
         ("secret_arn", s(&event.secret_arn)),
         ("secret_name", s(&event.secret_name)),
-        ("action", s(&event.action)),
+        ("action", s(event.action.as_str())),
         ("outcome", s(event.outcome.as_str())),
         ("version_id", s(&event.version_id)),
         ("provider", s(&event.provider)),
@@ -247,7 +247,7 @@ pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
         at,
         secret_arn: text(item, "secret_arn").unwrap_or_default(),
         secret_name: text(item, "secret_name")?,
-        action: text(item, "action")?,
+        action: Action::parse(&text(item, "action")?)?,
         outcome,
         version_id: text(item, "version_id").unwrap_or_default(),
         provider: text(item, "provider").unwrap_or_default(),
@@ -529,7 +529,12 @@ impl AuditLog for DynamoAuditLog {
         .await
     }
 
-    async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool> {
+    async fn record_alert_once(
+        &self,
+        secret_name: &str,
+        kind: AlertKind,
+        dedupe: &str,
+    ) -> Result<bool> {
         let item: Item = [
             ("pk", s(secret_pk(secret_name))),
             ("sk", s(format!("ALERT#{kind}#{dedupe}"))),

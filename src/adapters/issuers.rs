@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::openai::OpenAiIssuer;
-use crate::domain::audit::{Revocation, RevocationStatus};
+use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
 use crate::error::{Error, Result};
 use crate::ports::{KeyIssuer, MintedKey};
@@ -82,7 +82,7 @@ impl KeyIssuer for ProviderIssuers {
         }
     }
 
-    async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>> {
+    async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
         match revocation.provider.as_str() {
             "openai" => self.openai.last_used(revocation).await,
             // Anthropic reports no last use, and generic keys have no provider to ask.
@@ -101,7 +101,7 @@ impl KeyIssuer for ProviderIssuers {
         }
     }
 
-    async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus> {
+    async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
         match revocation.provider.as_str() {
             // keyrot has nothing to revoke at a provider for a generic key: it is retired, and the audit
             // trail records when it left service.

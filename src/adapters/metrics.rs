@@ -3,7 +3,27 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::ports::{Metric, Metrics};
+
 pub const NAMESPACE: &str = "keyrot";
+
+/// Metrics as EMF lines on stdout.
+pub struct EmfMetrics;
+
+impl Metrics for EmfMetrics {
+    fn count(&self, metric: Metric, secret: &str, value: f64) {
+        count(metric.as_str(), secret, value);
+    }
+
+    fn gauge(&self, metric: Metric, unit: &str, secret: &str, value: f64) {
+        gauge(metric.as_str(), unit, secret, value);
+    }
+
+    fn counts(&self, metrics: &[(Metric, f64)]) {
+        let named: Vec<(&str, f64)> = metrics.iter().map(|(m, v)| (m.as_str(), *v)).collect();
+        counts(&named);
+    }
+}
 
 /// Writes one EMF line counting `value` of `metric` for `secret` (a dimension), to stdout, where the
 /// Lambda runtime sends it to CloudWatch Logs.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::NewKey;
-use crate::domain::audit::{Revocation, RevocationStatus};
+use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::secret::OpenAiSettings;
 use crate::error::{Error, Result, Transience};
@@ -198,7 +198,7 @@ impl OpenAiIssuer {
     }
 
     /// Revokes an old key: deletes its service account, or the project API key a person made.
-    pub async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus> {
+    pub async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
         let settings = settings_of(revocation)?;
         let admin = self.admin_key(&revocation.secret_name, &settings).await?;
         match (&revocation.key_id, &revocation.api_key_id) {
@@ -239,7 +239,7 @@ impl OpenAiIssuer {
     }
 
     /// When the key was last used, as OpenAI reports it (to postpone revoking a key still in use).
-    pub async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>> {
+    pub async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
         let (settings, Some(api_key_id)) = (settings_of(revocation)?, &revocation.api_key_id)
         else {
             return Ok(None);
@@ -383,7 +383,7 @@ impl OpenAiIssuer {
 }
 
 /// The settings a revocation record carries for OpenAI.
-fn settings_of(revocation: &Revocation) -> Result<OpenAiSettings> {
+fn settings_of(revocation: &KeyHandle) -> Result<OpenAiSettings> {
     match (&revocation.project_id, &revocation.admin_key_secret) {
         (Some(project_id), Some(admin_key_secret)) => Ok(OpenAiSettings {
             project_id: project_id.clone(),

@@ -38,6 +38,18 @@ pub fn message_document(alert: &Alert) -> String {
     .to_string()
 }
 
+/// SNS refuses a subject over 100 characters (and one with a line break).
+const SUBJECT_LIMIT: usize = 100;
+
+fn subject(alert: &Alert) -> String {
+    alert
+        .subject
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(SUBJECT_LIMIT)
+        .collect()
+}
+
 fn attribute(value: &str) -> Result<MessageAttributeValue> {
     MessageAttributeValue::builder()
         .data_type("String")
@@ -53,10 +65,10 @@ impl Alerts for SnsAlerts {
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
-            .subject(&alert.subject)
+            .subject(subject(alert))
             .message_structure("json")
             .message(message_document(alert))
-            .message_attributes("event", attribute(alert.event)?)
+            .message_attributes("event", attribute(alert.event.as_str())?)
             .message_attributes("secret", attribute(&alert.secret_name)?)
             .message_attributes("severity", attribute(alert.severity.as_str())?)
             .send()
@@ -69,12 +81,12 @@ impl Alerts for SnsAlerts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::Severity;
+    use crate::ports::{AlertKind, Severity};
 
     #[test]
     fn people_get_the_human_text_and_programs_the_machine_json() {
         let alert = Alert {
-            event: "rotation_succeeded",
+            event: AlertKind::RotationSucceeded,
             severity: Severity::Info,
             secret_name: "prod/openai".into(),
             subject: "keyrot: prod/openai rotated".into(),
@@ -92,5 +104,17 @@ mod tests {
                     .expect("machine JSON");
             assert_eq!(body, alert.details, "{machine}");
         }
+    }
+
+    #[test]
+    fn the_subject_is_cut_to_what_sns_accepts() {
+        let alert =
+            Alert::new(AlertKind::RotationFailed, Severity::Critical, "prod/x").subject(format!(
+                "keyrot: rotation of {} failed\nat setSecret",
+                "x".repeat(200)
+            ));
+        let cut = subject(&alert);
+        assert_eq!(cut.chars().count(), 100);
+        assert!(cut.starts_with("keyrot: rotation of xxx") && !cut.contains('\n'));
     }
 }

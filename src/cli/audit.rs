@@ -100,7 +100,7 @@ fn row(event: &AuditEvent) -> [String; 14] {
     [
         rfc3339_ms(event.at),
         event.secret_name.clone(),
-        event.action.clone(),
+        event.action.to_string(),
         event.outcome.as_str().to_owned(),
         event.trigger.clone(),
         event.actor.clone(),
@@ -260,7 +260,7 @@ mod tests {
                 .unwrap_or_default(),
             secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:prod/openai-AbC".into(),
             secret_name: "prod/openai".into(),
-            action: "setSecret".into(),
+            action: crate::domain::audit::Action::Step(crate::domain::Step::Set),
             outcome: Outcome::Failed,
             version_id: "0123abcd-0000".into(),
             provider: "openai".into(),

@@ -9,49 +9,37 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::adapters::aws;
-use crate::adapters::clock::SystemClock;
 use crate::adapters::cloudformation;
 use crate::adapters::dynamodb::DynamoAuditLog;
-use crate::adapters::issuers::ProviderIssuers;
 use crate::adapters::secrets_manager::SecretsManagerStore;
-use crate::adapters::sns::SnsAlerts;
-use crate::adapters::targets::PlatformTargets;
 use crate::config::{Config, STACK_OUTPUTS};
 use crate::domain::audit::AuditEvent;
-use crate::entrypoints::rotator::{self, AwsRotator};
 use crate::error::{Error, Result, Transience};
 use crate::keeper::{GraceKeeper, KeeperSettings};
-use crate::ports::{AuditHistory, SecretAdmin};
+use crate::operator::Operator;
+use crate::ports::{AuditHistory, Ports, SecretAdmin};
+use crate::wiring::{self, Aws};
 
-pub type AwsKeeper<'a> = GraceKeeper<
-    'a,
-    SecretsManagerStore,
-    ProviderIssuers,
-    PlatformTargets,
-    DynamoAuditLog,
-    SnsAlerts,
-    SystemClock,
->;
-
-pub struct Operator {
-    pub ports: AwsRotator,
+/// One CLI invocation's connection to the deployment: the ports, the configuration and the caller.
+pub struct Session {
+    pub ports: Ports<Aws>,
     pub config: Config,
     /// The caller's ARN (STS GetCallerIdentity), recorded as the actor of audit events.
     pub actor: String,
     stack: StackOutputs,
 }
 
-impl Operator {
+impl Session {
     /// Builds the ports from the configuration: the `KEYROT_*` variables, and for those unset the
     /// outputs of the deployed stack named `stack`.
-    pub async fn connect(stack: &str) -> Result<Operator> {
+    pub async fn connect(stack: &str) -> Result<Session> {
         let sdk = aws::sdk_config().await;
         let stack =
             StackOutputs::read_unless_set(&sdk, stack, &STACK_OUTPUTS.map(|(var, _)| var)[..3])
                 .await;
         let config =
             Config::from_lookup(|var| stack.lookup(var)).map_err(|err| stack.explain(err))?;
-        let ports = rotator::build(&config).await?;
+        let ports = wiring::build(&config).await?;
         let actor = match aws_sdk_sts::Client::new(&sdk)
             .get_caller_identity()
             .send()
@@ -63,7 +51,7 @@ impl Operator {
                 "unknown caller".to_owned()
             }
         };
-        Ok(Operator {
+        Ok(Session {
             ports,
             config,
             actor,
@@ -89,15 +77,22 @@ impl Operator {
             })
     }
 
-    pub fn keeper(&self) -> AwsKeeper<'_> {
-        GraceKeeper {
-            ports: &self.ports,
-            settings: KeeperSettings {
+    /// The grace keeper's view of the deployment: which secrets are managed, and their state.
+    pub fn keeper(&self) -> GraceKeeper<'_, Aws> {
+        GraceKeeper::new(
+            &self.ports,
+            KeeperSettings {
                 rotator_arn: self.config.rotator_arn.clone(),
                 name_prefix: self.config.managed_prefix.clone(),
+                default_grace_hours: self.config.default_grace_hours,
                 ..KeeperSettings::default()
             },
-        }
+        )
+    }
+
+    /// The operator actions, as the caller.
+    pub fn actions(&self) -> Operator<'_, Aws> {
+        Operator::new(&self.ports, wiring::rotator_settings(&self.config))
     }
 }
 

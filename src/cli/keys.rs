@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::cli::context::{Operator, print_json, print_table, read_key};
+use crate::cli::context::{Session, print_json, print_table, read_key};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::error::Result;
 
@@ -20,10 +20,10 @@ pub struct StageArgs {
 
 pub async fn stage(args: StageArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let operator = Operator::connect(stack).await?;
-    let staged = operator
-        .ports
-        .stage_key(&args.name, key, &operator.actor)
+    let session = Session::connect(stack).await?;
+    let staged = session
+        .actions()
+        .stage_key(&args.name, key, &session.actor)
         .await?;
     println!(
         "Staged {} for {} as version {} (KEYROT_STAGED).",
@@ -48,8 +48,11 @@ pub struct NameArgs {
 }
 
 pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
-    let operator = Operator::connect(stack).await?;
-    let done = operator.ports.rollback(&args.name, &operator.actor).await?;
+    let session = Session::connect(stack).await?;
+    let done = session
+        .actions()
+        .rollback(&args.name, &session.actor)
+        .await?;
     if done.resumed {
         println!(
             "An earlier rollback of {} had already moved AWSCURRENT back; completed its remaining steps.",
@@ -85,10 +88,10 @@ pub struct RepairArgs {
 }
 
 pub async fn repair(args: RepairArgs, stack: &str) -> Result<()> {
-    let operator = Operator::connect(stack).await?;
-    let done = operator
-        .ports
-        .repair(&args.name, &operator.actor, args.force)
+    let session = Session::connect(stack).await?;
+    let done = session
+        .actions()
+        .repair(&args.name, &session.actor, args.force)
         .await?;
     println!(
         "Cleared the stuck rotation {} of {}.",
@@ -129,13 +132,13 @@ pub struct ValidateArgs {
 
 /// Exit code 0 when the checked key is valid and every target holds AWSCURRENT's key, else 1.
 pub async fn validate(args: ValidateArgs, stack: &str) -> Result<i32> {
-    let operator = Operator::connect(stack).await?;
+    let session = Session::connect(stack).await?;
     let label = match args.stage {
         Stage::Awscurrent => AWSCURRENT,
         Stage::Awsprevious => AWSPREVIOUS,
         Stage::Awspending => AWSPENDING,
     };
-    let report = operator.ports.validate_stage(&args.name, label).await?;
+    let report = session.actions().validate_stage(&args.name, label).await?;
     let provider = match &report.rejected {
         None => "valid".to_owned(),
         Some(detail) => format!("REJECTED ({detail})"),
@@ -194,8 +197,8 @@ pub struct OrphansArgs {
 }
 
 pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<i32> {
-    let operator = Operator::connect(stack).await?;
-    let found = operator.keeper().orphans().await?;
+    let session = Session::connect(stack).await?;
+    let found = session.keeper().orphans().await?;
     let mut rows = Vec::new();
     let mut failed = 0;
     let row = |orphan: &crate::keeper::Orphan, status: String, error: Option<String>| {
@@ -204,7 +207,11 @@ pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<i32> {
             "status": status, "error": error})
     };
     if args.delete {
-        for deletion in operator.ports.delete_orphans(found, &operator.actor).await {
+        for deletion in session
+            .actions()
+            .delete_orphans(found, &session.actor)
+            .await
+        {
             match &deletion.result {
                 Ok(status) => rows.push(row(
                     &deletion.orphan,

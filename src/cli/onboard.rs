@@ -9,14 +9,15 @@ use serde_json::{Value, json};
 
 use crate::adapters::secrets_manager::Schedule;
 use crate::cli::args::{self, TargetArg};
-use crate::cli::context::{Operator, read_key};
+use crate::cli::context::{Session, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
 use crate::domain::targets::TargetSpec;
-use crate::entrypoints::rotator::AwsRotator;
 use crate::error::{Error, Result};
+use crate::ports::Ports;
 use crate::ports::{KeyIssuer, SecretStore, Target};
+use crate::wiring::Aws;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Provider {
@@ -221,7 +222,7 @@ fn same_target(a: &Value, b: &Value) -> bool {
 
 /// The AWSCURRENT value of the secret when it exists. Refuses while a rotation is under way (a pending
 /// version with a key of its own), since a rotation finishing after onboard would replace its key.
-async fn existing_value(ports: &AwsRotator, name: &str) -> Result<Option<Value>> {
+async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>> {
     let Some(description) = ports.store.describe_if_exists(name).await? else {
         return Ok(None);
     };
@@ -251,10 +252,10 @@ async fn existing_value(ports: &AwsRotator, name: &str) -> Result<Option<Value>>
 
 pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let operator = Operator::connect(stack).await?;
+    let session = Session::connect(stack).await?;
     // Known before anything is checked or written, so that a missing rotator changes nothing.
-    let rotator_arn = operator.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
-    let ports = &operator.ports;
+    let rotator_arn = session.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
+    let ports = &session.ports;
     let existing = existing_value(ports, &args.name).await?;
     let kept_targets = existing
         .as_ref()

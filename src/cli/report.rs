@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use crate::cli::audit::month_bounds;
-use crate::cli::context::{Operator, print_json};
+use crate::cli::context::{Session, print_json};
 use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Result, Transience};
@@ -94,11 +94,11 @@ pub fn line(
 
 pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
     let (start, end) = args.month;
-    let operator = Operator::connect(stack).await?;
-    let managed = operator.keeper().managed_secrets().await?;
+    let session = Session::connect(stack).await?;
+    let managed = session.keeper().managed_secrets().await?;
     let mut lines = Vec::new();
     for item in &managed {
-        let history = operator
+        let history = session
             .ports
             .audit
             .secret_history(&item.secret.name, None, Some(end))
@@ -218,7 +218,8 @@ mod tests {
                 .unwrap_or_default(),
             secret_arn: String::new(),
             secret_name: "s".into(),
-            action: action.into(),
+            action: crate::domain::audit::Action::parse(action)
+                .unwrap_or(crate::domain::audit::Action::Alert),
             outcome,
             version_id: "v".into(),
             provider: "openai".into(),

@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use clap::Args;
 
 use crate::cli::args;
-use crate::cli::context::Operator;
+use crate::cli::context::Session;
 use crate::error::Result;
 use crate::operator::{FollowEnd, RotateRequest};
 
@@ -30,7 +30,7 @@ pub struct RotateArgs {
 }
 
 pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
-    let operator = Operator::connect(stack).await?;
+    let session = Session::connect(stack).await?;
     let request = RotateRequest {
         emergency: args.emergency,
         grace_hours: args.grace_hours,
@@ -38,7 +38,10 @@ pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
     // The steps' events are stamped by the Lambda's clock, not this machine's: the window starts well
     // before now so that a skewed clock here hides none of them. The token picks this rotation's.
     let started_at = Utc::now() - Duration::minutes(15);
-    let started = operator.ports.start_rotation(&args.name, request).await?;
+    let started = session
+        .actions()
+        .start_rotation(&args.name, request)
+        .await?;
     let name = &started.secret_name;
     match request.grace_hours() {
         Some(0.0) => println!(
@@ -56,8 +59,8 @@ pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
     if !args.wait {
         return Ok(0);
     }
-    let end = operator
-        .ports
+    let end = session
+        .actions()
         .follow_rotation(
             name,
             &started.token,

@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::cli::context::{Operator, print_json, print_table};
+use crate::cli::context::{Session, print_json, print_table};
 use crate::domain::SecretDescription;
 use crate::domain::audit::Revocation;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::TargetSpec;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transience};
 use crate::keeper::Managed;
 use crate::ports::{AuditLog, Clock, SecretStore};
 
@@ -90,12 +90,69 @@ pub fn state_of(
     }
 }
 
+/// One secret's line of `keyrot status`, as `--json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    pub secret: String,
+    pub provider: Option<&'static str>,
+    pub targets: Vec<String>,
+    /// The current key, redacted.
+    pub key: Option<String>,
+    pub last_rotated: Option<String>,
+    pub next_rotation: Option<String>,
+    pub age_days: Option<f64>,
+    pub state: String,
+}
+
+impl StatusRow {
+    fn of(managed: &Managed, state: &State, now: DateTime<Utc>) -> StatusRow {
+        let Managed { secret, current } = managed;
+        let targets = current
+            .as_ref()
+            .and_then(|c| TargetSpec::parse_all(&secret.name, &c.targets).ok())
+            .unwrap_or_default();
+        StatusRow {
+            secret: secret.name.clone(),
+            provider: current.as_ref().map(|c| c.provider.name()),
+            targets: targets.iter().map(TargetSpec::label).collect(),
+            key: current.as_ref().map(|c| KeyView::of(&c.api_key).redacted),
+            last_rotated: secret.last_rotated.map(|t| t.to_rfc3339()),
+            next_rotation: secret.next_rotation_due().map(|t| t.to_rfc3339()),
+            age_days: secret.days_since_rotation(now).map(f64::floor),
+            state: state.text(),
+        }
+    }
+
+    /// The table's cells, in the order of [`HEADER`].
+    fn cells(&self) -> Vec<String> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        let date = |v: &Option<String>| {
+            v.as_ref()
+                .map_or_else(|| "-".to_owned(), |t| t.chars().take(10).collect())
+        };
+        vec![
+            self.secret.clone(),
+            self.provider.unwrap_or("-").to_owned(),
+            self.targets.len().to_string(),
+            text(&self.key),
+            date(&self.last_rotated),
+            date(&self.next_rotation),
+            self.age_days
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.0}d")),
+            self.state.clone(),
+        ]
+    }
+}
+
+const HEADER: [&str; 8] = [
+    "SECRET", "PROVIDER", "TARGETS", "KEY", "ROTATED", "NEXT", "AGE", "STATE",
+];
+
 pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
-    let operator = Operator::connect(stack).await?;
-    let ports = &operator.ports;
+    let session = Session::connect(stack).await?;
+    let ports = &session.ports;
     let now = ports.clock.now();
-    let keeper = operator.keeper();
-    let mut managed = keeper.managed_secrets().await?;
+    let mut managed = session.keeper().managed_secrets().await?;
     if let Some(name) = &args.secret {
         managed.retain(|m| &m.secret.name == name || &m.secret.arn == name);
         if managed.is_empty() {
@@ -115,7 +172,8 @@ pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
         grace.insert(revocation.secret_name.clone(), revocation);
     }
     let mut rows = Vec::new();
-    for Managed { secret, current } in &managed {
+    for item in &managed {
+        let secret = &item.secret;
         let pending_since = match secret
             .version_with(AWSPENDING)
             .filter(|v| !secret.has_stage(v, AWSCURRENT))
@@ -128,66 +186,17 @@ pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
             }
             None => None,
         };
-        let state = state_of(
-            secret,
-            pending_since,
-            grace.get(&secret.name).map(|r| r.due),
-            now,
-        );
-        let targets: Vec<String> = current
-            .as_ref()
-            .and_then(|c| TargetSpec::parse_all(&secret.name, &c.targets).ok())
-            .unwrap_or_default()
-            .iter()
-            .map(TargetSpec::label)
-            .collect();
-        rows.push(json!({
-            "secret": secret.name,
-            "provider": current.as_ref().map(|c| c.provider.name()),
-            "targets": targets,
-            "key": current.as_ref().map(|c| KeyView::of(&c.api_key).redacted),
-            "last_rotated": secret.last_rotated.map(|t| t.to_rfc3339()),
-            "next_rotation": secret.next_rotation_due().map(|t| t.to_rfc3339()),
-            "age_days": secret.days_since_rotation(now).map(|d| d.floor()),
-            "state": state.text(),
-        }));
+        let grace_until = grace.get(&secret.name).map(|r| r.due);
+        let state = state_of(secret, pending_since, grace_until, now);
+        rows.push(StatusRow::of(item, &state, now));
     }
     if args.json {
-        return print_json(&serde_json::Value::Array(rows));
+        let rows = serde_json::to_value(&rows)
+            .map_err(|err| Error::external("stdout", "serialise", err, Transience::Final))?;
+        return print_json(&rows);
     }
-    let text = |v: &serde_json::Value| {
-        v.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    let date = |v: &serde_json::Value| {
-        v.as_str()
-            .map(|t| t.chars().take(10).collect())
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                text(&r["secret"]),
-                text(&r["provider"]),
-                r["targets"].as_array().map_or(0, Vec::len).to_string(),
-                text(&r["key"]),
-                date(&r["last_rotated"]),
-                date(&r["next_rotation"]),
-                r["age_days"]
-                    .as_f64()
-                    .map_or_else(|| "-".to_owned(), |d| format!("{d:.0}d")),
-                text(&r["state"]),
-            ]
-        })
-        .collect();
-    print_table(
-        &[
-            "SECRET", "PROVIDER", "TARGETS", "KEY", "ROTATED", "NEXT", "AGE", "STATE",
-        ],
-        &table,
-    );
+    let table: Vec<Vec<String>> = rows.iter().map(StatusRow::cells).collect();
+    print_table(&HEADER, &table);
     Ok(())
 }
 

@@ -1,8 +1,65 @@
 //! Audit events and revocation records: the evidence trail (design.md, "DynamoDB").
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::event::Step;
+use crate::domain::keys::KeyView;
+use crate::domain::policy::Trigger;
+use crate::error::Error;
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// One of the four steps, as Secrets Manager invoked it.
+    Step(Step),
+    Revoke,
+    Rollback,
+    Stage,
+    Repair,
+    Alert,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Step(step) => step.as_str(),
+            Action::Revoke => "revoke",
+            Action::Rollback => "rollback",
+            Action::Stage => "stage",
+            Action::Repair => "repair",
+            Action::Alert => "alert",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Action> {
+        Step::parse(text).map(Action::Step).or_else(|| {
+            [
+                Action::Revoke,
+                Action::Rollback,
+                Action::Stage,
+                Action::Repair,
+                Action::Alert,
+            ]
+            .into_iter()
+            .find(|action| action.as_str() == text)
+        })
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Tests and filters compare actions with their stored names.
+impl PartialEq<&str> for Action {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -27,8 +84,7 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     pub secret_arn: String,
     pub secret_name: String,
-    /// A step name, or `revoke`, `rollback`, `stage`, `alert`.
-    pub action: String,
+    pub action: Action,
     pub outcome: Outcome,
     /// The rotation's token (the pending version id), or the version acted on.
     pub version_id: String,
@@ -46,9 +102,87 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// An event of `action` on version `version_id` of a secret, at `at`: the rest is empty until the
+    /// builder methods below fill it.
+    pub fn new(
+        at: DateTime<Utc>,
+        (secret_arn, secret_name): (&str, &str),
+        action: Action,
+        outcome: Outcome,
+        version_id: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            at,
+            secret_arn: secret_arn.to_owned(),
+            secret_name: secret_name.to_owned(),
+            action,
+            outcome,
+            version_id: version_id.to_owned(),
+            provider: String::new(),
+            old_key_hint: None,
+            new_key_hint: None,
+            trigger: String::new(),
+            actor: String::new(),
+            targets: Vec::new(),
+            duration_ms: 0,
+            error: None,
+            retryable: false,
+        }
+    }
+
+    pub fn by(mut self, actor: &str) -> Self {
+        actor.clone_into(&mut self.actor);
+        self
+    }
+
+    pub fn provider(mut self, provider: &str) -> Self {
+        provider.clone_into(&mut self.provider);
+        self
+    }
+
+    /// Why the rotation ran; `None` leaves it empty (not known yet).
+    pub fn triggered(mut self, trigger: Option<Trigger>) -> Self {
+        self.trigger = trigger.map(Trigger::as_str).unwrap_or_default().to_owned();
+        self
+    }
+
+    /// The keys involved, as their last four characters.
+    pub fn keys(mut self, old: Option<&KeyView>, new: Option<&KeyView>) -> Self {
+        self.old_key_hint = old.map(|k| k.last4.clone());
+        self.new_key_hint = new.map(|k| k.last4.clone());
+        self
+    }
+
+    pub fn targets(mut self, targets: Vec<String>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// The time from `started` to `now`.
+    pub fn took(mut self, started: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        self.duration_ms = (now - started).num_milliseconds().max(0) as u64;
+        self
+    }
+
+    /// A note, or the text of what went wrong.
+    pub fn error(mut self, error: Option<String>) -> Self {
+        self.error = error;
+        self
+    }
+
+    /// The error that failed the action, and whether a retry may still succeed.
+    pub fn failure(mut self, error: &Error) -> Self {
+        self.error = Some(error.to_string());
+        self.retryable = error.is_retryable();
+        self
+    }
+
     /// The step this event records, when it records one.
     pub fn step(&self) -> Option<Step> {
-        Step::parse(&self.action)
+        match self.action {
+            Action::Step(step) => Some(step),
+            _ => None,
+        }
     }
 }
 
@@ -122,6 +256,19 @@ pub struct Revocation {
     pub claimed_at: Option<DateTime<Utc>>,
 }
 
+/// What a provider needs to find and revoke one key, and nothing else: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHandle {
+    pub secret_name: String,
+    /// The version that held the key (or `orphan:<id>` for a key no version knows), for messages.
+    pub old_version_id: String,
+    pub provider: String,
+    pub project_id: Option<String>,
+    pub key_id: Option<String>,
+    pub api_key_id: Option<String>,
+    pub admin_key_secret: Option<String>,
+}
+
 /// How long a claim is its claimant's: longer than any keyrot Lambda runs (the keeper's timeout is 15
 /// minutes), so an older claim is one whose process died, and another may take it up.
 pub const CLAIM_LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(20);
@@ -146,6 +293,27 @@ impl From<RevocationStatus> for Expected {
 }
 
 impl Revocation {
+    /// What the provider needs to revoke this record's key.
+    pub fn handle(&self) -> KeyHandle {
+        KeyHandle {
+            secret_name: self.secret_name.clone(),
+            old_version_id: self.old_version_id.clone(),
+            provider: self.provider.clone(),
+            project_id: self.project_id.clone(),
+            key_id: self.key_id.clone(),
+            api_key_id: self.api_key_id.clone(),
+            admin_key_secret: self.admin_key_secret.clone(),
+        }
+    }
+
+    /// This record after a failed attempt: one more attempt counted, pending again (a claim released).
+    pub fn failed_attempt(&self) -> Revocation {
+        Revocation {
+            attempts: self.attempts + 1,
+            ..self.settled(RevocationStatus::Pending)
+        }
+    }
+
     /// What this record, as read, holds: for an update conditional on nobody having changed it.
     pub fn as_read(&self) -> Expected {
         Expected {

@@ -1,4 +1,4 @@
-//! Deployment targets: the places services read the key from (design.md, `targets`).
+//! Deployment targets: the places services read the key from (docs/secret-format.md, "Targets").
 
 use serde_json::{Map, Value};
 
@@ -32,6 +32,19 @@ pub struct RenderTarget {
 
 const VERCEL_ENVIRONMENTS: [&str; 3] = ["production", "preview", "development"];
 
+/// Which redeploy of a target a `DEPLOY#<token>#<record>` item names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeploy {
+    /// The one setSecret started with the pending key.
+    Rotation,
+    /// The one a rollback started to put the current key back.
+    Rollback,
+}
+
+impl Redeploy {
+    pub const ALL: [Redeploy; 2] = [Redeploy::Rotation, Redeploy::Rollback];
+}
+
 impl TargetSpec {
     /// A stable, non-secret name for the target: `vercel:<project>:<ENV_KEY>`, used in audit items and
     /// in the `DEPLOY#<token>#<target>` records.
@@ -39,6 +52,14 @@ impl TargetSpec {
         match self {
             TargetSpec::Vercel(v) => format!("vercel:{}:{}", v.project, v.env_key),
             TargetSpec::Render(r) => format!("render:{}:{}", r.service_id, r.env_key),
+        }
+    }
+
+    /// The name of this target's `redeploy` record: its label, prefixed `rollback:` for a rollback's.
+    pub fn deploy_record(&self, redeploy: Redeploy) -> String {
+        match redeploy {
+            Redeploy::Rotation => self.label(),
+            Redeploy::Rollback => format!("rollback:{}", self.label()),
         }
     }
 

@@ -5,9 +5,9 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::entrypoints::rotator::AwsRotator;
 use crate::error::Error;
 use crate::keeper::{GraceKeeper, KeeperReport, KeeperSettings};
+use crate::ports::Family;
 
 #[derive(Debug)]
 pub struct PassFailure(pub Error);
@@ -25,20 +25,14 @@ pub fn settings(config: &Config) -> KeeperSettings {
     KeeperSettings {
         rotator_arn: config.rotator_arn.clone(),
         name_prefix: config.managed_prefix.clone(),
+        default_grace_hours: config.default_grace_hours,
         ..KeeperSettings::default()
     }
 }
 
-pub async fn handle(
-    ports: &AwsRotator,
-    settings: &KeeperSettings,
+pub async fn handle<F: Family>(
+    keeper: &GraceKeeper<'_, F>,
     _event: LambdaEvent<Value>,
 ) -> Result<KeeperReport, PassFailure> {
-    GraceKeeper {
-        ports,
-        settings: settings.clone(),
-    }
-    .run()
-    .await
-    .map_err(PassFailure)
+    keeper.run().await.map_err(PassFailure)
 }

@@ -17,12 +17,15 @@ use chrono::Duration;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::Trigger;
+use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::Result;
-use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
-use crate::rotation::Rotator;
+use crate::ports::{Alert, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore};
+
+/// Who the keeper's audit events name as their actor.
+const KEEPER_ACTOR: &str = "keyrot-grace-keeper";
 
 /// Tunables of a keeper pass.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct KeeperSettings {
     pub stuck_after: Duration,
     /// A keyrot-named key younger than this may belong to a createSecret in flight.
     pub orphan_min_age: Duration,
+    /// Grace in hours when a secret has no `keyrot:grace-hours` tag (`KEYROT_DEFAULT_GRACE_HOURS`).
+    pub default_grace_hours: f64,
 }
 
 impl KeeperSettings {
@@ -74,6 +79,7 @@ impl Default for KeeperSettings {
             failures_before_alert: 3,
             stuck_after: Duration::hours(1),
             orphan_min_age: Duration::hours(1),
+            default_grace_hours: 24.0,
         }
     }
 }
@@ -100,20 +106,18 @@ pub struct Managed {
     pub current: Option<ManagedSecret>,
 }
 
-pub struct GraceKeeper<'a, S, I, T, A, N, C> {
-    pub ports: &'a Rotator<S, I, T, A, N, C>,
+pub struct GraceKeeper<'a, F: Family> {
+    pub ports: &'a Ports<F>,
     pub settings: KeeperSettings,
 }
 
-impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<'a, F: Family> GraceKeeper<'a, F> {
+    pub fn new(ports: &'a Ports<F>, settings: KeeperSettings) -> Self {
+        GraceKeeper { ports, settings }
+    }
+}
+
+impl<F: Family> GraceKeeper<'_, F> {
     /// One pass. A failure in one part (one secret, one revocation) is reported and the pass goes on.
     #[tracing::instrument(skip_all)]
     pub async fn run(&self) -> Result<KeeperReport> {
@@ -132,13 +136,13 @@ where
         }
         self.find_orphans(now, &managed, &mut report).await;
 
-        crate::adapters::metrics::counts(&[
-            ("Revoked", report.revoked as f64),
-            ("Postponed", report.postponed as f64),
-            ("RevocationFailed", report.failed as f64),
-            ("Overdue", report.overdue as f64),
-            ("Stuck", report.stuck as f64),
-            ("Orphans", report.orphans as f64),
+        self.ports.metrics.counts(&[
+            (Metric::Revoked, report.revoked as f64),
+            (Metric::Postponed, report.postponed as f64),
+            (Metric::RevocationFailed, report.failed as f64),
+            (Metric::Overdue, report.overdue as f64),
+            (Metric::Stuck, report.stuck as f64),
+            (Metric::Orphans, report.orphans as f64),
         ]);
         tracing::info!(?report, "grace keeper pass finished");
         Ok(report)
@@ -220,10 +224,10 @@ where
         };
         self.audit(
             secret,
-            "alert",
+            Action::Alert,
             outcome,
             dedupe,
-            Some(alert.event.to_owned()),
+            Some(alert.event.to_string()),
         )
         .await;
         report.alerts_sent += usize::from(outcome == Outcome::Succeeded);
@@ -234,32 +238,22 @@ where
     pub(crate) async fn audit(
         &self,
         secret: &SecretDescription,
-        action: &str,
+        action: Action,
         outcome: Outcome,
         version: &str,
         note: Option<String>,
     ) {
-        let event = AuditEvent {
-            at: self.ports.clock.now(),
-            secret_arn: secret.arn.clone(),
-            secret_name: secret.name.clone(),
-            action: action.to_owned(),
+        let event = AuditEvent::new(
+            self.ports.clock.now(),
+            (&secret.arn, &secret.name),
+            action,
             outcome,
-            version_id: version.to_owned(),
-            provider: String::new(),
-            old_key_hint: None,
-            new_key_hint: None,
-            trigger: "scheduled".to_owned(),
-            actor: "keyrot-grace-keeper".to_owned(),
-            targets: Vec::new(),
-            duration_ms: 0,
-            error: note,
-            retryable: false,
-        };
-        if let Err(err) = self.ports.audit.record(&event).await {
-            tracing::warn!(secret = %secret.name, error = %err, "audit item could not be written");
-            crate::adapters::metrics::count("AuditWriteFailed", &secret.name, 1.0);
-        }
+            version,
+        )
+        .triggered(Some(Trigger::Scheduled))
+        .by(KEEPER_ACTOR)
+        .error(note);
+        self.ports.record_quietly(&event).await;
     }
 }
 

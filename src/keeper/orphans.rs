@@ -11,10 +11,9 @@ use crate::adapters::openai::service_account_name;
 use crate::domain::ProviderSettings;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::ports::{
-    Alert, Alerts, AuditLog, Clock, KeyIssuer, MintedKey, SecretStore, Severity, Target,
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, MintedKey, SecretStore, Severity,
 };
 
-use super::revoke::subject;
 use super::{GraceKeeper, KeeperReport, Managed};
 
 /// A key keyrot minted that nobody knows, with the secret it was minted for.
@@ -59,15 +58,7 @@ fn admin_secret_of(item: &Managed) -> Option<String> {
     }
 }
 
-impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> GraceKeeper<'_, F> {
     /// The orphaned keys among the managed secrets' projects (what `keyrot orphans` lists).
     pub async fn orphans(&self) -> crate::error::Result<Vec<Orphan>> {
         let now = self.ports.clock.now();
@@ -184,21 +175,14 @@ where
 
     async fn alert_orphan(&self, orphan: &MintedKey, owner: &Managed, report: &mut KeeperReport) {
         let secret = &owner.secret;
-        let alert = Alert {
-            event: "orphan_key",
-            severity: Severity::Warning,
-            secret_name: secret.name.clone(),
-            subject: subject(&format!(
-                "keyrot: orphaned key {} in {}",
-                orphan.id, orphan.scope
-            )),
-            text: format!(
+        let alert = Alert::new(AlertKind::OrphanKey, Severity::Warning, &secret.name)
+            .subject(format!("keyrot: orphaned key {} in {}", orphan.id, orphan.scope))
+            .text(format!(
                 "The service account {} ({}) in project {} holds a key that keyrot minted but that no version of {} and no pending revocation knows. List and delete such keys with `keyrot orphans --delete`.",
                 orphan.id, orphan.name, orphan.scope, secret.name
-            ),
-            details: json!({"event": "orphan_key", "secret": secret.name, "key_id": orphan.id, "name": orphan.name,
-                "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}),
-        };
+            ))
+            .details(json!({"event": "orphan_key", "secret": secret.name, "key_id": orphan.id, "name": orphan.name,
+                "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}));
         self.alert_once(secret, &orphan.id, alert, report).await;
     }
 }

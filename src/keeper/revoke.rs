@@ -5,14 +5,34 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::audit::{Outcome, Revocation, RevocationStatus};
+use crate::domain::audit::{Action, Outcome, Revocation, RevocationStatus};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, SecretDescription};
-use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
+use crate::ports::{
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, SecretStore, Severity, Target,
+};
 
 use super::{GraceKeeper, KeeperReport, Managed};
+use crate::error::{Error, Result};
+use crate::revocation::Revoke;
+
+/// Why a key is revoked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Its grace period ended and nothing holds it.
+    GraceEnded,
+    /// It is still used, but its revocation was postponed as often as the settings allow.
+    PostponedTooOften,
+}
+
+/// Whether a postponement counts towards the limit (only one for recent use does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    Yes,
+    No,
+}
 
 /// Why a due revocation did not happen in this pass.
 enum Hold {
@@ -28,15 +48,7 @@ enum Hold {
     InUse(DateTime<Utc>),
 }
 
-impl<S, I, T, A, N, C> GraceKeeper<'_, S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> GraceKeeper<'_, F> {
     pub(super) async fn revoke_due(
         &self,
         now: DateTime<Utc>,
@@ -117,26 +129,28 @@ where
         let hold = match self.hold(now, secret, current, &revocation).await {
             Ok(hold) => hold,
             Err(err) => {
-                return self
-                    .failed(secret, revocation, err.to_string(), report)
-                    .await;
+                let counted = revocation.failed_attempt();
+                let written = self
+                    .ports
+                    .rewrite_revocation(&revocation, counted.clone())
+                    .await
+                    .map(|written| written.is_some());
+                return self.failed(secret, counted, err, written, report).await;
             }
         };
-        let read = revocation.as_read();
         match hold {
             Some(Hold::InService(why)) => {
                 // The key is in service again; its revocation no longer stands.
-                revocation.status = RevocationStatus::Cancelled;
-                match self.ports.audit.update_revocation(&revocation, read).await {
-                    Ok(true) => {}
+                match self.ports.cancel_revocation(&revocation).await {
+                    Ok(Some(_)) => {}
                     // Settled meanwhile by someone else: nothing of ours to record.
-                    Ok(false) => return,
+                    Ok(None) => return,
                     Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
                 }
                 let note = format!("{why}: revocation cancelled");
                 self.audit(
                     secret,
-                    "revoke",
+                    Action::Revoke,
                     Outcome::Skipped,
                     &revocation.old_version_id,
                     Some(note),
@@ -146,13 +160,13 @@ where
             Some(Hold::HeldBy(target)) => {
                 report.postponed += 1;
                 let reason = format!("target {target} still holds the key");
-                self.postpone(now, secret, &mut revocation, &reason, false, report)
+                self.postpone(now, secret, &mut revocation, &reason, Counted::No, report)
                     .await;
             }
             Some(Hold::TargetsUnknown(why)) => {
                 report.postponed += 1;
                 let reason = format!("{why}, so whether a target still holds the key is unknown");
-                self.postpone(now, secret, &mut revocation, &reason, false, report)
+                self.postpone(now, secret, &mut revocation, &reason, Counted::No, report)
                     .await;
             }
             Some(Hold::InUse(at)) if revocation.postponements < self.settings.postpone_limit => {
@@ -161,12 +175,15 @@ where
                     "the key was used at {}",
                     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
-                self.postpone(now, secret, &mut revocation, &reason, true, report)
+                self.postpone(now, secret, &mut revocation, &reason, Counted::Yes, report)
                     .await;
             }
             Some(Hold::InUse(_)) | None => {
-                let forced = matches!(hold, Some(Hold::InUse(_)));
-                self.revoke(secret, revocation, forced, report).await;
+                let reason = match hold {
+                    Some(Hold::InUse(_)) => Reason::PostponedTooOften,
+                    _ => Reason::GraceEnded,
+                };
+                self.revoke(secret, revocation, reason, report).await;
             }
         }
     }
@@ -177,7 +194,7 @@ where
         secret: &SecretDescription,
         current: Option<&ManagedSecret>,
         revocation: &Revocation,
-    ) -> crate::error::Result<Option<Hold>> {
+    ) -> Result<Option<Hold>> {
         if secret.has_stage(&revocation.old_version_id, AWSCURRENT) {
             return Ok(Some(Hold::InService(format!(
                 "version {} is AWSCURRENT again",
@@ -219,7 +236,7 @@ where
                 return Ok(Some(Hold::HeldBy(target.label())));
             }
         }
-        if let Some(used) = self.ports.issuer.last_used(revocation).await?
+        if let Some(used) = self.ports.issuer.last_used(&revocation.handle()).await?
             && now - used < self.settings.in_use_window
         {
             return Ok(Some(Hold::InUse(used)));
@@ -233,20 +250,23 @@ where
         secret: &SecretDescription,
         revocation: &mut Revocation,
         reason: &str,
-        counted: bool,
+        counted: Counted,
         report: &mut KeeperReport,
     ) {
         revocation.due = now + self.settings.in_use_window;
-        if counted {
+        if counted == Counted::Yes {
             revocation.postponements += 1;
         }
         // A claim a crashed pass left is released: until it is due again, a rollback may cancel it.
-        let read = revocation.as_read();
-        *revocation = revocation.settled(RevocationStatus::Pending);
-        match self.ports.audit.update_revocation(revocation, read).await {
-            Ok(true) => {}
+        let read = std::mem::replace(revocation, revocation.settled(RevocationStatus::Pending));
+        match self
+            .ports
+            .rewrite_revocation(&read, revocation.clone())
+            .await
+        {
+            Ok(Some(_)) => {}
             // A rollback or another pass settled the record since it was read.
-            Ok(false) => return,
+            Ok(None) => return,
             Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         let note = format!(
@@ -257,31 +277,27 @@ where
         );
         self.audit(
             secret,
-            "revoke",
+            Action::Revoke,
             Outcome::Skipped,
             &revocation.old_version_id,
             Some(note.clone()),
         )
         .await;
-        let alert = Alert {
-            event: "revocation_postponed",
-            severity: Severity::Warning,
-            secret_name: secret.name.clone(),
-            subject: subject(&format!(
+        let alert = Alert::new(AlertKind::RevocationPostponed, Severity::Warning, &secret.name)
+            .subject(format!(
                 "keyrot: revocation of the old key of {} postponed",
                 secret.name
-            )),
-            text: format!(
+            ))
+            .text(format!(
                 "The old key {} of {} was not revoked yet: {reason}. keyrot tries again at {}.",
                 revocation.hint,
                 secret.name,
                 revocation
                     .due
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-            details: json!({"event": "revocation_postponed", "secret": secret.name, "version_id": revocation.old_version_id,
-                "key": revocation.hint, "reason": reason, "retry_at": revocation.due.to_rfc3339(), "postponements": revocation.postponements}),
-        };
+            ))
+            .details(json!({"event": "revocation_postponed", "secret": secret.name, "version_id": revocation.old_version_id,
+                "key": revocation.hint, "reason": reason, "retry_at": revocation.due.to_rfc3339(), "postponements": revocation.postponements}));
         let dedupe = format!("{}#{}", revocation.old_version_id, revocation.postponements);
         self.alert_once(secret, &dedupe, alert, report).await;
     }
@@ -289,85 +305,68 @@ where
     async fn revoke(
         &self,
         secret: &SecretDescription,
-        mut revocation: Revocation,
-        forced: bool,
+        revocation: Revocation,
+        reason: Reason,
         report: &mut KeeperReport,
     ) {
         // Claimed first: from here on a rollback cannot cancel the record and bring the key back
         // while the provider revokes it; it finds the claim and undoes itself instead. A claim whose
-        // lease ran out (its process died) is taken over.
-        let read = revocation.as_read();
-        revocation = revocation.claimed(self.ports.clock.now());
-        match self.ports.audit.update_revocation(&revocation, read).await {
-            Ok(true) => {}
+        // lease ran out (its process died) is taken over. Holding the claim, AWSCURRENT is asked
+        // again: a rollback may have moved it to this version after the pass looked.
+        let outcome = self
+            .ports
+            .revoke_recorded(&revocation, async |claimed| {
+                self.current_now(secret, &claimed.old_version_id).await == Some(false)
+            })
+            .await;
+        match outcome {
             // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
-            Ok(false) => return,
-            Err(err) => {
-                return report.errors.push(format!("{}: {err}", secret.name));
+            Revoke::Lost => {}
+            Revoke::Unclaimed(err) => report.errors.push(format!("{}: {err}", secret.name)),
+            Revoke::Declined { released } => {
+                if let Err(err) = released {
+                    report.errors.push(format!("{}: {err}", secret.name));
+                }
+                report.postponed += 1;
             }
-        }
-        // A rollback may have moved AWSCURRENT to this version after the pass looked (before the
-        // claim): asked again now, so that the key is never revoked under AWSCURRENT.
-        if self.current_now(secret, &revocation.old_version_id).await != Some(false) {
-            let claim = revocation.as_read();
-            revocation = revocation.settled(RevocationStatus::Pending);
-            if let Err(err) = self.ports.audit.update_revocation(&revocation, claim).await {
-                report.errors.push(format!("{}: {err}", secret.name));
-            }
-            report.postponed += 1;
-            return;
-        }
-        let status = match self.ports.issuer.revoke(&revocation).await {
-            Ok(status) => status,
-            Err(err) => {
-                return self
-                    .failed(secret, revocation, err.to_string(), report)
+            Revoke::Failed {
+                record,
+                error,
+                released,
+            } => self.failed(secret, record, error, released, report).await,
+            Revoke::Revoked {
+                record,
+                status,
+                settled,
+            } => {
+                let settled = settled.unwrap_or_else(|err| {
+                    report.errors.push(format!("{}: {err}", secret.name));
+                    true
+                });
+                self.revoked(secret, record, status, settled, reason, report)
                     .await;
             }
-        };
-        let claim = revocation.as_read();
-        revocation = revocation.settled(status);
-        let settled = match self.ports.audit.update_revocation(&revocation, claim).await {
-            Ok(settled) => settled,
-            Err(err) => {
-                report.errors.push(format!("{}: {err}", secret.name));
-                true
-            }
-        };
+        }
+    }
+
+    /// Audits and alerts a revocation the provider made.
+    async fn revoked(
+        &self,
+        secret: &SecretDescription,
+        revocation: Revocation,
+        status: RevocationStatus,
+        settled: bool,
+        reason: Reason,
+        report: &mut KeeperReport,
+    ) {
         // Neither should happen while claims hold; if one does, a person must look now.
         let current = self.current_now(secret, &revocation.old_version_id).await == Some(true);
         if !settled || current {
-            let text = format!(
-                "{}: the old key {} (version {}) was revoked, but {}: check that AWSCURRENT works with \
-                 `keyrot validate {}`, and rotate now with `keyrot rotate {} --emergency` if it does not",
-                secret.name,
-                revocation.hint,
-                revocation.old_version_id,
-                if current {
-                    "that version is AWSCURRENT now"
-                } else {
-                    "its record was settled or taken over by another process meanwhile"
-                },
-                secret.name,
-                secret.name
-            );
-            report.errors.push(text.clone());
-            let alert = Alert {
-                event: "rollback_failed",
-                severity: Severity::Critical,
-                secret_name: secret.name.clone(),
-                subject: subject(&format!(
-                    "keyrot: {} may have lost its current key",
-                    secret.name
-                )),
-                text,
-                details: json!({"event": "rollback_failed", "secret": secret.name,
-                    "version_id": revocation.old_version_id, "key": revocation.hint, "current": current}),
-            };
-            self.alert_once(secret, &revocation.old_version_id, alert, report)
+            self.alert_lost_current(secret, &revocation, current, report)
                 .await;
         }
         report.revoked += 1;
+        let forced = reason == Reason::PostponedTooOften;
         let note = match status {
             RevocationStatus::Manual => {
                 Some("no provider id is known for this key: a person must revoke it".to_owned())
@@ -382,95 +381,108 @@ where
         };
         self.audit(
             secret,
-            "revoke",
+            Action::Revoke,
             Outcome::Succeeded,
             &revocation.old_version_id,
-            note.clone(),
+            note,
         )
         .await;
+        let (name, hint) = (&secret.name, &revocation.hint);
         let (severity, text) = match status {
             RevocationStatus::Manual => (
                 Severity::Warning,
                 format!(
-                    "The old key {} of {} must be revoked by a person: keyrot knows no provider id for it (it was made by hand). Revoke it in the provider's console.",
-                    revocation.hint, secret.name
+                    "The old key {hint} of {name} must be revoked by a person: keyrot knows no provider id for it (it was made by hand). Revoke it in the provider's console."
                 ),
             ),
             _ if forced => (
                 Severity::Critical,
                 format!(
-                    "The old key {} of {} was revoked although it was still in use after {} postponements: a service may still be using it.",
-                    revocation.hint, secret.name, revocation.postponements
+                    "The old key {hint} of {name} was revoked although it was still in use after {} postponements: a service may still be using it.",
+                    revocation.postponements
                 ),
             ),
             _ => (
                 Severity::Info,
                 format!(
-                    "The old key {} of {} was {} after its grace period.",
-                    revocation.hint,
-                    secret.name,
+                    "The old key {hint} of {name} was {} after its grace period.",
                     status.as_str()
                 ),
             ),
         };
-        let alert = Alert {
-            event: "key_revoked",
-            severity,
-            secret_name: secret.name.clone(),
-            subject: subject(&format!(
-                "keyrot: old key of {} {}",
-                secret.name,
-                status.as_str()
-            )),
-            text,
-            details: json!({"event": "key_revoked", "secret": secret.name, "version_id": revocation.old_version_id,
-                "key": revocation.hint, "status": status.as_str(), "forced": forced, "provider": revocation.provider}),
-        };
+        let alert = Alert::new(AlertKind::KeyRevoked, severity, name)
+            .subject(format!("keyrot: old key of {name} {}", status.as_str()))
+            .text(text)
+            .details(json!({"event": "key_revoked", "secret": name, "version_id": revocation.old_version_id,
+                "key": hint, "status": status.as_str(), "forced": forced, "provider": revocation.provider}));
         self.alert_once(secret, &revocation.old_version_id, alert, report)
             .await;
     }
 
+    /// A key was revoked while its version is AWSCURRENT, or its record was settled by another process
+    /// while this pass held the claim: the secret may have lost its working key.
+    async fn alert_lost_current(
+        &self,
+        secret: &SecretDescription,
+        revocation: &Revocation,
+        current: bool,
+        report: &mut KeeperReport,
+    ) {
+        let (name, hint) = (&secret.name, &revocation.hint);
+        let text = format!(
+            "{name}: the old key {hint} (version {}) was revoked, but {}: check that AWSCURRENT works with \
+             `keyrot validate {name}`, and rotate now with `keyrot rotate {name} --emergency` if it does not",
+            revocation.old_version_id,
+            if current {
+                "that version is AWSCURRENT now"
+            } else {
+                "its record was settled or taken over by another process meanwhile"
+            },
+        );
+        report.errors.push(text.clone());
+        let alert = Alert::new(AlertKind::RollbackFailed, Severity::Critical, name)
+            .subject(format!("keyrot: {name} may have lost its current key"))
+            .text(text)
+            .details(json!({"event": "rollback_failed", "secret": name,
+                "version_id": revocation.old_version_id, "key": hint, "current": current}));
+        self.alert_once(secret, &revocation.old_version_id, alert, report)
+            .await;
+    }
+
+    /// Audits a failed attempt (already counted in `revocation`, written or not as `written` says) and
+    /// alerts from the configured number of attempts on.
     async fn failed(
         &self,
         secret: &SecretDescription,
-        mut revocation: Revocation,
-        error: String,
+        revocation: Revocation,
+        error: Error,
+        written: Result<bool>,
         report: &mut KeeperReport,
     ) {
         report.failed += 1;
-        revocation.attempts += 1;
-        // Back to pending (a claim is released), for the next pass to try again.
-        let read = revocation.as_read();
-        revocation = revocation.settled(RevocationStatus::Pending);
-        match self.ports.audit.update_revocation(&revocation, read).await {
+        let error = error.to_string();
+        match written {
             Ok(true) => {}
             Ok(false) => return,
             Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
         }
         self.audit(
             secret,
-            "revoke",
+            Action::Revoke,
             Outcome::Failed,
             &revocation.old_version_id,
             Some(error.clone()),
         )
         .await;
         if revocation.attempts >= self.settings.failures_before_alert {
-            let alert = Alert {
-                event: "revocation_failed",
-                severity: Severity::Critical,
-                secret_name: secret.name.clone(),
-                subject: subject(&format!(
-                    "keyrot: cannot revoke the old key of {}",
-                    secret.name
-                )),
-                text: format!(
+            let alert = Alert::new(AlertKind::RevocationFailed, Severity::Critical, &secret.name)
+                .subject(format!("keyrot: cannot revoke the old key of {}", secret.name))
+                .text(format!(
                     "Revoking the old key {} of {} failed {} times: {error}. The key stays alive until this is fixed.",
                     revocation.hint, secret.name, revocation.attempts
-                ),
-                details: json!({"event": "revocation_failed", "secret": secret.name, "version_id": revocation.old_version_id,
-                    "key": revocation.hint, "attempts": revocation.attempts, "cause": error}),
-            };
+                ))
+                .details(json!({"event": "revocation_failed", "secret": secret.name, "version_id": revocation.old_version_id,
+                    "key": revocation.hint, "attempts": revocation.attempts, "cause": error}));
             let dedupe = format!(
                 "{}#{}",
                 revocation.old_version_id,
@@ -489,8 +501,4 @@ impl Revocation {
             self.secret_arn.clone()
         }
     }
-}
-
-pub(super) fn subject(text: &str) -> String {
-    text.chars().take(100).collect()
 }

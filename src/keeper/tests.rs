@@ -9,30 +9,20 @@ use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
-use crate::fakes::*;
 use crate::ports::MintedKey;
+use crate::ports::fakes::*;
 use crate::ports::{Clock, SecretStore};
 use crate::rotation::Progress;
 
-fn keeper<'a>(
-    r: &'a TestRotator,
-) -> GraceKeeper<'a, FakeStore, FakeIssuer, FakeTargets, FakeAudit, FakeAlerts, FixedClock> {
-    GraceKeeper {
-        ports: r,
-        settings: KeeperSettings {
-            rotator_arn: Some(
-                "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotator:live".into(),
-            ),
-            ..KeeperSettings::default()
-        },
-    }
+fn keeper(r: &World) -> GraceKeeper<'_, Fake> {
+    r.keeper()
 }
 
 /// A rotation that does its work in every step, dated now.
-async fn rotate(r: &TestRotator, token: &str) {
+async fn rotate(r: &World, token: &str) {
     for (step, progress) in Step::ALL
         .into_iter()
-        .zip(crate::fakes::rotate(r, token).await)
+        .zip(crate::ports::fakes::rotate(r, token).await)
     {
         assert_eq!(progress, Progress::Done, "{step}");
     }
@@ -40,8 +30,8 @@ async fn rotate(r: &TestRotator, token: &str) {
 }
 
 /// A rotator whose secret keeps old keys for one hour.
-fn with_one_hour_grace() -> TestRotator {
-    let r = rotator();
+fn with_one_hour_grace() -> World {
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -50,22 +40,27 @@ fn with_one_hour_grace() -> TestRotator {
 }
 
 /// A rotation to t1 whose old key's one-hour grace ended an hour ago.
-async fn rotated_past_its_grace() -> TestRotator {
+async fn rotated_past_its_grace() -> World {
     let r = with_one_hour_grace();
     rotate(&r, "t1").await;
     advance(&r, Duration::hours(2));
     r
 }
 
-fn advance(r: &TestRotator, by: Duration) {
+fn advance(r: &World, by: Duration) {
     r.clock.0.set(r.clock.now() + by);
 }
 
-fn events(r: &TestRotator) -> Vec<&'static str> {
-    r.alerts.sent.borrow().iter().map(|a| a.event).collect()
+fn events(r: &World) -> Vec<&'static str> {
+    r.alerts
+        .sent
+        .borrow()
+        .iter()
+        .map(|a| a.event.as_str())
+        .collect()
 }
 
-fn status_of(r: &TestRotator, version: &str) -> RevocationStatus {
+fn status_of(r: &World, version: &str) -> RevocationStatus {
     r.audit
         .revocations
         .borrow()
@@ -76,7 +71,7 @@ fn status_of(r: &TestRotator, version: &str) -> RevocationStatus {
 
 #[tokio::test]
 async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -137,14 +132,14 @@ async fn a_key_used_within_the_hour_is_postponed_up_to_the_limit_then_forced() {
     assert_eq!(report.revoked, 1, "forced after the limit");
     let last = r.alerts.sent.borrow().last().cloned().expect("alert");
     assert_eq!(
-        (last.event, last.severity),
+        (last.event.as_str(), last.severity),
         ("key_revoked", crate::ports::Severity::Critical)
     );
 }
 
 #[tokio::test]
 async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
-    let r = rotator_with(
+    let r = world_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
@@ -276,7 +271,7 @@ async fn the_same_key_back_under_another_version_is_never_revoked() {
 
 #[tokio::test]
 async fn a_due_revocation_waits_while_the_current_value_cannot_be_read() {
-    let r = rotator_with(
+    let r = world_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
@@ -336,7 +331,7 @@ async fn a_failed_revocation_is_retried_next_run_and_alerted_after_repeated_fail
 
 #[tokio::test]
 async fn upcoming_overdue_stuck_and_orphans_each_alert_once() {
-    let r = rotator();
+    let r = world();
     let now = r.clock.now();
     r.store.last_rotated.set(Some(now - Duration::days(95)));
     r.store.next_rotation.set(Some(now + Duration::days(3)));
@@ -386,7 +381,7 @@ async fn upcoming_overdue_stuck_and_orphans_each_alert_once() {
 
 #[tokio::test]
 async fn orphans_are_keys_no_version_or_pending_revocation_knows() {
-    let r = rotator_with(
+    let r = world_with(
         json!({"provider": "openai", "api_key": OLD_KEY, "key_id": "svc_acct_current",
         "openai": {"project_id": "proj_1", "admin_key_secret": "a"}}),
     );
@@ -418,7 +413,7 @@ async fn orphans_are_keys_no_version_or_pending_revocation_knows() {
 
 #[tokio::test]
 async fn managed_secrets_are_those_of_our_rotator_or_with_a_keyrot_tag() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()

@@ -4,15 +4,13 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::Operator;
 use crate::domain::SecretDescription;
 use crate::domain::Step;
 use crate::domain::audit::Outcome;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
 use crate::error::{Error, Result};
-use crate::ports::{
-    Alerts, AuditHistory, AuditLog, Clock, KeyIssuer, SecretAdmin, SecretStore, Target,
-};
-use crate::rotation::Rotator;
+use crate::ports::{AuditHistory, Family, SecretAdmin, SecretStore};
 
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -81,21 +79,17 @@ fn refuse_unless_rotatable(secret: &SecretDescription) -> Result<()> {
     Ok(())
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
+impl<F: Family> Operator<'_, F>
 where
-    S: SecretStore + SecretAdmin,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog + AuditHistory,
-    N: Alerts,
-    C: Clock,
+    F::Store: SecretAdmin,
+    F::Audit: AuditHistory,
 {
     /// Sets the one-shot tags and calls RotateSecret. Refuses, changing nothing, when rotation is not
     /// configured or a rotation is already under way; when RotateSecret fails anyway, puts the tags
     /// back as they were, since finishSecret (which removes them) will not run for this attempt and
     /// the next scheduled rotation would otherwise inherit them.
     pub async fn start_rotation(&self, secret_id: &str, request: RotateRequest) -> Result<Started> {
-        let secret = self.store.describe(secret_id).await?;
+        let secret = self.ports.store.describe(secret_id).await?;
         refuse_unless_rotatable(&secret)?;
         let trigger = if request.emergency {
             "emergency"
@@ -114,12 +108,13 @@ where
         // The rotation's version id is chosen here, so that whether a RotateSecret whose answer was
         // lost started it can be told from the secret's versions.
         let token = uuid::Uuid::new_v4().to_string();
-        self.store.set_tags(&id, &tags).await?;
+        self.ports.store.set_tags(&id, &tags).await?;
         let started = Started {
             secret_name: secret.name.clone(),
             token: token.clone(),
         };
         let err = match self
+            .ports
             .store
             .rotate_now(&id, secret.rotation_lambda_arn.as_deref(), &token)
             .await
@@ -129,7 +124,7 @@ where
         };
         // A lost answer (a timeout, say) does not mean no rotation started: one that did has the
         // version `token`, and its steps will consume the tags.
-        match self.store.describe(&id).await {
+        match self.ports.store.describe(&id).await {
             Ok(now) if now.versions.contains_key(&token) => {
                 tracing::warn!(error = %err, token, "RotateSecret failed, yet the rotation started");
                 Ok(started)
@@ -192,10 +187,10 @@ where
             .filter_map(|(key, value)| Some((*key, value.clone()?)))
             .collect();
         if !absent.is_empty() {
-            self.store.untag(secret_id, &absent).await?;
+            self.ports.store.untag(secret_id, &absent).await?;
         }
         if !earlier.is_empty() {
-            self.store.set_tags(secret_id, &earlier).await?;
+            self.ports.store.set_tags(secret_id, &earlier).await?;
         }
         Ok(())
     }
@@ -218,7 +213,7 @@ where
         // Set once a step failed retryably: from then on the token's labels say whether it goes on.
         let mut retrying = false;
         loop {
-            let mut events = self.audit.history(secret_name, Some(since)).await?;
+            let mut events = self.ports.audit.history(secret_name, Some(since)).await?;
             events.reverse();
             let mine: Vec<_> = events
                 .into_iter()
@@ -239,7 +234,7 @@ where
                         if let Some(error) = &event.error {
                             say(format!("  cause: {error}"));
                         }
-                        let secret = self.store.describe(secret_name).await?;
+                        let secret = self.ports.store.describe(secret_name).await?;
                         if secret.has_stage(token, AWSCURRENT) {
                             continue;
                         }
@@ -272,7 +267,7 @@ where
             }
             shown = mine.len();
             if retrying {
-                let secret = self.store.describe(secret_name).await?;
+                let secret = self.ports.store.describe(secret_name).await?;
                 if secret.has_stage(token, AWSCURRENT) {
                     // The finish event may be missing (an audit write can fail); the labels are the truth.
                     say(format!("Rotation of {secret_name} finished."));

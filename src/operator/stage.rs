@@ -3,13 +3,14 @@
 
 use secrecy::SecretString;
 
-use crate::domain::ProviderSettings;
-use crate::domain::audit::{AuditEvent, Outcome};
+use super::Operator;
+use crate::domain::Trigger;
+use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
+use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
-use crate::rotation::Rotator;
+use crate::ports::{Clock, Family, KeyIssuer, SecretStore};
 
 /// What `stage` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,129 +21,38 @@ pub struct Staged {
     pub cleared_pending: Option<String>,
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Operator<'_, F> {
     pub async fn stage_key(
         &self,
         secret_id: &str,
         key: SecretString,
         actor: &str,
     ) -> Result<Staged> {
-        let secret = self.store.describe(secret_id).await?;
-        let current = self.current_value(secret_id, &secret).await?;
-        // Only Anthropic's createSecret adopts a staged key; OpenAI and generic rotations mint their
-        // own, so a key staged there would stay alive with nobody to adopt or revoke it.
-        if !matches!(current.provider, ProviderSettings::Anthropic(_)) {
-            return Err(Error::config(
-                &secret.name,
-                "provider",
-                format!(
-                    "is {}: only Anthropic secrets adopt a staged key (keyrot mints {} keys itself)",
-                    current.provider.name(),
-                    current.provider.name()
-                ),
-                format!(
-                    "revoke the key you created at the provider, and rotate with `keyrot rotate {}` instead",
-                    secret.name
-                ),
-            ));
-        }
+        let secret = self.ports.store.describe(secret_id).await?;
+        let current = self.ports.current_value(secret_id, &secret).await?;
         let view = KeyView::of(&key);
-        if view.fingerprint == KeyView::of(&current.api_key).fingerprint {
-            return Err(Error::config(
-                &secret.name,
-                "staged key",
-                "is the key AWSCURRENT already holds",
-                "create a new key at the provider and stage that one",
-            ));
-        }
-        if self.retired_earlier(&secret.name, &view).await? {
-            return Err(Error::config(
-                &secret.name,
-                "staged key",
-                format!(
-                    "{} is an old key of this secret, revoked or due for revocation: the rotation would refuse it",
-                    view.redacted
-                ),
-                format!(
-                    "create a new key in the provider's console and stage that one with `keyrot stage {}`",
-                    secret.name
-                ),
-            ));
-        }
-        // A key that does not work now would fail the rotation later: refuse it here, changing nothing.
-        match self.issuer.validate(&secret.name, &current, &key).await {
-            Ok(()) => {}
-            Err(Error::KeyRejected {
-                provider,
-                hint,
-                detail,
-                ..
-            }) => {
-                return Err(Error::config(
-                    &secret.name,
-                    "staged key",
-                    format!("the {provider} key {hint} was rejected by {provider} ({detail})"),
-                    format!(
-                        "check that the key was copied whole and is active in the provider's console \
-                         (or create a new one), then run `keyrot stage {}` again",
-                        secret.name
-                    ),
-                ));
-            }
-            Err(err) => return Err(err),
-        }
+        refuse_unstageable(&secret, &current, &view)?;
+        self.refuse_unusable(&secret, &current, &key, &view).await?;
         let value = current.with_new_key(&NewKey {
             api_key: key,
             key_id: None,
             api_key_id: None,
             leftovers: Vec::new(),
         })?;
-        let version_id = self.store.put_staged(secret_id, &value).await?;
-
-        let mut cleared_pending = None;
-        let pending = secret
-            .version_with(AWSPENDING)
-            .filter(|v| !secret.has_stage(v, AWSCURRENT));
-        if let Some(pending) = pending
-            && self
-                .store
-                .value(secret_id, AWSPENDING, Some(pending))
-                .await?
-                .is_none()
-        {
-            self.store
-                .move_stage(secret_id, AWSPENDING, None, Some(pending))
-                .await?;
-            cleared_pending = Some(pending.to_owned());
-        }
-        let event = AuditEvent {
-            at: self.clock.now(),
-            secret_arn: secret.arn.clone(),
-            secret_name: secret.name.clone(),
-            action: "stage".to_owned(),
-            outcome: Outcome::Succeeded,
-            version_id: version_id.clone(),
-            provider: current.provider.name().to_owned(),
-            old_key_hint: Some(KeyView::of(&current.api_key).last4),
-            new_key_hint: Some(view.last4.clone()),
-            trigger: "manual".to_owned(),
-            actor: actor.to_owned(),
-            targets: Vec::new(),
-            duration_ms: 0,
-            error: None,
-            retryable: false,
-        };
-        if let Err(err) = self.audit.record(&event).await {
-            tracing::warn!(error = %err, "audit item could not be written");
-        }
+        let version_id = self.ports.store.put_staged(secret_id, &value).await?;
+        let cleared_pending = self.clear_placeholder(&secret, secret_id).await?;
+        let event = AuditEvent::new(
+            self.ports.clock.now(),
+            (&secret.arn, &secret.name),
+            Action::Stage,
+            Outcome::Succeeded,
+            &version_id,
+        )
+        .provider(current.provider.name())
+        .keys(Some(&KeyView::of(&current.api_key)), Some(&view))
+        .triggered(Some(Trigger::Manual))
+        .by(actor);
+        self.ports.record_quietly(&event).await;
         tracing::info!(label = KEYROT_STAGED, version = %version_id, "key staged");
         Ok(Staged {
             version_id,
@@ -150,4 +60,106 @@ where
             cleared_pending,
         })
     }
+
+    /// Refuses a key an earlier rotation retired (the rotation would refuse it), and one the provider
+    /// rejects now (it would fail the rotation later), changing nothing.
+    async fn refuse_unusable(
+        &self,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        key: &SecretString,
+        view: &KeyView,
+    ) -> Result<()> {
+        let name = &secret.name;
+        if self.ports.retired_earlier(name, view).await? {
+            return Err(Error::config(
+                name,
+                "staged key",
+                format!(
+                    "{} is an old key of this secret, revoked or due for revocation: the rotation would refuse it",
+                    view.redacted
+                ),
+                format!(
+                    "create a new key in the provider's console and stage that one with `keyrot stage {name}`"
+                ),
+            ));
+        }
+        match self.ports.issuer.validate(name, current, key).await {
+            Err(Error::KeyRejected {
+                provider,
+                hint,
+                detail,
+                ..
+            }) => Err(Error::config(
+                name,
+                "staged key",
+                format!("the {provider} key {hint} was rejected by {provider} ({detail})"),
+                format!(
+                    "check that the key was copied whole and is active in the provider's console \
+                     (or create a new one), then run `keyrot stage {name}` again"
+                ),
+            )),
+            other => other,
+        }
+    }
+
+    /// Removes AWSPENDING from the empty placeholder a rotation with nothing staged left behind, so the
+    /// next rotation can start; returns its version.
+    async fn clear_placeholder(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+    ) -> Result<Option<String>> {
+        let Some(pending) = secret
+            .version_with(AWSPENDING)
+            .filter(|v| !secret.has_stage(v, AWSCURRENT))
+        else {
+            return Ok(None);
+        };
+        let store = &self.ports.store;
+        if store
+            .value(secret_id, AWSPENDING, Some(pending))
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        store
+            .move_stage(secret_id, AWSPENDING, None, Some(pending))
+            .await?;
+        Ok(Some(pending.to_owned()))
+    }
+}
+
+/// Only Anthropic's createSecret adopts a staged key; OpenAI and generic rotations mint their own, so
+/// a key staged there would stay alive with nobody to adopt or revoke it. The key AWSCURRENT holds is
+/// no new key either.
+fn refuse_unstageable(
+    secret: &SecretDescription,
+    current: &ManagedSecret,
+    view: &KeyView,
+) -> Result<()> {
+    let name = &secret.name;
+    if !matches!(current.provider, ProviderSettings::Anthropic(_)) {
+        let provider = current.provider.name();
+        return Err(Error::config(
+            name,
+            "provider",
+            format!(
+                "is {provider}: only Anthropic secrets adopt a staged key (keyrot mints {provider} keys itself)"
+            ),
+            format!(
+                "revoke the key you created at the provider, and rotate with `keyrot rotate {name}` instead"
+            ),
+        ));
+    }
+    if view.fingerprint == KeyView::of(&current.api_key).fingerprint {
+        return Err(Error::config(
+            name,
+            "staged key",
+            "is the key AWSCURRENT already holds",
+            "create a new key at the provider and stage that one",
+        ));
+    }
+    Ok(())
 }

@@ -12,16 +12,16 @@ use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
 };
-use crate::fakes::*;
 use crate::keeper::Orphan;
 use crate::operator::{FollowEnd, Holds, RotateRequest};
+use crate::ports::fakes::*;
 use crate::ports::{AuditLog, Clock, MintedKey};
 use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";
 
-fn with_target() -> TestRotator {
-    let r = rotator_with(
+fn with_target() -> World {
+    let r = world_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
@@ -32,7 +32,7 @@ fn with_target() -> TestRotator {
     r
 }
 
-async fn step(r: &TestRotator, step: Step, token: &str) {
+async fn step(r: &World, step: Step, token: &str) {
     run(r, step, token)
         .await
         .unwrap_or_else(|err| panic!("{step}: {err}"));
@@ -47,6 +47,7 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
     assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
 
     let done = r
+        .operator()
         .rollback(NAME, "arn:aws:iam::1:user/ops")
         .await
         .expect("rollback");
@@ -92,7 +93,7 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
 }
 
 /// A rollback undid itself: AWSCURRENT, and what the target serves, are t1's working key again.
-fn assert_undone_to_t1(r: &TestRotator, err: &crate::Error, new_key: String) {
+fn assert_undone_to_t1(r: &World, err: &crate::Error, new_key: String) {
     assert!(
         err.to_string().contains("AWSCURRENT is back on version t1"),
         "{err}"
@@ -117,6 +118,7 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
     *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Revoking));
 
     let err = r
+        .operator()
         .rollback(NAME, "ops")
         .await
         .expect_err("the key it went back to is being revoked");
@@ -141,12 +143,13 @@ async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_a
 
 /// A rotation to t1, then a rollback that moved AWSCURRENT back to v0 and put the old key on the
 /// target, whose redeploy failed. Returns t1's (working) key.
-async fn rollback_stopped_at_its_redeploy() -> (TestRotator, String) {
+async fn rollback_stopped_at_its_redeploy() -> (World, String) {
     let r = with_target();
     rotate(&r, "t1").await;
     let new_key = r.store.api_key_of("t1");
     r.targets.fail_deployments.set(1);
-    r.rollback(NAME, "ops")
+    r.operator()
+        .rollback(NAME, "ops")
         .await
         .expect_err("the redeploy failed");
     assert_eq!(
@@ -163,7 +166,11 @@ async fn a_resumed_rollback_whose_key_the_keeper_claimed_goes_back_without_touch
     r.audit.claim("v0", r.clock.now());
     let validated_before = r.issuer.validated.borrow().len();
 
-    let err = r.rollback(NAME, "ops").await.expect_err("undone");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("undone");
     assert_undone_to_t1(&r, &err, new_key);
     assert_eq!(
         r.issuer.validated.borrow().len(),
@@ -180,7 +187,11 @@ async fn a_resumed_rollback_whose_key_was_revoked_meanwhile_goes_back_to_the_wor
         .set_revocation_status(NAME, "v0", RevocationStatus::Revoked)
         .await
         .expect("revoked");
-    let err = r.rollback(NAME, "ops").await.expect_err("undone");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("undone");
     assert_undone_to_t1(&r, &err, new_key);
 }
 
@@ -189,7 +200,8 @@ async fn a_rollback_racing_the_keeper_over_a_retired_generic_key_stands() {
     let r = with_target();
     rotate(&r, "t1").await;
     *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Retired));
-    r.rollback(NAME, "ops")
+    r.operator()
+        .rollback(NAME, "ops")
         .await
         .expect("a retired generic key still works");
     assert_eq!(
@@ -210,10 +222,15 @@ async fn rollback_is_refused_once_the_old_key_is_revoked_and_changes_nothing() {
         revocation.status = RevocationStatus::Revoked;
     }
     let before = r.store.stages();
-    let err = r.rollback(NAME, "ops").await.expect_err("refused");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("already revoked"), "{err}");
     assert_eq!(r.store.stages(), before);
-    let err = rotator()
+    let err = world()
+        .operator()
         .rollback(NAME, "ops")
         .await
         .expect_err("nothing to go back to");
@@ -226,10 +243,11 @@ async fn repair_records_the_minted_keys_revocation_before_the_label_goes() {
     r.store.start_rotation("t1");
     step(&r, Step::Create, "t1").await;
     *r.store.fail_next_move_of.borrow_mut() = Some(AWSPENDING);
-    r.repair(NAME, "ops", true)
+    r.operator()
+        .repair(NAME, "ops", true)
         .await
         .expect_err("removing the label failed");
-    let status = |r: &TestRotator| r.audit.revocations.borrow().get("t1").map(|x| x.status);
+    let status = |r: &World| r.audit.revocations.borrow().get("t1").map(|x| x.status);
     assert_eq!(
         status(&r),
         Some(RevocationStatus::Pending),
@@ -240,7 +258,8 @@ async fn repair_records_the_minted_keys_revocation_before_the_label_goes() {
         .set_revocation_status(NAME, "t1", RevocationStatus::Cancelled)
         .await
         .expect("cancel");
-    r.repair(NAME, "ops", true)
+    r.operator()
+        .repair(NAME, "ops", true)
         .await
         .expect("the re-run repairs");
     assert_eq!(r.store.version_with_stage(AWSPENDING), None);
@@ -256,7 +275,8 @@ async fn a_repair_rerun_after_a_failed_redeploy_redeploys_the_target_it_already_
     // The first repair puts the current key back, but its redeploy fails: the live deployment still
     // serves the pending key while the variable holds the current one.
     r.targets.fail_deployments.set(1);
-    r.repair(NAME, "ops", true)
+    r.operator()
+        .repair(NAME, "ops", true)
         .await
         .expect_err("the redeploy failed");
     assert_eq!(
@@ -269,7 +289,8 @@ async fn a_repair_rerun_after_a_failed_redeploy_redeploys_the_target_it_already_
         "the label stays"
     );
 
-    r.repair(NAME, "ops", true)
+    r.operator()
+        .repair(NAME, "ops", true)
         .await
         .expect("the re-run repairs");
     assert_eq!(
@@ -287,7 +308,11 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
     step(&r, Step::Create, "t1").await;
     step(&r, Step::Set, "t1").await;
     // The rotation dies here: the target holds the pending key, AWSPENDING stays.
-    let done = r.repair(NAME, "ops", false).await.expect("repair");
+    let done = r
+        .operator()
+        .repair(NAME, "ops", false)
+        .await
+        .expect("repair");
     assert_eq!(done.targets, [RENDER]);
     assert!(done.revocation_scheduled);
     assert_eq!(
@@ -300,6 +325,7 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
         Some(RevocationStatus::Pending)
     );
     let err = r
+        .operator()
         .repair(NAME, "ops", false)
         .await
         .expect_err("nothing left to repair");
@@ -308,8 +334,8 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
     rotate(&r, "t2").await;
 }
 
-fn anthropic() -> TestRotator {
-    rotator_with(
+fn anthropic() -> World {
+    world_with(
         json!({"provider": "anthropic", "api_key": OLD_KEY, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
     )
 }
@@ -319,6 +345,7 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
     let r = anthropic();
     r.store.start_rotation("stuck-empty");
     let staged = r
+        .operator()
         .stage_key(
             NAME,
             SecretString::from("sk_live_STAGEDSTAGEDSTAGED0001"),
@@ -340,6 +367,7 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
         .insert("sk_live_REJECTEDREJECTED00002".into());
     let before = r.store.stages();
     let err = r
+        .operator()
         .stage_key(
             NAME,
             SecretString::from("sk_live_REJECTEDREJECTED00002"),
@@ -353,6 +381,7 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
     }
     assert_eq!(r.store.stages(), before, "a refused stage changes nothing");
     let err = r
+        .operator()
         .stage_key(NAME, SecretString::from(OLD_KEY), "ops")
         .await
         .expect_err("same key");
@@ -362,13 +391,14 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
 #[tokio::test]
 async fn staging_a_key_an_earlier_rotation_retired_is_refused_and_changes_nothing() {
     let r = anthropic();
-    r.stage_key(
-        NAME,
-        SecretString::from("sk_live_STAGEDSTAGEDSTAGED0003"),
-        "ops",
-    )
-    .await
-    .expect("staged");
+    r.operator()
+        .stage_key(
+            NAME,
+            SecretString::from("sk_live_STAGEDSTAGEDSTAGED0003"),
+            "ops",
+        )
+        .await
+        .expect("staged");
     rotate(&r, "t1").await;
     assert_eq!(
         r.audit.revocations.borrow().get("v0").map(|x| x.status),
@@ -377,6 +407,7 @@ async fn staging_a_key_an_earlier_rotation_retired_is_refused_and_changes_nothin
     );
     let before = r.store.stages();
     let err = r
+        .operator()
         .stage_key(NAME, SecretString::from(OLD_KEY), "ops")
         .await
         .expect_err("an old key");
@@ -389,12 +420,13 @@ async fn staging_a_key_an_earlier_rotation_retired_is_refused_and_changes_nothin
 #[tokio::test]
 async fn staging_is_refused_for_providers_that_mint_their_own_keys() {
     for r in [
-        rotator(),
-        rotator_with(json!({"provider": "openai", "api_key": OLD_KEY,
+        world(),
+        world_with(json!({"provider": "openai", "api_key": OLD_KEY,
             "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}})),
     ] {
         let before = r.store.stages();
         let err = r
+            .operator()
             .stage_key(
                 NAME,
                 SecretString::from("sk_live_STAGEDSTAGEDSTAGED0001"),
@@ -410,7 +442,7 @@ async fn staging_is_refused_for_providers_that_mint_their_own_keys() {
     }
 }
 
-fn tags(r: &TestRotator) -> Vec<(String, String)> {
+fn tags(r: &World) -> Vec<(String, String)> {
     r.store
         .tags
         .borrow()
@@ -421,7 +453,7 @@ fn tags(r: &TestRotator) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothing() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -429,6 +461,7 @@ async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothin
     r.store.start_rotation("stuck");
     let before = (r.store.stages(), tags(&r));
     let err = r
+        .operator()
         .start_rotation(
             NAME,
             RotateRequest {
@@ -447,9 +480,10 @@ async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothin
     }
     assert_eq!((r.store.stages(), tags(&r)), before);
 
-    let r = rotator();
+    let r = world();
     r.store.rotation_enabled.set(false);
     let err = r
+        .operator()
         .start_rotation(NAME, RotateRequest::default())
         .await
         .expect_err("rotation is off");
@@ -464,9 +498,10 @@ async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothin
 #[tokio::test]
 async fn a_rotate_secret_whose_answer_was_lost_reports_the_rotation_it_started_and_keeps_the_tags()
 {
-    let r = rotator();
+    let r = world();
     r.store.lose_next_rotate_answer.set(true);
     let started = r
+        .operator()
         .start_rotation(
             NAME,
             RotateRequest {
@@ -492,7 +527,7 @@ async fn a_rotate_secret_whose_answer_was_lost_reports_the_rotation_it_started_a
 
 #[tokio::test]
 async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -500,6 +535,7 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
     let before = tags(&r);
     r.store.fail_next_rotate.set(true);
     let err = r
+        .operator()
         .start_rotation(
             NAME,
             RotateRequest {
@@ -517,6 +553,7 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
     );
 
     let started = r
+        .operator()
         .start_rotation(
             NAME,
             RotateRequest {
@@ -534,9 +571,10 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
 
 /// A rotation started through `keyrot rotate` whose testSecret ran out of time while the target's
 /// redeploy was building: a retryable failure, the version still pending. Returns its token.
-async fn rotation_waiting_for_a_redeploy(r: &TestRotator) -> String {
+async fn rotation_waiting_for_a_redeploy(r: &World) -> String {
     r.targets.build_polls.set(1);
     let started = r
+        .operator()
         .start_rotation(NAME, RotateRequest::default())
         .await
         .expect("started");
@@ -547,6 +585,7 @@ async fn rotation_waiting_for_a_redeploy(r: &TestRotator) -> String {
         deadline: Some(now() + Duration::milliseconds(1)),
     };
     let err = r
+        .rotator()
         .handle(&event(Step::Test, &started.token), &short)
         .await
         .expect_err("still building");
@@ -565,7 +604,8 @@ async fn following_a_rotation_goes_on_through_a_retryable_failure_until_it_finis
 
     let lines = follow_lines();
     let mut say = |line| lines.borrow_mut().push(line);
-    let follow = r.follow_rotation(
+    let operator = r.operator();
+    let follow = operator.follow_rotation(
         NAME,
         &token,
         now() - Duration::seconds(1),
@@ -589,8 +629,9 @@ async fn following_a_rotation_goes_on_through_a_retryable_failure_until_it_finis
 
 #[tokio::test]
 async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned() {
-    let r = rotator();
+    let r = world();
     let started = r
+        .operator()
         .start_rotation(NAME, RotateRequest::default())
         .await
         .expect("started");
@@ -602,6 +643,7 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
         .expect_err("key rejected");
     let lines = follow_lines();
     let end = r
+        .operator()
         .follow_rotation(
             NAME,
             &started.token,
@@ -617,8 +659,12 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
     // A retryable failure, after which the rotation is cleared: the wait ends there.
     let r = with_target();
     let token = rotation_waiting_for_a_redeploy(&r).await;
-    r.repair(NAME, "ops", true).await.expect("repaired");
+    r.operator()
+        .repair(NAME, "ops", true)
+        .await
+        .expect("repaired");
     let end = r
+        .operator()
         .follow_rotation(
             NAME,
             &token,
@@ -638,6 +684,7 @@ async fn following_times_out_while_secrets_manager_keeps_retrying() {
     let token = rotation_waiting_for_a_redeploy(&r).await;
     let lines = follow_lines();
     let end = r
+        .operator()
         .follow_rotation(
             NAME,
             &token,
@@ -658,6 +705,7 @@ async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the
     let r = with_target();
     rotate(&r, "t1").await;
     let previous = r
+        .operator()
         .validate_stage(NAME, AWSPREVIOUS)
         .await
         .expect("validated");
@@ -671,20 +719,29 @@ async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the
         .held
         .borrow_mut()
         .insert(RENDER.into(), OLD_KEY.into());
-    let current = r.validate_stage(NAME, AWSCURRENT).await.expect("validated");
+    let current = r
+        .operator()
+        .validate_stage(NAME, AWSCURRENT)
+        .await
+        .expect("validated");
     assert_eq!(current.targets[0].holds, Holds::Previous);
     assert!(!current.ok());
     r.targets
         .held
         .borrow_mut()
         .insert(RENDER.into(), "sk_live_SOMETHINGELSEENTIRELY000".into());
-    let current = r.validate_stage(NAME, AWSCURRENT).await.expect("validated");
+    let current = r
+        .operator()
+        .validate_stage(NAME, AWSCURRENT)
+        .await
+        .expect("validated");
     assert_eq!(current.targets[0].holds, Holds::Unknown);
 
     // A rejected previous key is the provider's verdict, whatever the targets hold.
     r.targets.held.borrow_mut().remove(RENDER);
     r.issuer.rejected.borrow_mut().insert(OLD_KEY.into());
     let previous = r
+        .operator()
         .validate_stage(NAME, AWSPREVIOUS)
         .await
         .expect("validated");
@@ -708,9 +765,10 @@ fn orphan(id: &str) -> Orphan {
 
 #[tokio::test]
 async fn deleting_orphans_attempts_every_one_and_audits_each() {
-    let r = rotator();
+    let r = world();
     r.issuer.fail_revocations.set(1);
     let done = r
+        .operator()
         .delete_orphans(vec![orphan("svc_acct_1"), orphan("svc_acct_2")], "arn:ops")
         .await;
     assert_eq!(done.len(), 2);
@@ -739,7 +797,11 @@ async fn rollback_is_refused_during_a_rotation_or_without_a_key_to_go_back_to() 
     rotate(&r, "t1").await;
     r.store.start_rotation("t2");
     let before = r.store.stages();
-    let err = r.rollback(NAME, "ops").await.expect_err("rotation pending");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("rotation pending");
     for expected in ["in progress or stuck", "keyrot repair prod/generic", "fix:"] {
         assert!(err.to_string().contains(expected), "{expected:?} in {err}");
     }
@@ -758,7 +820,11 @@ async fn rollback_is_refused_during_a_rotation_or_without_a_key_to_go_back_to() 
         },
     );
     let before = r.store.stages();
-    let err = r.rollback(NAME, "ops").await.expect_err("not keyrot's");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("not keyrot's");
     assert!(
         err.to_string()
             .contains("AWSPREVIOUS was not left by a keyrot rotation"),
@@ -774,7 +840,11 @@ async fn rollback_is_refused_during_a_rotation_or_without_a_key_to_go_back_to() 
         v0.value = Some(current);
     }
     let before = r.store.stages();
-    let err = r.rollback(NAME, "ops").await.expect_err("same key");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("same key");
     assert!(err.to_string().contains("same key"), "{err}");
     assert_eq!(r.store.stages(), before);
 }
@@ -784,7 +854,11 @@ async fn a_rollback_run_again_after_a_failed_redeploy_goes_on_instead_of_moving_
     let r = with_target();
     rotate(&r, "t1").await;
     r.targets.fail_deployments.set(1);
-    let err = r.rollback(NAME, "ops").await.expect_err("redeploy fails");
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("redeploy fails");
     assert!(err.to_string().contains("ERROR"), "{err}");
     assert_eq!(
         r.store.version_with_stage(AWSCURRENT).as_deref(),
@@ -796,7 +870,7 @@ async fn a_rollback_run_again_after_a_failed_redeploy_goes_on_instead_of_moving_
         "the live deployment still serves the abandoned key"
     );
 
-    let done = r.rollback(NAME, "ops").await.expect("resumed");
+    let done = r.operator().rollback(NAME, "ops").await.expect("resumed");
     assert!(done.resumed);
     assert_eq!(
         (
@@ -830,7 +904,7 @@ async fn a_rollback_run_again_after_a_failed_redeploy_goes_on_instead_of_moving_
         .entry("t1".into())
         .and_modify(|x| x.status = RevocationStatus::Revoked);
     let before = r.store.stages();
-    let err = r.rollback(NAME, "ops").await.expect_err("done");
+    let err = r.operator().rollback(NAME, "ops").await.expect_err("done");
     assert!(
         err.to_string().contains("already back on version v0"),
         "{err}"
@@ -848,11 +922,18 @@ async fn repair_leaves_a_young_pending_version_alone_unless_forced() {
         .borrow_mut()
         .insert("t1".into(), now() - Duration::minutes(10));
     let before = r.store.stages();
-    let err = r.repair(NAME, "ops", false).await.expect_err("young");
+    let err = r
+        .operator()
+        .repair(NAME, "ops", false)
+        .await
+        .expect_err("young");
     for expected in ["10 minutes ago", "in progress", "--force"] {
         assert!(err.to_string().contains(expected), "{expected:?} in {err}");
     }
     assert_eq!(r.store.stages(), before);
-    r.repair(NAME, "ops", true).await.expect("forced");
+    r.operator()
+        .repair(NAME, "ops", true)
+        .await
+        .expect("forced");
     assert!(r.store.version_with_stage(AWSPENDING).is_none());
 }

@@ -1,12 +1,12 @@
 //! `keyrot validate`: the provider's verdict on one version's key, and which key every target holds.
 
+use super::Operator;
 use crate::domain::ManagedSecret;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
-use crate::rotation::Rotator;
+use crate::ports::{Family, KeyIssuer, SecretStore, Target};
 
 /// Which of the secret's keys a target holds, by fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,19 +64,11 @@ impl Validation {
     }
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Operator<'_, F> {
     /// Checks the key of the version labelled `stage` at its provider and reports which key every
     /// target (as AWSCURRENT's value lists them) holds.
     pub async fn validate_stage(&self, secret_id: &str, stage: &'static str) -> Result<Validation> {
-        let secret = self.store.describe(secret_id).await?;
+        let secret = self.ports.store.describe(secret_id).await?;
         let version = secret
             .version_with(stage)
             .ok_or_else(|| {
@@ -91,12 +83,13 @@ where
                 )
             })?
             .to_owned();
-        let current = self.current_value(secret_id, &secret).await?;
+        let current = self.ports.current_value(secret_id, &secret).await?;
         // AWSCURRENT's value is read either way: it lists the targets and names the current key.
         let other = if stage == AWSCURRENT {
             None
         } else {
             let text = self
+                .ports
                 .store
                 .value(secret_id, stage, Some(&version))
                 .await?
@@ -113,6 +106,7 @@ where
         let checked = other.as_ref().unwrap_or(&current);
         let key = KeyView::of(&checked.api_key);
         let rejected = match self
+            .ports
             .issuer
             .validate(&secret.name, checked, &checked.api_key)
             .await
@@ -132,7 +126,11 @@ where
             if secret.has_stage(other, AWSCURRENT) {
                 continue;
             }
-            if let Some(text) = self.store.value(secret_id, label, Some(other)).await?
+            if let Some(text) = self
+                .ports
+                .store
+                .value(secret_id, label, Some(other))
+                .await?
                 && let Ok(value) = ManagedSecret::parse(&secret.name, label, &text)
             {
                 known.push((holds, KeyView::of(&value.api_key).fingerprint));
@@ -140,7 +138,11 @@ where
         }
         let mut targets = Vec::new();
         for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
-            let fingerprint = self.targets.held_fingerprint(&secret.name, &target).await?;
+            let fingerprint = self
+                .ports
+                .targets
+                .held_fingerprint(&secret.name, &target)
+                .await?;
             let holds = match &fingerprint {
                 None => Holds::Nothing,
                 Some(fp) => known

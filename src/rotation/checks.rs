@@ -3,7 +3,7 @@
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::ports::{Clock, Family, SecretStore};
 use crate::rotation::finish::revocation_of;
 
 use super::{Evidence, Rotator};
@@ -17,15 +17,7 @@ pub enum Entry {
     AlreadyCurrent,
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Rotator<'_, F> {
     /// DescribeSecret, then refuse what the protocol forbids: rotation disabled, a token that is not a
     /// version of the secret, or a version that is neither pending nor already current.
     pub(super) async fn enter(
@@ -33,13 +25,13 @@ where
         event: &RotationEvent,
         evidence: &mut Evidence,
     ) -> Result<(Entry, SecretDescription)> {
-        let described = self.store.describe(&event.secret_id).await?;
+        let described = self.ports.store.describe(&event.secret_id).await?;
         // Kept in the evidence before any check, so that even a refusal is audited with the secret's ARN.
         let secret = evidence.secret.insert(described);
         let name = secret.name.clone();
         let token = event.client_request_token.as_str();
         let policy = secret.policy(self.settings.default_grace_hours)?;
-        evidence.trigger = Some(secret.trigger(&policy, self.clock.now()));
+        evidence.trigger = Some(secret.trigger(&policy, self.ports.clock.now()));
         let entry = {
             if !secret.rotation_enabled {
                 return Err(Error::protocol(
@@ -98,15 +90,15 @@ where
     async fn retire_abandoned_version(&self, event: &RotationEvent, secret: &SecretDescription) {
         let token = &event.client_request_token;
         let result: Result<()> = async {
-            let Some(text) = self.store.unlabelled_value(&event.secret_id, token).await? else {
+            let Some(text) = self.ports.store.unlabelled_value(&event.secret_id, token).await? else {
                 return Ok(());
             };
             let abandoned = ManagedSecret::parse(&secret.name, "abandoned version", &text)?;
             if abandoned.key_id.is_none() || matches!(abandoned.provider, ProviderSettings::Anthropic(_)) {
                 return Ok(());
             }
-            let revocation = revocation_of(secret, token, &abandoned.provider, &(&abandoned).into(), self.clock.now());
-            if self.audit.schedule_revocation(&revocation).await? {
+            let revocation = revocation_of(secret, token, &abandoned.provider, &(&abandoned).into(), self.ports.clock.now());
+            if self.ports.record_revocation(&revocation).await? {
                 tracing::warn!(version = %token, "the key of an abandoned rotation is due for revocation");
             }
             Ok(())

@@ -10,72 +10,43 @@ use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{
-    Alert, Alerts, AuditLog, Clock, KeyIssuer, PutOutcome, SecretStore, Severity, Target,
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, Ports, PutOutcome, SecretStore, Severity,
 };
 
 use super::{Evidence, Progress, Rotator};
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+/// Where a rotation's new key came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// keyrot minted it through the provider's API: keyrot must revoke it if it goes unused.
+    Minted,
+    /// A person made it and staged it: it is theirs, and never revoked for losing a race.
+    Adopted,
+}
+
+impl<F: Family> Rotator<'_, F> {
     pub(super) async fn create_secret(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
         evidence: &mut Evidence,
     ) -> Result<Progress> {
-        let current = self.current_value(&event.secret_id, secret).await?;
+        let current = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(current.provider.name());
         evidence.old_key = Some(KeyView::of(&current.api_key));
         // Refuse a malformed target before a key is minted for it.
         TargetSpec::parse_all(&secret.name, &current.targets)?;
 
         // Secrets Manager repeats createSecret; once the pending version holds a value it is final.
-        if let Some(pending) = self.pending_value(event, secret).await? {
+        if let Some(pending) = self.ports.pending_value(event, secret).await? {
             evidence.new_key = Some(KeyView::of(&pending.api_key));
             return Ok(Progress::AlreadyDone);
         }
-
-        // Anthropic has no API that creates keys: a person staged one, and it is adopted, not minted.
-        let adopted = matches!(current.provider, ProviderSettings::Anthropic(_));
-        let new_key = if adopted {
-            self.adopt_staged_key(event, secret, &current).await?
-        } else {
-            self.issuer
-                .mint(&secret.name, &current, &event.client_request_token)
-                .await?
-        };
-        let new_view = KeyView::of(&new_key.api_key);
-        if new_view.fingerprint == KeyView::of(&current.api_key).fingerprint {
-            return Err(Error::config(
-                &secret.name,
-                "new key",
-                "is the key AWSCURRENT already holds",
-                "provide a different key; a rotation must replace the key",
-            ));
-        }
-        // A staged key could also be one an earlier rotation retired: adopting it would bring back a
-        // key that is being revoked.
-        if adopted && self.retired_earlier(&secret.name, &new_view).await? {
-            return Err(Error::config(
-                &secret.name,
-                "KEYROT_STAGED",
-                "the staged key is an old key of this secret, revoked or due for revocation",
-                format!(
-                    "create a new key in the Anthropic Console and stage it with `keyrot stage {}`",
-                    secret.name
-                ),
-            ));
-        }
-        evidence.new_key = Some(new_view);
+        let (new_key, origin) = self.new_key(event, secret, &current).await?;
+        evidence.new_key = Some(KeyView::of(&new_key.api_key));
         let value = current.with_new_key(&new_key)?;
         let stored = self
+            .ports
             .store
             .put_pending(
                 &event.secret_id,
@@ -88,6 +59,7 @@ where
             PutOutcome::Stored => {
                 // Leftovers only cost hygiene, not the rotation: the grace keeper reports orphans anyway.
                 if let Err(err) = self
+                    .ports
                     .issuer
                     .remove_leftovers(
                         &secret.name,
@@ -107,20 +79,65 @@ where
                 );
                 // A minted key that lost must not stay alive unknown to anyone; an adopted key is the
                 // same key the winner stored, so it stays.
-                if !adopted {
+                if origin == Origin::Minted {
                     let discarded = super::finish::revocation_of(
                         secret,
                         &event.client_request_token,
                         &current.provider,
                         &(&new_key).into(),
-                        self.clock.now(),
+                        self.ports.clock.now(),
                     );
-                    self.issuer.revoke(&discarded).await?;
+                    self.ports.revoke_unrecorded(&discarded.handle()).await?;
                 }
                 evidence.new_key = None;
                 Ok(Progress::AlreadyDone)
             }
         }
+    }
+
+    /// The rotation's new key: minted at the provider, or, for Anthropic (which has no API that
+    /// creates keys), the one a person staged. Refused when it is AWSCURRENT's key, or a staged key an
+    /// earlier rotation retired (adopting it would bring back a key that is being revoked).
+    async fn new_key(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+    ) -> Result<(NewKey, Origin)> {
+        let (new_key, origin) = match current.provider {
+            ProviderSettings::Anthropic(_) => (
+                self.adopt_staged_key(event, secret, current).await?,
+                Origin::Adopted,
+            ),
+            _ => (
+                self.ports
+                    .issuer
+                    .mint(&secret.name, current, &event.client_request_token)
+                    .await?,
+                Origin::Minted,
+            ),
+        };
+        let new_view = KeyView::of(&new_key.api_key);
+        if new_view.fingerprint == KeyView::of(&current.api_key).fingerprint {
+            return Err(Error::config(
+                &secret.name,
+                "new key",
+                "is the key AWSCURRENT already holds",
+                "provide a different key; a rotation must replace the key",
+            ));
+        }
+        if origin == Origin::Adopted && self.ports.retired_earlier(&secret.name, &new_view).await? {
+            return Err(Error::config(
+                &secret.name,
+                "KEYROT_STAGED",
+                "the staged key is an old key of this secret, revoked or due for revocation",
+                format!(
+                    "create a new key in the Anthropic Console and stage it with `keyrot stage {}`",
+                    secret.name
+                ),
+            ));
+        }
+        Ok((new_key, origin))
     }
 
     /// The key a person staged under `KEYROT_STAGED`, validated and identified at the provider.
@@ -136,7 +153,8 @@ where
         );
         let Some(staged_version) = secret.version_with(KEYROT_STAGED) else {
             // Leaving AWSPENDING on the empty placeholder would block every later rotation.
-            self.store
+            self.ports
+                .store
                 .move_stage(
                     &event.secret_id,
                     AWSPENDING,
@@ -153,6 +171,7 @@ where
             ));
         };
         let text = self
+            .ports
             .store
             .value(&event.secret_id, KEYROT_STAGED, Some(staged_version))
             .await?
@@ -180,8 +199,15 @@ where
                 fix,
             ));
         }
-        self.issuer.validate(&secret.name, current, &key).await?;
-        let key_id = self.issuer.identify(&secret.name, current, &key).await?;
+        self.ports
+            .issuer
+            .validate(&secret.name, current, &key)
+            .await?;
+        let key_id = self
+            .ports
+            .issuer
+            .identify(&secret.name, current, &key)
+            .await?;
         if key_id.is_none() {
             tracing::warn!(
                 "the staged key's provider id was not found: its revocation will need a person"
@@ -195,39 +221,21 @@ where
         })
     }
 
-    /// Whether `key` is one an earlier rotation of this secret took out of service (its revocation is
-    /// owed or done): bringing it back would revive a key that is being revoked.
-    pub(crate) async fn retired_earlier(&self, secret_name: &str, key: &KeyView) -> Result<bool> {
-        Ok(self
-            .audit
-            .revocations_of(secret_name)
-            .await?
-            .iter()
-            .any(|r| r.fingerprint == key.fingerprint && r.status != RevocationStatus::Cancelled))
-    }
-
     async fn alert_key_needed(&self, secret: &SecretDescription, fix: &str) {
-        let alert = Alert {
-            event: "key_needed",
-            severity: Severity::Warning,
-            secret_name: secret.name.clone(),
-            subject: format!("keyrot: stage a new key for {}", secret.name)
-                .chars()
-                .take(100)
-                .collect(),
-            text: format!(
+        let alert = Alert::new(AlertKind::KeyNeeded, Severity::Warning, &secret.name)
+            .subject(format!("keyrot: stage a new key for {}", secret.name))
+            .text(format!(
                 "The rotation of {} needs a new key that a person creates. To fix: {fix}.",
                 secret.name
-            ),
-            details: json!({
+            ))
+            .details(json!({
                 "event": "key_needed",
                 "secret": secret.name,
                 "secret_arn": secret.arn,
                 "command": format!("keyrot stage {}", secret.name),
                 "fix": fix,
-            }),
-        };
-        self.send_alert(&alert).await;
+            }));
+        self.ports.send_quietly(&alert).await;
     }
 }
 
@@ -240,4 +248,17 @@ fn staged_key(text: &SecretString) -> Option<SecretString> {
         return (!key.is_empty()).then(|| SecretString::from(key.to_owned()));
     }
     (!raw.is_empty()).then(|| SecretString::from(raw.to_owned()))
+}
+
+impl<F: Family> Ports<F> {
+    /// Whether `key` is one an earlier rotation of this secret took out of service (its revocation is
+    /// owed or done): bringing it back would revive a key that is being revoked.
+    pub(crate) async fn retired_earlier(&self, secret_name: &str, key: &KeyView) -> Result<bool> {
+        Ok(self
+            .audit
+            .revocations_of(secret_name)
+            .await?
+            .iter()
+            .any(|r| r.fingerprint == key.fingerprint && r.status != RevocationStatus::Cancelled))
+    }
 }

@@ -3,26 +3,19 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::domain::audit::{AuditEvent, Outcome, Revocation, RevocationStatus};
+use crate::domain::audit::{Action, AuditEvent, Outcome, Revocation, RevocationStatus};
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy,
 };
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::ports::{AuditLog, Clock, Family, SecretStore};
 
 use super::{Evidence, Progress, Rotator};
+use crate::revocation::Revoke;
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Rotator<'_, F> {
     pub(super) async fn finish_secret(
         &self,
         event: &RotationEvent,
@@ -35,12 +28,13 @@ where
             .version_with(AWSCURRENT)
             .ok_or_else(|| Error::protocol(&secret.name, "no version is labelled AWSCURRENT"))?
             .to_owned();
-        let old = self.current_value(&event.secret_id, secret).await?;
+        let old = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(old.provider.name());
         evidence.old_key = Some(KeyView::of(&old.api_key));
 
         // Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves.
-        self.store
+        self.ports
+            .store
             .move_stage(
                 &event.secret_id,
                 AWSCURRENT,
@@ -48,21 +42,23 @@ where
                 Some(&current_version),
             )
             .await?;
-        self.store
+        self.ports
+            .store
             .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
             .await?;
         if let Some(staged) = secret.version_with(KEYROT_STAGED) {
-            self.store
+            self.ports
+                .store
                 .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
                 .await?;
         }
 
-        let due = self.clock.now() + policy.grace_for_this_rotation();
+        let due = self.ports.clock.now() + policy.grace_for_this_rotation();
         let revocation =
             revocation_of(secret, &current_version, &old.provider, &(&old).into(), due);
         // Without this record nobody would ever revoke the old key: its failure fails the step, and the
         // retried finishSecret writes it.
-        self.audit.schedule_revocation(&revocation).await?;
+        self.ports.record_revocation(&revocation).await?;
         // The old key goes before the one-shot tags do: an attempt that dies in between leaves the
         // tags that asked for grace 0, so its retry still revokes. A revocation that fails does not
         // fail the step, so the tags still go and no emergency's grace 0 outlives this rotation.
@@ -84,13 +80,15 @@ where
         let token = event.client_request_token.as_str();
         let mut progress = Progress::AlreadyDone;
         if secret.has_stage(token, AWSPENDING) {
-            self.store
+            self.ports
+                .store
                 .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
                 .await?;
             progress = Progress::Done;
         }
         if let Some(staged) = secret.version_with(KEYROT_STAGED) {
-            self.store
+            self.ports
+                .store
                 .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
                 .await?;
             progress = Progress::Done;
@@ -98,9 +96,10 @@ where
         let mut owed = None;
         if let Some(previous) = secret.version_with(AWSPREVIOUS) {
             let policy = secret.policy(self.settings.default_grace_hours)?;
-            match self.audit.revocation(&secret.name, previous).await? {
+            match self.ports.audit.revocation(&secret.name, previous).await? {
                 None => {
                     let text = self
+                        .ports
                         .store
                         .value(&event.secret_id, AWSPREVIOUS, None)
                         .await?;
@@ -108,10 +107,10 @@ where
                         let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
                         evidence.provider = Some(old.provider.name());
                         evidence.old_key = Some(KeyView::of(&old.api_key));
-                        let due = self.clock.now() + policy.grace_for_this_rotation();
+                        let due = self.ports.clock.now() + policy.grace_for_this_rotation();
                         let revocation =
                             revocation_of(secret, previous, &old.provider, &(&old).into(), due);
-                        self.audit.schedule_revocation(&revocation).await?;
+                        self.ports.record_revocation(&revocation).await?;
                         owed = Some((policy, revocation));
                         progress = Progress::Done;
                     }
@@ -167,13 +166,13 @@ where
         revocation: &Revocation,
         evidence: &mut Evidence,
     ) {
-        let started = self.clock.now();
+        let started = self.ports.clock.now();
+        let hint = &revocation.hint;
         if revocation.claim_is_live(started) {
             // Another process (a keeper pass, or an attempt of this step that died) claimed it
             // moments ago; if that process died, the keeper takes it up when the claim's lease ends.
             return evidence.notes.push(format!(
-                "The old key {} is being revoked by another process (claimed at {}); the grace keeper finishes it if that process died.",
-                revocation.hint,
+                "The old key {hint} is being revoked by another process (claimed at {}); the grace keeper finishes it if that process died.",
                 revocation
                     .claimed_at
                     .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -182,96 +181,70 @@ where
         }
         // Claimed first, as the grace keeper does, so that no rollback takes the key back while it is
         // being revoked. A claim that cannot be made leaves the record due: the keeper revokes it.
-        let claimed = revocation.claimed(started);
-        {
-            match self
-                .audit
-                .update_revocation(&claimed, revocation.as_read())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    return evidence.notes.push(format!(
-                        "The old key {} was not revoked at once: its record was settled meanwhile.",
-                        revocation.hint
-                    ));
-                }
-                Err(err) => {
-                    super::log_audit_failure(&revocation.secret_name, &err);
-                    return evidence.notes.push(format!(
-                        "The old key {} could NOT be revoked at once (its record could not be claimed: {err}); it is due now and the grace keeper revokes it on its next pass.",
-                        revocation.hint
-                    ));
-                }
+        let (outcome, result) = match self.ports.revoke_recorded(revocation, async |_| true).await {
+            Revoke::Lost | Revoke::Declined { .. } => {
+                return evidence.notes.push(format!(
+                    "The old key {hint} was not revoked at once: its record was settled meanwhile."
+                ));
             }
-        }
-        let result = self.issuer.revoke(revocation).await;
-        // Revoked: the record says how. Failed: the claim is released, for the keeper to retry. Both
-        // only while the claim is still ours.
-        let settled = claimed.settled(match &result {
-            Ok(status) => *status,
-            Err(_) => RevocationStatus::Pending,
-        });
-        match self
-            .audit
-            .update_revocation(&settled, claimed.as_read())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(
-                    secret = %revocation.secret_name,
-                    version = %revocation.old_version_id,
-                    "the revocation record changed while finishSecret revoked the old key; check it with `keyrot status --secret {}`",
-                    revocation.secret_name
-                )
+            Revoke::Unclaimed(err) => {
+                self.ports.audit_failed(&revocation.secret_name, &err);
+                return evidence.notes.push(format!(
+                    "The old key {hint} could NOT be revoked at once (its record could not be claimed: {err}); it is due now and the grace keeper revokes it on its next pass."
+                ));
             }
-            // Still listed as owed: the keeper's next attempt finds the key gone, or retries it.
-            Err(err) => super::log_audit_failure(&revocation.secret_name, &err),
-        }
-        let outcome = match &result {
-            Ok(status) => {
+            Revoke::Revoked {
+                status, settled, ..
+            } => {
+                self.settle_written(revocation, settled);
                 evidence.notes.push(match status {
                     RevocationStatus::Retired => format!(
-                        "The old key {} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",
-                        revocation.hint, revocation.provider
+                        "The old key {hint} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",
+                        revocation.provider
                     ),
-                    _ => format!("The old key {} was revoked at once (grace 0).", revocation.hint),
+                    _ => format!("The old key {hint} was revoked at once (grace 0)."),
                 });
-                Outcome::Succeeded
+                (Outcome::Succeeded, None)
             }
-            Err(err) => {
-                tracing::warn!(secret = %secret.name, error = %err, "revoking the old key at once failed; the grace keeper retries it");
+            Revoke::Failed {
+                error, released, ..
+            } => {
+                // Still owed: the keeper's next attempt retries it.
+                self.settle_written(revocation, released);
+                tracing::warn!(secret = %secret.name, error = %error, "revoking the old key at once failed; the grace keeper retries it");
                 evidence.notes.push(format!(
-                    "The old key {} could NOT be revoked at once ({err}); it is due now and the grace keeper retries it on its next pass.",
-                    revocation.hint
+                    "The old key {hint} could NOT be revoked at once ({error}); it is due now and the grace keeper retries it on its next pass."
                 ));
-                Outcome::Failed
+                (Outcome::Failed, Some(error.to_string()))
             }
         };
-        let audit = AuditEvent {
-            at: started,
-            secret_arn: secret.arn.clone(),
-            secret_name: secret.name.clone(),
-            action: "revoke".to_owned(),
+        let audit = AuditEvent::new(
+            started,
+            (&secret.arn, &secret.name),
+            Action::Revoke,
             outcome,
-            version_id: revocation.old_version_id.clone(),
-            provider: revocation.provider.clone(),
-            old_key_hint: evidence.old_key.as_ref().map(|k| k.last4.clone()),
-            new_key_hint: None,
-            trigger: evidence
-                .trigger
-                .map(|t| t.as_str())
-                .unwrap_or_default()
-                .to_owned(),
-            actor: evidence.actor.clone(),
-            targets: Vec::new(),
-            duration_ms: (self.clock.now() - started).num_milliseconds().max(0) as u64,
-            error: result.as_ref().err().map(ToString::to_string),
-            retryable: false,
-        };
-        if let Err(err) = self.audit.record(&audit).await {
-            super::log_audit_failure(&audit.secret_name, &err);
+            &revocation.old_version_id,
+        )
+        .provider(&revocation.provider)
+        .keys(evidence.old_key.as_ref(), None)
+        .triggered(evidence.trigger)
+        .by(&evidence.actor)
+        .took(started, self.ports.clock.now())
+        .error(result);
+        self.ports.record_quietly(&audit).await;
+    }
+
+    /// Logs a settle or release of finishSecret's claim that did not land.
+    fn settle_written(&self, revocation: &Revocation, written: Result<bool>) {
+        match written {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                secret = %revocation.secret_name,
+                version = %revocation.old_version_id,
+                "the revocation record changed while finishSecret revoked the old key; check it with `keyrot status --secret {}`",
+                revocation.secret_name
+            ),
+            Err(err) => self.ports.audit_failed(&revocation.secret_name, &err),
         }
     }
 
@@ -288,7 +261,7 @@ where
         if present.is_empty() {
             return Ok(false);
         }
-        self.store.untag(&event.secret_id, &present).await?;
+        self.ports.store.untag(&event.secret_id, &present).await?;
         Ok(true)
     }
 }

@@ -15,12 +15,15 @@ mod tests;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
 use crate::error::{Error, Result};
-use crate::ports::{Alert, Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Severity, Target};
+use crate::ports::{
+    Alert, AlertKind, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore,
+    Severity,
+};
 
 pub use checks::Entry;
 
@@ -57,15 +60,16 @@ pub struct Invocation {
     pub deadline: Option<DateTime<Utc>>,
 }
 
-/// The rotation function, generic over its ports so that tests can run it in memory.
-pub struct Rotator<S, I, T, A, N, C> {
-    pub store: S,
-    pub issuer: I,
-    pub targets: T,
-    pub audit: A,
-    pub alerts: N,
-    pub clock: C,
+/// The rotation function, generic over its family of ports so that tests can run it in memory.
+pub struct Rotator<'a, F: Family> {
+    pub ports: &'a Ports<F>,
     pub settings: RotatorSettings,
+}
+
+impl<'a, F: Family> Rotator<'a, F> {
+    pub fn new(ports: &'a Ports<F>, settings: RotatorSettings) -> Self {
+        Rotator { ports, settings }
+    }
 }
 
 /// Whether a step did its work now or found it already done.
@@ -90,28 +94,20 @@ pub struct Evidence {
     pub notes: Vec<String>,
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Rotator<'_, F> {
     /// Runs one step as Secrets Manager invoked it, audits the attempt and alerts on its outcome.
     ///
     /// The step's own result is what is returned: a failure to write the audit item or publish an alert
     /// is logged, never allowed to turn a finished rotation into a failed one (or the reverse).
     #[tracing::instrument(skip_all, fields(step = %event.step, secret = %event.secret_id))]
     pub async fn handle(&self, event: &RotationEvent, invocation: &Invocation) -> Result<Progress> {
-        let started = self.clock.now();
+        let started = self.ports.clock.now();
         let mut evidence = Evidence {
             actor: invocation.actor.clone(),
             ..Evidence::default()
         };
         let result = self.run_step(event, invocation, &mut evidence).await;
-        let duration_ms = (self.clock.now() - started).num_milliseconds().max(0) as u64;
+        let duration_ms = (self.ports.clock.now() - started).num_milliseconds().max(0) as u64;
 
         match &result {
             Ok(progress) => {
@@ -133,8 +129,8 @@ where
                     Outcome::Failed,
                     Some(err),
                 );
-                if let Err(audit_err) = self.audit.record(&failed).await {
-                    log_audit_failure(&failed.secret_name, &audit_err);
+                if let Err(audit_err) = self.ports.audit.record(&failed).await {
+                    self.ports.audit_failed(&failed.secret_name, &audit_err);
                 }
                 self.alert_failure(event, &evidence, err).await;
             }
@@ -189,21 +185,20 @@ where
         );
         // A step that finds its guard already written succeeded before: this attempt is a repeat.
         let written = match self
+            .ports
             .audit
             .record_step_success(&succeeded, &event.client_request_token)
             .await
         {
             Ok(written) => written,
-            Err(err) => return log_audit_failure(&succeeded.secret_name, &err),
+            Err(err) => return self.ports.audit_failed(&succeeded.secret_name, &err),
         };
         if !written {
             let skipped = AuditEvent {
                 outcome: Outcome::Skipped,
                 ..succeeded
             };
-            if let Err(err) = self.audit.record(&skipped).await {
-                log_audit_failure(&skipped.secret_name, &err);
-            }
+            self.ports.record_quietly(&skipped).await;
         }
     }
 
@@ -222,26 +217,25 @@ where
             Some(secret) => (secret.arn.clone(), secret.name.clone()),
             None => (String::new(), event.secret_id.clone()),
         };
-        AuditEvent {
-            at: started,
-            secret_arn,
-            secret_name,
-            action: event.step.to_string(),
+        let event = AuditEvent::new(
+            started,
+            (&secret_arn, &secret_name),
+            Action::Step(event.step),
             outcome,
-            version_id: event.client_request_token.clone(),
-            provider: evidence.provider.unwrap_or_default().to_owned(),
-            old_key_hint: evidence.old_key.as_ref().map(|k| k.last4.clone()),
-            new_key_hint: evidence.new_key.as_ref().map(|k| k.last4.clone()),
-            trigger: evidence
-                .trigger
-                .map(Trigger::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            actor: invocation.actor.clone(),
-            targets: evidence.targets.clone(),
+            &event.client_request_token,
+        )
+        .provider(evidence.provider.unwrap_or_default())
+        .keys(evidence.old_key.as_ref(), evidence.new_key.as_ref())
+        .triggered(evidence.trigger)
+        .by(&invocation.actor)
+        .targets(evidence.targets.clone());
+        let event = AuditEvent {
             duration_ms,
-            error: error.map(ToString::to_string),
-            retryable: error.is_some_and(Error::is_retryable),
+            ..event
+        };
+        match error {
+            Some(error) => event.failure(error),
+            None => event,
         }
     }
 
@@ -263,13 +257,10 @@ where
             text.push(' ');
             text.push_str(note);
         }
-        let alert = Alert {
-            event: "rotation_succeeded",
-            severity: Severity::Info,
-            secret_name: name.to_owned(),
-            subject: truncate_subject(&format!("keyrot: {name} rotated")),
-            text,
-            details: json!({
+        let alert = Alert::new(AlertKind::RotationSucceeded, Severity::Info, name)
+            .subject(format!("keyrot: {name} rotated"))
+            .text(text)
+            .details(json!({
                 "event": "rotation_succeeded",
                 "secret": name,
                 "secret_arn": evidence.secret.as_ref().map(|s| s.arn.as_str()),
@@ -280,9 +271,8 @@ where
                 "new_key": evidence.new_key.as_ref().map(|k| k.redacted.as_str()),
                 "targets": evidence.targets,
                 "notes": evidence.notes,
-            }),
-        };
-        self.send_alert(&alert).await;
+            }));
+        self.ports.send_quietly(&alert).await;
     }
 
     async fn alert_failure(&self, event: &RotationEvent, evidence: &Evidence, err: &Error) {
@@ -297,20 +287,17 @@ where
                 "Fix the cause above, then run `keyrot repair {name}` (or `aws secretsmanager rotate-secret --secret-id {name}` once no AWSPENDING version is left)."
             )
         };
-        let alert = Alert {
-            event: "rotation_failed",
-            severity: Severity::Critical,
-            secret_name: name.to_owned(),
-            subject: truncate_subject(&format!(
+        let alert = Alert::new(AlertKind::RotationFailed, Severity::Critical, name)
+            .subject(format!(
                 "keyrot: rotation of {name} failed at {}",
                 event.step
-            )),
-            text: format!(
+            ))
+            .text(format!(
                 "Rotation of {name} failed at {}: {err}. {}{fix}",
                 event.step,
                 notes_text(&evidence.notes)
-            ),
-            details: json!({
+            ))
+            .details(json!({
                 "event": "rotation_failed",
                 "secret": name,
                 "secret_arn": evidence.secret.as_ref().map(|s| s.arn.as_str()),
@@ -323,23 +310,12 @@ where
                 "fix": fix,
                 "notes": evidence.notes,
                 "targets": evidence.targets,
-            }),
-        };
-        self.send_alert(&alert).await;
-    }
-
-    async fn send_alert(&self, alert: &Alert) {
-        if let Err(err) = self.alerts.send(alert).await {
-            tracing::warn!(error = %err, event = alert.event, "alert could not be published");
-            crate::adapters::metrics::count("AlertPublishFailed", &alert.secret_name, 1.0);
-        }
+            }));
+        self.ports.send_quietly(&alert).await;
     }
 }
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-{
+impl<F: Family> Ports<F> {
     /// The AWSCURRENT version, parsed. Every step that needs it reads it once.
     pub(crate) async fn current_value(
         &self,
@@ -382,18 +358,31 @@ where
     }
 }
 
-/// An audit write that failed must not change the step's result: it is logged and counted (an EMF
-/// metric that an alarm, or the grace keeper, can act on).
-fn log_audit_failure(secret: &str, err: &Error) {
-    tracing::warn!(error = %err, "audit item could not be written; the step's outcome stands");
-    crate::adapters::metrics::count("AuditWriteFailed", secret, 1.0);
-}
-
 fn notes_text(notes: &[String]) -> String {
     notes.iter().map(|n| format!("{n} ")).collect()
 }
 
-/// SNS subjects are limited to 100 characters.
-fn truncate_subject(subject: &str) -> String {
-    subject.chars().take(100).collect()
+impl<F: Family> Ports<F> {
+    /// An audit write that failed must not change the outcome of what it records: it is logged and
+    /// counted (a metric that an alarm can act on).
+    pub(crate) fn audit_failed(&self, secret: &str, err: &Error) {
+        tracing::warn!(error = %err, "audit item could not be written; the outcome stands");
+        self.metrics.count(Metric::AuditWriteFailed, secret, 1.0);
+    }
+
+    /// Writes `event`; a failure is logged and counted, never returned.
+    pub(crate) async fn record_quietly(&self, event: &AuditEvent) {
+        if let Err(err) = self.audit.record(event).await {
+            self.audit_failed(&event.secret_name, &err);
+        }
+    }
+
+    /// Publishes `alert`; a failure is logged and counted, never returned.
+    pub(crate) async fn send_quietly(&self, alert: &Alert) {
+        if let Err(err) = self.alerts.send(alert).await {
+            tracing::warn!(error = %err, event = %alert.event, "alert could not be published");
+            self.metrics
+                .count(Metric::AlertPublishFailed, &alert.secret_name, 1.0);
+        }
+    }
 }

@@ -4,26 +4,18 @@ use crate::domain::keys::KeyView;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::ports::{AuditLog, Family, KeyIssuer, Target};
 
 use super::{Evidence, Progress, Rotator};
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Rotator<'_, F> {
     pub(super) async fn set_secret(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
         evidence: &mut Evidence,
     ) -> Result<Progress> {
-        let pending = self.pending_value(event, secret).await?.ok_or_else(|| {
+        let pending = self.ports.pending_value(event, secret).await?.ok_or_else(|| {
             Error::protocol(
                 &secret.name,
                 format!(
@@ -35,7 +27,8 @@ where
         let new_view = KeyView::of(&pending.api_key);
         evidence.provider = Some(pending.provider.name());
         evidence.new_key = Some(new_view.clone());
-        self.issuer
+        self.ports
+            .issuer
             .validate(&secret.name, &pending, &pending.api_key)
             .await?;
 
@@ -44,24 +37,31 @@ where
             let label = target.label();
             evidence.targets.push(label.clone());
             // A target that already holds the key is left alone: a repeated setSecret changes nothing.
-            if self.targets.held_fingerprint(&secret.name, &target).await?
+            if self
+                .ports
+                .targets
+                .held_fingerprint(&secret.name, &target)
+                .await?
                 != Some(new_view.fingerprint.clone())
             {
-                self.targets
+                self.ports
+                    .targets
                     .push(&secret.name, &target, &pending.api_key)
                     .await?;
                 progress = Progress::Done;
             }
             if target.redeploys()
                 && self
+                    .ports
                     .audit
                     .deployment(&secret.name, &event.client_request_token, &label)
                     .await?
                     .is_none()
             {
-                let deployment = self.targets.redeploy(&secret.name, &target).await?;
+                let deployment = self.ports.targets.redeploy(&secret.name, &target).await?;
                 // Recorded at once, so that a retried setSecret neither skips nor doubles the redeploy.
-                self.audit
+                self.ports
+                    .audit
                     .record_deployment(
                         &secret.name,
                         &event.client_request_token,

@@ -5,20 +5,12 @@ use crate::domain::keys::KeyView;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alerts, AuditLog, Clock, KeyIssuer, SecretStore, Target};
+use crate::ports::{AuditLog, Family, KeyIssuer, Target};
 
 use super::deploy::Wait;
 use super::{Evidence, Invocation, Progress, Rotator};
 
-impl<S, I, T, A, N, C> Rotator<S, I, T, A, N, C>
-where
-    S: SecretStore,
-    I: KeyIssuer,
-    T: Target,
-    A: AuditLog,
-    N: Alerts,
-    C: Clock,
-{
+impl<F: Family> Rotator<'_, F> {
     pub(super) async fn test_secret(
         &self,
         event: &RotationEvent,
@@ -26,13 +18,14 @@ where
         secret: &SecretDescription,
         evidence: &mut Evidence,
     ) -> Result<Progress> {
-        let Some(pending) = self.pending_value(event, secret).await? else {
+        let Some(pending) = self.ports.pending_value(event, secret).await? else {
             // RotateImmediately=false: Secrets Manager tests the configuration on an empty placeholder,
             // so what can be tested is the current key and the access to the provider.
-            let current = self.current_value(&event.secret_id, secret).await?;
+            let current = self.ports.current_value(&event.secret_id, secret).await?;
             evidence.provider = Some(current.provider.name());
             evidence.old_key = Some(KeyView::of(&current.api_key));
-            self.issuer
+            self.ports
+                .issuer
                 .validate(&secret.name, &current, &current.api_key)
                 .await?;
             return Ok(Progress::Done);
@@ -44,6 +37,7 @@ where
         evidence.targets = targets.iter().map(TargetSpec::label).collect();
 
         let failure = match self
+            .ports
             .issuer
             .validate(&secret.name, &pending, &pending.api_key)
             .await
@@ -79,7 +73,11 @@ where
         let mut deployments = Vec::new();
         for target in targets {
             let label = target.label();
-            let held = self.targets.held_fingerprint(&secret.name, target).await?;
+            let held = self
+                .ports
+                .targets
+                .held_fingerprint(&secret.name, target)
+                .await?;
             if held.as_deref() != Some(new_view.fingerprint.as_str()) {
                 return Ok(Some(Error::protocol(
                     &secret.name,
@@ -91,7 +89,12 @@ where
                 )));
             }
             if target.redeploys() {
-                match self.audit.deployment(&secret.name, token, &label).await? {
+                match self
+                    .ports
+                    .audit
+                    .deployment(&secret.name, token, &label)
+                    .await?
+                {
                     Some(deployment) => deployments.push((target, deployment)),
                     None => {
                         return Ok(Some(Error::protocol(
@@ -105,6 +108,7 @@ where
             }
         }
         match self
+            .deploys()
             .wait_for_deployments(secret, invocation, &deployments)
             .await?
         {

@@ -9,12 +9,12 @@ use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{
     AWSCURRENT, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
 };
-use crate::fakes::*;
-use crate::ports::SecretStore;
+use crate::ports::fakes::*;
+use crate::ports::{Metric, SecretStore};
 
 #[tokio::test]
 async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
-    let r = rotator();
+    let r = world();
     rotate(&r, "t1").await;
 
     let stages = r.store.stages();
@@ -57,7 +57,7 @@ async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
 
 #[tokio::test]
 async fn every_step_run_twice_in_a_row_does_its_work_once() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t1");
     for step in Step::ALL {
         assert_eq!(
@@ -97,7 +97,7 @@ async fn every_step_run_twice_in_a_row_does_its_work_once() {
 
 #[tokio::test]
 async fn steps_for_a_token_already_current_succeed_doing_nothing() {
-    let r = rotator();
+    let r = world();
     rotate(&r, "t1").await;
     let calls_before = r.store.calls.borrow().len();
     for step in [Step::Create, Step::Set, Step::Test] {
@@ -119,7 +119,7 @@ async fn steps_for_a_token_already_current_succeed_doing_nothing() {
 
 #[tokio::test]
 async fn entry_checks_refuse_with_a_clear_error_and_change_nothing() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t1");
     let before = r.store.stages();
 
@@ -180,7 +180,7 @@ async fn entry_checks_refuse_with_a_clear_error_and_change_nothing() {
 
 #[tokio::test]
 async fn a_secret_without_awscurrent_is_refused() {
-    let r = rotator();
+    let r = world();
     if let Some(v) = r.store.versions.borrow_mut().get_mut("v0") {
         v.stages.clear();
     }
@@ -210,7 +210,7 @@ async fn bad_current_values_are_refused_naming_the_field_without_minting() {
         ),
     ];
     for (value, expected) in cases {
-        let r = rotator_with(value.clone());
+        let r = world_with(value.clone());
         r.store.start_rotation("t1");
         let err = run(&r, Step::Create, "t1").await.expect_err("refused");
         let text = err.to_string();
@@ -226,7 +226,7 @@ async fn bad_current_values_are_refused_naming_the_field_without_minting() {
             "the pending version stays empty"
         );
     }
-    let r = rotator();
+    let r = world();
     if let Some(v) = r.store.versions.borrow_mut().get_mut("v0") {
         v.value = Some("{not json".into());
     }
@@ -237,7 +237,7 @@ async fn bad_current_values_are_refused_naming_the_field_without_minting() {
 
 #[tokio::test]
 async fn a_rejected_pending_key_fails_set_and_never_reaches_awscurrent() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t1");
     run(&r, Step::Create, "t1").await.expect("create");
     let pending = r.store.api_key_of("t1");
@@ -263,7 +263,7 @@ async fn a_rejected_pending_key_fails_set_and_never_reaches_awscurrent() {
 
 #[tokio::test]
 async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholder() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t-config");
     assert_eq!(
         run(&r, Step::Test, "t-config").await.expect("config test"),
@@ -278,7 +278,7 @@ async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholde
 
 #[tokio::test]
 async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -339,7 +339,7 @@ async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
 
 #[tokio::test]
 async fn grace_zero_revokes_the_old_key_in_finish_secret() {
-    let r = rotator();
+    let r = world();
     r.store
         .tags
         .borrow_mut()
@@ -378,7 +378,7 @@ async fn grace_zero_revokes_the_old_key_in_finish_secret() {
 
 #[tokio::test]
 async fn a_finish_secret_repeated_after_dying_before_the_grace_zero_revocation_revokes() {
-    let r = rotator();
+    let r = world();
     let emergency = [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")];
     for (tag, value) in emergency {
         r.store.tags.borrow_mut().insert(tag.into(), value.into());
@@ -412,7 +412,7 @@ async fn a_finish_secret_repeated_after_dying_before_the_grace_zero_revocation_r
 
 #[tokio::test]
 async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_shot_tags() {
-    let r = rotator();
+    let r = world();
     for (tag, value) in [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")] {
         r.store.tags.borrow_mut().insert(tag.into(), value.into());
     }
@@ -463,7 +463,7 @@ async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_
 
 #[tokio::test]
 async fn a_rotation_away_from_a_key_once_rolled_back_schedules_its_revocation_again() {
-    let r = rotator();
+    let r = world();
     rotate(&r, "t1").await;
     // A rollback put v0 back and cancelled its revocation; a later rotation moves away from it again.
     r.store
@@ -493,7 +493,7 @@ async fn a_rotation_away_from_a_key_once_rolled_back_schedules_its_revocation_ag
 
 #[tokio::test]
 async fn finish_removes_the_staged_label() {
-    let r = rotator();
+    let r = world();
     r.store.versions.borrow_mut().insert(
         "staged".into(),
         Version {
@@ -512,7 +512,7 @@ async fn finish_removes_the_staged_label() {
 
 #[tokio::test]
 async fn a_lost_put_race_discards_the_minted_key_and_succeeds() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t1");
     r.store.lose_next_put.set(true);
     assert_eq!(
@@ -535,7 +535,7 @@ async fn a_lost_put_race_discards_the_minted_key_and_succeeds() {
 
 #[tokio::test]
 async fn audit_and_alert_failures_never_change_the_steps_outcome() {
-    let r = rotator();
+    let r = world();
     r.audit.fail_writes.set(true);
     r.alerts.fail.set(true);
     rotate(&r, "t1").await;
@@ -543,11 +543,14 @@ async fn audit_and_alert_failures_never_change_the_steps_outcome() {
         r.store.stages().get("t1"),
         Some(&vec![AWSCURRENT.to_owned()])
     );
+    // Each failure is counted, for an alarm to act on.
+    assert!(r.metrics.total(Metric::AuditWriteFailed) >= 4.0);
+    assert_eq!(r.metrics.total(Metric::AlertPublishFailed), 1.0);
 }
 
 #[tokio::test]
 async fn two_rotations_in_a_row_keep_one_previous_version() {
-    let r = rotator();
+    let r = world();
     rotate(&r, "t1").await;
     rotate(&r, "t2").await;
     let stages = r.store.stages();
@@ -560,13 +563,13 @@ async fn two_rotations_in_a_row_keep_one_previous_version() {
 const ANTHROPIC_OLD: &str = "sk-ant-api03-OLDOLDOLDOLDOLDOLDOLDOLD-0ldAA";
 const ANTHROPIC_STAGED: &str = "sk-ant-api03-STAGEDSTAGEDSTAGEDSTAGED-n3wAA";
 
-fn anthropic() -> TestRotator {
-    rotator_with(
+fn anthropic() -> World {
+    world_with(
         json!({"provider": "anthropic", "api_key": ANTHROPIC_OLD, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
     )
 }
 
-fn stage(r: &TestRotator, key: &str) {
+fn stage(r: &World, key: &str) {
     r.store.versions.borrow_mut().insert(
         "staged".into(),
         Version {
@@ -673,7 +676,7 @@ async fn a_rejected_staged_key_is_never_stored() {
 
 #[tokio::test]
 async fn after_storing_a_minted_key_the_leftovers_of_other_attempts_are_removed() {
-    let r = rotator();
+    let r = world();
     r.store.start_rotation("t1");
     run(&r, Step::Create, "t1").await.expect("create");
     assert_eq!(
@@ -687,14 +690,14 @@ const RENDER: &str = "render:srv-1:API_KEY";
 
 /// A rotation started and carried through setSecret: the targets hold the pending key and are
 /// redeploying.
-async fn through_set(r: &TestRotator, token: &str) {
+async fn through_set(r: &World, token: &str) {
     r.store.start_rotation(token);
     run(r, Step::Create, token).await.expect("create");
     run(r, Step::Set, token).await.expect("set");
 }
 
-fn with_targets() -> TestRotator {
-    let r = rotator_with(
+fn with_targets() -> World {
+    let r = world_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
             {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "environments": ["production", "preview"], "token_secret": "t"},
             {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"},
@@ -709,7 +712,7 @@ fn with_targets() -> TestRotator {
     r
 }
 
-fn pending_key(r: &TestRotator, token: &str) -> String {
+fn pending_key(r: &World, token: &str) -> String {
     r.store.value_of(token).expect("pending")["api_key"]
         .as_str()
         .unwrap_or_default()
@@ -772,6 +775,7 @@ async fn a_redeploy_still_building_at_the_deadline_fails_as_retryable_without_ro
         deadline: Some(now() + Duration::milliseconds(1)),
     };
     let err = r
+        .rotator()
         .handle(&event(Step::Test, "t1"), &invocation)
         .await
         .expect_err("still building");
@@ -958,7 +962,7 @@ async fn a_pending_key_rejected_in_test_secret_rolls_the_targets_back() {
 
 #[tokio::test]
 async fn a_create_secret_delivered_twice_at_once_keeps_one_key_and_discards_the_other() {
-    let r = rotator();
+    let r = world();
     r.store.interleave.set(true);
     r.store.start_rotation("t1");
     let (a, b) = tokio::join!(run(&r, Step::Create, "t1"), run(&r, Step::Create, "t1"));

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use chrono::{Duration, TimeZone, Utc};
 use keyrot::adapters::dynamodb::DynamoAuditLog;
-use keyrot::domain::audit::{AuditEvent, Outcome};
+use keyrot::domain::audit::{Action, AuditEvent, Outcome};
 use keyrot::ports::AuditLog;
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ fn event(secret: &str, at: chrono::DateTime<Utc>, action: &str) -> AuditEvent {
         at,
         secret_arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{secret}-AbCdEf"),
         secret_name: secret.to_owned(),
-        action: action.to_owned(),
+        action: Action::parse(action).expect("a known action"),
         outcome: Outcome::Succeeded,
         version_id: "5f0e7c1a-1111-4222-8333-444455556666".to_owned(),
         provider: "generic".to_owned(),

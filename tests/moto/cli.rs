@@ -783,7 +783,7 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
         .expect("create");
     let listed = world
         .moto
-        .rotator
+        .ports
         .store
         .list(Some(&prefix))
         .await

@@ -45,17 +45,15 @@ async fn of_two_overlapping_rotations_one_wins_the_other_fails_cleanly_and_nothi
     );
 
     // The overtaken rotation's key was recorded for revocation; the keeper's next pass removes it.
-    let ports = keyrot::entrypoints::rotator::build(&world.config)
-        .await
-        .expect("ports");
-    let keeper = GraceKeeper {
-        ports: &ports,
-        settings: KeeperSettings {
+    let ports = keyrot::wiring::build(&world.config).await.expect("ports");
+    let keeper = GraceKeeper::new(
+        &ports,
+        KeeperSettings {
             rotator_arn: Some(world.moto.rotator_arn.clone()),
             name_prefix: Some(format!("{scope}/")),
             ..KeeperSettings::default()
         },
-    };
+    );
     let report = keeper.run().await.expect("keeper pass");
     assert_eq!(report.revoked, 1, "{report:?}");
     let current = world
@@ -78,17 +76,15 @@ async fn the_grace_keeper_running_during_a_rotation_changes_nothing_of_it() {
     let world = World::new().await;
     let (name, first_key, vercel, _render) = world.openai_secret_with_targets(&[]).await;
     let token = world.moto.rotate_secret(&name, true).await;
-    let ports = keyrot::entrypoints::rotator::build(&world.config)
-        .await
-        .expect("ports");
-    let keeper = GraceKeeper {
-        ports: &ports,
-        settings: KeeperSettings {
+    let ports = keyrot::wiring::build(&world.config).await.expect("ports");
+    let keeper = GraceKeeper::new(
+        &ports,
+        KeeperSettings {
             rotator_arn: Some(world.moto.rotator_arn.clone()),
             name_prefix: Some(name.clone()),
             ..KeeperSettings::default()
         },
-    };
+    );
     let rotation = async {
         for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
             world

@@ -133,10 +133,10 @@ async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
         .expect("current");
     revocation.api_key_id = current["api_key_id"].as_str().map(str::to_owned);
     let last_used = world
-        .rotator
+        .ports
         .issuer
         .openai
-        .last_used(&revocation)
+        .last_used(&revocation.handle())
         .await
         .expect("last_used through Prism");
     assert!(

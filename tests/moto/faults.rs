@@ -15,14 +15,13 @@ use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use keyrot::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
+use keyrot::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
 use keyrot::domain::targets::TargetSpec;
 use keyrot::domain::{ManagedSecret, NewKey, RotationEvent, SecretDescription, Step};
-use keyrot::entrypoints::rotator;
 use keyrot::error::{Error, Result, Transience};
 use keyrot::ports::{
-    Alert, Alerts, AuditLog, Clock, DeploymentState, KeyIssuer, MintedKey, PutOutcome, SecretStore,
-    Target,
+    Alert, AlertKind, Alerts, AuditLog, Clock, DeploymentState, Family, KeyIssuer, MintedKey,
+    Ports, PutOutcome, SecretStore, Target,
 };
 use keyrot::rotation::{Invocation, Rotator, RotatorSettings};
 use secrecy::SecretString;
@@ -226,10 +225,10 @@ impl<P: KeyIssuer> KeyIssuer for Faulty<P> {
             .call("provider.validate", self.inner.validate(s, c, k))
             .await
     }
-    async fn revoke(&self, r: &Revocation) -> Result<RevocationStatus> {
+    async fn revoke(&self, r: &KeyHandle) -> Result<RevocationStatus> {
         self.inj.call("provider.revoke", self.inner.revoke(r)).await
     }
-    async fn last_used(&self, r: &Revocation) -> Result<Option<DateTime<Utc>>> {
+    async fn last_used(&self, r: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
         self.inj
             .call("provider.last_used", self.inner.last_used(r))
             .await
@@ -342,7 +341,7 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
-    async fn record_alert_once(&self, s: &str, k: &str, d: &str) -> Result<bool> {
+    async fn record_alert_once(&self, s: &str, k: AlertKind, d: &str) -> Result<bool> {
         self.inj
             .call(
                 "dynamodb.PutItem(alert)",
@@ -366,29 +365,41 @@ impl<P: Alerts> Alerts for Faulty<P> {
     }
 }
 
-pub type FaultyRotator<C> = Rotator<
-    Faulty<keyrot::adapters::secrets_manager::SecretsManagerStore>,
-    Faulty<keyrot::adapters::issuers::ProviderIssuers>,
-    Faulty<keyrot::adapters::targets::PlatformTargets>,
-    Faulty<keyrot::adapters::dynamodb::DynamoAuditLog>,
-    Faulty<keyrot::adapters::sns::SnsAlerts>,
-    C,
->;
+/// The AWS adapters, each behind the injector, with the clock `C`.
+pub struct FaultyAws<C>(std::marker::PhantomData<C>);
+
+impl<C: Clock> Family for FaultyAws<C> {
+    type Store = Faulty<keyrot::adapters::secrets_manager::SecretsManagerStore>;
+    type Issuer = Faulty<keyrot::adapters::issuers::ProviderIssuers>;
+    type Targets = Faulty<keyrot::adapters::targets::PlatformTargets>;
+    type Audit = Faulty<keyrot::adapters::dynamodb::DynamoAuditLog>;
+    type Alerts = Faulty<keyrot::adapters::sns::SnsAlerts>;
+    type Metrics = keyrot::adapters::metrics::EmfMetrics;
+    type Clock = C;
+}
+
+/// The settings a faulty rotator runs with: redeploys polled often, so scenarios stay short.
+pub fn faulty_settings() -> RotatorSettings {
+    RotatorSettings {
+        deploy_poll_interval: std::time::Duration::from_millis(50),
+        ..RotatorSettings::default()
+    }
+}
 
 /// The world's adapters, each behind one shared injector.
-pub async fn faulty_rotator<C: Clock>(
+pub async fn faulty_ports<C: Clock>(
     world: &World,
     clock: C,
     inj: &Rc<Injector>,
-) -> FaultyRotator<C> {
-    let real = rotator::build_with_clock(&world.config, clock)
+) -> Ports<FaultyAws<C>> {
+    let real = keyrot::wiring::build_with_clock(&world.config, clock)
         .await
         .expect("adapters");
     let wrap = |inner| Faulty {
         inner,
         inj: inj.clone(),
     };
-    Rotator {
+    Ports {
         store: Faulty {
             inner: real.store,
             inj: inj.clone(),
@@ -406,18 +417,15 @@ pub async fn faulty_rotator<C: Clock>(
             inner: real.alerts,
             inj: inj.clone(),
         },
+        metrics: real.metrics,
         clock: real.clock,
-        settings: RotatorSettings {
-            deploy_poll_interval: std::time::Duration::from_millis(50),
-            ..real.settings
-        },
     }
 }
 
 /// Runs one step; a crash (an injected panic) comes back as an error, as a dead invocation would look
 /// to Secrets Manager.
 pub async fn run_step<C: Clock>(
-    rotator: &FaultyRotator<C>,
+    rotator: &Rotator<'_, FaultyAws<C>>,
     step: Step,
     name: &str,
     token: &str,
@@ -462,8 +470,8 @@ async fn scenario(
 
     let inj = Rc::new(Injector::default());
     inj.at.set(fault);
-    let rotator =
-        faulty_rotator(world, keyrot::adapters::clock::SystemClock::default(), &inj).await;
+    let ports = faulty_ports(world, keyrot::adapters::clock::SystemClock::default(), &inj).await;
+    let rotator = Rotator::new(&ports, faulty_settings());
     let mut failures = Vec::new();
     for step in Step::ALL {
         let mut attempts = 0;

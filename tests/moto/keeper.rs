@@ -3,9 +3,10 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use keyrot::entrypoints::rotator;
 use keyrot::keeper::{GraceKeeper, KeeperReport, KeeperSettings};
 use keyrot::ports::Clock;
+use keyrot::ports::Ports;
+use keyrot::wiring::{self, AwsWith};
 use keyrot_sim::{Fault, FaultKind};
 
 use crate::providers::World;
@@ -31,13 +32,13 @@ impl Clock for ShiftedClock {
 
 /// Runs keeper passes over one test's secrets only (its own name prefix), at a shifted time.
 struct Keeper {
-    ports: rotator::AwsRotatorWith<ShiftedClock>,
+    ports: Ports<AwsWith<ShiftedClock>>,
     settings: KeeperSettings,
 }
 
 impl Keeper {
     async fn new(world: &World, scope: &str) -> Keeper {
-        let ports = rotator::build_with_clock(&world.config, ShiftedClock::default())
+        let ports = wiring::build_with_clock(&world.config, ShiftedClock::default())
             .await
             .expect("ports");
         let settings = KeeperSettings {
@@ -50,13 +51,10 @@ impl Keeper {
 
     async fn pass_at(&self, offset: Duration) -> KeeperReport {
         self.ports.clock.shift(offset);
-        GraceKeeper {
-            ports: &self.ports,
-            settings: self.settings.clone(),
-        }
-        .run()
-        .await
-        .expect("keeper pass")
+        GraceKeeper::new(&self.ports, self.settings.clone())
+            .run()
+            .await
+            .expect("keeper pass")
     }
 }
 

@@ -1,7 +1,10 @@
 //! OpenAI and Anthropic rotations against moto and the provider simulator.
 
 use keyrot::config::Config;
-use keyrot::entrypoints::rotator::{self, AwsRotator};
+use keyrot::entrypoints::rotator;
+use keyrot::ports::Ports;
+use keyrot::rotation::Rotator;
+use keyrot::wiring::{self, Aws};
 use keyrot_sim::{Fault, FaultKind, Simulator};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -12,7 +15,7 @@ use crate::support::{AlertQueue, Moto, assert_no_key, moto, unique};
 pub struct World {
     pub moto: Moto,
     pub sim: Simulator,
-    pub rotator: AwsRotator,
+    pub ports: Ports<Aws>,
     pub config: Config,
 }
 
@@ -41,11 +44,11 @@ impl World {
             render_base_url: sim.render_base_url(),
             ..moto.config.clone()
         };
-        let rotator = rotator::build(&config).await.expect("rotator builds");
+        let ports = wiring::build(&config).await.expect("ports build");
         World {
             moto,
             sim,
-            rotator,
+            ports,
             config,
         }
     }
@@ -113,7 +116,8 @@ impl World {
 
     /// Invokes the rotator with any payload, as Lambda would deliver it.
     pub async fn invoke_raw(&self, payload: Value) -> Result<Value, String> {
-        rotator::handle(&self.rotator, LambdaEvent::new(payload, Context::default()))
+        let rotator = Rotator::new(&self.ports, wiring::rotator_settings(&self.config));
+        rotator::handle(&rotator, LambdaEvent::new(payload, Context::default()))
             .await
             .map_err(|failure| failure.0.to_string())
     }
@@ -308,14 +312,14 @@ async fn a_crashed_create_secret_retried_leaves_no_extra_service_account() {
     };
     // Two earlier attempts minted and died before PutSecretValue: one long ago, one moments ago.
     let old = world
-        .rotator
+        .ports
         .issuer
         .openai
         .mint(&name, settings, &token)
         .await
         .expect("mint");
     let recent = world
-        .rotator
+        .ports
         .issuer
         .openai
         .mint(&name, settings, &token)

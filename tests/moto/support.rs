@@ -7,14 +7,17 @@ use std::process::Command;
 
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 use keyrot::config::Config;
-use keyrot::entrypoints::rotator::{self, AwsRotator, StepFailure};
+use keyrot::entrypoints::rotator::{self, StepFailure};
+use keyrot::ports::Ports;
+use keyrot::rotation::Rotator;
+use keyrot::wiring::{self, Aws};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 pub struct Moto {
     pub sm: aws_sdk_secretsmanager::Client,
     pub ddb: aws_sdk_dynamodb::Client,
-    pub rotator: AwsRotator,
+    pub ports: Ports<Aws>,
     pub rotator_arn: String,
     pub config: Config,
 }
@@ -68,7 +71,7 @@ pub async fn moto() -> Moto {
     Moto {
         sm: aws_sdk_secretsmanager::Client::new(&sdk),
         ddb: aws_sdk_dynamodb::Client::new(&sdk),
-        rotator: rotator::build(&config).await.expect("rotator builds"),
+        ports: wiring::build(&config).await.expect("ports build"),
         rotator_arn: std::env::var("KEYROT_TEST_ROTATOR_ARN").expect("KEYROT_TEST_ROTATOR_ARN"),
         config,
     }
@@ -131,7 +134,8 @@ impl Moto {
 
     /// Invokes the rotator with the event Secrets Manager would send.
     pub async fn invoke(&self, payload: Value) -> Result<Value, StepFailure> {
-        rotator::handle(&self.rotator, LambdaEvent::new(payload, Context::default())).await
+        let rotator = Rotator::new(&self.ports, wiring::rotator_settings(&self.config));
+        rotator::handle(&rotator, LambdaEvent::new(payload, Context::default())).await
     }
 
     pub async fn step(&self, step: &str, name: &str, token: &str) -> Result<Value, StepFailure> {

@@ -297,7 +297,7 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
         redeploy: true,
         token_secret,
     });
-    let targets = &world.rotator.targets;
+    let targets = &world.ports.targets;
     assert_eq!(
         targets
             .held_fingerprint("mixed", &target)

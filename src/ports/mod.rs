@@ -5,10 +5,13 @@
 //! their futures need no `Send` bound.
 #![allow(async_fn_in_trait)]
 
+#[cfg(test)]
+pub(crate) mod fakes;
+
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
+use crate::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::error::Result;
@@ -139,11 +142,11 @@ pub trait KeyIssuer {
         key: &SecretString,
     ) -> Result<()>;
 
-    /// Revokes the key a revocation record describes. Returns the status it reached.
-    async fn revoke(&self, revocation: &Revocation) -> Result<RevocationStatus>;
+    /// Revokes the key `key` names. Returns the status it reached.
+    async fn revoke(&self, key: &KeyHandle) -> Result<RevocationStatus>;
 
     /// When the provider last saw the key used, where it tells (OpenAI's `last_used_at`).
-    async fn last_used(&self, revocation: &Revocation) -> Result<Option<DateTime<Utc>>>;
+    async fn last_used(&self, key: &KeyHandle) -> Result<Option<DateTime<Utc>>>;
 
     /// The keys keyrot minted at the provider for the secret's project (named like keyrot's), to find
     /// orphans. Empty for providers where keyrot mints nothing.
@@ -252,7 +255,12 @@ pub trait AuditLog {
 
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.
-    async fn record_alert_once(&self, secret_name: &str, kind: &str, dedupe: &str) -> Result<bool>;
+    async fn record_alert_once(
+        &self,
+        secret_name: &str,
+        kind: AlertKind,
+        dedupe: &str,
+    ) -> Result<bool>;
 
     /// Sets a revocation's status (a revoked or cancelled revocation leaves the pending index).
     async fn set_revocation_status(
@@ -273,18 +281,96 @@ pub trait AuditHistory {
     ) -> Result<Vec<AuditEvent>>;
 }
 
+/// What an alert is about: its `event` attribute, which subscriptions filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertKind {
+    RotationSucceeded,
+    RotationFailed,
+    RotationRolledBack,
+    RollbackFailed,
+    KeyNeeded,
+    KeyRevoked,
+    RevocationPostponed,
+    RevocationFailed,
+    RotationUpcoming,
+    RotationOverdue,
+    RotationStuck,
+    OrphanKey,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::RotationSucceeded => "rotation_succeeded",
+            AlertKind::RotationFailed => "rotation_failed",
+            AlertKind::RotationRolledBack => "rotation_rolled_back",
+            AlertKind::RollbackFailed => "rollback_failed",
+            AlertKind::KeyNeeded => "key_needed",
+            AlertKind::KeyRevoked => "key_revoked",
+            AlertKind::RevocationPostponed => "revocation_postponed",
+            AlertKind::RevocationFailed => "revocation_failed",
+            AlertKind::RotationUpcoming => "rotation_upcoming",
+            AlertKind::RotationOverdue => "rotation_overdue",
+            AlertKind::RotationStuck => "rotation_stuck",
+            AlertKind::OrphanKey => "orphan_key",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Tests and subscriptions compare kinds with their published names.
+impl PartialEq<&str> for AlertKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// An alert to people, through SNS.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
-    /// rotation_succeeded, rotation_failed, key_revoked, ...
-    pub event: &'static str,
+    pub event: AlertKind,
     pub severity: Severity,
     pub secret_name: String,
+    /// A short line; the SNS adapter cuts it to what SNS accepts.
     pub subject: String,
     /// The human text (`default` and `email` bodies); keys only as `sk-...x7K2`.
     pub text: String,
     /// The machine body (`sqs`, `lambda`, `https`).
     pub details: serde_json::Value,
+}
+
+impl Alert {
+    /// An alert of `kind` about `secret_name`, with no subject, text or details yet.
+    pub fn new(kind: AlertKind, severity: Severity, secret_name: &str) -> Alert {
+        Alert {
+            event: kind,
+            severity,
+            secret_name: secret_name.to_owned(),
+            subject: String::new(),
+            text: String::new(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    pub fn subject(mut self, subject: String) -> Self {
+        self.subject = subject;
+        self
+    }
+
+    pub fn text(mut self, text: String) -> Self {
+        self.text = text;
+        self
+    }
+
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,4 +396,71 @@ pub trait Alerts {
 
 pub trait Clock {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// A metric keyrot counts: an alarm (or the operator) acts on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    AuditWriteFailed,
+    AlertPublishFailed,
+    DaysSinceRotation,
+    Revoked,
+    Postponed,
+    RevocationFailed,
+    Overdue,
+    Stuck,
+    Orphans,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::AuditWriteFailed => "AuditWriteFailed",
+            Metric::AlertPublishFailed => "AlertPublishFailed",
+            Metric::DaysSinceRotation => "DaysSinceRotation",
+            Metric::Revoked => "Revoked",
+            Metric::Postponed => "Postponed",
+            Metric::RevocationFailed => "RevocationFailed",
+            Metric::Overdue => "Overdue",
+            Metric::Stuck => "Stuck",
+            Metric::Orphans => "Orphans",
+        }
+    }
+}
+
+/// Metrics, as CloudWatch sees them. Writing one never fails the caller.
+pub trait Metrics {
+    /// Counts `value` of `metric` for one secret.
+    fn count(&self, metric: Metric, secret: &str, value: f64);
+
+    /// A per-secret value in `unit` (DaysSinceRotation in days).
+    fn gauge(&self, metric: Metric, unit: &str, secret: &str, value: f64);
+
+    /// Fleet-wide counts, one line for the whole pass.
+    fn counts(&self, metrics: &[(Metric, f64)]);
+}
+
+/// One choice of adapter for every port: the AWS adapters in production (`crate::wiring::Aws`), the
+/// in-memory fakes in unit tests. [`Rotator`](crate::rotation::Rotator),
+/// [`GraceKeeper`](crate::keeper::GraceKeeper) and [`Operator`](crate::operator::Operator) are generic
+/// over one family instead of over six types each.
+pub trait Family {
+    type Store: SecretStore;
+    type Issuer: KeyIssuer;
+    type Targets: Target;
+    type Audit: AuditLog;
+    type Alerts: Alerts;
+    type Metrics: Metrics;
+    type Clock: Clock;
+}
+
+/// The ports of one family, built once per process and shared by everything that acts.
+pub struct Ports<F: Family> {
+    pub store: F::Store,
+    pub issuer: F::Issuer,
+    pub targets: F::Targets,
+    pub audit: F::Audit,
+    pub alerts: F::Alerts,
+    pub metrics: F::Metrics,
+    pub clock: F::Clock,
 }

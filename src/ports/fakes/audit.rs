@@ -1,0 +1,206 @@
+//! The DynamoDB table in memory: events, step guards, revocation records, deployments, alert dedupe.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
+use crate::error::{Error, Result};
+use crate::ports::{AlertKind, AuditHistory, AuditLog};
+
+#[derive(Default)]
+pub(crate) struct FakeAudit {
+    pub(crate) events: RefCell<Vec<AuditEvent>>,
+    pub(crate) guards: RefCell<BTreeSet<String>>,
+    pub(crate) revocations: RefCell<BTreeMap<String, Revocation>>,
+    pub(crate) deployments: RefCell<BTreeMap<String, String>>,
+    pub(crate) alerts_recorded: RefCell<BTreeSet<String>>,
+    pub(crate) fail_writes: Cell<bool>,
+    /// A version whose record another process (a keeper pass, a rollback) sets to this status just
+    /// before the next update of it: the race between an operator command and a keeper pass.
+    pub(crate) raced_before_update: RefCell<Option<(String, RevocationStatus)>>,
+}
+
+impl FakeAudit {
+    pub(crate) fn outcomes(&self) -> Vec<(String, &'static str)> {
+        self.events
+            .borrow()
+            .iter()
+            .map(|e| (e.action.to_string(), e.outcome.as_str()))
+            .collect()
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.fail_writes.get() {
+            return Err(Error::external(
+                "dynamodb",
+                "PutItem",
+                "unavailable",
+                crate::error::Transience::Retryable,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FakeAudit {
+    /// What a process claiming `version`'s record for revocation at `now` leaves.
+    pub(crate) fn claim(&self, version: &str, now: DateTime<Utc>) {
+        if let Some(record) = self.revocations.borrow_mut().get_mut(version) {
+            *record = record.claimed(now);
+        }
+    }
+}
+
+impl AuditLog for FakeAudit {
+    async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool> {
+        self.check()?;
+        if !self
+            .guards
+            .borrow_mut()
+            .insert(format!("DONE#{token}#{}", event.action))
+        {
+            return Ok(false);
+        }
+        self.events.borrow_mut().push(event.clone());
+        Ok(true)
+    }
+
+    async fn record(&self, event: &AuditEvent) -> Result<()> {
+        self.check()?;
+        self.events.borrow_mut().push(event.clone());
+        Ok(())
+    }
+
+    async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {
+        let mut revocations = self.revocations.borrow_mut();
+        if revocations
+            .get(&revocation.old_version_id)
+            .is_some_and(|existing| existing.status != RevocationStatus::Cancelled)
+        {
+            return Ok(false);
+        }
+        revocations.insert(revocation.old_version_id.clone(), revocation.clone());
+        Ok(true)
+    }
+
+    async fn revocation(
+        &self,
+        _secret_name: &str,
+        old_version_id: &str,
+    ) -> Result<Option<Revocation>> {
+        Ok(self.revocations.borrow().get(old_version_id).cloned())
+    }
+
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+        Ok(self
+            .revocations
+            .borrow()
+            .values()
+            .filter(|r| r.status.is_owed() && r.due < before)
+            .cloned()
+            .collect())
+    }
+
+    async fn revocations_of(&self, _secret_name: &str) -> Result<Vec<Revocation>> {
+        Ok(self.revocations.borrow().values().cloned().collect())
+    }
+
+    async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
+        let mut revocations = self.revocations.borrow_mut();
+        if let Some((version, status)) = self
+            .raced_before_update
+            .borrow_mut()
+            .take_if(|(version, _)| *version == revocation.old_version_id)
+            && let Some(raced) = revocations.get_mut(&version)
+        {
+            raced.status = status;
+        }
+        match revocations.get_mut(&revocation.old_version_id) {
+            Some(existing) if existing.as_read() == expected => {
+                *existing = revocation.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn record_alert_once(
+        &self,
+        secret_name: &str,
+        kind: AlertKind,
+        dedupe: &str,
+    ) -> Result<bool> {
+        Ok(self
+            .alerts_recorded
+            .borrow_mut()
+            .insert(format!("{secret_name}#{kind}#{dedupe}")))
+    }
+
+    async fn record_deployment(
+        &self,
+        _secret_name: &str,
+        token: &str,
+        target: &str,
+        deployment_id: &str,
+    ) -> Result<bool> {
+        let mut deployments = self.deployments.borrow_mut();
+        let key = format!("{token}#{target}");
+        if deployments.contains_key(&key) {
+            return Ok(false);
+        }
+        deployments.insert(key, deployment_id.to_owned());
+        Ok(true)
+    }
+
+    async fn deployment(
+        &self,
+        _secret_name: &str,
+        token: &str,
+        target: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .deployments
+            .borrow()
+            .get(&format!("{token}#{target}"))
+            .cloned())
+    }
+
+    async fn clear_deployment(&self, _secret_name: &str, token: &str, target: &str) -> Result<()> {
+        self.deployments
+            .borrow_mut()
+            .remove(&format!("{token}#{target}"));
+        Ok(())
+    }
+
+    async fn set_revocation_status(
+        &self,
+        _secret_name: &str,
+        old_version_id: &str,
+        status: RevocationStatus,
+    ) -> Result<()> {
+        if let Some(revocation) = self.revocations.borrow_mut().get_mut(old_version_id) {
+            revocation.status = status;
+            revocation.claimed_at = None;
+        }
+        Ok(())
+    }
+}
+
+impl AuditHistory for FakeAudit {
+    async fn history(
+        &self,
+        _secret_name: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<AuditEvent>> {
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .rev()
+            .filter(|e| since.is_none_or(|since| e.at >= since))
+            .cloned()
+            .collect())
+    }
+}

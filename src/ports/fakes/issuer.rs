@@ -1,0 +1,116 @@
+//! A provider in memory: mints numbered keys, rejects the keys a test names, records revocations.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::audit::{KeyHandle, RevocationStatus};
+use crate::domain::{ManagedSecret, NewKey};
+use crate::error::{Error, Result};
+use crate::ports::{KeyIssuer, MintedKey};
+
+#[derive(Default)]
+pub(crate) struct FakeIssuer {
+    pub(crate) minted: Cell<u32>,
+    pub(crate) rejected: RefCell<BTreeSet<String>>,
+    pub(crate) revoked: RefCell<Vec<String>>,
+    pub(crate) validated: RefCell<Vec<String>>,
+    pub(crate) leftovers_removed: RefCell<Vec<String>>,
+    pub(crate) last_used: Cell<Option<DateTime<Utc>>>,
+    pub(crate) minted_keys: RefCell<Vec<MintedKey>>,
+    /// The next revocations fail.
+    pub(crate) fail_revocations: Cell<u32>,
+}
+
+impl KeyIssuer for FakeIssuer {
+    async fn mint(
+        &self,
+        _secret_name: &str,
+        _current: &ManagedSecret,
+        token: &str,
+    ) -> Result<NewKey> {
+        let n = self.minted.get() + 1;
+        self.minted.set(n);
+        Ok(NewKey {
+            api_key: SecretString::from(format!("sk_live_NEWKEY{n:04}{token}XXXXXXXX")),
+            key_id: Some(format!("key_{n}")),
+            api_key_id: None,
+            leftovers: Vec::new(),
+        })
+    }
+
+    async fn remove_leftovers(
+        &self,
+        _secret_name: &str,
+        _current: &ManagedSecret,
+        _token: &str,
+        kept: &NewKey,
+    ) -> Result<()> {
+        self.leftovers_removed
+            .borrow_mut()
+            .push(kept.key_id.clone().unwrap_or_default());
+        Ok(())
+    }
+
+    async fn identify(
+        &self,
+        _secret_name: &str,
+        _settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<Option<String>> {
+        Ok(Some(format!(
+            "apikey_{}",
+            crate::domain::keys::fingerprint(key)
+        )))
+    }
+
+    async fn validate(
+        &self,
+        secret_name: &str,
+        _settings: &ManagedSecret,
+        key: &SecretString,
+    ) -> Result<()> {
+        self.validated
+            .borrow_mut()
+            .push(key.expose_secret().to_owned());
+        if self.rejected.borrow().contains(key.expose_secret()) {
+            return Err(Error::KeyRejected {
+                secret: secret_name.into(),
+                provider: "generic".into(),
+                hint: crate::domain::keys::redacted(key),
+                detail: "HTTP 401".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn last_used(&self, _revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.last_used.get())
+    }
+
+    async fn minted_keys(
+        &self,
+        _secret_name: &str,
+        _settings: &ManagedSecret,
+    ) -> Result<Vec<MintedKey>> {
+        Ok(self.minted_keys.borrow().clone())
+    }
+
+    async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
+        if self.fail_revocations.get() > 0 {
+            self.fail_revocations.set(self.fail_revocations.get() - 1);
+            return Err(Error::external(
+                "provider",
+                "revoke",
+                "HTTP 503",
+                crate::error::Transience::Retryable,
+            ));
+        }
+        self.revoked
+            .borrow_mut()
+            .push(revocation.old_version_id.clone());
+        Ok(RevocationStatus::Revoked)
+    }
+}

@@ -1,0 +1,120 @@
+//! The revocation protocol, written once. Every process that ends a key's life goes through here:
+//! finishSecret with grace 0, the grace keeper, a rollback (which cancels), repair (which records), the
+//! lost race of createSecret and `keyrot orphans --delete` (which revoke a key no record describes).
+//!
+//! A record is `pending` until its grace ends. Revoking claims it first (pending to `revoking`), so a
+//! rollback can no longer cancel it and bring the key back while the provider revokes it; the claimant
+//! then settles it (revoked, retired, manual) or releases it (pending again, the attempt counted). Every
+//! write names the status and the claim it read, so of two processes acting on one record only the
+//! first one's write lands; the other learns it lost and does nothing more.
+
+use crate::domain::audit::{KeyHandle, Revocation, RevocationStatus};
+use crate::error::{Error, Result};
+use crate::ports::{AuditLog, Clock, Family, KeyIssuer, Ports};
+
+/// How an attempt to revoke a recorded key ended.
+#[derive(Debug)]
+pub(crate) enum Revoke {
+    /// Another process settled or claimed the record after it was read: nothing was done.
+    Lost,
+    /// The claim could not be written: nothing was done, and the record is still due.
+    Unclaimed(Error),
+    /// Holding the claim, the caller's last look said the key must stay (it is AWSCURRENT again): the
+    /// claim was released (`released` is the write's result) and the provider not called.
+    Declined { released: Result<bool> },
+    /// The provider failed: the claim was released with the attempt counted, for a retry.
+    Failed {
+        record: Revocation,
+        error: Error,
+        released: Result<bool>,
+    },
+    /// The provider revoked (or retired) the key. `settled` is the write of the outcome: `Ok(false)`
+    /// means the record changed under the claim (another process took it over).
+    Revoked {
+        record: Revocation,
+        status: RevocationStatus,
+        settled: Result<bool>,
+    },
+}
+
+impl<F: Family> Ports<F> {
+    /// Records a key's revocation unless one stands for its version; returns whether it wrote.
+    pub(crate) async fn record_revocation(&self, record: &Revocation) -> Result<bool> {
+        self.audit.schedule_revocation(record).await
+    }
+
+    /// Writes `next` over `read` if the record is still as read. `Ok(None)`: another process changed
+    /// it first, and `next` was not written.
+    pub(crate) async fn rewrite_revocation(
+        &self,
+        read: &Revocation,
+        next: Revocation,
+    ) -> Result<Option<Revocation>> {
+        let written = self.audit.update_revocation(&next, read.as_read()).await?;
+        Ok(written.then_some(next))
+    }
+
+    /// Cancels the revocation `read` describes: its key is in service again.
+    pub(crate) async fn cancel_revocation(&self, read: &Revocation) -> Result<Option<Revocation>> {
+        self.rewrite_revocation(read, read.settled(RevocationStatus::Cancelled))
+            .await
+    }
+
+    /// Claims `read`, asks `still_owed` (holding the claim) whether the key may go, revokes it at the
+    /// provider, and settles or releases the claim.
+    pub(crate) async fn revoke_recorded(
+        &self,
+        read: &Revocation,
+        still_owed: impl AsyncFnOnce(&Revocation) -> bool,
+    ) -> Revoke {
+        let claimed = match self
+            .rewrite_revocation(read, read.claimed(self.clock.now()))
+            .await
+        {
+            Ok(Some(claimed)) => claimed,
+            Ok(None) => return Revoke::Lost,
+            Err(err) => return Revoke::Unclaimed(err),
+        };
+        if !still_owed(&claimed).await {
+            let released = self
+                .audit
+                .update_revocation(
+                    &claimed.settled(RevocationStatus::Pending),
+                    claimed.as_read(),
+                )
+                .await;
+            return Revoke::Declined { released };
+        }
+        match self.issuer.revoke(&claimed.handle()).await {
+            Ok(status) => {
+                let record = claimed.settled(status);
+                let settled = self
+                    .audit
+                    .update_revocation(&record, claimed.as_read())
+                    .await;
+                Revoke::Revoked {
+                    record,
+                    status,
+                    settled,
+                }
+            }
+            Err(error) => {
+                let record = claimed.failed_attempt();
+                let released = self
+                    .audit
+                    .update_revocation(&record, claimed.as_read())
+                    .await;
+                Revoke::Failed {
+                    record,
+                    error,
+                    released,
+                }
+            }
+        }
+    }
+
+    /// Revokes a key no record describes: one minted by an attempt that lost its race, or an orphan.
+    pub(crate) async fn revoke_unrecorded(&self, key: &KeyHandle) -> Result<RevocationStatus> {
+        self.issuer.revoke(key).await
+    }
+}

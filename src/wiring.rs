@@ -1,0 +1,79 @@
+//! The one place production ports are built: the AWS and provider adapters, from configuration. The
+//! Lambdas and the CLI all wire themselves here.
+
+use std::marker::PhantomData;
+
+use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::anthropic::AnthropicIssuer;
+use crate::adapters::clock::SystemClock;
+use crate::adapters::dynamodb::DynamoAuditLog;
+use crate::adapters::generic::GenericIssuer;
+use crate::adapters::issuers::ProviderIssuers;
+use crate::adapters::metrics::EmfMetrics;
+use crate::adapters::openai::OpenAiIssuer;
+use crate::adapters::render::RenderClient;
+use crate::adapters::secrets_manager::SecretsManagerStore;
+use crate::adapters::sns::SnsAlerts;
+use crate::adapters::targets::PlatformTargets;
+use crate::adapters::vercel::VercelClient;
+use crate::adapters::{aws, http};
+use crate::config::Config;
+use crate::error::Error;
+use crate::ports::{Clock, Family, Ports};
+use crate::rotation::RotatorSettings;
+
+/// The AWS adapters with the clock `C` (tests step past grace periods with a shifted one).
+pub struct AwsWith<C>(PhantomData<C>);
+
+/// The AWS adapters with the system clock: what the Lambdas and the CLI run on.
+pub type Aws = AwsWith<SystemClock>;
+
+impl<C: Clock> Family for AwsWith<C> {
+    type Store = SecretsManagerStore;
+    type Issuer = ProviderIssuers;
+    type Targets = PlatformTargets;
+    type Audit = DynamoAuditLog;
+    type Alerts = SnsAlerts;
+    type Metrics = EmfMetrics;
+    type Clock = C;
+}
+
+/// Builds the adapters once per process; nothing here calls the network.
+pub async fn build(config: &Config) -> Result<Ports<Aws>, Error> {
+    build_with_clock(config, SystemClock::from_env()).await
+}
+
+/// The same adapters with another clock.
+pub async fn build_with_clock<C: Clock>(
+    config: &Config,
+    clock: C,
+) -> Result<Ports<AwsWith<C>>, Error> {
+    let sdk = aws::sdk_config().await;
+    let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
+    let http = http::client()?;
+    let admin_keys = || AdminKeys::new(secrets_manager.clone());
+    Ok(Ports {
+        store: SecretsManagerStore::new(secrets_manager.clone()),
+        issuer: ProviderIssuers {
+            generic: GenericIssuer::new(secrets_manager.clone(), http.clone()),
+            openai: OpenAiIssuer::new(http.clone(), &config.openai_base_url, admin_keys()),
+            anthropic: AnthropicIssuer::new(http.clone(), &config.anthropic_base_url, admin_keys()),
+        },
+        targets: PlatformTargets {
+            vercel: VercelClient::new(http.clone(), &config.vercel_base_url, admin_keys()),
+            render: RenderClient::new(http, &config.render_base_url, admin_keys()),
+        },
+        audit: DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &config.audit_table),
+        alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), &config.alert_topic_arn),
+        metrics: EmfMetrics,
+        clock,
+    })
+}
+
+/// The rotator's deployment-wide settings from configuration.
+pub fn rotator_settings(config: &Config) -> RotatorSettings {
+    RotatorSettings {
+        default_grace_hours: config.default_grace_hours,
+        ..RotatorSettings::default()
+    }
+}

@@ -17,10 +17,15 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## unit tests only (in-memory fakes, no moto)
 	cargo test --lib --locked
 
+# The contract tests read the official provider specs from KEYROT_SPECS_DIR; without it they are skipped.
+SPECS_NOTE = [ -n "$$KEYROT_SPECS_DIR" ] || echo "NOTE: KEYROT_SPECS_DIR is unset, so the contract tests against the official provider specs were SKIPPED"
+
 test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
+	@$(SPECS_NOTE)
 	scripts/moto.sh cargo test --workspace --all-targets --locked
 	scripts/demo.sh
 	scripts/fuzz.sh 15
+	@$(SPECS_NOTE)
 
 fuzz: ## run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60
 	scripts/fuzz.sh $${FUZZ_SECONDS:-60}

@@ -1,4 +1,4 @@
-//! Configuration from the environment (design.md, "Configuration").
+//! Configuration from the environment (README.md, "Configuration").
 
 use crate::error::{Error, Result};
 

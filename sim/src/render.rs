@@ -2,8 +2,8 @@
 //! each snapshot the variables when they are created. A new deploy goes
 //! `build_in_progress` → `live` (the previous live deploy becomes
 //! `deactivated`) or → `build_failed`; the service serves the snapshot of its
-//! live deploy. No spec file exists for Render: shapes follow the notes in
-//! `shared/specs/README.md`.
+//! live deploy. Shapes follow Render's public API (its OpenAPI spec, read by
+//! the tests through `KEYROT_SPECS_DIR` when it is there).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,4 +1,4 @@
-//! [`AuditLog`] on one DynamoDB table (design.md, "DynamoDB"). Every write is conditional, so a retried
+//! [`AuditLog`] on one DynamoDB table (docs/tables.md). Every write is conditional, so a retried
 //! write never makes a second item.
 
 use std::collections::HashMap;

@@ -12,6 +12,7 @@ use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::NewKey;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
+use crate::domain::keys::service_account_name;
 use crate::domain::secret::OpenAiSettings;
 use crate::error::{Error, Result, Transience};
 use crate::ports::MintedKey;
@@ -62,25 +63,6 @@ struct CreatedKey {
 #[derive(Deserialize)]
 struct ProjectApiKey {
     last_used_at: Option<i64>,
-}
-
-/// The service account name for a rotation: keyrot's prefix, the secret, the token's first 8 characters.
-pub fn service_account_name(secret_name: &str, token: &str) -> String {
-    let secret: String = secret_name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(48)
-        .collect();
-    format!(
-        "keyrot-{secret}-{}",
-        token.chars().take(8).collect::<String>()
-    )
 }
 
 impl OpenAiIssuer {
@@ -396,20 +378,5 @@ fn settings_of(revocation: &KeyHandle) -> Result<OpenAiSettings> {
                 revocation.old_version_id
             ),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_account_names_are_safe_and_name_the_rotation() {
-        assert_eq!(
-            service_account_name("prod/openai", "0123456789abcdef"),
-            "keyrot-prod-openai-01234567"
-        );
-        let long = service_account_name(&"x".repeat(300), "t");
-        assert!(long.len() < 64, "{long}");
     }
 }

@@ -1,4 +1,4 @@
-//! `keyrot onboard`: put a secret under keyrot's management in design.md's format, after checking that
+//! `keyrot onboard`: put a secret under keyrot's management in keyrot's format (docs/secret-format.md), after checking that
 //! its key and admin credentials work.
 
 use std::path::PathBuf;
@@ -140,7 +140,7 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
 }
 
 /// What onboarding an existing secret writes: `onboarded` laid over the `existing` value, so that every
-/// field onboard does not set is kept as it is (design.md: unknown fields survive from version to
+/// field onboard does not set is kept as it is (docs/secret-format.md: unknown fields survive from version to
 /// version). Targets named again keep their unknown fields too; with no target flags, the targets already
 /// configured stay. A field onboard leaves null (a flag not given) keeps the existing value. When the key
 /// itself changes, the ids that named the old key (`key_id`, `api_key_id`) go with it.

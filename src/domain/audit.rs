@@ -1,4 +1,4 @@
-//! Audit events and revocation records: the evidence trail (design.md, "DynamoDB").
+//! Audit events and revocation records: the evidence trail (docs/tables.md).
 
 use std::fmt;
 

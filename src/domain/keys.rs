@@ -109,3 +109,68 @@ mod tests {
         assert!(shown.contains("WXYZ"));
     }
 }
+
+/// The service account name for a rotation: keyrot's prefix, the secret, the token's first 8 characters.
+pub fn service_account_name(secret_name: &str, token: &str) -> String {
+    let secret: String = secret_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    format!(
+        "keyrot-{secret}-{}",
+        token.chars().take(8).collect::<String>()
+    )
+}
+
+/// Whether a service account named `account` is one keyrot mints for `secret_name`
+/// (`keyrot-<secret>-<token8>`), and if so how long its secret part is, to prefer the most specific
+/// owner when one secret's name extends another's.
+pub(crate) fn minted_for(secret_name: &str, account: &str) -> Option<usize> {
+    let prefix = service_account_name(secret_name, "");
+    let token = account.strip_prefix(&prefix)?;
+    (1..=8)
+        .contains(&token.chars().count())
+        .then_some(prefix.len())
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::{minted_for, service_account_name};
+
+    #[test]
+    fn a_minted_account_belongs_to_the_secret_its_name_spells() {
+        assert!(minted_for("prod/openai", "keyrot-prod-openai-0123abcd").is_some());
+        // A name ending in '-' (or any character the account name turns into '-').
+        assert!(minted_for("team-", "keyrot-team--0123abcd").is_some());
+        assert!(minted_for("team/", "keyrot-team--0123abcd").is_some());
+        assert!(
+            minted_for("team", "keyrot-team--0123abcd").is_none(),
+            "token too long"
+        );
+        assert!(
+            minted_for("prod/openai", "keyrot-prod-openai-").is_none(),
+            "no token"
+        );
+        assert!(minted_for("prod/openai", "someone-elses-account").is_none());
+        let a = minted_for("a", "keyrot-a-b-1234");
+        let a_b = minted_for("a-b", "keyrot-a-b-1234");
+        assert!(a_b > a, "the longer name is the owner: {a_b:?} > {a:?}");
+    }
+
+    #[test]
+    fn service_account_names_are_safe_and_name_the_rotation() {
+        assert_eq!(
+            service_account_name("prod/openai", "0123456789abcdef"),
+            "keyrot-prod-openai-01234567"
+        );
+        let long = service_account_name(&"x".repeat(300), "t");
+        assert!(long.len() < 64, "{long}");
+    }
+}

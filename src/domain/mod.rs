@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod event;
+mod fields;
 pub mod keys;
 pub mod policy;
 pub mod secret;

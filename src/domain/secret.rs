@@ -1,4 +1,4 @@
-//! The managed secret's value (design.md, "Managed secret value").
+//! The managed secret's value (docs/secret-format.md).
 //!
 //! The JSON is read by hand, field by field, rather than with a derive: serde's own messages quote the
 //! offending value, and the offending value may be a key. Every refusal names the secret, the field and
@@ -7,6 +7,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::domain::fields::Fields;
 use crate::domain::keys::NewKey;
 use crate::error::{Error, Result};
 
@@ -86,130 +87,24 @@ const MAX_KEY_LEN: usize = 4096;
 impl ManagedSecret {
     /// Parses one version's SecretString. `secret` and `stage` only label the errors.
     pub fn parse(secret: &str, stage: &str, text: &SecretString) -> Result<Self> {
-        let bad = |field: &str, problem: &str, fix: &str| {
-            Error::config(secret, format!("{stage} value: {field}"), problem, fix)
-        };
-        let document: Value = serde_json::from_str(text.expose_secret()).map_err(|err| {
-            // serde_json's syntax errors carry a position, never the text around it.
-            bad(
-                "SecretString",
-                &format!("not valid JSON ({err})"),
-                "store a JSON object as design.md's managed secret value describes",
-            )
-        })?;
-        let Value::Object(mut fields) = document else {
-            return Err(bad(
-                "SecretString",
-                "is JSON but not an object",
-                "store a JSON object with provider and api_key",
-            ));
-        };
-
-        let api_key = match fields.remove("api_key") {
-            Some(Value::String(key)) if key.len() > MAX_KEY_LEN => {
-                return Err(bad(
-                    "api_key",
-                    &format!(
-                        "is {} bytes long; API keys are at most {MAX_KEY_LEN}",
-                        key.len()
-                    ),
-                    "put the provider's API key itself in api_key",
-                ));
-            }
-            Some(Value::String(key)) if !key.trim().is_empty() => SecretString::from(key),
-            Some(Value::String(_)) => {
-                return Err(bad(
-                    "api_key",
-                    "is empty",
-                    "put the provider's current API key in api_key",
-                ));
-            }
-            None | Some(Value::Null) => {
-                return Err(bad(
-                    "api_key",
-                    "is missing",
-                    "put the provider's current API key in api_key",
-                ));
-            }
-            Some(_) => {
-                return Err(bad(
-                    "api_key",
-                    "must be a string",
-                    "put the API key in api_key as a string",
-                ));
-            }
-        };
-
-        let provider_name = match fields.get("provider") {
-            Some(Value::String(name)) => name.clone(),
-            None | Some(Value::Null) => {
-                return Err(bad(
-                    "provider",
-                    "is missing",
-                    &format!("set provider to {PROVIDERS}"),
-                ));
-            }
-            Some(_) => {
-                return Err(bad(
-                    "provider",
-                    "must be a string",
-                    &format!("set provider to {PROVIDERS}"),
-                ));
-            }
-        };
-        let block = |name: &str| -> Result<Option<&Map<String, Value>>> {
-            match fields.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Object(block)) => Ok(Some(block)),
-                Some(_) => Err(bad(
-                    name,
-                    "must be an object",
-                    &format!("make {name} a JSON object"),
-                )),
-            }
-        };
-        let provider = match provider_name.as_str() {
-            "openai" => {
-                let fix = "add \"openai\": {\"project_id\": \"proj_...\", \"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
-                let block = block("openai")?
-                    .ok_or_else(|| bad("openai", "is missing for provider openai", fix))?;
-                ProviderSettings::OpenAi(OpenAiSettings {
-                    project_id: required_str(block, "openai.project_id", &bad, fix)?,
-                    admin_key_secret: required_str(block, "openai.admin_key_secret", &bad, fix)?,
-                })
-            }
-            "anthropic" => {
-                let fix = "add \"anthropic\": {\"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
-                let block = block("anthropic")?
-                    .ok_or_else(|| bad("anthropic", "is missing for provider anthropic", fix))?;
-                ProviderSettings::Anthropic(AnthropicSettings {
-                    admin_key_secret: required_str(block, "anthropic.admin_key_secret", &bad, fix)?,
-                })
-            }
-            "generic" => ProviderSettings::Generic(parse_generic(block("generic")?, &bad)?),
-            _ => {
-                return Err(bad(
-                    "provider",
-                    "names a provider keyrot does not know",
-                    &format!("set provider to {PROVIDERS}"),
-                ));
-            }
-        };
-
-        let key_id = optional_str(&fields, "key_id", &bad)?;
-        let api_key_id = optional_str(&fields, "api_key_id", &bad)?;
-        let targets = match fields.get("targets") {
-            None | Some(Value::Null) => Vec::new(),
+        let path = format!("{stage} value: ");
+        let mut fields = document_of(secret, &path, text)?;
+        let api_key = take_api_key(secret, &path, &mut fields)?;
+        let doc = Fields::new(secret, path, &fields);
+        let provider = provider_of(&doc)?;
+        let key_id = doc.optional_str("key_id")?;
+        let api_key_id = doc.optional_str("api_key_id")?;
+        let targets = match doc.get("targets") {
+            None => Vec::new(),
             Some(Value::Array(targets)) => targets.clone(),
             Some(_) => {
-                return Err(bad(
+                return Err(doc.bad(
                     "targets",
                     "must be an array",
                     "make targets a JSON array of target objects",
                 ));
             }
         };
-
         Ok(ManagedSecret {
             fields,
             provider,
@@ -246,10 +141,91 @@ impl ManagedSecret {
     }
 }
 
-fn parse_generic(
-    block: Option<&Map<String, Value>>,
-    bad: &dyn Fn(&str, &str, &str) -> Error,
-) -> Result<GenericSettings> {
+/// The whole document, which must be a JSON object.
+fn document_of(secret: &str, path: &str, text: &SecretString) -> Result<Map<String, Value>> {
+    let bad = |problem: String, fix: &str| {
+        Error::config(secret, format!("{path}SecretString"), problem, fix)
+    };
+    // serde_json's syntax errors carry a position, never the text around it.
+    let document: Value = serde_json::from_str(text.expose_secret()).map_err(|err| {
+        bad(
+            format!("not valid JSON ({err})"),
+            "store a JSON object as docs/secret-format.md describes",
+        )
+    })?;
+    match document {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(bad(
+            "is JSON but not an object".into(),
+            "store a JSON object with provider and api_key",
+        )),
+    }
+}
+
+/// Takes `api_key` out of the document (the rest is kept verbatim for the next version).
+fn take_api_key(secret: &str, path: &str, fields: &mut Map<String, Value>) -> Result<SecretString> {
+    let bad =
+        |problem: String, fix: &str| Error::config(secret, format!("{path}api_key"), problem, fix);
+    match fields.remove("api_key") {
+        Some(Value::String(key)) if key.len() > MAX_KEY_LEN => Err(bad(
+            format!(
+                "is {} bytes long; API keys are at most {MAX_KEY_LEN}",
+                key.len()
+            ),
+            "put the provider's API key itself in api_key",
+        )),
+        Some(Value::String(key)) if !key.trim().is_empty() => Ok(SecretString::from(key)),
+        Some(Value::String(_)) => Err(bad(
+            "is empty".into(),
+            "put the provider's current API key in api_key",
+        )),
+        None | Some(Value::Null) => Err(bad(
+            "is missing".into(),
+            "put the provider's current API key in api_key",
+        )),
+        Some(_) => Err(bad(
+            "must be a string".into(),
+            "put the API key in api_key as a string",
+        )),
+    }
+}
+
+/// The `provider` and its block.
+fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
+    let set = format!("set provider to {PROVIDERS}");
+    let name = match doc.get("provider") {
+        Some(Value::String(name)) => name.as_str(),
+        None => return Err(doc.bad("provider", "is missing", set)),
+        Some(_) => return Err(doc.bad("provider", "must be a string", set)),
+    };
+    let block = |fix: &str| {
+        doc.block(name)?
+            .ok_or_else(|| doc.bad(name, format!("is missing for provider {name}"), fix))
+    };
+    match name {
+        "openai" => {
+            let fix = "add \"openai\": {\"project_id\": \"proj_...\", \"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
+            let block = block(fix)?;
+            Ok(ProviderSettings::OpenAi(OpenAiSettings {
+                project_id: block.required_str("project_id", fix)?,
+                admin_key_secret: block.required_str("admin_key_secret", fix)?,
+            }))
+        }
+        "anthropic" => {
+            let fix = "add \"anthropic\": {\"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
+            let block = block(fix)?;
+            Ok(ProviderSettings::Anthropic(AnthropicSettings {
+                admin_key_secret: block.required_str("admin_key_secret", fix)?,
+            }))
+        }
+        "generic" => Ok(ProviderSettings::Generic(parse_generic(
+            doc.block("generic")?,
+        )?)),
+        _ => Err(doc.bad("provider", "names a provider keyrot does not know", set)),
+    }
+}
+
+fn parse_generic(block: Option<Fields<'_>>) -> Result<GenericSettings> {
     let Some(block) = block else {
         return Ok(GenericSettings {
             length: GenericSettings::DEFAULT_LENGTH,
@@ -257,20 +233,16 @@ fn parse_generic(
             validate_url: None,
         });
     };
+    let range = GenericSettings::MIN_LENGTH as u64..=GenericSettings::MAX_LENGTH as u64;
     let length = match block.get("length") {
-        None | Some(Value::Null) => GenericSettings::DEFAULT_LENGTH,
+        None => GenericSettings::DEFAULT_LENGTH,
         Some(Value::Number(n)) => match n.as_u64() {
-            Some(n)
-                if (GenericSettings::MIN_LENGTH as u64..=GenericSettings::MAX_LENGTH as u64)
-                    .contains(&n) =>
-            {
-                n as u32
-            }
+            Some(n) if range.contains(&n) => n as u32,
             _ => {
-                return Err(bad(
-                    "generic.length",
-                    &format!("{n} is out of range"),
-                    &format!(
+                return Err(block.bad(
+                    "length",
+                    format!("{n} is out of range"),
+                    format!(
                         "use a whole number from {} to {}",
                         GenericSettings::MIN_LENGTH,
                         GenericSettings::MAX_LENGTH
@@ -279,32 +251,27 @@ fn parse_generic(
             }
         },
         Some(_) => {
-            return Err(bad(
-                "generic.length",
+            return Err(block.bad(
+                "length",
                 "must be a number",
                 "use a whole number such as 48",
             ));
         }
     };
-    let prefix = optional_str(block, "prefix", &|_, problem, fix| {
-        bad("generic.prefix", problem, fix)
-    })?
-    .unwrap_or_default();
+    let prefix = block.optional_str("prefix")?.unwrap_or_default();
     if prefix.len() > 64 || prefix.chars().any(|c| !c.is_ascii_graphic()) {
-        return Err(bad(
-            "generic.prefix",
+        return Err(block.bad(
+            "prefix",
             "must be at most 64 printable ASCII characters without spaces",
             "use a short prefix such as sk_live_",
         ));
     }
-    let validate_url = optional_str(block, "validate_url", &|_, problem, fix| {
-        bad("generic.validate_url", problem, fix)
-    })?;
+    let validate_url = block.optional_str("validate_url")?;
     if let Some(url) = &validate_url
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
-        return Err(bad(
-            "generic.validate_url",
+        return Err(block.bad(
+            "validate_url",
             "is not an http(s) URL",
             "use a URL such as https://api.example.com/v1/me, or leave validate_url out",
         ));
@@ -314,38 +281,6 @@ fn parse_generic(
         prefix,
         validate_url,
     })
-}
-
-fn required_str(
-    block: &Map<String, Value>,
-    path: &str,
-    bad: &dyn Fn(&str, &str, &str) -> Error,
-    fix: &str,
-) -> Result<String> {
-    let name = path.rsplit('.').next().unwrap_or(path);
-    match block.get(name) {
-        Some(Value::String(value)) if !value.trim().is_empty() => Ok(value.clone()),
-        Some(Value::String(_)) => Err(bad(path, "is empty", fix)),
-        None | Some(Value::Null) => Err(bad(path, "is missing", fix)),
-        Some(_) => Err(bad(path, "must be a string", fix)),
-    }
-}
-
-fn optional_str(
-    block: &Map<String, Value>,
-    name: &str,
-    bad: &dyn Fn(&str, &str, &str) -> Error,
-) -> Result<Option<String>> {
-    match block.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) if value.is_empty() => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(bad(
-            name,
-            "must be a string",
-            &format!("make {name} a string or remove it"),
-        )),
-    }
 }
 
 #[cfg(test)]

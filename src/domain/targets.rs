@@ -1,6 +1,8 @@
 //! Deployment targets: the places services read the key from (docs/secret-format.md, "Targets").
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::domain::fields::Fields;
 
 use crate::error::{Error, Result};
 
@@ -81,7 +83,6 @@ impl TargetSpec {
     }
 
     fn parse(secret: &str, index: usize, target: &Value) -> Result<TargetSpec> {
-        let at = |field: &str| format!("AWSCURRENT value: targets[{index}].{field}");
         let Some(object) = target.as_object() else {
             return Err(Error::config(
                 secret,
@@ -90,77 +91,16 @@ impl TargetSpec {
                 "describe each target as {\"type\": \"vercel\"|\"render\", ...}",
             ));
         };
-        let kind = string(object, "type", &at)?.unwrap_or_default();
-        match kind.as_str() {
-            "vercel" => {
-                let environments = match object.get("environments") {
-                    None | Some(Value::Null) => vec!["production".to_owned()],
-                    Some(Value::Array(list)) if !list.is_empty() => list
-                        .iter()
-                        .map(|e| match e.as_str() {
-                            Some(name) if VERCEL_ENVIRONMENTS.contains(&name) => {
-                                Ok(name.to_owned())
-                            }
-                            _ => Err(Error::config(
-                                secret,
-                                at("environments"),
-                                "holds an unknown environment",
-                                "use production, preview and/or development",
-                            )),
-                        })
-                        .collect::<Result<_>>()?,
-                    Some(_) => {
-                        return Err(Error::config(
-                            secret,
-                            at("environments"),
-                            "must be a non-empty array",
-                            "use for example [\"production\", \"preview\"]",
-                        ));
-                    }
-                };
-                Ok(TargetSpec::Vercel(VercelTarget {
-                    project: required(
-                        object,
-                        "project",
-                        &at,
-                        secret,
-                        "set it to the Vercel project id (prj_...) or name",
-                    )?,
-                    team_id: string(object, "team_id", &at)?,
-                    env_key: env_key(object, &at, secret)?,
-                    environments,
-                    sensitive: boolean(object, "sensitive", true, &at, secret)?,
-                    redeploy: boolean(object, "redeploy", true, &at, secret)?,
-                    token_secret: required(
-                        object,
-                        "token_secret",
-                        &at,
-                        secret,
-                        "name the secret that holds the Vercel token",
-                    )?,
-                }))
-            }
-            "render" => Ok(TargetSpec::Render(RenderTarget {
-                service_id: required(
-                    object,
-                    "service_id",
-                    &at,
-                    secret,
-                    "set it to the Render service id (srv-...)",
-                )?,
-                env_key: env_key(object, &at, secret)?,
-                deploy: boolean(object, "deploy", true, &at, secret)?,
-                token_secret: required(
-                    object,
-                    "token_secret",
-                    &at,
-                    secret,
-                    "name the secret that holds the Render API key",
-                )?,
-            })),
-            _ => Err(Error::config(
-                secret,
-                at("type"),
+        let target = Fields::new(
+            secret,
+            format!("AWSCURRENT value: targets[{index}]."),
+            object,
+        );
+        match target.optional_str("type")?.unwrap_or_default().as_str() {
+            "vercel" => parse_vercel(&target).map(TargetSpec::Vercel),
+            "render" => parse_render(&target).map(TargetSpec::Render),
+            _ => Err(target.bad(
+                "type",
                 "is not a target keyrot knows",
                 "set type to vercel or render",
             )),
@@ -168,46 +108,61 @@ impl TargetSpec {
     }
 }
 
-fn string(
-    object: &Map<String, Value>,
-    field: &str,
-    at: &dyn Fn(&str) -> String,
-) -> Result<Option<String>> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Error::config(
-            "",
-            at(field),
-            "must be a string",
-            "make it a string",
-        )),
-    }
+fn parse_vercel(target: &Fields<'_>) -> Result<VercelTarget> {
+    let environments = match target.get("environments") {
+        None => vec!["production".to_owned()],
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|e| match e.as_str() {
+                Some(name) if VERCEL_ENVIRONMENTS.contains(&name) => Ok(name.to_owned()),
+                _ => Err(target.bad(
+                    "environments",
+                    "holds an unknown environment",
+                    "use production, preview and/or development",
+                )),
+            })
+            .collect::<Result<_>>()?,
+        Some(_) => {
+            return Err(target.bad(
+                "environments",
+                "must be a non-empty array",
+                "use for example [\"production\", \"preview\"]",
+            ));
+        }
+    };
+    Ok(VercelTarget {
+        project: target.required_str(
+            "project",
+            "set it to the Vercel project id (prj_...) or name",
+        )?,
+        team_id: target.optional_str("team_id")?,
+        env_key: env_key(target)?,
+        environments,
+        sensitive: target.boolean("sensitive", true)?,
+        redeploy: target.boolean("redeploy", true)?,
+        token_secret: target.required_str(
+            "token_secret",
+            "name the secret that holds the Vercel token",
+        )?,
+    })
 }
 
-fn required(
-    object: &Map<String, Value>,
-    field: &str,
-    at: &dyn Fn(&str) -> String,
-    secret: &str,
-    fix: &str,
-) -> Result<String> {
-    string(object, field, at)
-        .map_err(|_| Error::config(secret, at(field), "must be a string", fix))?
-        .ok_or_else(|| Error::config(secret, at(field), "is missing", fix))
+fn parse_render(target: &Fields<'_>) -> Result<RenderTarget> {
+    Ok(RenderTarget {
+        service_id: target
+            .required_str("service_id", "set it to the Render service id (srv-...)")?,
+        env_key: env_key(target)?,
+        deploy: target.boolean("deploy", true)?,
+        token_secret: target.required_str(
+            "token_secret",
+            "name the secret that holds the Render API key",
+        )?,
+    })
 }
 
-fn env_key(
-    object: &Map<String, Value>,
-    at: &dyn Fn(&str) -> String,
-    secret: &str,
-) -> Result<String> {
-    let key = required(
-        object,
+fn env_key(target: &Fields<'_>) -> Result<String> {
+    let key = target.required_str(
         "env_key",
-        at,
-        secret,
         "name the environment variable, such as OPENAI_API_KEY",
     )?;
     if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -215,31 +170,11 @@ fn env_key(
     {
         Ok(key)
     } else {
-        Err(Error::config(
-            secret,
-            at("env_key"),
+        Err(target.bad(
+            "env_key",
             "is not a valid environment variable name",
             "use letters, digits and underscores, such as OPENAI_API_KEY",
         ))
-    }
-}
-
-fn boolean(
-    object: &Map<String, Value>,
-    field: &str,
-    default: bool,
-    at: &dyn Fn(&str) -> String,
-    secret: &str,
-) -> Result<bool> {
-    match object.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(Error::config(
-            secret,
-            at(field),
-            "must be true or false",
-            "use a JSON boolean",
-        )),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The grace keeper (design.md, "Grace keeper"): a scheduled pass over every managed secret that revokes
+//! The grace keeper (docs/steps.md, "Grace keeper"): a scheduled pass over every managed secret that revokes
 //! old keys whose grace ended, warns before rotations, and flags overdue, stuck and orphaned keys. It
 //! works through the rotator's ports, so it is tested in memory like the steps.
 

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::adapters::openai::service_account_name;
 use crate::domain::ProviderSettings;
+use crate::domain::keys::minted_for;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::ports::{
     Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, MintedKey, SecretStore, Severity,
@@ -184,41 +184,5 @@ impl<F: Family> GraceKeeper<'_, F> {
             .details(json!({"event": "orphan_key", "secret": secret.name, "key_id": orphan.id, "name": orphan.name,
                 "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}));
         self.alert_once(secret, &orphan.id, alert, report).await;
-    }
-}
-
-/// Whether a service account named `account` is one keyrot mints for `secret_name`
-/// (`keyrot-<secret>-<token8>`), and if so how long its secret part is, to prefer the most specific
-/// owner when one secret's name extends another's.
-fn minted_for(secret_name: &str, account: &str) -> Option<usize> {
-    let prefix = service_account_name(secret_name, "");
-    let token = account.strip_prefix(&prefix)?;
-    (1..=8)
-        .contains(&token.chars().count())
-        .then_some(prefix.len())
-}
-
-#[cfg(test)]
-mod naming_tests {
-    use super::minted_for;
-
-    #[test]
-    fn a_minted_account_belongs_to_the_secret_its_name_spells() {
-        assert!(minted_for("prod/openai", "keyrot-prod-openai-0123abcd").is_some());
-        // A name ending in '-' (or any character the account name turns into '-').
-        assert!(minted_for("team-", "keyrot-team--0123abcd").is_some());
-        assert!(minted_for("team/", "keyrot-team--0123abcd").is_some());
-        assert!(
-            minted_for("team", "keyrot-team--0123abcd").is_none(),
-            "token too long"
-        );
-        assert!(
-            minted_for("prod/openai", "keyrot-prod-openai-").is_none(),
-            "no token"
-        );
-        assert!(minted_for("prod/openai", "someone-elses-account").is_none());
-        let a = minted_for("a", "keyrot-a-b-1234");
-        let a_b = minted_for("a-b", "keyrot-a-b-1234");
-        assert!(a_b > a, "the longer name is the owner: {a_b:?} > {a:?}");
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::Operator;
 use crate::domain::SecretDescription;
 use crate::domain::Step;
-use crate::domain::audit::Outcome;
+use crate::domain::audit::{AuditEvent, Outcome};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
 use crate::error::{Error, Result};
 use crate::ports::{AuditHistory, Family, SecretAdmin, SecretStore};
@@ -220,65 +220,15 @@ where
                 .filter(|e| e.version_id == token && e.step().is_some())
                 .collect();
             for event in mine.iter().skip(shown) {
-                let mark = match event.outcome {
-                    Outcome::Succeeded => "done",
-                    Outcome::Skipped => "already done",
-                    Outcome::Failed => "FAILED",
-                };
-                say(format!(
-                    "  {:<13} {mark} ({} ms)",
-                    event.action, event.duration_ms
-                ));
-                match event.outcome {
-                    Outcome::Failed => {
-                        if let Some(error) = &event.error {
-                            say(format!("  cause: {error}"));
-                        }
-                        let secret = self.ports.store.describe(secret_name).await?;
-                        if secret.has_stage(token, AWSCURRENT) {
-                            continue;
-                        }
-                        if !secret.has_stage(token, AWSPENDING) {
-                            say(format!(
-                                "The rotation was abandoned: version {token} is no longer AWSPENDING."
-                            ));
-                            return Ok(FollowEnd::Abandoned);
-                        }
-                        if !event.retryable {
-                            say(format!(
-                                "The rotation failed and a retry cannot help; fix the cause above, then run \
-                                 `keyrot repair {secret_name}` so that the next rotation can start."
-                            ));
-                            return Ok(FollowEnd::Failed);
-                        }
-                        retrying = true;
-                        say(
-                            "  The failure is retryable and the rotation is still pending: Secrets Manager \
-                             retries the step; still following."
-                                .to_owned(),
-                        );
-                    }
-                    Outcome::Succeeded | Outcome::Skipped if event.step() == Some(Step::Finish) => {
-                        say(format!("Rotation of {secret_name} finished."));
-                        return Ok(FollowEnd::Finished);
-                    }
-                    Outcome::Succeeded | Outcome::Skipped => {}
+                match self.said(secret_name, token, event, say).await? {
+                    Said::End(end) => return Ok(end),
+                    Said::Retrying => retrying = true,
+                    Said::GoOn => {}
                 }
             }
             shown = mine.len();
-            if retrying {
-                let secret = self.ports.store.describe(secret_name).await?;
-                if secret.has_stage(token, AWSCURRENT) {
-                    // The finish event may be missing (an audit write can fail); the labels are the truth.
-                    say(format!("Rotation of {secret_name} finished."));
-                    return Ok(FollowEnd::Finished);
-                }
-                if !secret.has_stage(token, AWSPENDING) {
-                    say(format!(
-                        "The rotation was abandoned: version {token} lost AWSPENDING without becoming AWSCURRENT."
-                    ));
-                    return Ok(FollowEnd::Abandoned);
-                }
+            if retrying && let Some(end) = self.settled_by_labels(secret_name, token, say).await? {
+                return Ok(end);
             }
             if Instant::now() >= deadline {
                 let state = if retrying {
@@ -296,6 +246,88 @@ where
             tokio::time::sleep(poll).await;
         }
     }
+
+    /// Says one step's outcome and what it means for the rotation.
+    async fn said(
+        &self,
+        secret_name: &str,
+        token: &str,
+        event: &AuditEvent,
+        say: &mut dyn FnMut(String),
+    ) -> Result<Said> {
+        let mark = match event.outcome {
+            Outcome::Succeeded => "done",
+            Outcome::Skipped => "already done",
+            Outcome::Failed => "FAILED",
+        };
+        say(format!(
+            "  {:<13} {mark} ({} ms)",
+            event.action, event.duration_ms
+        ));
+        if event.outcome != Outcome::Failed {
+            if event.step() == Some(Step::Finish) {
+                say(format!("Rotation of {secret_name} finished."));
+                return Ok(Said::End(FollowEnd::Finished));
+            }
+            return Ok(Said::GoOn);
+        }
+        if let Some(error) = &event.error {
+            say(format!("  cause: {error}"));
+        }
+        let secret = self.ports.store.describe(secret_name).await?;
+        if secret.has_stage(token, AWSCURRENT) {
+            return Ok(Said::GoOn);
+        }
+        if !secret.has_stage(token, AWSPENDING) {
+            say(format!(
+                "The rotation was abandoned: version {token} is no longer AWSPENDING."
+            ));
+            return Ok(Said::End(FollowEnd::Abandoned));
+        }
+        if !event.retryable {
+            say(format!(
+                "The rotation failed and a retry cannot help; fix the cause above, then run \
+                 `keyrot repair {secret_name}` so that the next rotation can start."
+            ));
+            return Ok(Said::End(FollowEnd::Failed));
+        }
+        say(
+            "  The failure is retryable and the rotation is still pending: Secrets Manager \
+             retries the step; still following."
+                .to_owned(),
+        );
+        Ok(Said::Retrying)
+    }
+
+    /// After a retryable failure, the labels tell whether the rotation ended: the finish event may be
+    /// missing (an audit write can fail), and the labels are the truth.
+    async fn settled_by_labels(
+        &self,
+        secret_name: &str,
+        token: &str,
+        say: &mut dyn FnMut(String),
+    ) -> Result<Option<FollowEnd>> {
+        let secret = self.ports.store.describe(secret_name).await?;
+        if secret.has_stage(token, AWSCURRENT) {
+            say(format!("Rotation of {secret_name} finished."));
+            return Ok(Some(FollowEnd::Finished));
+        }
+        if !secret.has_stage(token, AWSPENDING) {
+            say(format!(
+                "The rotation was abandoned: version {token} lost AWSPENDING without becoming AWSCURRENT."
+            ));
+            return Ok(Some(FollowEnd::Abandoned));
+        }
+        Ok(None)
+    }
+}
+
+/// What one step's outcome means for a rotation being followed.
+enum Said {
+    End(FollowEnd),
+    /// A retryable failure: Secrets Manager runs the step again.
+    Retrying,
+    GoOn,
 }
 
 /// The AWS CLI commands that put the one-shot tags back by hand.

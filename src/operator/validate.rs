@@ -1,10 +1,10 @@
 //! `keyrot validate`: the provider's verdict on one version's key, and which key every target holds.
 
 use super::Operator;
-use crate::domain::ManagedSecret;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
+use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{Family, KeyIssuer, SecretStore, Target};
 
@@ -83,28 +83,17 @@ impl<F: Family> Operator<'_, F> {
                 )
             })?
             .to_owned();
-        let current = self.ports.current_value(secret_id, &secret).await?;
         // AWSCURRENT's value is read either way: it lists the targets and names the current key.
+        let current = self.ports.current_value(secret_id, &secret).await?;
         let other = if stage == AWSCURRENT {
             None
         } else {
-            let text = self
-                .ports
-                .store
-                .value(secret_id, stage, Some(&version))
-                .await?
-                .ok_or_else(|| {
-                    Error::config(
-                        &secret.name,
-                        "--stage",
-                        format!("the {stage} version {version} holds no value yet"),
-                        "a rotation's createSecret has not stored its key; check again once it has",
-                    )
-                })?;
-            Some(ManagedSecret::parse(&secret.name, stage, &text)?)
+            Some(
+                self.staged_value(&secret, secret_id, stage, &version)
+                    .await?,
+            )
         };
         let checked = other.as_ref().unwrap_or(&current);
-        let key = KeyView::of(&checked.api_key);
         let rejected = match self
             .ports
             .issuer
@@ -115,17 +104,59 @@ impl<F: Family> Operator<'_, F> {
             Err(Error::KeyRejected { detail, .. }) => Some(detail),
             Err(err) => return Err(err),
         };
+        let known = self.known_keys(&secret, secret_id, &current).await?;
+        let targets = self.holdings(&secret, &current, &known).await?;
+        Ok(Validation {
+            secret_name: secret.name.clone(),
+            stage,
+            version,
+            key: KeyView::of(&checked.api_key),
+            provider: checked.provider.name(),
+            rejected,
+            targets,
+        })
+    }
 
-        // The fingerprints of the labelled versions, to name the key each target holds. A version
-        // whose value cannot be read as keyrot's format simply matches nothing.
+    /// The value of `version`, labelled `stage`; refused while it holds none.
+    async fn staged_value(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+        stage: &str,
+        version: &str,
+    ) -> Result<ManagedSecret> {
+        let text = self
+            .ports
+            .store
+            .value(secret_id, stage, Some(version))
+            .await?
+            .ok_or_else(|| {
+                Error::config(
+                    &secret.name,
+                    "--stage",
+                    format!("the {stage} version {version} holds no value yet"),
+                    "a rotation's createSecret has not stored its key; check again once it has",
+                )
+            })?;
+        ManagedSecret::parse(&secret.name, stage, &text)
+    }
+
+    /// The fingerprints of the labelled versions, to name the key each target holds. A version whose
+    /// value cannot be read as keyrot's format simply matches nothing.
+    async fn known_keys(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+        current: &ManagedSecret,
+    ) -> Result<Vec<(Holds, String)>> {
         let mut known = vec![(Holds::Current, KeyView::of(&current.api_key).fingerprint)];
         for (label, holds) in [(AWSPREVIOUS, Holds::Previous), (AWSPENDING, Holds::Pending)] {
-            let Some(other) = secret.version_with(label) else {
+            let Some(other) = secret
+                .version_with(label)
+                .filter(|v| !secret.has_stage(v, AWSCURRENT))
+            else {
                 continue;
             };
-            if secret.has_stage(other, AWSCURRENT) {
-                continue;
-            }
             if let Some(text) = self
                 .ports
                 .store
@@ -136,6 +167,16 @@ impl<F: Family> Operator<'_, F> {
                 known.push((holds, KeyView::of(&value.api_key).fingerprint));
             }
         }
+        Ok(known)
+    }
+
+    /// Which of the `known` keys every target of `current` holds.
+    async fn holdings(
+        &self,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        known: &[(Holds, String)],
+    ) -> Result<Vec<TargetHolding>> {
         let mut targets = Vec::new();
         for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
             let fingerprint = self
@@ -156,14 +197,6 @@ impl<F: Family> Operator<'_, F> {
                 holds,
             });
         }
-        Ok(Validation {
-            secret_name: secret.name.clone(),
-            stage,
-            version,
-            key,
-            provider: checked.provider.name(),
-            rejected,
-            targets,
-        })
+        Ok(targets)
     }
 }

@@ -1,4 +1,4 @@
-//! The checks every step makes before it acts (design.md, "Steps").
+//! The checks every step makes before it acts (docs/steps.md, "Entry checks").
 
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Step};

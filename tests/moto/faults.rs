@@ -1,6 +1,6 @@
 //! Fault injection: a full rotation (OpenAI key, a Vercel and a Render target) with a fault injected at
 //! every external call in turn, of every kind, then driven to its end as Secrets Manager would (it retries
-//! a failed step); after each scenario the invariant of design.md is checked. Prints the matrix.
+//! a failed step); after each scenario the invariant of docs/steps.md ("The guarantees") is checked. Prints the matrix.
 //!
 //! Faults are injected at the ports, around the real adapters talking to moto and the simulator: an
 //! error answer (500/503), throttling (429), a timeout and a dropped connection surface to the domain as

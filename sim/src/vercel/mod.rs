@@ -4,7 +4,7 @@
 //! service only through a redeploy, which is why keyrot redeploys at all.
 //!
 //! Requests and responses follow Vercel's official OpenAPI spec
-//! (`shared/specs/vercel-openapi.json`); `tests/api/vercel_schema.rs` checks
+//! (`vercel-openapi.json`); `tests/api/vercel_schema.rs` checks
 //! every response against it, because Prism lets Vercel responses through
 //! unchecked.
 

@@ -9,8 +9,8 @@ use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
-use crate::ports::MintedKey;
 use crate::ports::fakes::*;
+use crate::ports::{AlertKind, MintedKey};
 use crate::ports::{Clock, SecretStore};
 use crate::rotation::Progress;
 
@@ -32,10 +32,7 @@ async fn rotate(r: &World, token: &str) {
 /// A rotator whose secret keeps old keys for one hour.
 fn with_one_hour_grace() -> World {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
     r
 }
 
@@ -53,10 +50,9 @@ fn advance(r: &World, by: Duration) {
 
 fn events(r: &World) -> Vec<&'static str> {
     r.alerts
-        .sent
-        .borrow()
-        .iter()
-        .map(|a| a.event.as_str())
+        .kinds()
+        .into_iter()
+        .map(AlertKind::as_str)
         .collect()
 }
 
@@ -72,10 +68,7 @@ fn status_of(r: &World, version: &str) -> RevocationStatus {
 #[tokio::test]
 async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "2".into());
+    r.store.set_tag(TAG_GRACE_HOURS, "2");
     rotate(&r, "t1").await;
     r.alerts.sent.borrow_mut().clear();
 
@@ -87,7 +80,7 @@ async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
     advance(&r, Duration::minutes(2));
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!(report.revoked, 1);
-    assert_eq!(r.issuer.revoked.borrow().as_slice(), ["v0".to_owned()]);
+    assert_eq!(r.issuer.revoked_versions(), ["v0".to_owned()]);
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoked);
     assert_eq!(events(&r), ["key_revoked"]);
 
@@ -97,7 +90,7 @@ async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
         (0, 0),
         "nothing twice"
     );
-    assert_eq!(r.issuer.revoked.borrow().len(), 1);
+    assert_eq!(r.issuer.revoked_versions().len(), 1);
     let revokes = r
         .audit
         .events
@@ -143,31 +136,19 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
-    r.targets
-        .held
-        .borrow_mut()
-        .insert("render:srv-1:API_KEY".into(), OLD_KEY.into());
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    r.targets.hold("render:srv-1:API_KEY", OLD_KEY);
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
     rotate(&r, "t1").await;
     // Someone put the old key back on the service by hand.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert("render:srv-1:API_KEY".into(), OLD_KEY.into());
+    r.targets.hold("render:srv-1:API_KEY", OLD_KEY);
     advance(&r, Duration::hours(2));
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!((report.revoked, report.postponed), (0, 1));
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
 
     // A version that carries AWSPENDING (a repair under way) is waited for, neither revoked nor
     // cancelled.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert("render:srv-1:API_KEY".into(), "another-key".into());
+    r.targets.hold("render:srv-1:API_KEY", "another-key");
     r.store
         .move_stage(NAME, AWSPENDING, Some("v0"), None)
         .await
@@ -188,7 +169,7 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
         .expect("rollback");
     advance(&r, Duration::hours(2));
     keeper(&r).run().await.expect("pass");
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Cancelled);
 }
 
@@ -201,7 +182,7 @@ async fn a_revocation_a_rollback_cancelled_after_the_pass_read_it_is_not_execute
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!(report.revoked, 0);
     assert!(
-        r.issuer.revoked.borrow().is_empty(),
+        r.issuer.revoked_versions().is_empty(),
         "the claim failed, so no call to the provider"
     );
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Cancelled);
@@ -216,7 +197,7 @@ async fn a_version_made_current_after_the_pass_looked_is_not_revoked() {
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!(report.revoked, 0);
     assert!(
-        r.issuer.revoked.borrow().is_empty(),
+        r.issuer.revoked_versions().is_empty(),
         "never revoked under AWSCURRENT"
     );
     assert_eq!(
@@ -242,7 +223,7 @@ async fn a_claimed_revocation_whose_pass_died_is_taken_up_by_the_next_pass() {
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!(report.revoked, 1);
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Revoked);
-    assert_eq!(r.audit.revocations.borrow()["v0"].claimed_at, None);
+    assert_eq!(r.audit.revocation_of("v0").and_then(|r| r.claimed_at), None);
 }
 
 #[tokio::test]
@@ -265,7 +246,7 @@ async fn the_same_key_back_under_another_version_is_never_revoked() {
         .expect("put back by hand");
     advance(&r, Duration::hours(2));
     keeper(&r).run().await.expect("pass");
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Cancelled);
 }
 
@@ -275,10 +256,7 @@ async fn a_due_revocation_waits_while_the_current_value_cannot_be_read() {
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_GRACE_HOURS.into(), "1".into());
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
     rotate(&r, "t1").await;
     // The current value is no longer keyrot's format: which targets may hold the old key is unknown.
     r.store
@@ -290,7 +268,7 @@ async fn a_due_revocation_waits_while_the_current_value_cannot_be_read() {
     advance(&r, Duration::hours(2));
     let report = keeper(&r).run().await.expect("pass");
     assert_eq!((report.revoked, report.postponed), (0, 1));
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Pending);
     assert!(
         report
@@ -414,10 +392,7 @@ async fn orphans_are_keys_no_version_or_pending_revocation_knows() {
 #[tokio::test]
 async fn managed_secrets_are_those_of_our_rotator_or_with_a_keyrot_tag() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_TRIGGER.into(), "manual".into());
+    r.store.set_tag(TAG_TRIGGER, "manual");
     let mut k = keeper(&r);
     k.settings.rotator_arn = Some("arn:aws:lambda:us-east-1:123456789012:function:another".into());
     let report = k.run().await.expect("pass");

@@ -25,10 +25,7 @@ fn with_target() -> World {
         json!({"provider": "generic", "api_key": OLD_KEY, "targets": [
         {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
     );
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(RENDER.into(), OLD_KEY.into());
+    r.targets.hold(RENDER, OLD_KEY);
     r
 }
 
@@ -44,7 +41,7 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
     let r = with_target();
     rotate(&r, "t1").await;
     let new_key = r.store.api_key_of("t1");
-    assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
+    assert_eq!(r.targets.held_by(RENDER), Some(new_key.clone()));
 
     let done = r
         .operator()
@@ -61,10 +58,7 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
     let stages = r.store.stages();
     assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_owned()]));
     assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
-    assert_eq!(
-        r.targets.held.borrow().get(RENDER).map(String::as_str),
-        Some(OLD_KEY)
-    );
+    assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
     assert_eq!(
         r.targets.served(RENDER).as_deref(),
         Some(OLD_KEY),
@@ -208,19 +202,14 @@ async fn a_rollback_racing_the_keeper_over_a_retired_generic_key_stands() {
         r.store.version_with_stage(AWSCURRENT).as_deref(),
         Some("v0")
     );
-    assert_eq!(
-        r.audit.revocations.borrow().get("v0").map(|x| x.status),
-        Some(RevocationStatus::Cancelled)
-    );
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Cancelled));
 }
 
 #[tokio::test]
 async fn rollback_is_refused_once_the_old_key_is_revoked_and_changes_nothing() {
     let r = with_target();
     rotate(&r, "t1").await;
-    if let Some(revocation) = r.audit.revocations.borrow_mut().get_mut("v0") {
-        revocation.status = RevocationStatus::Revoked;
-    }
+    r.audit.set_status("v0", RevocationStatus::Revoked);
     let before = r.store.stages();
     let err = r
         .operator()
@@ -247,7 +236,7 @@ async fn repair_records_the_minted_keys_revocation_before_the_label_goes() {
         .repair(NAME, "ops", true)
         .await
         .expect_err("removing the label failed");
-    let status = |r: &World| r.audit.revocations.borrow().get("t1").map(|x| x.status);
+    let status = |r: &World| r.audit.status_of("t1");
     assert_eq!(
         status(&r),
         Some(RevocationStatus::Pending),
@@ -279,10 +268,7 @@ async fn a_repair_rerun_after_a_failed_redeploy_redeploys_the_target_it_already_
         .repair(NAME, "ops", true)
         .await
         .expect_err("the redeploy failed");
-    assert_eq!(
-        r.targets.held.borrow().get(RENDER).map(String::as_str),
-        Some(OLD_KEY)
-    );
+    assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
     assert_ne!(r.targets.served(RENDER).as_deref(), Some(OLD_KEY));
     assert!(
         r.store.version_with_stage(AWSPENDING).is_some(),
@@ -315,15 +301,9 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
         .expect("repair");
     assert_eq!(done.targets, [RENDER]);
     assert!(done.revocation_scheduled);
-    assert_eq!(
-        r.targets.held.borrow().get(RENDER).map(String::as_str),
-        Some(OLD_KEY)
-    );
+    assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
     assert!(r.store.version_with_stage(AWSPENDING).is_none());
-    assert_eq!(
-        r.audit.revocations.borrow().get("t1").map(|x| x.status),
-        Some(RevocationStatus::Pending)
-    );
+    assert_eq!(r.audit.status_of("t1"), Some(RevocationStatus::Pending));
     let err = r
         .operator()
         .repair(NAME, "ops", false)
@@ -361,10 +341,7 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
     assert!(r.store.version_with_stage(AWSPENDING).is_none());
     assert_eq!(staged.key, "...0001");
 
-    r.issuer
-        .rejected
-        .borrow_mut()
-        .insert("sk_live_REJECTEDREJECTED00002".into());
+    r.issuer.reject("sk_live_REJECTEDREJECTED00002");
     let before = r.store.stages();
     let err = r
         .operator()
@@ -401,7 +378,7 @@ async fn staging_a_key_an_earlier_rotation_retired_is_refused_and_changes_nothin
         .expect("staged");
     rotate(&r, "t1").await;
     assert_eq!(
-        r.audit.revocations.borrow().get("v0").map(|x| x.status),
+        r.audit.status_of("v0"),
         Some(RevocationStatus::Pending),
         "the old key is due for revocation"
     );
@@ -454,10 +431,7 @@ fn tags(r: &World) -> Vec<(String, String)> {
 #[tokio::test]
 async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothing() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_NEXT_GRACE_HOURS.into(), "5".into());
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "5");
     r.store.start_rotation("stuck");
     let before = (r.store.stages(), tags(&r));
     let err = r
@@ -528,10 +502,7 @@ async fn a_rotate_secret_whose_answer_was_lost_reports_the_rotation_it_started_a
 #[tokio::test]
 async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_NEXT_GRACE_HOURS.into(), "5".into());
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "5");
     let before = tags(&r);
     r.store.fail_next_rotate.set(true);
     let err = r
@@ -637,7 +608,7 @@ async fn following_stops_at_a_final_failure_and_when_the_rotation_is_abandoned()
         .expect("started");
     step(&r, Step::Create, &started.token).await;
     let pending = r.store.api_key_of(&started.token);
-    r.issuer.rejected.borrow_mut().insert(pending);
+    r.issuer.reject(&pending);
     run(&r, Step::Set, &started.token)
         .await
         .expect_err("key rejected");
@@ -715,10 +686,7 @@ async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the
     assert!(previous.ok(), "{previous:?}");
 
     // A target left on the previous key is reported as such, and fails the check.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(RENDER.into(), OLD_KEY.into());
+    r.targets.hold(RENDER, OLD_KEY);
     let current = r
         .operator()
         .validate_stage(NAME, AWSCURRENT)
@@ -726,10 +694,7 @@ async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the
         .expect("validated");
     assert_eq!(current.targets[0].holds, Holds::Previous);
     assert!(!current.ok());
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(RENDER.into(), "sk_live_SOMETHINGELSEENTIRELY000".into());
+    r.targets.hold(RENDER, "sk_live_SOMETHINGELSEENTIRELY000");
     let current = r
         .operator()
         .validate_stage(NAME, AWSCURRENT)
@@ -739,7 +704,7 @@ async fn validating_the_previous_key_during_its_grace_expects_the_targets_on_the
 
     // A rejected previous key is the provider's verdict, whatever the targets hold.
     r.targets.held.borrow_mut().remove(RENDER);
-    r.issuer.rejected.borrow_mut().insert(OLD_KEY.into());
+    r.issuer.reject(OLD_KEY);
     let previous = r
         .operator()
         .validate_stage(NAME, AWSPREVIOUS)

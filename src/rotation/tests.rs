@@ -35,7 +35,7 @@ async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
     assert_eq!(revocation.due, now() + Duration::hours(24));
     assert_eq!(revocation.status, RevocationStatus::Pending);
     assert!(
-        r.issuer.revoked.borrow().is_empty(),
+        r.issuer.revoked_versions().is_empty(),
         "the old key lives through its grace"
     );
 
@@ -241,7 +241,7 @@ async fn a_rejected_pending_key_fails_set_and_never_reaches_awscurrent() {
     r.store.start_rotation("t1");
     run(&r, Step::Create, "t1").await.expect("create");
     let pending = r.store.api_key_of("t1");
-    r.issuer.rejected.borrow_mut().insert(pending.clone());
+    r.issuer.reject(&pending.clone());
     let err = run(&r, Step::Set, "t1").await.expect_err("rejected");
     assert!(!err.is_retryable());
     assert!(!err.to_string().contains(&pending), "{err}");
@@ -270,7 +270,7 @@ async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholde
         Progress::Done
     );
     assert_eq!(r.issuer.validated.borrow().as_slice(), [OLD_KEY.to_owned()]);
-    r.issuer.rejected.borrow_mut().insert(OLD_KEY.into());
+    r.issuer.reject(OLD_KEY);
     run(&r, Step::Test, "t-config")
         .await
         .expect_err("a bad current key fails the configuration test");
@@ -279,14 +279,8 @@ async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholde
 #[tokio::test]
 async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_NEXT_GRACE_HOURS.into(), "2".into());
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_TRIGGER.into(), "manual".into());
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "2");
+    r.store.set_tag(TAG_TRIGGER, "manual");
     r.store.start_rotation("t1");
     for step in [Step::Create, Step::Set, Step::Test] {
         run(&r, step, "t1").await.expect("step");
@@ -317,7 +311,7 @@ async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
         now() + Duration::hours(2),
         "the one-shot grace still applies"
     );
-    assert!(r.store.tags.borrow().is_empty(), "one-shot tags cleared");
+    assert!(r.store.untagged(), "one-shot tags cleared");
     assert_eq!(
         run(&r, Step::Finish, "t1").await.expect("again"),
         Progress::AlreadyDone
@@ -340,16 +334,10 @@ async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
 #[tokio::test]
 async fn grace_zero_revokes_the_old_key_in_finish_secret() {
     let r = world();
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_NEXT_GRACE_HOURS.into(), "0".into());
-    r.store
-        .tags
-        .borrow_mut()
-        .insert(TAG_TRIGGER.into(), "emergency".into());
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "0");
+    r.store.set_tag(TAG_TRIGGER, "emergency");
     rotate(&r, "t1").await;
-    assert_eq!(r.issuer.revoked.borrow().as_slice(), ["v0".to_owned()]);
+    assert_eq!(r.issuer.revoked_versions(), ["v0".to_owned()]);
     let revocation = r
         .audit
         .revocations
@@ -370,10 +358,10 @@ async fn grace_zero_revokes_the_old_key_in_finish_secret() {
             .iter()
             .all(|e| e.trigger == "emergency")
     );
-    assert!(r.store.tags.borrow().is_empty());
+    assert!(r.store.untagged());
     // The next rotation uses the permanent policy again.
     rotate(&r, "t2").await;
-    assert_eq!(r.issuer.revoked.borrow().len(), 1);
+    assert_eq!(r.issuer.revoked_versions().len(), 1);
 }
 
 #[tokio::test]
@@ -381,24 +369,21 @@ async fn a_finish_secret_repeated_after_dying_before_the_grace_zero_revocation_r
     let r = world();
     let emergency = [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")];
     for (tag, value) in emergency {
-        r.store.tags.borrow_mut().insert(tag.into(), value.into());
+        r.store.set_tag(tag, value);
     }
     r.issuer.fail_revocations.set(1);
     rotate(&r, "t1").await;
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
     // What an attempt that died right after recording the revocation leaves: AWSCURRENT moved, the
     // record pending and due now, and the tags, which go only after the revocation.
     for (tag, value) in emergency {
-        r.store.tags.borrow_mut().insert(tag.into(), value.into());
+        r.store.set_tag(tag, value);
     }
 
     run(&r, Step::Finish, "t1").await.expect("finish again");
-    assert_eq!(r.issuer.revoked.borrow().as_slice(), ["v0".to_owned()]);
-    assert_eq!(
-        r.audit.revocations.borrow().get("v0").map(|x| x.status),
-        Some(RevocationStatus::Revoked)
-    );
-    assert!(r.store.tags.borrow().is_empty(), "then the tags go");
+    assert_eq!(r.issuer.revoked_versions(), ["v0".to_owned()]);
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Revoked));
+    assert!(r.store.untagged(), "then the tags go");
     // Without the tags, a repeated finishSecret leaves a record to the grace keeper and its checks.
     rotate(&r, "t2").await;
     r.audit
@@ -407,14 +392,14 @@ async fn a_finish_secret_repeated_after_dying_before_the_grace_zero_revocation_r
         .entry("t1".into())
         .and_modify(|x| x.due = r.clock.now());
     run(&r, Step::Finish, "t2").await.expect("finish again");
-    assert_eq!(r.issuer.revoked.borrow().len(), 1);
+    assert_eq!(r.issuer.revoked_versions().len(), 1);
 }
 
 #[tokio::test]
 async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_shot_tags() {
     let r = world();
     for (tag, value) in [(TAG_NEXT_GRACE_HOURS, "0"), (TAG_TRIGGER, "emergency")] {
-        r.store.tags.borrow_mut().insert(tag.into(), value.into());
+        r.store.set_tag(tag, value);
     }
     r.issuer.fail_revocations.set(1);
     // Every step succeeds: AWSCURRENT moved, and a provider outage must not call that a failed rotation.
@@ -423,9 +408,9 @@ async fn a_grace_zero_revocation_that_fails_leaves_the_rotation_done_and_no_one_
         r.store.version_with_stage(AWSCURRENT).as_deref(),
         Some("t1")
     );
-    assert!(r.issuer.revoked.borrow().is_empty());
+    assert!(r.issuer.revoked_versions().is_empty());
     assert!(
-        r.store.tags.borrow().is_empty(),
+        r.store.untagged(),
         "the emergency's grace 0 must not outlive this rotation"
     );
     let revocation = r
@@ -523,7 +508,7 @@ async fn a_lost_put_race_discards_the_minted_key_and_succeeds() {
     );
     assert_eq!(r.issuer.minted.get(), 1);
     assert_eq!(
-        r.issuer.revoked.borrow().len(),
+        r.issuer.revoked_versions().len(),
         1,
         "the key minted here was discarded"
     );
@@ -665,10 +650,7 @@ async fn a_staged_key_equal_to_the_current_one_is_refused() {
 async fn a_rejected_staged_key_is_never_stored() {
     let r = anthropic();
     stage(&r, ANTHROPIC_STAGED);
-    r.issuer
-        .rejected
-        .borrow_mut()
-        .insert(ANTHROPIC_STAGED.into());
+    r.issuer.reject(ANTHROPIC_STAGED);
     r.store.start_rotation("t1");
     run(&r, Step::Create, "t1").await.expect_err("rejected");
     assert_eq!(r.store.value_of("t1"), None);
@@ -704,10 +686,7 @@ fn with_targets() -> World {
         ]}),
     );
     for label in [VERCEL, RENDER] {
-        r.targets
-            .held
-            .borrow_mut()
-            .insert(label.into(), OLD_KEY.into());
+        r.targets.hold(label, OLD_KEY);
     }
     r
 }
@@ -725,8 +704,8 @@ async fn targets_get_the_key_and_one_redeploy_each_and_a_repeated_set_secret_cha
     r.targets.build_polls.set(2);
     through_set(&r, "t1").await;
     let new_key = pending_key(&r, "t1");
-    assert_eq!(r.targets.held.borrow().get(VERCEL), Some(&new_key));
-    assert_eq!(r.targets.held.borrow().get(RENDER), Some(&new_key));
+    assert_eq!(r.targets.held_by(VERCEL), Some(new_key.clone()));
+    assert_eq!(r.targets.held_by(RENDER), Some(new_key.clone()));
     assert_eq!(
         (r.targets.pushes.get(), r.targets.deployments.borrow().len()),
         (2, 2)
@@ -802,7 +781,7 @@ async fn a_failed_redeploy_puts_the_current_key_back_everywhere_and_keeps_awscur
     assert!(!err.is_retryable());
     for label in [VERCEL, RENDER] {
         assert_eq!(
-            r.targets.held.borrow().get(label).map(String::as_str),
+            r.targets.held_by(label).as_deref(),
             Some(OLD_KEY),
             "{label} restored"
         );
@@ -868,10 +847,7 @@ async fn a_rollback_redeploy_that_failed_is_made_again_not_followed() {
     through_set(&r, "t1").await;
     // An earlier attempt put the current key back on Vercel, and its rollback redeploy ended ERROR:
     // the live deployment still serves the pending key.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(VERCEL.into(), OLD_KEY.into());
+    r.targets.hold(VERCEL, OLD_KEY);
     r.audit.deployments.borrow_mut().insert(
         format!("t1#rollback:{VERCEL}"),
         "dpl_rollback_failed".into(),
@@ -907,10 +883,7 @@ async fn a_target_put_back_by_a_rollback_that_died_before_redeploying_is_redeplo
     through_set(&r, "t1").await;
     // A rollback put the current key back on Vercel and died before starting the redeploy: the
     // variable holds the current key, the live deployment the pending one.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(VERCEL.into(), OLD_KEY.into());
+    r.targets.hold(VERCEL, OLD_KEY);
     r.targets
         .failed
         .borrow_mut()
@@ -927,10 +900,7 @@ async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
     let r = with_targets();
     through_set(&r, "t1").await;
     // Someone changed the variable by hand in the meantime.
-    r.targets
-        .held
-        .borrow_mut()
-        .insert(RENDER.into(), "sk_live_SOMEONEELSESKEY000000000".into());
+    r.targets.hold(RENDER, "sk_live_SOMEONEELSESKEY000000000");
     let err = run(&r, Step::Test, "t1")
         .await
         .expect_err("wrong fingerprint");
@@ -938,26 +908,17 @@ async fn a_target_holding_another_key_fails_test_secret_and_is_rolled_back() {
         err.to_string().contains("does not hold the pending key"),
         "{err}"
     );
-    assert_eq!(
-        r.targets.held.borrow().get(RENDER).map(String::as_str),
-        Some(OLD_KEY)
-    );
-    assert_eq!(
-        r.targets.held.borrow().get(VERCEL).map(String::as_str),
-        Some(OLD_KEY)
-    );
+    assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
+    assert_eq!(r.targets.held_by(VERCEL).as_deref(), Some(OLD_KEY));
 }
 
 #[tokio::test]
 async fn a_pending_key_rejected_in_test_secret_rolls_the_targets_back() {
     let r = with_targets();
     through_set(&r, "t1").await;
-    r.issuer.rejected.borrow_mut().insert(pending_key(&r, "t1"));
+    r.issuer.reject(&pending_key(&r, "t1"));
     run(&r, Step::Test, "t1").await.expect_err("rejected");
-    assert_eq!(
-        r.targets.held.borrow().get(VERCEL).map(String::as_str),
-        Some(OLD_KEY)
-    );
+    assert_eq!(r.targets.held_by(VERCEL).as_deref(), Some(OLD_KEY));
 }
 
 #[tokio::test]
@@ -977,7 +938,7 @@ async fn a_create_secret_delivered_twice_at_once_keeps_one_key_and_discards_the_
         "both deliveries minted before either stored"
     );
     assert_eq!(
-        r.issuer.revoked.borrow().len(),
+        r.issuer.revoked_versions().len(),
         1,
         "the loser's key was discarded at once"
     );

@@ -8,7 +8,7 @@ use keyrot::domain::audit::{Action, AuditEvent, Outcome};
 use keyrot::ports::AuditLog;
 use serde_json::{Value, json};
 
-use crate::support::{moto, unique};
+use crate::support::{World, unique};
 
 fn event(secret: &str, at: chrono::DateTime<Utc>, action: &str) -> AuditEvent {
     AuditEvent {
@@ -39,7 +39,8 @@ fn keyrot(args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn keyrot_audit_exports_one_month_across_secrets_as_csv_and_json() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
     // A month no other test writes to, so the month's partition holds exactly these events.
     let (a, b) = (unique("audit-a"), unique("audit-b"));
@@ -154,7 +155,8 @@ async fn keyrot_audit_refuses_bad_arguments_with_exit_code_2() {
 
 #[tokio::test]
 async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_settled() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
     let name = moto
         .create_secret(
@@ -164,7 +166,7 @@ async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_sett
         )
         .await;
     let old = moto.version_of(&name, "AWSCURRENT").await.expect("current");
-    moto.rotate(&name).await;
+    world.rotate(&name).await;
     let soon = log
         .pending_revocations(Utc::now() + Duration::hours(2999))
         .await
@@ -198,7 +200,8 @@ async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_sett
 #[tokio::test]
 async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwritten() {
     use keyrot::domain::audit::RevocationStatus;
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
     let name = moto
         .create_secret(
@@ -208,7 +211,7 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         )
         .await;
     let old = moto.version_of(&name, "AWSCURRENT").await.expect("current");
-    moto.rotate(&name).await;
+    world.rotate(&name).await;
     let due_after = Utc::now() + Duration::hours(3001);
     let mine = |all: Vec<keyrot::domain::audit::Revocation>| {
         all.into_iter()

@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::providers::World;
-use crate::support::{Labels, assert_no_key};
+use crate::support::{Labels, World, assert_no_key};
 
 const KEY: &str = "sk-proj-BADINPUTbadinputBADINPUTbadinput0001";
 

@@ -1,65 +1,16 @@
 //! The `keyrot` operator CLI against moto and the simulator, run as an operator runs it.
 
 use std::collections::BTreeMap;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::providers::World;
-use crate::support::{aws, unique};
-use keyrot::config::STACK_OUTPUTS;
+use crate::support::cli::{Ran, cli};
+use crate::support::{World, aws, unique};
 use keyrot::ports::SecretStore;
 use keyrot_sim::{Fault, FaultKind};
-
-/// `keyrot` with the world's stand-ins: moto through the variables `scripts/moto.sh` exports, the
-/// simulator through the base URLs.
-fn command(world: &World) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrot"));
-    command
-        .env("KEYROT_OPENAI_BASE_URL", &world.config.openai_base_url)
-        .env(
-            "KEYROT_ANTHROPIC_BASE_URL",
-            &world.config.anthropic_base_url,
-        )
-        .env("KEYROT_VERCEL_BASE_URL", &world.config.vercel_base_url)
-        .env("KEYROT_RENDER_BASE_URL", &world.config.render_base_url)
-        .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn);
-    command
-}
-
-/// Runs `command` with `args`, `stdin` piped in. Async, so that the simulator this test runs on the
-/// same runtime keeps answering while the CLI waits for it.
-async fn run(mut command: Command, args: &[&str], stdin: &str) -> Output {
-    let mut child = command
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("keyrot runs");
-    if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).await.expect("stdin");
-    }
-    child.wait_with_output().await.expect("keyrot finishes")
-}
-
-async fn keyrot(world: &World, args: &[&str], stdin: &str, extra_env: &[(&str, &str)]) -> Output {
-    let mut command = command(world);
-    command.envs(extra_env.iter().copied());
-    run(command, args, stdin).await
-}
-
-/// `keyrot` as on an operator's machine with none of the variables a stack's outputs stand in for.
-fn command_without_keyrot_variables(world: &World) -> Command {
-    let mut command = command(world);
-    for (var, _) in STACK_OUTPUTS {
-        command.env_remove(var);
-    }
-    command
-}
 
 /// A deployed stack, as far as the CLI can see one: its outputs.
 fn create_stack(outputs: &[(&str, &str)]) -> String {
@@ -92,22 +43,6 @@ async fn exists(world: &World, name: &str) -> bool {
         .is_ok()
 }
 
-/// Fails unless the command's output says every one of `expected`.
-fn assert_says(out: &Output, expected: &[&str]) {
-    let said = text(out);
-    for phrase in expected {
-        assert!(said.contains(phrase), "{phrase:?} in {said}");
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 #[tokio::test]
 async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
     let world = World::new().await;
@@ -115,31 +50,20 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
     let (first_key, first_id) = world.sim.openai_create_user_key(&project);
     let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
     let name = unique("cli");
-    let out = keyrot(
-        &world,
-        &[
-            "onboard",
-            &name,
-            "--provider",
-            "openai",
-            "--project-id",
-            &project,
-            "--admin-key-secret",
-            &admin,
-            "--api-key-id",
-            &first_id,
-            "--every-days",
-            "30",
-            "--grace-hours",
-            "2",
-        ],
-        &first_key,
-        &[],
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&world)
+        .args(["onboard", &name])
+        .flag("--provider", "openai")
+        .flag("--project-id", &project)
+        .flag("--admin-key-secret", &admin)
+        .flag("--api-key-id", &first_id)
+        .flag("--every-days", "30")
+        .flag("--grace-hours", "2")
+        .stdin(&first_key)
+        .run()
+        .await
+        .success();
     assert!(
-        !text(&out).contains(&first_key[8..]),
+        !out.text().contains(&first_key[8..]),
         "the key is never printed"
     );
     // moto's gap: a RotateImmediately=false configuration test leaves its AWSPENDING version behind
@@ -191,34 +115,37 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
             .await
             .unwrap_or_else(|err| panic!("{step}: {err}"));
     }
-    let out = child.wait_with_output().await.expect("rotate finishes");
-    assert!(out.status.success(), "{}", text(&out));
-    let shown = text(&out);
+    let out = Ran(child.wait_with_output().await.expect("rotate finishes"));
+    assert!(out.status.success(), "{}", out.text());
+    let shown = out.text();
     assert!(
         shown.contains("finishSecret") && shown.contains("finished"),
         "{shown}"
     );
 
-    let out = keyrot(&world, &["validate", &name, "--json"], "", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["validate", &name, "--json"])
+        .run()
+        .await
+        .success();
+    let report = out.json();
     assert_eq!(report["provider"], "valid");
-    let out = keyrot(
-        &world,
-        &["validate", &name, "--stage", "AWSPREVIOUS", "--json"],
-        "",
-        &[],
-    )
-    .await;
-    let previous: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["validate", &name, "--stage", "AWSPREVIOUS", "--json"])
+        .run()
+        .await;
+    let previous = out.json();
     assert_eq!(
         previous["provider"], "valid",
         "the old key works through its grace period"
     );
 
-    let out = keyrot(&world, &["status", "--secret", &name, "--json"], "", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["status", "--secret", &name, "--json"])
+        .run()
+        .await
+        .success();
+    let rows = out.json();
     assert!(
         rows[0]["state"]
             .as_str()
@@ -227,8 +154,7 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
     );
     assert_eq!(rows[0]["provider"], "openai");
 
-    let out = keyrot(&world, &["rollback", &name], "", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    cli(&world).args(["rollback", &name]).run().await.success();
     assert_eq!(
         world.current_key(&name).await,
         first_key,
@@ -245,13 +171,13 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
         vec!["validate", missing.as_str()],
         vec!["repair", missing.as_str()],
     ] {
-        let out = keyrot(&world, &args, "", &[]).await;
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let out = cli(&world).args(&args).run().await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", out.text());
         for expected in [missing.as_str(), "no secret of this name", "fix:"] {
             assert!(
-                text(&out).contains(expected),
+                out.text().contains(expected),
                 "{args:?}: {expected:?} in {}",
-                text(&out)
+                out.text()
             );
         }
     }
@@ -261,29 +187,20 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     let (key, _) = world.sim.openai_create_user_key(&project);
     let bad_admin = world.admin_secret("sk-admin-wrong").await;
     let name = unique("cli-bad-admin");
-    let out = keyrot(
-        &world,
-        &[
-            "onboard",
-            &name,
-            "--provider",
-            "openai",
-            "--project-id",
-            &project,
-            "--admin-key-secret",
-            &bad_admin,
-            "--every-days",
-            "30",
-        ],
-        &key,
-        &[],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = cli(&world)
+        .args(["onboard", &name])
+        .flag("--provider", "openai")
+        .flag("--project-id", &project)
+        .flag("--admin-key-secret", &bad_admin)
+        .flag("--every-days", "30")
+        .stdin(&key)
+        .run()
+        .await;
+    out.exits_with(1);
     assert!(
-        text(&out).contains("openai.admin_key_secret"),
+        out.text().contains("openai.admin_key_secret"),
         "{}",
-        text(&out)
+        out.text()
     );
     assert!(!exists(&world, &name).await, "nothing was created");
 
@@ -299,15 +216,13 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
             &[],
         )
         .await;
-    let out = keyrot(
-        &world,
-        &["stage", &secret],
-        "sk-ant-api03-not-a-real-key-000000000000000000AA",
-        &[],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(&out, &["rejected", "fix:", "keyrot stage"]);
+    let out = cli(&world)
+        .args(["stage", &secret])
+        .stdin("sk-ant-api03-not-a-real-key-000000000000000000AA")
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&["rejected", "fix:", "keyrot stage"]);
     assert!(
         world
             .moto
@@ -316,8 +231,12 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
             .is_none()
     );
     let (staged, _) = world.sim.anthropic_create_key("second");
-    let out = keyrot(&world, &["stage", &secret], &staged, &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    cli(&world)
+        .args(["stage", &secret])
+        .stdin(&staged)
+        .run()
+        .await
+        .success();
     assert!(
         world
             .moto
@@ -330,12 +249,12 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
     let (name, _, _) = world.openai_secret(&[("keyrot:grace-hours", "0")]).await;
     world.rotate(&name).await;
     let before = world.moto.labels(&name).await;
-    let out = keyrot(&world, &["rollback", &name], "", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(&out, &["already revoked", "fix:", "keyrot rotate"]);
+    let out = cli(&world).args(["rollback", &name]).run().await;
+    out.exits_with(1);
+    out.says(&["already revoked", "fix:", "keyrot rotate"]);
     assert_eq!(world.moto.labels(&name).await, before);
 
-    let out = keyrot(&world, &["rotate"], "", &[]).await;
+    let out = cli(&world).args(["rotate"]).run().await;
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
@@ -379,12 +298,15 @@ async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_
     world.rotate(&name).await;
     let old_key = world.current_key(&name).await;
 
-    let out = keyrot(&world, &["rotate", &name, "--emergency"], "", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&world)
+        .args(["rotate", &name, "--emergency"])
+        .run()
+        .await
+        .success();
     assert!(
-        text(&out).contains("the old key dies now"),
+        out.text().contains("the old key dies now"),
         "{}",
-        text(&out)
+        out.text()
     );
     let set = tags(&world, &name).await;
     assert_eq!(
@@ -433,24 +355,24 @@ async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
     // A rotation that started and never finished: AWSPENDING on a version that is not AWSCURRENT.
     world.moto.rotate_secret(&name, true).await;
     let (tags_before, labels_before) = (tags(&world, &name).await, world.moto.labels(&name).await);
-    let out = keyrot(&world, &["rotate", &name, "--emergency"], "", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(
-        &out,
-        &[
-            "in progress or stuck",
-            "keyrot status",
-            &format!("keyrot repair {name}"),
-        ],
-    );
+    let out = cli(&world)
+        .args(["rotate", &name, "--emergency"])
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[
+        "in progress or stuck",
+        "keyrot status",
+        &format!("keyrot repair {name}"),
+    ]);
     assert_eq!(tags(&world, &name).await, tags_before);
     assert_eq!(world.moto.labels(&name).await, labels_before);
 
     // A secret whose rotation was never configured.
     let (name, _, _) = world.openai_secret(&[]).await;
-    let out = keyrot(&world, &["rotate", &name], "", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("not enabled"), "{}", text(&out));
+    let out = cli(&world).args(["rotate", &name]).run().await;
+    out.exits_with(1);
+    assert!(out.text().contains("not enabled"), "{}", out.text());
     assert!(tags(&world, &name).await.is_empty());
 }
 
@@ -481,9 +403,9 @@ async fn repair_clears_a_stuck_rotation_after_giving_the_targets_the_current_key
 
     // Minutes old, it is a rotation in progress: refused without --force.
     let before = world.moto.labels(&name).await;
-    let out = keyrot(&world, &["repair", &name], "", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(&out, &["in progress", "--force"]);
+    let out = cli(&world).args(["repair", &name]).run().await;
+    out.exits_with(1);
+    out.says(&["in progress", "--force"]);
     assert_eq!(world.moto.labels(&name).await, before);
 
     // Targets first: while Vercel refuses the write, the label stays, so nothing is cleared halfway.
@@ -497,8 +419,8 @@ async fn repair_clears_a_stuck_rotation_after_giving_the_targets_the_current_key
             retry_after_secs: None,
         },
     });
-    let out = keyrot(&world, &["repair", &name, "--force"], "", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = cli(&world).args(["repair", &name, "--force"]).run().await;
+    out.exits_with(1);
     assert_eq!(
         world.moto.version_of(&name, "AWSPENDING").await.as_deref(),
         Some(token.as_str()),
@@ -506,12 +428,15 @@ async fn repair_clears_a_stuck_rotation_after_giving_the_targets_the_current_key
     );
     world.sim.clear_faults();
 
-    let out = keyrot(&world, &["repair", &name, "--force"], "", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&world)
+        .args(["repair", &name, "--force"])
+        .run()
+        .await
+        .success();
     assert!(
-        text(&out).contains("Targets given the current key back"),
+        out.text().contains("Targets given the current key back"),
         "{}",
-        text(&out)
+        out.text()
     );
     assert_eq!(world.moto.version_of(&name, "AWSPENDING").await, None);
     assert_eq!(
@@ -573,9 +498,13 @@ async fn orphans_are_listed_then_deleted_each_audited_going_on_past_a_failure() 
     }
     let only_this = [("KEYROT_MANAGED_PREFIX", name.as_str())];
 
-    let out = keyrot(&world, &["orphans", "--json"], "", &only_this).await;
-    assert!(out.status.success(), "{}", text(&out));
-    let listed: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["orphans", "--json"])
+        .envs(&only_this)
+        .run()
+        .await
+        .success();
+    let listed = out.json();
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     assert!(
         listed
@@ -601,9 +530,13 @@ async fn orphans_are_listed_then_deleted_each_audited_going_on_past_a_failure() 
             retry_after_secs: None,
         },
     });
-    let out = keyrot(&world, &["orphans", "--delete"], "", &only_this).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let shown = text(&out);
+    let out = cli(&world)
+        .args(["orphans", "--delete"])
+        .envs(&only_this)
+        .run()
+        .await;
+    out.exits_with(1);
+    let shown = out.text();
     assert!(
         shown.contains("FAILED") && shown.contains("deleted"),
         "{shown}"
@@ -617,9 +550,13 @@ async fn orphans_are_listed_then_deleted_each_audited_going_on_past_a_failure() 
         );
     }
 
-    let out = keyrot(&world, &["orphans", "--delete", "--json"], "", &only_this).await;
-    assert!(out.status.success(), "{}", text(&out));
-    let deleted: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["orphans", "--delete", "--json"])
+        .envs(&only_this)
+        .run()
+        .await
+        .success();
+    let deleted = out.json();
     assert_eq!(deleted.as_array().map(Vec::len), Some(1), "{deleted}");
     assert_eq!(deleted[0]["status"], "deleted");
     assert!(world.sim.openai_service_accounts(&project).is_empty());
@@ -640,8 +577,12 @@ async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_an
         if bad[0] != "--every-days" && bad[0] != "--schedule" {
             args.extend_from_slice(&["--every-days", "30"]);
         }
-        let out = keyrot(&world, &args, "gk-neverwrittenneverwritten0000", &[]).await;
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
+        let out = cli(&world)
+            .args(args)
+            .stdin("gk-neverwrittenneverwritten0000")
+            .run()
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", out.text());
         assert!(!exists(&world, &name).await, "{bad:?}: nothing created");
     }
 
@@ -649,28 +590,18 @@ async fn onboard_refuses_bad_values_and_a_refused_target_token_before_writing_an
     let bad_token = world.admin_secret("vcp_not_the_token").await;
     let name = unique("cli-bad-token");
     let target = format!("{vercel}:API_KEY");
-    let out = keyrot(
-        &world,
-        &[
-            "onboard",
-            &name,
-            "--provider",
-            "generic",
-            "--vercel",
-            &target,
-            "--vercel-team",
-            &world.sim.vercel_team_id(),
-            "--vercel-token-secret",
-            &bad_token,
-            "--every-days",
-            "30",
-        ],
-        "gk-neverwrittenneverwritten0001",
-        &[],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains(&bad_token), "{}", text(&out));
+    let out = cli(&world)
+        .args(["onboard", &name])
+        .flag("--provider", "generic")
+        .flag("--vercel", &target)
+        .flag("--vercel-team", world.sim.vercel_team_id())
+        .flag("--vercel-token-secret", &bad_token)
+        .flag("--every-days", "30")
+        .stdin("gk-neverwrittenneverwritten0001")
+        .run()
+        .await;
+    out.exits_with(1);
+    assert!(out.text().contains(&bad_token), "{}", out.text());
     assert!(!exists(&world, &name).await, "nothing created");
 }
 
@@ -711,9 +642,13 @@ async fn onboard_over_an_existing_secret_keeps_what_it_does_not_set_and_waits_fo
         "--every-days",
         "30",
     ];
-    let out = keyrot(&world, &onboard, "gk-after-onboard-00000000000000", &[]).await;
-    assert!(out.status.success(), "{}", text(&out));
-    assert_says(&out, &["Updated"]);
+    let out = cli(&world)
+        .args(onboard)
+        .stdin("gk-after-onboard-00000000000000")
+        .run()
+        .await
+        .success();
+    out.says(&["Updated"]);
     let after = current_value(&name);
     assert_eq!(after["api_key"], "gk-after-onboard-00000000000000");
     assert_eq!(after["owner"], "payments-team", "{after}");
@@ -735,12 +670,13 @@ async fn onboard_over_an_existing_secret_keeps_what_it_does_not_set_and_waits_fo
         "--version-stages",
         "AWSPENDING",
     ]);
-    let out = keyrot(&world, &onboard, "gk-never-onboarded-000000000000", &[]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(
-        &out,
-        &["AWSPENDING", "rotation is under way", "keyrot repair"],
-    );
+    let out = cli(&world)
+        .args(onboard)
+        .stdin("gk-never-onboarded-000000000000")
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&["AWSPENDING", "rotation is under way", "keyrot repair"]);
     assert_eq!(current_value(&name), after, "nothing changed");
 }
 
@@ -782,7 +718,6 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
         .await
         .expect("create");
     let listed = world
-        .moto
         .ports
         .store
         .list(Some(&prefix))
@@ -795,16 +730,14 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
     );
     assert!(listed.iter().all(|secret| secret.name.starts_with(&prefix)));
     let recording = MotoRecording::start().await;
-    let out = keyrot(
-        &world,
-        &["status", "--json"],
-        "",
-        &[("KEYROT_MANAGED_PREFIX", &prefix)],
-    )
-    .await;
+    let out = cli(&world)
+        .args(["status", "--json"])
+        .env("KEYROT_MANAGED_PREFIX", &prefix)
+        .run()
+        .await;
     let requests = recording.stop().await;
-    assert!(out.status.success(), "{}", text(&out));
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    assert!(out.status.success(), "{}", out.text());
+    let rows = out.json();
     assert_eq!(rows.as_array().map(Vec::len), Some(200));
     // One paginated pass: the 200 secrets come in two pages of 100, each page asked for once.
     let pages: Vec<&RecordedRequest> = requests
@@ -816,25 +749,21 @@ async fn status_lists_200_secrets_in_one_paginated_pass() {
         pages[1].body.contains("NextToken"),
         "the second page follows the first: {pages:#?}"
     );
-    let out = keyrot(
-        &world,
-        &["report", "--month", "2026-11", "--format", "csv"],
-        "",
-        &[("KEYROT_MANAGED_PREFIX", &prefix)],
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&world)
+        .args(["report", "--month", "2026-11", "--format", "csv"])
+        .env("KEYROT_MANAGED_PREFIX", &prefix)
+        .run()
+        .await
+        .success();
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(reader.records().count(), 200);
-    let out = keyrot(
-        &world,
-        &["report", "--month", "2026-11", "--json"],
-        "",
-        &[("KEYROT_MANAGED_PREFIX", &prefix)],
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
-    let report: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .args(["report", "--month", "2026-11", "--json"])
+        .env("KEYROT_MANAGED_PREFIX", &prefix)
+        .run()
+        .await
+        .success();
+    let report = out.json();
     assert_eq!(report["month"], "2026-11");
     assert_eq!(report["secrets"].as_array().map(Vec::len), Some(200));
     assert_eq!(report["secrets"][0]["provider"], "generic");
@@ -851,9 +780,9 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
         ("ManagedPrefix", &name),
         ("DefaultGraceInHours", "24"),
     ]);
-    let out = run(
-        command_without_keyrot_variables(&world),
-        &[
+    cli(&world)
+        .without_keyrot_variables()
+        .args([
             "--stack",
             &stack,
             "onboard",
@@ -862,11 +791,11 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
             "generic",
             "--every-days",
             "30",
-        ],
-        "gk-onboardedbythestack000000000000",
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
+        ])
+        .stdin("gk-onboardedbythestack000000000000")
+        .run()
+        .await
+        .success();
     let described = world
         .moto
         .sm
@@ -882,14 +811,13 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
     );
 
     // The stack's ManagedPrefix scopes the fleet as it scopes the grace keeper's: this secret only.
-    let out = run(
-        command_without_keyrot_variables(&world),
-        &["--stack", &stack, "status", "--json"],
-        "",
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out));
-    let rows: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .without_keyrot_variables()
+        .args(["--stack", &stack, "status", "--json"])
+        .run()
+        .await
+        .success();
+    let rows = out.json();
     let names: Vec<&str> = rows
         .as_array()
         .expect("rows")
@@ -900,11 +828,14 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
 
     // The audit trail of a rotation, read through the table the stack names (KEYROT_STACK this time).
     world.rotate(&name).await;
-    let mut audit = command_without_keyrot_variables(&world);
-    audit.env("KEYROT_STACK", &stack);
-    let out = run(audit, &["audit", "--secret", &name, "--json"], "").await;
-    assert!(out.status.success(), "{}", text(&out));
-    let events: Value = serde_json::from_slice(&out.stdout).expect("--json parses");
+    let out = cli(&world)
+        .without_keyrot_variables()
+        .env("KEYROT_STACK", &stack)
+        .args(["audit", "--secret", &name, "--json"])
+        .run()
+        .await
+        .success();
+    let events = out.json();
     let finished = events
         .as_array()
         .expect("a list of events")
@@ -924,11 +855,9 @@ async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_
         (without_rotator.as_str(), "has no output RotatorArn"),
     ] {
         let name = unique("cli-no-rotator");
-        let mut onboard = command(&world);
-        onboard.env_remove("KEYROT_ROTATOR_ARN");
-        let out = run(
-            onboard,
-            &[
+        let out = cli(&world)
+            .env_remove("KEYROT_ROTATOR_ARN")
+            .args([
                 "--stack",
                 stack,
                 "onboard",
@@ -937,36 +866,29 @@ async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_
                 "generic",
                 "--every-days",
                 "30",
-            ],
-            "gk-nevereverwritten0000000000000000",
-        )
-        .await;
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert_says(
-            &out,
-            &[
-                name.as_str(),
-                "--rotator-arn",
-                "KEYROT_ROTATOR_ARN",
-                stack,
-                why,
-            ],
-        );
+            ])
+            .stdin("gk-nevereverwritten0000000000000000")
+            .run()
+            .await;
+        out.exits_with(1);
+        out.says(&[
+            name.as_str(),
+            "--rotator-arn",
+            "KEYROT_ROTATOR_ARN",
+            stack,
+            why,
+        ]);
         assert!(!exists(&world, &name).await, "nothing was created");
     }
 
     // Without the variables and without a stack, any command names the variable it misses.
-    let out = run(
-        command_without_keyrot_variables(&world),
-        &["--stack", &absent_stack, "status"],
-        "",
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_says(
-        &out,
-        &["KEYROT_AUDIT_TABLE", "--stack", absent_stack.as_str()],
-    );
+    let out = cli(&world)
+        .without_keyrot_variables()
+        .args(["--stack", &absent_stack, "status"])
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&["KEYROT_AUDIT_TABLE", "--stack", absent_stack.as_str()]);
 }
 
 /// A request moto received, as its recorder wrote it down.

@@ -3,8 +3,7 @@
 
 use keyrot::keeper::{GraceKeeper, KeeperSettings};
 
-use crate::providers::World;
-use crate::support::unique;
+use crate::support::{World, unique};
 
 #[tokio::test]
 async fn of_two_overlapping_rotations_one_wins_the_other_fails_cleanly_and_nothing_is_orphaned() {

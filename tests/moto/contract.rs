@@ -3,6 +3,7 @@
 //! OpenAI's official OpenAPI spec (`openai-openapi.json` in `KEYROT_SPECS_DIR`), or the rotation fails.
 //! Without `KEYROT_SPECS_DIR` (a user's clone has no specs) each test says loudly that it was skipped.
 
+use crate::support::World;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,8 +13,6 @@ use keyrot::ports::AuditLog;
 use keyrot_sim::Simulator;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
-
-use crate::providers::World;
 
 struct Prism {
     url: String,

@@ -7,6 +7,7 @@
 //! retryable errors, and a crash is a panic right after the call succeeded (the process dies; nothing
 //! after it runs, not even the audit of the attempt).
 
+use crate::support::World;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -25,8 +26,6 @@ use keyrot::ports::{
 };
 use keyrot::rotation::{Invocation, Rotator, RotatorSettings};
 use secrecy::SecretString;
-
-use crate::providers::World;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -9,8 +9,7 @@ use keyrot::ports::Ports;
 use keyrot::wiring::{self, AwsWith};
 use keyrot_sim::{Fault, FaultKind};
 
-use crate::providers::World;
-use crate::support::{AlertQueue, unique};
+use crate::support::{AlertQueue, World, unique};
 
 /// Real time plus an offset the test sets.
 #[derive(Default)]

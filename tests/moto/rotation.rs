@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AlertQueue, Labels, Moto, assert_no_key, moto};
+use crate::support::{AlertQueue, Labels, Moto, World, assert_no_key};
 
 const OLD_KEY: &str = "gk-ORIGINALkeyOFtheSERVICE0001";
 
@@ -22,7 +22,8 @@ fn stages(labels: &Labels, version: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_generic_secret_rotates_end_to_end_with_the_labels_secrets_manager_shows() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto.create_secret("e2e", &generic(json!({})), &[]).await;
     let original = moto.version_of(&name, "AWSCURRENT").await.expect("current");
     let alerts = AlertQueue::subscribe(&moto.config.alert_topic_arn, &name);
@@ -37,9 +38,9 @@ async fn a_generic_secret_rotates_end_to_end_with_the_labels_secrets_manager_sho
         "rotate-secret leaves a placeholder"
     );
 
-    moto.step("createSecret", &name, &token)
+    world
+        .step("createSecret", &name, &token)
         .await
-        .map_err(|e| e.0.to_string())
         .expect("createSecret");
     let pending = moto
         .value(&name, "AWSPENDING", Some(&token))
@@ -58,10 +59,7 @@ async fn a_generic_secret_rotates_end_to_end_with_the_labels_secrets_manager_sho
     assert_eq!(stages(&moto.labels(&name).await, &original), ["AWSCURRENT"]);
 
     for step in ["setSecret", "testSecret"] {
-        moto.step(step, &name, &token)
-            .await
-            .map_err(|e| e.0.to_string())
-            .expect(step);
+        world.step(step, &name, &token).await.expect(step);
         let labels = moto.labels(&name).await;
         assert_eq!(
             stages(&labels, &token),
@@ -75,9 +73,9 @@ async fn a_generic_secret_rotates_end_to_end_with_the_labels_secrets_manager_sho
         );
     }
 
-    moto.step("finishSecret", &name, &token)
+    world
+        .step("finishSecret", &name, &token)
         .await
-        .map_err(|e| e.0.to_string())
         .expect("finishSecret");
     let labels = moto.labels(&name).await;
     assert_eq!(stages(&labels, &token), ["AWSCURRENT"]);
@@ -137,21 +135,15 @@ async fn a_generic_secret_rotates_end_to_end_with_the_labels_secrets_manager_sho
 
 #[tokio::test]
 async fn every_step_repeated_changes_nothing_and_is_audited_as_skipped() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto.create_secret("repeat", &generic(json!({})), &[]).await;
     let token = moto.rotate_secret(&name, true).await;
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        moto.step(step, &name, &token)
-            .await
-            .map_err(|e| e.0.to_string())
-            .expect(step);
+        world.step(step, &name, &token).await.expect(step);
         let labels = moto.labels(&name).await;
         let value = moto.value(&name, "AWSCURRENT", None).await;
-        let second = moto
-            .step(step, &name, &token)
-            .await
-            .map_err(|e| e.0.to_string())
-            .expect(step);
+        let second = world.step(step, &name, &token).await.expect(step);
         assert_eq!(
             moto.labels(&name).await,
             labels,
@@ -181,27 +173,24 @@ async fn every_step_repeated_changes_nothing_and_is_audited_as_skipped() {
     }
     // The steps of a rotation that has finished succeed without doing anything.
     for step in ["createSecret", "setSecret", "testSecret"] {
-        let answer = moto
-            .step(step, &name, &token)
-            .await
-            .map_err(|e| e.0.to_string())
-            .expect(step);
+        let answer = world.step(step, &name, &token).await.expect(step);
         assert_eq!(answer["outcome"], "already-done");
     }
 }
 
 #[tokio::test]
 async fn two_rotations_in_a_row_keep_exactly_one_previous_version() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto.create_secret("twice", &generic(json!({})), &[]).await;
     let original = moto.version_of(&name, "AWSCURRENT").await.expect("current");
-    let first = moto.rotate(&name).await;
+    let first = world.rotate(&name).await;
     let first_key = moto
         .value(&name, "AWSCURRENT", None)
         .await
         .expect("current")["api_key"]
         .clone();
-    let second = moto.rotate(&name).await;
+    let second = world.rotate(&name).await;
     let labels = moto.labels(&name).await;
     assert_eq!(stages(&labels, &second), ["AWSCURRENT"]);
     assert_eq!(stages(&labels, &first), ["AWSPREVIOUS"]);
@@ -226,14 +215,14 @@ async fn two_rotations_in_a_row_keep_exactly_one_previous_version() {
 
 #[tokio::test]
 async fn the_configuration_test_passes_when_the_current_key_is_good() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto.create_secret("config", &generic(json!({})), &[]).await;
     // RotateImmediately=false: Secrets Manager only runs testSecret.
     let token = moto.rotate_secret(&name, false).await;
-    let answer = moto
+    let answer = world
         .step("testSecret", &name, &token)
         .await
-        .map_err(|e| e.0.to_string())
         .expect("config test");
     assert_eq!(answer["outcome"], "done");
     // On an empty placeholder (what AWS creates), testSecret tests the current key.
@@ -241,9 +230,9 @@ async fn the_configuration_test_passes_when_the_current_key_is_good() {
         .create_secret("config-empty", &generic(json!({})), &[])
         .await;
     let token = moto.rotate_secret(&name, true).await;
-    moto.step("testSecret", &name, &token)
+    world
+        .step("testSecret", &name, &token)
         .await
-        .map_err(|e| e.0.to_string())
         .expect("config test");
     assert_eq!(
         moto.value(&name, "AWSPENDING", Some(&token)).await,
@@ -265,9 +254,10 @@ async fn snapshot(moto: &Moto, name: &str) -> (Labels, Option<Value>, Option<Val
     )
 }
 
-async fn assert_refused(moto: &Moto, name: &str, payload: Value, expected: &[&str]) {
+async fn assert_refused(world: &World, name: &str, payload: Value, expected: &[&str]) {
+    let moto = &world.moto;
     let before = snapshot(moto, name).await;
-    let err = moto
+    let err = world
         .invoke(payload.clone())
         .await
         .expect_err("must be refused")
@@ -290,7 +280,8 @@ async fn assert_refused(moto: &Moto, name: &str, payload: Value, expected: &[&st
 
 #[tokio::test]
 async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
 
     // Rotation disabled: a pending version exists but rotation was never enabled.
     let name = moto
@@ -307,7 +298,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
         .await
         .expect("put pending");
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "createSecret", "SecretId": name, "ClientRequestToken": token}),
         &["rotation is not enabled", &name, "createSecret"],
@@ -317,12 +308,12 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     let name = moto.create_secret("tokens", &generic(json!({})), &[]).await;
     let token = moto.rotate_secret(&name, true).await;
     let current = moto.version_of(&name, "AWSCURRENT").await.expect("current");
-    assert_refused(&moto, &name, json!({"Step": "setSecret", "SecretId": name, "ClientRequestToken": "00000000-0000-4000-8000-000000000000"}),
+    assert_refused(&world, &name, json!({"Step": "setSecret", "SecretId": name, "ClientRequestToken": "00000000-0000-4000-8000-000000000000"}),
         &["is not a version of this secret", &name]).await;
     // A token that is a version but neither pending nor current.
-    moto.step("createSecret", &name, &token)
+    world
+        .step("createSecret", &name, &token)
         .await
-        .map_err(|e| e.0.to_string())
         .expect("create");
     moto.sm
         .update_secret_version_stage()
@@ -333,7 +324,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
         .await
         .expect("unlabel");
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "setSecret", "SecretId": name, "ClientRequestToken": token}),
         &["is not labelled AWSPENDING", &name],
@@ -357,7 +348,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
         .await
         .expect("remove current");
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "finishSecret", "SecretId": name, "ClientRequestToken": token}),
         &["no version is labelled AWSCURRENT"],
@@ -396,7 +387,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
             .expect("put current");
         let token = moto.rotate_secret(&name, true).await;
         assert_refused(
-            &moto,
+            &world,
             &name,
             json!({"Step": "createSecret", "SecretId": name, "ClientRequestToken": token}),
             &[expected, &name, "fix:"],
@@ -407,28 +398,28 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
     let name = moto.create_secret("events", &generic(json!({})), &[]).await;
     let token = moto.rotate_secret(&name, true).await;
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"SecretId": name, "ClientRequestToken": token}),
         &["missing field Step"],
     )
     .await;
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "createSecret", "ClientRequestToken": token}),
         &["missing field SecretId"],
     )
     .await;
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "createSecret", "SecretId": name}),
         &["missing field ClientRequestToken"],
     )
     .await;
     assert_refused(
-        &moto,
+        &world,
         &name,
         json!({"Step": "rotateSecret", "SecretId": name, "ClientRequestToken": token}),
         &["unknown Step \"rotateSecret\""],
@@ -438,13 +429,15 @@ async fn bad_input_is_refused_with_a_clear_error_and_changes_nothing() {
 
 #[tokio::test]
 async fn a_failed_step_is_audited_and_alerted_with_its_cause() {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto
         .create_secret("fails", &json!({"provider": "generic"}), &[])
         .await;
     let alerts = AlertQueue::subscribe(&moto.config.alert_topic_arn, &name);
     let token = moto.rotate_secret(&name, true).await;
-    moto.step("createSecret", &name, &token)
+    world
+        .step("createSecret", &name, &token)
         .await
         .expect_err("no api_key");
     let items = moto.items(&name).await;
@@ -485,7 +478,8 @@ async fn a_failed_step_is_audited_and_alerted_with_its_cause() {
 #[tokio::test]
 async fn an_emergency_rotation_with_grace_zero_retires_the_old_key_at_once_and_clears_the_one_shot_tags()
  {
-    let moto = moto().await;
+    let world = World::new().await;
+    let moto = &world.moto;
     let name = moto
         .create_secret(
             "emergency",
@@ -497,7 +491,7 @@ async fn an_emergency_rotation_with_grace_zero_retires_the_old_key_at_once_and_c
         )
         .await;
     let original = moto.version_of(&name, "AWSCURRENT").await.expect("current");
-    moto.rotate(&name).await;
+    world.rotate(&name).await;
     let items = moto.items(&name).await;
     let revocation = items
         .iter()

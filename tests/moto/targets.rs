@@ -1,7 +1,6 @@
 //! Rotations with a Vercel and a Render target against moto and the simulator.
 
-use crate::providers::World;
-use crate::support::assert_no_key;
+use crate::support::{World, assert_no_key};
 
 #[tokio::test]
 async fn an_openai_key_reaches_vercel_and_render_and_is_live_before_finish_secret() {

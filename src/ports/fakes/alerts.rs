@@ -3,12 +3,19 @@
 use std::cell::{Cell, RefCell};
 
 use crate::error::{Error, Result};
-use crate::ports::{Alert, Alerts};
+use crate::ports::{Alert, AlertKind, Alerts};
 
 #[derive(Default)]
 pub(crate) struct FakeAlerts {
     pub(crate) sent: RefCell<Vec<Alert>>,
     pub(crate) fail: Cell<bool>,
+}
+
+impl FakeAlerts {
+    /// The kinds of the alerts sent, in order.
+    pub(crate) fn kinds(&self) -> Vec<AlertKind> {
+        self.sent.borrow().iter().map(|a| a.event).collect()
+    }
 }
 
 impl Alerts for FakeAlerts {

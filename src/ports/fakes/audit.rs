@@ -23,6 +23,23 @@ pub(crate) struct FakeAudit {
 }
 
 impl FakeAudit {
+    /// The status of the revocation record of `version`, if there is one.
+    pub(crate) fn status_of(&self, version: &str) -> Option<RevocationStatus> {
+        self.revocations.borrow().get(version).map(|r| r.status)
+    }
+
+    /// The revocation record of `version`.
+    pub(crate) fn revocation_of(&self, version: &str) -> Option<Revocation> {
+        self.revocations.borrow().get(version).cloned()
+    }
+
+    /// Another process sets the record of `version` to `status` (a keeper pass, a rollback).
+    pub(crate) fn set_status(&self, version: &str, status: RevocationStatus) {
+        if let Some(record) = self.revocations.borrow_mut().get_mut(version) {
+            record.status = status;
+        }
+    }
+
     pub(crate) fn outcomes(&self) -> Vec<(String, &'static str)> {
         self.events
             .borrow()

@@ -24,6 +24,18 @@ pub(crate) struct FakeIssuer {
     pub(crate) fail_revocations: Cell<u32>,
 }
 
+impl FakeIssuer {
+    /// From now on the provider answers 401 to `key`.
+    pub(crate) fn reject(&self, key: &str) {
+        self.rejected.borrow_mut().insert(key.to_owned());
+    }
+
+    /// The versions whose keys were revoked, in order.
+    pub(crate) fn revoked_versions(&self) -> Vec<String> {
+        self.revoked.borrow().clone()
+    }
+}
+
 impl KeyIssuer for FakeIssuer {
     async fn mint(
         &self,

@@ -56,6 +56,18 @@ impl FakeStore {
 }
 
 impl FakeStore {
+    /// TagResource of one tag.
+    pub(crate) fn set_tag(&self, key: &str, value: &str) {
+        self.tags
+            .borrow_mut()
+            .insert(key.to_owned(), value.to_owned());
+    }
+
+    /// Whether the secret has no tags left (the one-shot tags cleared).
+    pub(crate) fn untagged(&self) -> bool {
+        self.tags.borrow().is_empty()
+    }
+
     pub(crate) fn with_current(value: Value) -> Self {
         let store = FakeStore::default();
         store.rotation_enabled.set(true);

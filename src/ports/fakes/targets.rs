@@ -25,6 +25,18 @@ pub(crate) struct FakeTargets {
 }
 
 impl FakeTargets {
+    /// The target labelled `label` holds `key` in its variable.
+    pub(crate) fn hold(&self, label: &str, key: &str) {
+        self.held
+            .borrow_mut()
+            .insert(label.to_owned(), key.to_owned());
+    }
+
+    /// The key the target labelled `label` holds in its variable.
+    pub(crate) fn held_by(&self, label: &str) -> Option<String> {
+        self.held.borrow().get(label).cloned()
+    }
+
     pub(crate) fn served(&self, label: &str) -> Option<String> {
         // What the newest deployment that reached Ready serves.
         let polls = self.polls.borrow();

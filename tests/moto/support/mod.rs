@@ -1,23 +1,22 @@
 //! The harness for tests against moto_server (started by `scripts/moto.sh`, which `make test` runs):
-//! SDK clients pointed at it, the rotator built as the Lambda builds it, and helpers that play Secrets
-//! Manager's part (rotate-secret, then the four steps with its token).
+//! SDK clients pointed at it and helpers that play Secrets Manager's part (rotate-secret, labels,
+//! values); [`World`] adds the simulator and the one rotator; [`cli`] runs the `keyrot` binary.
+
+pub mod cli;
+mod world;
+
+pub use world::World;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use aws_sdk_secretsmanager::types::{RotationRulesType, Tag};
 use keyrot::config::Config;
-use keyrot::entrypoints::rotator::{self, StepFailure};
-use keyrot::ports::Ports;
-use keyrot::rotation::Rotator;
-use keyrot::wiring::{self, Aws};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 pub struct Moto {
     pub sm: aws_sdk_secretsmanager::Client,
     pub ddb: aws_sdk_dynamodb::Client,
-    pub ports: Ports<Aws>,
     pub rotator_arn: String,
     pub config: Config,
 }
@@ -71,7 +70,6 @@ pub async fn moto() -> Moto {
     Moto {
         sm: aws_sdk_secretsmanager::Client::new(&sdk),
         ddb: aws_sdk_dynamodb::Client::new(&sdk),
-        ports: wiring::build(&config).await.expect("ports build"),
         rotator_arn: std::env::var("KEYROT_TEST_ROTATOR_ARN").expect("KEYROT_TEST_ROTATOR_ARN"),
         config,
     }
@@ -130,28 +128,6 @@ impl Moto {
         self.version_of(name, "AWSPENDING")
             .await
             .expect("rotate-secret creates an AWSPENDING version")
-    }
-
-    /// Invokes the rotator with the event Secrets Manager would send.
-    pub async fn invoke(&self, payload: Value) -> Result<Value, StepFailure> {
-        let rotator = Rotator::new(&self.ports, wiring::rotator_settings(&self.config));
-        rotator::handle(&rotator, LambdaEvent::new(payload, Context::default())).await
-    }
-
-    pub async fn step(&self, step: &str, name: &str, token: &str) -> Result<Value, StepFailure> {
-        self.invoke(json!({"Step": step, "SecretId": name, "ClientRequestToken": token}))
-            .await
-    }
-
-    /// rotate-secret, then the four steps with its token, as Secrets Manager runs them.
-    pub async fn rotate(&self, name: &str) -> String {
-        let token = self.rotate_secret(name, true).await;
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            self.step(step, name, &token)
-                .await
-                .unwrap_or_else(|err| panic!("{step}: {}", err.0));
-        }
-        token
     }
 
     pub async fn labels(&self, name: &str) -> Labels {

@@ -1,0 +1,152 @@
+//! The `keyrot` binary run as an operator runs it, against the world's stand-ins: moto through the
+//! variables `scripts/moto.sh` exports, the simulator through the base URLs. A test reads
+//! `cli(&world).args(["status", "--json"]).run().await.success()`.
+
+use std::ffi::OsStr;
+use std::process::{Output, Stdio};
+
+use keyrot::config::STACK_OUTPUTS;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use super::World;
+
+/// One `keyrot` command line, built up before it runs.
+pub struct Cli {
+    command: Command,
+    stdin: String,
+}
+
+/// `keyrot` with the world's stand-ins.
+pub fn cli(world: &World) -> Cli {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyrot"));
+    command
+        .env("KEYROT_OPENAI_BASE_URL", &world.config.openai_base_url)
+        .env(
+            "KEYROT_ANTHROPIC_BASE_URL",
+            &world.config.anthropic_base_url,
+        )
+        .env("KEYROT_VERCEL_BASE_URL", &world.config.vercel_base_url)
+        .env("KEYROT_RENDER_BASE_URL", &world.config.render_base_url)
+        .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn);
+    Cli {
+        command,
+        stdin: String::new(),
+    }
+}
+
+impl Cli {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args(mut self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Self {
+        self.command.args(args);
+        self
+    }
+
+    /// `--name value`.
+    pub fn flag(self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        self.arg(name).arg(value)
+    }
+
+    /// What the command reads on standard input (a key, for onboard and stage).
+    pub fn stdin(mut self, text: &str) -> Self {
+        text.clone_into(&mut self.stdin);
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
+    pub fn env_remove(mut self, name: &str) -> Self {
+        self.command.env_remove(name);
+        self
+    }
+
+    pub fn envs<'a>(mut self, vars: impl IntoIterator<Item = &'a (&'a str, &'a str)>) -> Self {
+        self.command.envs(vars.into_iter().copied());
+        self
+    }
+
+    /// As on an operator's machine with none of the variables a stack's outputs stand in for.
+    pub fn without_keyrot_variables(mut self) -> Self {
+        for (var, _) in STACK_OUTPUTS {
+            self.command.env_remove(var);
+        }
+        self
+    }
+
+    /// Runs it to its end. Async, so that the simulator this test runs on the same runtime keeps
+    /// answering while the CLI waits for it.
+    pub async fn run(mut self) -> Ran {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("keyrot runs");
+        if let Some(mut input) = child.stdin.take() {
+            input.write_all(self.stdin.as_bytes()).await.expect("stdin");
+        }
+        Ran(child.wait_with_output().await.expect("keyrot finishes"))
+    }
+}
+
+/// What a `keyrot` command did; derefs to its [`Output`].
+pub struct Ran(pub Output);
+
+impl std::ops::Deref for Ran {
+    type Target = Output;
+
+    fn deref(&self) -> &Output {
+        &self.0
+    }
+}
+
+impl Ran {
+    /// Standard output and standard error, one after the other.
+    pub fn text(&self) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&self.0.stdout),
+            String::from_utf8_lossy(&self.0.stderr)
+        )
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+
+    /// Fails unless the command exited 0.
+    pub fn success(self) -> Self {
+        assert!(self.0.status.success(), "{}", self.text());
+        self
+    }
+
+    /// Fails unless the command exited with `code`.
+    pub fn exits_with(&self, code: i32) -> &Self {
+        assert_eq!(self.code(), Some(code), "{}", self.text());
+        self
+    }
+
+    /// Fails unless the output says every one of `expected`.
+    pub fn says(&self, expected: &[&str]) -> &Self {
+        let said = self.text();
+        for phrase in expected {
+            assert!(said.contains(phrase), "{phrase:?} in {said}");
+        }
+        self
+    }
+
+    /// Standard output, parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|err| panic!("JSON on stdout ({err}): {}", self.text()))
+    }
+}

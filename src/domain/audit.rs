@@ -172,6 +172,7 @@ impl AuditEvent {
 
     /// The error that failed the action, and whether a retry may still succeed.
     pub fn failure(mut self, error: &Error) -> Self {
+        self.outcome = Outcome::Failed;
         self.error = Some(error.to_string());
         self.retryable = error.is_retryable();
         self

@@ -46,15 +46,10 @@ impl<F: Family> Operator<'_, F> {
             refuse_young(&secret, &pending, created, started)?;
         }
         let current = self.ports.current_value(secret_id, &secret).await?;
-        let pending_value = match self
+        let pending_value = self
             .ports
-            .store
-            .value(secret_id, AWSPENDING, Some(&pending))
-            .await?
-        {
-            Some(text) => Some(ManagedSecret::parse(&secret.name, AWSPENDING, &text)?),
-            None => None,
-        };
+            .version_value(secret_id, &secret, AWSPENDING, &pending)
+            .await?;
         // 1. Targets that may serve the pending key get the current key back and are redeployed.
         let changed = match &pending_value {
             Some(value) => {

@@ -255,10 +255,8 @@ impl<F: Family> Operator<'_, F> {
         } else {
             AWSPREVIOUS
         };
-        let text = self
-            .ports
-            .store
-            .value(secret_id, stage, Some(version))
+        self.ports
+            .version_value(secret_id, secret, stage, version)
             .await?
             .ok_or_else(|| {
                 refusal(
@@ -267,8 +265,7 @@ impl<F: Family> Operator<'_, F> {
                     format!("the {stage} version {version} holds no value"),
                     "put the key back in that version (aws secretsmanager put-secret-value)".into(),
                 )
-            })?;
-        ManagedSecret::parse(&secret.name, stage, &text)
+            })
     }
 }
 

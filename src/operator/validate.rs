@@ -125,10 +125,8 @@ impl<F: Family> Operator<'_, F> {
         stage: &str,
         version: &str,
     ) -> Result<ManagedSecret> {
-        let text = self
-            .ports
-            .store
-            .value(secret_id, stage, Some(version))
+        self.ports
+            .version_value(secret_id, secret, stage, version)
             .await?
             .ok_or_else(|| {
                 Error::config(
@@ -137,8 +135,7 @@ impl<F: Family> Operator<'_, F> {
                     format!("the {stage} version {version} holds no value yet"),
                     "a rotation's createSecret has not stored its key; check again once it has",
                 )
-            })?;
-        ManagedSecret::parse(&secret.name, stage, &text)
+            })
     }
 
     /// The fingerprints of the labelled versions, to name the key each target holds. A version whose

@@ -107,31 +107,22 @@ impl<F: Family> Rotator<'_, F> {
             ..Evidence::default()
         };
         let result = self.run_step(event, invocation, &mut evidence).await;
-        let duration_ms = (self.ports.clock.now() - started).num_milliseconds().max(0) as u64;
-
+        let attempt = self.audit_event(event, &evidence, started);
         match &result {
             Ok(progress) => {
-                tracing::info!(?progress, duration_ms, "step succeeded");
-                self.audit_success(event, invocation, &evidence, started, duration_ms)
-                    .await;
+                tracing::info!(
+                    ?progress,
+                    duration_ms = attempt.duration_ms,
+                    "step succeeded"
+                );
+                self.audit_success(event, attempt).await;
                 if event.step == Step::Finish && *progress == Progress::Done {
                     self.alert_success(event, &evidence).await;
                 }
             }
             Err(err) => {
-                tracing::error!(error = %err, retryable = err.is_retryable(), duration_ms, "step failed");
-                let failed = self.audit_event(
-                    event,
-                    invocation,
-                    &evidence,
-                    started,
-                    duration_ms,
-                    Outcome::Failed,
-                    Some(err),
-                );
-                if let Err(audit_err) = self.ports.audit.record(&failed).await {
-                    self.ports.audit_failed(&failed.secret_name, &audit_err);
-                }
+                tracing::error!(error = %err, retryable = err.is_retryable(), duration_ms = attempt.duration_ms, "step failed");
+                self.ports.record_quietly(&attempt.failure(err)).await;
                 self.alert_failure(event, &evidence, err).await;
             }
         }
@@ -166,77 +157,52 @@ impl<F: Family> Rotator<'_, F> {
         }
     }
 
-    async fn audit_success(
-        &self,
-        event: &RotationEvent,
-        invocation: &Invocation,
-        evidence: &Evidence,
-        started: DateTime<Utc>,
-        duration_ms: u64,
-    ) {
-        let succeeded = self.audit_event(
-            event,
-            invocation,
-            evidence,
-            started,
-            duration_ms,
-            Outcome::Succeeded,
-            None,
-        );
-        // A step that finds its guard already written succeeded before: this attempt is a repeat.
+    /// Records the attempt's `succeeded` event with the step's guard; a step that finds its guard
+    /// already written succeeded before, and this attempt is recorded as a `skipped` repeat.
+    async fn audit_success(&self, event: &RotationEvent, attempt: AuditEvent) {
         let written = match self
             .ports
             .audit
-            .record_step_success(&succeeded, &event.client_request_token)
+            .record_step_success(&attempt, &event.client_request_token)
             .await
         {
             Ok(written) => written,
-            Err(err) => return self.ports.audit_failed(&succeeded.secret_name, &err),
+            Err(err) => return self.ports.audit_failed(&attempt.secret_name, &err),
         };
         if !written {
             let skipped = AuditEvent {
                 outcome: Outcome::Skipped,
-                ..succeeded
+                ..attempt
             };
             self.ports.record_quietly(&skipped).await;
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The audit event of this attempt as it succeeded (a failure adds its error), from `started` to
+    /// now.
     fn audit_event(
         &self,
         event: &RotationEvent,
-        invocation: &Invocation,
         evidence: &Evidence,
         started: DateTime<Utc>,
-        duration_ms: u64,
-        outcome: Outcome,
-        error: Option<&Error>,
     ) -> AuditEvent {
         let (secret_arn, secret_name) = match &evidence.secret {
-            Some(secret) => (secret.arn.clone(), secret.name.clone()),
-            None => (String::new(), event.secret_id.clone()),
+            Some(secret) => (secret.arn.as_str(), secret.name.as_str()),
+            None => ("", event.secret_id.as_str()),
         };
-        let event = AuditEvent::new(
+        AuditEvent::new(
             started,
-            (&secret_arn, &secret_name),
+            (secret_arn, secret_name),
             Action::Step(event.step),
-            outcome,
+            Outcome::Succeeded,
             &event.client_request_token,
         )
         .provider(evidence.provider.unwrap_or_default())
         .keys(evidence.old_key.as_ref(), evidence.new_key.as_ref())
         .triggered(evidence.trigger)
-        .by(&invocation.actor)
-        .targets(evidence.targets.clone());
-        let event = AuditEvent {
-            duration_ms,
-            ..event
-        };
-        match error {
-            Some(error) => event.failure(error),
-            None => event,
-        }
+        .by(&evidence.actor)
+        .targets(evidence.targets.clone())
+        .took(started, self.ports.clock.now())
     }
 
     async fn alert_success(&self, event: &RotationEvent, evidence: &Evidence) {
@@ -343,18 +309,27 @@ impl<F: Family> Ports<F> {
         event: &RotationEvent,
         secret: &SecretDescription,
     ) -> Result<Option<ManagedSecret>> {
-        let Some(text) = self
-            .store
-            .value(
-                &event.secret_id,
-                AWSPENDING,
-                Some(&event.client_request_token),
-            )
-            .await?
-        else {
+        self.version_value(
+            &event.secret_id,
+            secret,
+            AWSPENDING,
+            &event.client_request_token,
+        )
+        .await
+    }
+
+    /// The value of `version`, which carries `stage`, parsed; `None` while it holds no value.
+    pub(crate) async fn version_value(
+        &self,
+        secret_id: &str,
+        secret: &SecretDescription,
+        stage: &str,
+        version: &str,
+    ) -> Result<Option<ManagedSecret>> {
+        let Some(text) = self.store.value(secret_id, stage, Some(version)).await? else {
             return Ok(None);
         };
-        ManagedSecret::parse(&secret.name, AWSPENDING, &text).map(Some)
+        ManagedSecret::parse(&secret.name, stage, &text).map(Some)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Configuration from the environment (README.md, "Configuration").
 
+use crate::adapters::url_policy::{PlainHttp, check_base_url};
 use crate::error::{Error, Result};
 
 /// The variables the deployed stack's outputs can stand in for, with the output that holds each. The
@@ -26,6 +27,9 @@ pub struct Config {
     pub rotator_arn: Option<String>,
     /// Only secrets whose names start with this are the grace keeper's (`KEYROT_MANAGED_PREFIX`).
     pub managed_prefix: Option<String>,
+    /// Whether a `generic.validate_url` may be plain http to a loopback host
+    /// (`KEYROT_ALLOW_HTTP_VALIDATE_URL=1`, for local tests only); never in a deployment.
+    pub validate_url_http: PlainHttp,
 }
 
 impl Config {
@@ -64,22 +68,38 @@ impl Config {
                 }
             },
         };
-        let url = |name: &str, default: &str| {
-            get(name)
+        // A base URL override is the operator's, for local stand-ins: https, or http to loopback.
+        let url = |name: &str, default: &str| -> Result<String> {
+            let url = get(name)
                 .unwrap_or_else(|| default.to_owned())
                 .trim_end_matches('/')
-                .to_owned()
+                .to_owned();
+            check_base_url(name, &url)?;
+            Ok(url)
+        };
+        let validate_url_http = match get("KEYROT_ALLOW_HTTP_VALIDATE_URL").as_deref() {
+            None | Some("0") => PlainHttp::Never,
+            Some("1") => PlainHttp::LoopbackOnly,
+            Some(_) => {
+                return Err(Error::config(
+                    "(configuration)",
+                    "KEYROT_ALLOW_HTTP_VALIDATE_URL",
+                    "is neither 1 nor 0",
+                    "unset it (the default, for every deployment), or set it to 1 for local tests",
+                ));
+            }
         };
         Ok(Config {
             audit_table: required("KEYROT_AUDIT_TABLE", "the name of keyrot's DynamoDB table")?,
             alert_topic_arn: required("KEYROT_ALERT_TOPIC_ARN", "the ARN of keyrot's SNS topic")?,
             default_grace_hours,
-            openai_base_url: url("KEYROT_OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            anthropic_base_url: url("KEYROT_ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-            vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com"),
-            render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com"),
+            openai_base_url: url("KEYROT_OPENAI_BASE_URL", "https://api.openai.com/v1")?,
+            anthropic_base_url: url("KEYROT_ANTHROPIC_BASE_URL", "https://api.anthropic.com")?,
+            vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com")?,
+            render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com")?,
             rotator_arn: get("KEYROT_ROTATOR_ARN"),
             managed_prefix: get("KEYROT_MANAGED_PREFIX"),
+            validate_url_http,
         })
     }
 }

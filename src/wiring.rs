@@ -55,7 +55,7 @@ pub async fn build_with_clock<C: Clock>(
     Ok(Ports {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {
-            generic: GenericIssuer::new(secrets_manager.clone(), http.clone()),
+            generic: GenericIssuer::new(secrets_manager.clone(), config.validate_url_http)?,
             openai: OpenAiIssuer::new(http.clone(), &config.openai_base_url, admin_keys()),
             anthropic: AnthropicIssuer::new(http.clone(), &config.anthropic_base_url, admin_keys()),
         },

@@ -56,9 +56,9 @@ impl AnthropicIssuer {
     }
 
     pub async fn validate(&self, secret_name: &str, key: &SecretString) -> Result<()> {
-        let url = format!("{}/v1/models", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v1", "models"])?;
         let response = http::send(self.retry, SYSTEM, "GET /v1/models", || {
-            self.with_key(self.http.get(&url), key)
+            self.with_key(self.http.get(url.clone()), key)
         })
         .await?;
         match response.status() {
@@ -85,13 +85,13 @@ impl AnthropicIssuer {
         key: &SecretString,
     ) -> Result<Option<String>> {
         let admin = self.admin_key(secret_name, settings).await?;
-        let url = format!("{}/v1/organizations/api_keys", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v1", "organizations", "api_keys"])?;
         let mut matches = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
                 let mut request = self
-                    .with_key(self.http.get(&url), &admin)
+                    .with_key(self.http.get(url.clone()), &admin)
                     .query(&[("limit", "1000"), ("status", "active")]);
                 if let Some(after) = &after {
                     request = request.query(&[("after_id", after)]);
@@ -131,10 +131,11 @@ impl AnthropicIssuer {
             admin_key_secret: admin_secret.clone(),
         };
         let admin = self.admin_key(&revocation.secret_name, &settings).await?;
-        let url = format!("{}/v1/organizations/api_keys/{key_id}", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v1", "organizations", "api_keys", key_id])?;
         let body = serde_json::json!({ "status": "inactive" });
         let response = http::send(self.retry, SYSTEM, "POST api_keys/{id}", || {
-            self.with_key(self.http.post(&url), &admin).json(&body)
+            self.with_key(self.http.post(url.clone()), &admin)
+                .json(&body)
         })
         .await?;
         admin_json::<serde_json::Value>(

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::aws::sdk_error;
 use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::url_policy::{PlainHttp, check_validate_url};
 use crate::domain::NewKey;
 use crate::domain::keys::redacted;
 use crate::domain::secret::GenericSettings;
@@ -15,17 +16,20 @@ use crate::error::{Error, Result, Transience};
 #[derive(Clone)]
 pub struct GenericIssuer {
     secrets_manager: Client,
+    /// Built with [`http::validate_client`]: public addresses only, no redirects.
     http: reqwest::Client,
+    plain_http: PlainHttp,
     retry: RetryPolicy,
 }
 
 impl GenericIssuer {
-    pub fn new(secrets_manager: Client, http: reqwest::Client) -> Self {
-        GenericIssuer {
+    pub fn new(secrets_manager: Client, plain_http: PlainHttp) -> Result<Self> {
+        Ok(GenericIssuer {
             secrets_manager,
-            http,
+            http: http::validate_client(plain_http)?,
+            plain_http,
             retry: RetryPolicy::default(),
-        }
+        })
     }
 
     pub async fn mint(&self, secret_name: &str, settings: &GenericSettings) -> Result<NewKey> {
@@ -67,8 +71,10 @@ impl GenericIssuer {
             );
             return Ok(());
         };
+        // The URL is the secret writer's: checked (https, a public address) before the key goes there.
+        let url = check_validate_url(secret_name, url, self.plain_http).await?;
         let response = http::send(self.retry, "generic provider", "validate key", || {
-            self.http.get(url).bearer_auth(key.expose_secret())
+            self.http.get(url.clone()).bearer_auth(key.expose_secret())
         })
         .await?;
         match response.status() {
@@ -92,5 +98,104 @@ impl GenericIssuer {
                 "point validate_url at an endpoint that answers 2xx for a valid bearer key",
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A one-answer HTTP server on loopback; counts the requests that reach it and keeps the last.
+    struct Server {
+        url: String,
+        hits: Arc<AtomicUsize>,
+        seen: Arc<std::sync::Mutex<String>>,
+    }
+
+    async fn server(answer: String) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(String::new()));
+        let (counter, last) = (hits.clone(), seen.clone());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut buf = vec![0; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if let Ok(mut last) = last.lock() {
+                    *last = String::from_utf8_lossy(&buf[..n]).into_owned();
+                }
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        Server { url, hits, seen }
+    }
+
+    fn issuer(plain_http: PlainHttp) -> GenericIssuer {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .build();
+        GenericIssuer::new(Client::from_conf(config), plain_http).expect("issuer")
+    }
+
+    fn settings(url: &str) -> GenericSettings {
+        GenericSettings {
+            length: 48,
+            prefix: String::new(),
+            validate_url: Some(format!("{url}/me")),
+        }
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn plain_http_to_loopback_is_refused_unless_the_operator_allows_it() {
+        let service = server(OK.to_owned()).await;
+        let key = SecretString::from("gk-validatevalidatevalidate0001".to_owned());
+        let err = issuer(PlainHttp::Never)
+            .validate("prod/x", &settings(&service.url), &key)
+            .await
+            .expect_err("refused");
+        assert!(err.to_string().contains("generic.validate_url"), "{err}");
+        assert!(!err.is_retryable(), "{err}");
+        assert_eq!(service.hits.load(Ordering::SeqCst), 0, "nothing was sent");
+
+        issuer(PlainHttp::LoopbackOnly)
+            .validate("prod/x", &settings(&service.url), &key)
+            .await
+            .expect("valid");
+        assert_eq!(service.hits.load(Ordering::SeqCst), 1);
+        let seen = service.seen.lock().expect("lock").clone();
+        assert!(seen.contains("Bearer gk-validate"), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_never_followed_with_the_key() {
+        let elsewhere = server(OK.to_owned()).await;
+        let redirect = server(format!(
+            "HTTP/1.1 302 Found\r\nlocation: {}/steal\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            elsewhere.url
+        ))
+        .await;
+        let key = SecretString::from("gk-validatevalidatevalidate0002".to_owned());
+        let err = issuer(PlainHttp::LoopbackOnly)
+            .validate("prod/x", &settings(&redirect.url), &key)
+            .await
+            .expect_err("a redirect is not an answer");
+        assert!(err.to_string().contains("302"), "{err}");
+        assert_eq!(redirect.hits.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            elsewhere.hits.load(Ordering::SeqCst),
+            0,
+            "the key never went to the redirect's target"
+        );
     }
 }

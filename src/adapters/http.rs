@@ -6,6 +6,7 @@ use std::time::Duration;
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
+use super::url_policy::{PlainHttp, PublicOnly};
 use crate::error::{Error, Result, Transience};
 
 /// How hard to try before giving the failure back to Secrets Manager, which retries the step itself.
@@ -42,14 +43,51 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A client with timeouts suited to a Lambda invocation; built once per process.
+/// `base` followed by `segments`, each percent-encoded as one path segment (`/`, `?`, `#` and `%`
+/// included), so that an id can never add a segment, climb out with `..`, or start a query. An empty,
+/// `.` or `..` segment is refused outright: no id has that form.
+pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url> {
+    let bad =
+        |what: String| Error::external("http", "build a request URL", what, Transience::Final);
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|err| bad(format!("the base URL is malformed ({err})")))?;
+    if let Some(segment) = segments
+        .iter()
+        .find(|s| s.is_empty() || **s == "." || **s == "..")
+    {
+        return Err(bad(format!("a path segment may not be {segment:?}")));
+    }
+    url.path_segments_mut()
+        .map_err(|()| bad("the base URL cannot take a path".to_owned()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+/// A client with timeouts suited to a Lambda invocation; built once per process. It follows no
+/// redirect: every request keyrot makes carries a key or an admin credential (`x-api-key` among them,
+/// which reqwest would keep on a redirect to another host), and no provider API keyrot calls redirects.
 pub fn client() -> Result<reqwest::Client> {
+    builder()
+        .build()
+        .map_err(|err| Error::external("http", "build client", err, Transience::Final))
+}
+
+/// The client that calls a secret's `generic.validate_url`: the same, resolving names to public
+/// addresses only (see [`url_policy`](super::url_policy)).
+pub fn validate_client(http: PlainHttp) -> Result<reqwest::Client> {
+    builder()
+        .dns_resolver(std::sync::Arc::new(PublicOnly { http }))
+        .build()
+        .map_err(|err| Error::external("http", "build client", err, Transience::Final))
+}
+
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(20))
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("keyrot/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| Error::external("http", "build client", err, Transience::Final))
 }
 
 /// Sends the request `build` makes, retrying transient failures. `operation` names the call in errors;
@@ -66,7 +104,7 @@ pub async fn send(
         let last = attempt >= policy.attempts;
         let (detail, retry_after, unprocessed) = match build().send().await {
             Ok(response) if is_transient(response.status()) => {
-                let retry_after = retry_after(&response);
+                let retry_after = retry_after(&response, policy.max_delay);
                 let unprocessed = response.status() == StatusCode::TOO_MANY_REQUESTS;
                 (
                     format!("HTTP {}", response.status().as_u16()),
@@ -75,6 +113,15 @@ pub async fn send(
                 )
             }
             Ok(response) => return Ok(response),
+            // A request that cannot even be built (a malformed URL) fails the same way every time.
+            Err(err) if err.is_builder() => {
+                return Err(Error::external(
+                    system,
+                    operation,
+                    "the request could not be built (is the URL well formed?)",
+                    Transience::Final,
+                ));
+            }
             Err(err) => (describe(&err), None, err.is_connect()),
         };
         if !(policy.idempotent || unprocessed) {
@@ -105,16 +152,18 @@ fn is_transient(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-fn retry_after(response: &Response) -> Option<Duration> {
-    let seconds: f64 = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+fn retry_after(response: &Response, cap: Duration) -> Option<Duration> {
+    let header = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    retry_after_seconds(header.to_str().ok()?, cap)
+}
+
+/// A Retry-After in seconds, bounded by `cap` before it becomes a Duration: a server (or whoever sits
+/// in front of it) may answer anything, and `Duration::from_secs_f64` panics on what it cannot hold.
+/// An HTTP date, a negative or a non-finite number is ignored (the backoff applies).
+fn retry_after_seconds(text: &str, cap: Duration) -> Option<Duration> {
+    let seconds: f64 = text.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds.min(cap.as_secs_f64())))
 }
 
 /// What a refused call means for the managed secret: which credential was refused and, for a 404,
@@ -207,6 +256,51 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_stays_one_path_segment() {
+        let url = endpoint(
+            "https://api.example.com/v1",
+            &["organization", "projects", "proj_1"],
+        )
+        .expect("url");
+        assert_eq!(
+            url.as_str(),
+            "https://api.example.com/v1/organization/projects/proj_1"
+        );
+        let url = endpoint(
+            "http://127.0.0.1:9/v1/",
+            &["projects", "../admin_api_keys/k?x#y%2e"],
+        )
+        .expect("url");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/v1/projects/..%2Fadmin_api_keys%2Fk%3Fx%23y%252e"
+        );
+        for bad in ["", ".", ".."] {
+            assert!(
+                endpoint("https://api.example.com", &["a", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(endpoint("not a url", &["a"]).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_bounded_before_it_becomes_a_duration() {
+        let cap = Duration::from_secs(5);
+        assert_eq!(retry_after_seconds("2", cap), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after_seconds(" 0.5 ", cap),
+            Some(Duration::from_millis(500))
+        );
+        for huge in ["1e20", "18446744073709551616", "1e308"] {
+            assert_eq!(retry_after_seconds(huge, cap), Some(cap), "{huge}");
+        }
+        for ignored in ["-1", "inf", "NaN", "Wed, 21 Oct 2026 07:28:00 GMT", ""] {
+            assert_eq!(retry_after_seconds(ignored, cap), None, "{ignored}");
+        }
+    }
 
     #[test]
     fn backoff_grows_and_stays_under_the_cap() {

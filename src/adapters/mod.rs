@@ -15,4 +15,5 @@ pub mod render;
 pub mod secrets_manager;
 pub mod sns;
 pub mod targets;
+pub mod url_policy;
 pub mod vercel;

@@ -76,9 +76,9 @@ impl OpenAiIssuer {
     }
 
     pub async fn validate(&self, secret_name: &str, key: &SecretString) -> Result<()> {
-        let url = format!("{}/models", self.base_url);
+        let url = http::endpoint(&self.base_url, &["models"])?;
         let response = http::send(self.retry, SYSTEM, "GET /models", || {
-            self.http.get(&url).bearer_auth(key.expose_secret())
+            self.http.get(url.clone()).bearer_auth(key.expose_secret())
         })
         .await?;
         match response.status() {
@@ -119,10 +119,15 @@ impl OpenAiIssuer {
                 leftovers.push(account.id);
             }
         }
-        let url = format!(
-            "{}/organization/projects/{}/service_accounts",
-            self.base_url, settings.project_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "organization",
+                "projects",
+                &settings.project_id,
+                "service_accounts",
+            ],
+        )?;
         let body = serde_json::json!({ "name": name });
         let response = http::send(
             self.retry.creating(),
@@ -130,7 +135,7 @@ impl OpenAiIssuer {
             "POST service_accounts",
             || {
                 self.http
-                    .post(&url)
+                    .post(url.clone())
                     .bearer_auth(admin.expose_secret())
                     .json(&body)
             },
@@ -195,12 +200,20 @@ impl OpenAiIssuer {
                 Ok(RevocationStatus::Revoked)
             }
             (_, Some(api_key_id)) => {
-                let url = format!(
-                    "{}/organization/projects/{}/api_keys/{api_key_id}",
-                    self.base_url, settings.project_id
-                );
+                let url = http::endpoint(
+                    &self.base_url,
+                    &[
+                        "organization",
+                        "projects",
+                        &settings.project_id,
+                        "api_keys",
+                        api_key_id,
+                    ],
+                )?;
                 let response = http::send(self.retry, SYSTEM, "DELETE api_keys", || {
-                    self.http.delete(&url).bearer_auth(admin.expose_secret())
+                    self.http
+                        .delete(url.clone())
+                        .bearer_auth(admin.expose_secret())
                 })
                 .await?;
                 if response.status() == StatusCode::NOT_FOUND {
@@ -227,12 +240,20 @@ impl OpenAiIssuer {
             return Ok(None);
         };
         let admin = self.admin_key(&revocation.secret_name, &settings).await?;
-        let url = format!(
-            "{}/organization/projects/{}/api_keys/{api_key_id}",
-            self.base_url, settings.project_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "organization",
+                "projects",
+                &settings.project_id,
+                "api_keys",
+                api_key_id,
+            ],
+        )?;
         let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
-            self.http.get(&url).bearer_auth(admin.expose_secret())
+            self.http
+                .get(url.clone())
+                .bearer_auth(admin.expose_secret())
         })
         .await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -283,17 +304,22 @@ impl OpenAiIssuer {
         settings: &OpenAiSettings,
         admin: &SecretString,
     ) -> Result<Vec<ServiceAccount>> {
-        let url = format!(
-            "{}/organization/projects/{}/service_accounts",
-            self.base_url, settings.project_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "organization",
+                "projects",
+                &settings.project_id,
+                "service_accounts",
+            ],
+        )?;
         let mut accounts = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let response = http::send(self.retry, SYSTEM, "GET service_accounts", || {
                 let mut request = self
                     .http
-                    .get(&url)
+                    .get(url.clone())
                     .bearer_auth(admin.expose_secret())
                     .query(&[("limit", "100")]);
                 if let Some(after) = &after {
@@ -320,12 +346,20 @@ impl OpenAiIssuer {
         admin: &SecretString,
         id: &str,
     ) -> Result<()> {
-        let url = format!(
-            "{}/organization/projects/{}/service_accounts/{id}",
-            self.base_url, settings.project_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "organization",
+                "projects",
+                &settings.project_id,
+                "service_accounts",
+                id,
+            ],
+        )?;
         let response = http::send(self.retry, SYSTEM, "DELETE service_accounts", || {
-            self.http.delete(&url).bearer_auth(admin.expose_secret())
+            self.http
+                .delete(url.clone())
+                .bearer_auth(admin.expose_secret())
         })
         .await?;
         // Already gone is what we wanted: a repeated revocation has nothing left to do.

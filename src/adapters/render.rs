@@ -56,12 +56,20 @@ impl RenderClient {
         target: &RenderTarget,
     ) -> Result<Option<String>> {
         let token = self.token(secret_name, target).await?;
-        let url = format!(
-            "{}/v1/services/{}/env-vars/{}",
-            self.base_url, target.service_id, target.env_key
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "v1",
+                "services",
+                &target.service_id,
+                "env-vars",
+                &target.env_key,
+            ],
+        )?;
         let response = http::send(self.retry, SYSTEM, "GET env-var", || {
-            self.http.get(&url).bearer_auth(token.expose_secret())
+            self.http
+                .get(url.clone())
+                .bearer_auth(token.expose_secret())
         })
         .await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -80,14 +88,20 @@ impl RenderClient {
         key: &SecretString,
     ) -> Result<()> {
         let token = self.token(secret_name, target).await?;
-        let url = format!(
-            "{}/v1/services/{}/env-vars/{}",
-            self.base_url, target.service_id, target.env_key
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &[
+                "v1",
+                "services",
+                &target.service_id,
+                "env-vars",
+                &target.env_key,
+            ],
+        )?;
         let body = json!({ "value": key.expose_secret() });
         let response = http::send(self.retry, SYSTEM, "PUT env-var", || {
             self.http
-                .put(&url)
+                .put(url.clone())
                 .bearer_auth(token.expose_secret())
                 .json(&body)
         })
@@ -98,13 +112,13 @@ impl RenderClient {
 
     pub async fn redeploy(&self, secret_name: &str, target: &RenderTarget) -> Result<String> {
         let token = self.token(secret_name, target).await?;
-        let url = format!(
-            "{}/v1/services/{}/deploys",
-            self.base_url, target.service_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &["v1", "services", &target.service_id, "deploys"],
+        )?;
         let response = http::send(self.retry, SYSTEM, "POST deploys", || {
             self.http
-                .post(&url)
+                .post(url.clone())
                 .bearer_auth(token.expose_secret())
                 .json(&json!({}))
         })
@@ -120,12 +134,14 @@ impl RenderClient {
         id: &str,
     ) -> Result<DeploymentState> {
         let token = self.token(secret_name, target).await?;
-        let url = format!(
-            "{}/v1/services/{}/deploys/{id}",
-            self.base_url, target.service_id
-        );
+        let url = http::endpoint(
+            &self.base_url,
+            &["v1", "services", &target.service_id, "deploys", id],
+        )?;
         let response = http::send(self.retry, SYSTEM, "GET deploy", || {
-            self.http.get(&url).bearer_auth(token.expose_secret())
+            self.http
+                .get(url.clone())
+                .bearer_auth(token.expose_secret())
         })
         .await?;
         let deploy: Deploy = read_json(secret_name, target, response, "GET deploy").await?;

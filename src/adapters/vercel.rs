@@ -111,9 +111,9 @@ impl VercelClient {
         target: &VercelTarget,
     ) -> Result<Vec<Option<String>>> {
         let token = self.token(secret_name, target).await?;
-        let url = format!("{}/v10/projects/{}/env", self.base_url, target.project);
+        let url = http::endpoint(&self.base_url, &["v10", "projects", &target.project, "env"])?;
         let response = http::send(self.retry, SYSTEM, "GET env", || {
-            self.authed(self.http.get(&url), &token, target)
+            self.authed(self.http.get(url.clone()), &token, target)
         })
         .await?;
         let list: EnvList = read_json(secret_name, target, response, "GET env").await?;
@@ -141,7 +141,7 @@ impl VercelClient {
         key: &SecretString,
     ) -> Result<()> {
         let token = self.token(secret_name, target).await?;
-        let url = format!("{}/v10/projects/{}/env", self.base_url, target.project);
+        let url = http::endpoint(&self.base_url, &["v10", "projects", &target.project, "env"])?;
         let body = json!({
             "key": target.env_key,
             "value": key.expose_secret(),
@@ -150,7 +150,7 @@ impl VercelClient {
             "comment": format!("{COMMENT_PREFIX}{}", fingerprint(key)),
         });
         let response = http::send(self.retry, SYSTEM, "POST env (upsert)", || {
-            self.authed(self.http.post(&url), &token, target)
+            self.authed(self.http.post(url.clone()), &token, target)
                 .query(&[("upsert", "true")])
                 .json(&body)
         })
@@ -186,14 +186,15 @@ impl VercelClient {
     /// Redeploys the latest READY production deployment, so it picks up the variables as they are now.
     pub async fn redeploy(&self, secret_name: &str, target: &VercelTarget) -> Result<String> {
         let token = self.token(secret_name, target).await?;
-        let url = format!("{}/v6/deployments", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v6", "deployments"])?;
         let response = http::send(self.retry, SYSTEM, "GET deployments", || {
-            self.authed(self.http.get(&url), &token, target).query(&[
-                ("projectId", target.project.as_str()),
-                ("target", "production"),
-                ("state", "READY"),
-                ("limit", "1"),
-            ])
+            self.authed(self.http.get(url.clone()), &token, target)
+                .query(&[
+                    ("projectId", target.project.as_str()),
+                    ("target", "production"),
+                    ("state", "READY"),
+                    ("limit", "1"),
+                ])
         })
         .await?;
         let list: DeploymentList =
@@ -209,11 +210,11 @@ impl VercelClient {
                 "deploy the project once, or set redeploy to false for this target",
             )
         })?;
-        let url = format!("{}/v13/deployments", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v13", "deployments"])?;
         let body =
             json!({ "name": latest.name, "deploymentId": latest.uid, "target": "production" });
         let response = http::send(self.retry, SYSTEM, "POST deployments", || {
-            self.authed(self.http.post(&url), &token, target)
+            self.authed(self.http.post(url.clone()), &token, target)
                 .json(&body)
         })
         .await?;
@@ -229,9 +230,9 @@ impl VercelClient {
         id: &str,
     ) -> Result<DeploymentState> {
         let token = self.token(secret_name, target).await?;
-        let url = format!("{}/v13/deployments/{id}", self.base_url);
+        let url = http::endpoint(&self.base_url, &["v13", "deployments", id])?;
         let response = http::send(self.retry, SYSTEM, "GET deployment", || {
-            self.authed(self.http.get(&url), &token, target)
+            self.authed(self.http.get(url.clone()), &token, target)
         })
         .await?;
         let deployment: Deployment =

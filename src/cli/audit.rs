@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::adapters::aws;
 use crate::adapters::dynamodb::{DynamoAuditLog, rfc3339_ms};
 use crate::cli::context::StackOutputs;
+use crate::cli::csv_out::CsvOut;
 use crate::domain::audit::AuditEvent;
 use crate::error::{Error, Result, Transience};
 
@@ -124,10 +125,10 @@ fn row(event: &AuditEvent) -> [String; 14] {
 }
 
 fn write_csv(out: &mut impl Write, events: &[AuditEvent]) -> std::io::Result<()> {
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(COLUMNS)?;
+    let mut writer = CsvOut::new(out);
+    writer.row(COLUMNS)?;
     for event in events {
-        writer.write_record(row(event))?;
+        writer.row(row(event))?;
     }
     writer.flush()
 }

@@ -3,6 +3,7 @@
 mod args;
 mod audit;
 mod context;
+mod csv_out;
 mod keys;
 mod onboard;
 mod report;

@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::audit::month_bounds;
 use crate::cli::context::{Session, print_json};
+use crate::cli::csv_out::CsvOut;
 use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Result, Transience};
@@ -181,8 +182,8 @@ pub fn json_report(month: &str, lines: &[Line]) -> Value {
 }
 
 fn csv_out(lines: &[Line]) -> std::io::Result<()> {
-    let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
-    writer.write_record([
+    let mut writer = CsvOut::new(std::io::stdout().lock());
+    writer.row([
         "secret",
         "provider",
         "rotations",
@@ -192,7 +193,7 @@ fn csv_out(lines: &[Line]) -> std::io::Result<()> {
         "mean_days_between_rotations",
     ])?;
     for l in lines {
-        writer.write_record([
+        writer.row([
             l.secret.clone(),
             l.provider.clone(),
             l.rotations.to_string(),

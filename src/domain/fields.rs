@@ -7,6 +7,53 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
+/// The shape of a provider's id. Ids from a secret's value end up in the paths of requests made with
+/// keyrot's admin credentials, so each must look exactly like the provider's own ids: its prefix, then
+/// letters and digits only (no `/`, `.`, `?`, `#` or `%` that could walk a path elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdShape {
+    OpenAiProject,
+    OpenAiServiceAccount,
+    OpenAiApiKey,
+    AnthropicKey,
+    VercelProject,
+    VercelTeam,
+    RenderService,
+}
+
+impl IdShape {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            IdShape::OpenAiProject => "proj_",
+            IdShape::OpenAiServiceAccount => "svc_acct_",
+            IdShape::OpenAiApiKey => "key_",
+            IdShape::AnthropicKey => "apikey_",
+            IdShape::VercelProject => "prj_",
+            IdShape::VercelTeam => "team_",
+            IdShape::RenderService => "srv-",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            IdShape::OpenAiProject => "an OpenAI project id",
+            IdShape::OpenAiServiceAccount => "an OpenAI service account id",
+            IdShape::OpenAiApiKey => "an OpenAI project API key id",
+            IdShape::AnthropicKey => "an Anthropic API key id",
+            IdShape::VercelProject => "a Vercel project id",
+            IdShape::VercelTeam => "a Vercel team id",
+            IdShape::RenderService => "a Render service id",
+        }
+    }
+
+    /// Whether `id` has this shape: the prefix, then 1 to 64 ASCII letters and digits.
+    pub fn fits(self, id: &str) -> bool {
+        id.strip_prefix(self.prefix()).is_some_and(|rest| {
+            (1..=64).contains(&rest.len()) && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    }
+}
+
 /// One JSON object of a managed secret's value, with where it stands in the document.
 pub(crate) struct Fields<'a> {
     secret: &'a str,
@@ -67,6 +114,45 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A string field that must hold an id of `shape`.
+    pub(crate) fn required_id(&self, field: &str, shape: IdShape) -> Result<String> {
+        let fix = format!(
+            "set {field} to {} ({}...), as the provider shows it",
+            shape.what(),
+            shape.prefix()
+        );
+        let id = self.required_str(field, &fix)?;
+        self.shaped(field, id, shape, &fix)
+    }
+
+    /// A string field that may be absent, or holds an id of `shape`.
+    pub(crate) fn optional_id(&self, field: &str, shape: IdShape) -> Result<Option<String>> {
+        let fix = format!(
+            "set {field} to {} ({}...) or remove it",
+            shape.what(),
+            shape.prefix()
+        );
+        match self.optional_str(field)? {
+            Some(id) => self.shaped(field, id, shape, &fix).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn shaped(&self, field: &str, id: String, shape: IdShape, fix: &str) -> Result<String> {
+        if shape.fits(&id) {
+            return Ok(id);
+        }
+        Err(self.bad(
+            field,
+            format!(
+                "is not {}: it must be {} followed by letters and digits only",
+                shape.what(),
+                shape.prefix()
+            ),
+            fix,
+        ))
+    }
+
     pub(crate) fn boolean(&self, field: &str, default: bool) -> Result<bool> {
         match self.get(field) {
             None => Ok(default),
@@ -90,5 +176,53 @@ impl<'a> Fields<'a> {
                 format!("make {field} a JSON object"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn ids_must_look_exactly_like_the_providers_own() {
+        assert!(IdShape::OpenAiProject.fits("proj_abc123"));
+        assert!(IdShape::RenderService.fits("srv-d0abc123"));
+        for walk in [
+            "proj_",
+            "proj_../admin_api_keys/key_1?",
+            "proj_abc/../../x",
+            "proj_abc%2e%2e",
+            "proj_abc#x",
+            "proj_abc?x=1",
+            "proj_abc def",
+            "prj_abc",
+            "PROJ_abc",
+            &format!("proj_{}", "a".repeat(65)),
+        ] {
+            assert!(!IdShape::OpenAiProject.fits(walk), "{walk}");
+        }
+    }
+
+    #[test]
+    fn a_misshapen_id_is_refused_by_secret_field_and_fix() {
+        let object = json!({"project_id": "../admin_api_keys/key_1?"});
+        let fields = Fields::new(
+            "prod/x",
+            "AWSCURRENT value: openai.".into(),
+            object.as_object().expect("object"),
+        );
+        let err = fields
+            .required_id("project_id", IdShape::OpenAiProject)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("prod/x"), "{err}");
+        assert!(err.contains("openai.project_id"), "{err}");
+        assert!(err.contains("proj_"), "{err}");
+        assert!(
+            !err.contains("admin_api_keys"),
+            "the value is not quoted: {err}"
+        );
     }
 }

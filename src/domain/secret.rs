@@ -7,7 +7,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use crate::domain::fields::Fields;
+use crate::domain::fields::{Fields, IdShape};
 use crate::domain::keys::NewKey;
 use crate::error::{Error, Result};
 
@@ -92,8 +92,7 @@ impl ManagedSecret {
         let api_key = take_api_key(secret, &path, &mut fields)?;
         let doc = Fields::new(secret, path, &fields);
         let provider = provider_of(&doc)?;
-        let key_id = doc.optional_str("key_id")?;
-        let api_key_id = doc.optional_str("api_key_id")?;
+        let (key_id, api_key_id) = key_ids(&doc, &provider)?;
         let targets = match doc.get("targets") {
             None => Vec::new(),
             Some(Value::Array(targets)) => targets.clone(),
@@ -190,6 +189,27 @@ fn take_api_key(secret: &str, path: &str, fields: &mut Map<String, Value>) -> Re
     }
 }
 
+/// The provider's ids of the current key: they name what a revocation deletes, so they must have the
+/// provider's own shape. A generic key has nothing to revoke at a provider: its ids are free text.
+fn key_ids(
+    doc: &Fields<'_>,
+    provider: &ProviderSettings,
+) -> Result<(Option<String>, Option<String>)> {
+    Ok(match provider {
+        ProviderSettings::OpenAi(_) => (
+            doc.optional_id("key_id", IdShape::OpenAiServiceAccount)?,
+            doc.optional_id("api_key_id", IdShape::OpenAiApiKey)?,
+        ),
+        ProviderSettings::Anthropic(_) => (
+            doc.optional_id("key_id", IdShape::AnthropicKey)?,
+            doc.optional_str("api_key_id")?,
+        ),
+        ProviderSettings::Generic(_) => {
+            (doc.optional_str("key_id")?, doc.optional_str("api_key_id")?)
+        }
+    })
+}
+
 /// The `provider` and its block.
 fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
     let set = format!("set provider to {PROVIDERS}");
@@ -207,7 +227,7 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
             let fix = "add \"openai\": {\"project_id\": \"proj_...\", \"admin_key_secret\": \"<name of the secret holding the admin key>\"}";
             let block = block(fix)?;
             Ok(ProviderSettings::OpenAi(OpenAiSettings {
-                project_id: block.required_str("project_id", fix)?,
+                project_id: block.required_id("project_id", IdShape::OpenAiProject)?,
                 admin_key_secret: block.required_str("admin_key_secret", fix)?,
             }))
         }
@@ -353,7 +373,7 @@ mod tests {
                 "openai: is missing",
             ),
             (
-                json!({"provider": "openai", "api_key": key, "openai": {"project_id": "p"}}),
+                json!({"provider": "openai", "api_key": key, "openai": {"project_id": "proj_1"}}),
                 "openai.admin_key_secret: is missing",
             ),
             (

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::domain::fields::Fields;
+use crate::domain::fields::{Fields, IdShape};
 
 use crate::error::{Error, Result};
 
@@ -131,11 +131,8 @@ fn parse_vercel(target: &Fields<'_>) -> Result<VercelTarget> {
         }
     };
     Ok(VercelTarget {
-        project: target.required_str(
-            "project",
-            "set it to the Vercel project id (prj_...) or name",
-        )?,
-        team_id: target.optional_str("team_id")?,
+        project: target.required_id("project", IdShape::VercelProject)?,
+        team_id: target.optional_id("team_id", IdShape::VercelTeam)?,
         env_key: env_key(target)?,
         environments,
         sensitive: target.boolean("sensitive", true)?,
@@ -149,8 +146,7 @@ fn parse_vercel(target: &Fields<'_>) -> Result<VercelTarget> {
 
 fn parse_render(target: &Fields<'_>) -> Result<RenderTarget> {
     Ok(RenderTarget {
-        service_id: target
-            .required_str("service_id", "set it to the Render service id (srv-...)")?,
+        service_id: target.required_id("service_id", IdShape::RenderService)?,
         env_key: env_key(target)?,
         deploy: target.boolean("deploy", true)?,
         token_secret: target.required_str(

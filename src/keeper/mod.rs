@@ -14,6 +14,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 use chrono::Duration;
+use futures::FutureExt;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
@@ -132,7 +133,10 @@ impl<F: Family> GraceKeeper<'_, F> {
 
         self.revoke_due(now, &by_name, &mut report).await;
         for item in &managed {
-            self.watch(now, item, &mut report).await;
+            isolated(&item.secret.name, &mut report, async |part| {
+                self.watch(now, item, part).await
+            })
+            .await;
         }
         self.find_orphans(now, &managed, &mut report).await;
 
@@ -254,6 +258,45 @@ impl<F: Family> GraceKeeper<'_, F> {
         .by(KEEPER_ACTOR)
         .error(note);
         self.ports.record_quietly(&event).await;
+    }
+}
+
+impl KeeperReport {
+    /// Adds what one part of the pass did to the pass's report.
+    fn absorb(&mut self, part: KeeperReport) {
+        self.secrets += part.secrets;
+        self.revoked += part.revoked;
+        self.postponed += part.postponed;
+        self.failed += part.failed;
+        self.upcoming += part.upcoming;
+        self.overdue += part.overdue;
+        self.stuck += part.stuck;
+        self.orphans += part.orphans;
+        self.alerts_sent += part.alerts_sent;
+        self.errors.extend(part.errors);
+    }
+}
+
+/// Runs one secret's part of the pass. A panic in it (a bug, or an answer nobody foresaw) is reported
+/// for that secret, and the pass goes on with the next: one secret never costs the others their pass.
+pub(crate) async fn isolated(
+    secret: &str,
+    report: &mut KeeperReport,
+    part: impl AsyncFnOnce(&mut KeeperReport),
+) {
+    let mut own = KeeperReport::default();
+    let outcome = std::panic::AssertUnwindSafe(part(&mut own))
+        .catch_unwind()
+        .await;
+    report.absorb(own);
+    if outcome.is_err() {
+        tracing::error!(
+            secret,
+            "a part of the keeper pass panicked; the pass goes on"
+        );
+        report.errors.push(format!(
+            "{secret}: this secret's part of the pass failed unexpectedly"
+        ));
     }
 }
 

@@ -92,7 +92,11 @@ impl<F: Family> GraceKeeper<'_, F> {
                     read.as_ref()
                 }
             };
-            self.settle(now, &secret, current, revocation, report).await;
+            let name = secret.name.clone();
+            super::isolated(&name, report, async |part| {
+                self.settle(now, &secret, current, revocation, part).await
+            })
+            .await;
         }
     }
 

@@ -66,6 +66,25 @@ fn status_of(r: &World, version: &str) -> RevocationStatus {
 }
 
 #[tokio::test]
+async fn a_panic_in_one_revocation_costs_the_others_nothing() {
+    let r = with_one_hour_grace();
+    rotate(&r, "t1").await;
+    rotate(&r, "t2").await;
+    advance(&r, Duration::hours(2));
+    r.issuer.panic_revocations.set(1);
+    let report = keeper(&r).run().await.expect("the pass goes on");
+    assert_eq!(report.revoked, 1, "{report:?}");
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.contains(NAME) && e.contains("failed unexpectedly")),
+        "{report:?}"
+    );
+    assert_eq!(r.issuer.revoked_versions().len(), 1);
+}
+
+#[tokio::test]
 async fn the_old_key_is_revoked_only_after_its_grace_and_only_once() {
     let r = world();
     r.store.set_tag(TAG_GRACE_HOURS, "2");

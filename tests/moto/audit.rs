@@ -138,6 +138,47 @@ async fn keyrot_audit_exports_one_month_across_secrets_as_csv_and_json() {
     );
 }
 
+/// A ClientRequestToken or an error text is chosen by whoever can call rotate-secret or write the
+/// secret; opened in a spreadsheet, a cell that starts like a formula must stay text.
+#[tokio::test]
+async fn keyrot_audit_csv_never_hands_a_spreadsheet_a_formula() {
+    let world = World::new().await;
+    let moto = &world.moto;
+    let log = DynamoAuditLog::new(moto.ddb.clone(), &moto.config.audit_table);
+    let secret = unique("audit-formula");
+    let at = Utc
+        .with_ymd_and_hms(2031, 7, 4, 12, 0, 0)
+        .single()
+        .expect("time");
+    let mut hostile = event(&secret, at, "createSecret");
+    hostile.version_id = "=HYPERLINK(\"http://evil.example\",\"open\")".to_owned();
+    hostile.error = Some("+cmd|' /C calc'!A0".to_owned());
+    hostile.actor = "@SUM(1+1)".to_owned();
+    log.record(&hostile).await.expect("record");
+
+    let out = keyrot(&["audit", "--secret", &secret, "--format", "csv"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("RFC 4180 CSV");
+    assert_eq!(rows.len(), 1);
+    for cell in rows[0].iter() {
+        assert!(
+            !cell.starts_with(['=', '+', '@']),
+            "a cell a spreadsheet would run: {cell:?}"
+        );
+    }
+    let cells: Vec<&str> = rows[0].iter().collect();
+    assert!(cells.contains(&"'+cmd|' /C calc'!A0"), "{cells:?}");
+    assert!(cells.contains(&"'@SUM(1+1)"), "{cells:?}");
+}
+
 #[tokio::test]
 async fn keyrot_audit_refuses_bad_arguments_with_exit_code_2() {
     for args in [

@@ -193,6 +193,57 @@ async fn every_malformed_input_is_refused_by_name_and_changes_nothing() {
             ),
             &["targets[0].env_key"],
         ),
+        // Ids end up in the paths of requests made with keyrot's admin credentials: an id that could
+        // walk a path elsewhere is refused before any request is made.
+        value_case(
+            "openai project_id walks to the admin keys",
+            json!({"provider": "openai", "api_key": KEY, "openai": {"project_id": "../admin_api_keys/key_1?", "admin_key_secret": admin}}),
+            &["openai.project_id", "is not an OpenAI project id", "proj_"],
+        ),
+        value_case(
+            "openai project_id percent-encoded dots",
+            json!({"provider": "openai", "api_key": KEY, "openai": {"project_id": "proj_1%2e%2e", "admin_key_secret": admin}}),
+            &["openai.project_id", "proj_"],
+        ),
+        value_case(
+            "openai key_id names a path",
+            {
+                let mut value = openai(&admin);
+                value["key_id"] = json!("svc_acct_1/../../users/user_1");
+                value
+            },
+            &["key_id", "is not an OpenAI service account id"],
+        ),
+        value_case(
+            "openai api_key_id with a query",
+            {
+                let mut value = openai(&admin);
+                value["api_key_id"] = json!("key_1?limit=100");
+                value
+            },
+            &["api_key_id", "is not an OpenAI project API key id"],
+        ),
+        value_case(
+            "vercel project walks up",
+            generic(
+                json!({"targets": [{"type": "vercel", "project": "prj_1/../../prj_2", "env_key": "K", "token_secret": "t"}]}),
+            ),
+            &["targets[0].project", "is not a Vercel project id"],
+        ),
+        value_case(
+            "vercel team with a fragment",
+            generic(
+                json!({"targets": [{"type": "vercel", "project": "prj_1", "team_id": "team_1#x", "env_key": "K", "token_secret": "t"}]}),
+            ),
+            &["targets[0].team_id", "is not a Vercel team id"],
+        ),
+        value_case(
+            "render service id with a query",
+            generic(
+                json!({"targets": [{"type": "render", "service_id": "srv-1?x=y", "env_key": "K", "token_secret": "t"}]}),
+            ),
+            &["targets[0].service_id", "is not a Render service id"],
+        ),
         value_case(
             "key_id a number",
             generic(json!({"key_id": 5})),

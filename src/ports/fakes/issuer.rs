@@ -22,6 +22,8 @@ pub(crate) struct FakeIssuer {
     pub(crate) minted_keys: RefCell<Vec<MintedKey>>,
     /// The next revocations fail.
     pub(crate) fail_revocations: Cell<u32>,
+    /// The next revocations panic (a bug, or an answer nobody foresaw).
+    pub(crate) panic_revocations: Cell<u32>,
 }
 
 impl FakeIssuer {
@@ -111,6 +113,13 @@ impl KeyIssuer for FakeIssuer {
     }
 
     async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
+        if self.panic_revocations.get() > 0 {
+            self.panic_revocations.set(self.panic_revocations.get() - 1);
+            panic!(
+                "the fake provider panics while revoking {}",
+                revocation.old_version_id
+            );
+        }
         if self.fail_revocations.get() > 0 {
             self.fail_revocations.set(self.fail_revocations.get() - 1);
             return Err(Error::external(

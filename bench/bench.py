@@ -120,7 +120,7 @@ class Bench:
         def role(secret_id):
             """The managed secret itself, or the admin secret (by name) that a call reads."""
             name = secret_id.split(":secret:", 1)[-1]
-            if not name.startswith("keyrot/admin/"):
+            if not name.startswith("keyrot-admin/"):
                 return "managed"
             return name.rsplit("-", 1)[0] if ":secret:" in secret_id else name
 
@@ -181,8 +181,10 @@ class Bench:
         """An OpenAI key a person made, in a Vercel project's env, onboarded as `keyrot onboard` does."""
         sim = self.sim["base_url"]
         if not getattr(self, "admin_secrets", False):
-            self.sm.create_secret(Name="keyrot/admin/openai", SecretString=self.sim["openai_admin_key"])
-            self.sm.create_secret(Name="keyrot/admin/vercel", SecretString=self.sim["vercel_token"])
+            # Each admin secret serves the managed secrets its keyrot-admin:serves tag names (docs/security.md).
+            serves = [{"Key": "keyrot-admin:serves", "Value": "bench/ fleet/"}]
+            self.sm.create_secret(Name="keyrot-admin/openai", SecretString=self.sim["openai_admin_key"], Tags=serves)
+            self.sm.create_secret(Name="keyrot-admin/vercel", SecretString=self.sim["vercel_token"], Tags=serves)
             self.openai_project = http_json("POST", f"{sim}/_sim/openai/projects")["id"]
             self.admin_secrets = True
         person = http_json("POST", f"{sim}/_sim/openai/projects/{self.openai_project}/user_keys")
@@ -193,9 +195,9 @@ class Bench:
                   {"Authorization": f"Bearer {self.sim['vercel_token']}"})
         value = {
             "provider": "openai", "api_key": person["value"], "api_key_id": person["id"],
-            "openai": {"project_id": self.openai_project, "admin_key_secret": "keyrot/admin/openai"},
+            "openai": {"project_id": self.openai_project, "admin_key_secret": "keyrot-admin/openai"},
             "targets": [{"type": "vercel", "project": project, "team_id": team, "env_key": "OPENAI_API_KEY",
-                         "environments": ["production"], "token_secret": "keyrot/admin/vercel"}],
+                         "environments": ["production"], "token_secret": "keyrot-admin/vercel"}],
         }
         self.sm.create_secret(Name=name, SecretString=json.dumps(value),
                               Tags=[{"Key": "keyrot:grace-hours", "Value": "24"}])

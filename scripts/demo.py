@@ -227,8 +227,8 @@ def main():
         say("a service starts calling OpenAI ten times a second with whatever key its live deployment serves")
 
         # keyrot's AWS side, as the stack creates it.
-        aws("secretsmanager", "create-secret", "--name", "keyrot/admin/openai", "--secret-string", ready["openai_admin_key"])
-        aws("secretsmanager", "create-secret", "--name", "keyrot/admin/vercel", "--secret-string", vercel_token)
+        aws("secretsmanager", "create-secret", "--name", "keyrot-admin/openai", "--secret-string", ready["openai_admin_key"])
+        aws("secretsmanager", "create-secret", "--name", "keyrot-admin/vercel", "--secret-string", vercel_token)
         queue = sqs("create-queue", "--queue-name", "keyrot-demo-alerts")["QueueUrl"]
         queue_arn = sqs("get-queue-attributes", "--queue-url", queue, "--attribute-names", "QueueArn")["Attributes"]["QueueArn"]
         aws("sns", "subscribe", "--topic-arn", env["KEYROT_ALERT_TOPIC_ARN"], "--protocol", "sqs", "--notification-endpoint", queue_arn)
@@ -244,7 +244,7 @@ def main():
         stage("2. Onboard the key (keyrot onboard)")
         keyrot = os.path.join(ROOT, "target/debug/keyrot")
         out = run([keyrot, "onboard", SECRET, "--provider", "openai", "--project-id", project_openai,
-                   "--admin-key-secret", "keyrot/admin/openai", "--api-key-id", person_key["id"],
+                   "--admin-key-secret", "keyrot-admin/openai", "--api-key-id", person_key["id"],
                    "--vercel", f"{vercel_project}:OPENAI_API_KEY", "--vercel-team", team, "--vercel-env", "production",
                    "--every-days", "30", "--grace-hours", "24", "--rotator-arn", rotator_arn],
                   stdin=person_key["value"], env=env)

@@ -1,6 +1,7 @@
 //! Configuration from the environment (README.md, "Configuration").
 
 use crate::adapters::url_policy::{PlainHttp, check_base_url};
+use crate::domain::admin::{DEFAULT_ADMIN_PREFIX, prefixes_overlap};
 use crate::error::{Error, Result};
 
 /// The variables the deployed stack's outputs can stand in for, with the output that holds each. The
@@ -27,12 +28,25 @@ pub struct Config {
     pub rotator_arn: Option<String>,
     /// Only secrets whose names start with this are the grace keeper's (`KEYROT_MANAGED_PREFIX`).
     pub managed_prefix: Option<String>,
+    /// Where admin keys and tokens live (`KEYROT_ADMIN_PREFIX`, default `keyrot-admin/`), apart from
+    /// the managed secrets: a named admin secret outside it is refused.
+    pub admin_prefix: String,
     /// Whether a `generic.validate_url` may be plain http to a loopback host
     /// (`KEYROT_ALLOW_HTTP_VALIDATE_URL=1`, for local tests only); never in a deployment.
     pub validate_url_http: PlainHttp,
 }
 
 impl Config {
+    /// keyrot's rotation functions, by ARN or name: the configured rotator, and this function itself
+    /// when it is the rotator (Lambda names the running function in `AWS_LAMBDA_FUNCTION_NAME`).
+    pub fn rotators(&self) -> Vec<String> {
+        self.rotator_arn
+            .iter()
+            .cloned()
+            .chain(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+            .collect()
+    }
+
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -77,6 +91,21 @@ impl Config {
             check_base_url(name, &url)?;
             Ok(url)
         };
+        let managed_prefix = get("KEYROT_MANAGED_PREFIX");
+        let admin_prefix =
+            get("KEYROT_ADMIN_PREFIX").unwrap_or_else(|| DEFAULT_ADMIN_PREFIX.to_owned());
+        if prefixes_overlap(&admin_prefix, managed_prefix.as_deref()) {
+            return Err(Error::config(
+                "(configuration)",
+                "KEYROT_ADMIN_PREFIX",
+                format!(
+                    "{admin_prefix} overlaps the managed prefix {}: a secret under both would be an admin \
+                     credential a managed secret's writer could write",
+                    managed_prefix.as_deref().unwrap_or_default()
+                ),
+                "keep admin secrets under a prefix of their own, such as keyrot-admin/ (the default)",
+            ));
+        }
         let validate_url_http = match get("KEYROT_ALLOW_HTTP_VALIDATE_URL").as_deref() {
             None | Some("0") => PlainHttp::Never,
             Some("1") => PlainHttp::LoopbackOnly,
@@ -98,7 +127,8 @@ impl Config {
             vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com")?,
             render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com")?,
             rotator_arn: get("KEYROT_ROTATOR_ARN"),
-            managed_prefix: get("KEYROT_MANAGED_PREFIX"),
+            managed_prefix,
+            admin_prefix,
             validate_url_http,
         })
     }

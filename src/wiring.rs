@@ -51,7 +51,13 @@ pub async fn build_with_clock<C: Clock>(
     let sdk = aws::sdk_config().await;
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let http = http::client()?;
-    let admin_keys = || AdminKeys::new(secrets_manager.clone());
+    let admin_keys = || {
+        AdminKeys::new(
+            secrets_manager.clone(),
+            &config.admin_prefix,
+            &config.rotators(),
+        )
+    };
     Ok(Ports {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {

@@ -66,10 +66,9 @@ class KeyrotStack extends cdk.Stack {
       description:
         'Name prefix of the secrets keyrot rotates. The rotator may read, write and re-label only secrets whose name starts with it.',
     });
-    // Read by name only, in the Fn.sub of adminSecrets below.
-    new cdk.CfnParameter(this, 'AdminSecretPrefix', {
+    const adminSecretPrefix = new cdk.CfnParameter(this, 'AdminSecretPrefix', {
       type: 'String',
-      default: 'keyrot/admin/',
+      default: 'keyrot-admin/',
       minLength: 1,
       allowedPattern: '^[A-Za-z0-9/_+=.@-]+$',
       description: 'Name prefix of the secrets that hold provider admin keys and platform tokens (read only).',
@@ -237,6 +236,8 @@ class KeyrotStack extends cdk.Stack {
       KEYROT_AUDIT_TABLE: auditTable.tableName,
       KEYROT_ALERT_TOPIC_ARN: alertTopic.topicArn,
       KEYROT_DEFAULT_GRACE_HOURS: defaultGraceHours.valueAsString,
+      // Where admin keys and tokens live: a value naming one elsewhere is refused (docs/security.md).
+      KEYROT_ADMIN_PREFIX: adminSecretPrefix.valueAsString,
       RUST_LOG: 'info',
     };
     /** @type {(id: string, suffix: string) => logs.LogGroup} */
@@ -285,7 +286,8 @@ class KeyrotStack extends cdk.Stack {
               }),
               new iam.PolicyStatement({
                 sid: 'ReadAdminKeys',
-                actions: ['secretsmanager:GetSecretValue'],
+                // DescribeSecret reads the keyrot-admin: tags that say what the secret may serve.
+                actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
                 resources: [adminSecrets],
               }),
               // GetRandomPassword has no resource type: IAM accepts only "*" for it.
@@ -346,7 +348,8 @@ class KeyrotStack extends cdk.Stack {
               }),
               new iam.PolicyStatement({
                 sid: 'ReadAdminKeys',
-                actions: ['secretsmanager:GetSecretValue'],
+                // DescribeSecret reads the keyrot-admin: tags that say what the secret may serve.
+                actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
                 resources: [adminSecrets],
               }),
               ...sharedStatements(),
@@ -515,7 +518,7 @@ class KeyrotStack extends cdk.Stack {
       ack(
         role,
         secretArn('AdminSecretPrefix'),
-        'Admin keys and platform tokens are read (GetSecretValue only) from the secrets under the AdminSecretPrefix parameter, named by each managed secret; a secret ARN ends in a random suffix.',
+        'Admin keys and platform tokens are read (DescribeSecret for their keyrot-admin: tags, GetSecretValue; nothing else) from the secrets under the AdminSecretPrefix parameter, named by each managed secret; a secret ARN ends in a random suffix.',
       );
       ack(
         role,

@@ -1,6 +1,7 @@
 //! Admin keys and platform tokens live in their own secrets, named by the managed secret's fields; this
-//! reads them. The value is either the bare key or a JSON object with an `admin_key` (or `api_key`/`token`)
-//! field.
+//! reads them, once the admin secret's own name and tags allow it to serve the managed secret
+//! (`domain::admin`). The value is either the bare key or a JSON object with an `admin_key` (or
+//! `api_key`/`token`) field.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,96 +11,169 @@ use aws_sdk_secretsmanager::Client;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::aws::{error_code, sdk_error};
+use crate::domain::admin::{AdminRequest, AdminSecret};
 use crate::domain::policy::AWSCURRENT;
 use crate::error::{Error, Result};
 
 /// How long a credential read is reused: one invocation reads each credential once, and a rotated admin
-/// key or token is picked up within a minute.
+/// key or token (or a changed `keyrot-admin:` tag) is picked up within a minute.
 const REUSE_FOR: Duration = Duration::from_secs(60);
+
+/// An admin secret as last read: its tags and kind, and its credential.
+struct Read {
+    at: Instant,
+    secret: AdminSecret,
+    credential: SecretString,
+}
 
 #[derive(Clone)]
 pub struct AdminKeys {
     client: Client,
-    recent: Arc<Mutex<HashMap<String, (Instant, SecretString)>>>,
+    /// Where admin secrets live (`KEYROT_ADMIN_PREFIX`).
+    prefix: String,
+    /// The names of keyrot's rotation functions: a secret one of them rotates is managed.
+    rotators: Vec<String>,
+    recent: Arc<Mutex<HashMap<String, Read>>>,
 }
 
 impl AdminKeys {
-    pub fn new(client: Client) -> Self {
+    /// `rotators` are the ARNs or names of keyrot's rotation functions.
+    pub fn new(client: Client, prefix: &str, rotators: &[String]) -> Self {
         AdminKeys {
             client,
+            prefix: prefix.to_owned(),
+            rotators: rotators
+                .iter()
+                .map(|r| function_name(r).to_owned())
+                .collect(),
             recent: Arc::default(),
         }
     }
 
-    fn reuse(&self, admin_secret: &str) -> Option<SecretString> {
-        let recent = self.recent.lock().ok()?;
-        let (read_at, credential) = recent.get(admin_secret)?;
-        (read_at.elapsed() < REUSE_FOR)
-            .then(|| SecretString::from(credential.expose_secret().to_owned()))
+    /// Reads the credential the request names, once the admin secret's name, kind and
+    /// `keyrot-admin:` tags allow it to serve the request's managed secret and resources.
+    pub async fn read(&self, request: AdminRequest<'_>) -> Result<SecretString> {
+        if !request.admin_secret.starts_with(&self.prefix) {
+            // Refused before any call: the check names the prefix and the fix.
+            request.check(&self.prefix, &AdminSecret::default())?;
+        }
+        let (secret, credential) = match self.reuse(request.admin_secret) {
+            Some(read) => read,
+            None => self.fetch(request).await?,
+        };
+        request.check(&self.prefix, &secret)?;
+        Ok(credential)
     }
 
-    /// Reads the credential in `admin_secret`, which the managed secret `secret_name` names in `field`.
-    pub async fn read(
-        &self,
-        secret_name: &str,
-        field: &str,
-        admin_secret: &str,
-    ) -> Result<SecretString> {
-        if let Some(credential) = self.reuse(admin_secret) {
-            return Ok(credential);
-        }
-        let fix = || {
-            format!("create the secret {admin_secret} holding the credential, or correct {field}")
+    fn reuse(&self, admin_secret: &str) -> Option<(AdminSecret, SecretString)> {
+        let recent = self.recent.lock().ok()?;
+        let read = recent.get(admin_secret)?;
+        (read.at.elapsed() < REUSE_FOR).then(|| {
+            (
+                read.secret.clone(),
+                SecretString::from(read.credential.expose_secret().to_owned()),
+            )
+        })
+    }
+
+    /// DescribeSecret (its tags and rotation), then GetSecretValue, of the request's admin secret.
+    async fn fetch(&self, request: AdminRequest<'_>) -> Result<(AdminSecret, SecretString)> {
+        let name = request.admin_secret;
+        let described = self
+            .client
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|err| refusal(request, "DescribeSecret", &err))?;
+        let secret = AdminSecret {
+            tags: described
+                .tags()
+                .iter()
+                .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
+                .collect(),
+            managed: described
+                .rotation_lambda_arn()
+                .is_some_and(|arn| self.rotators.iter().any(|r| r == function_name(arn))),
         };
-        let result = self
+        // Checked before the value is read: a secret that may not serve this request is never opened.
+        request.check(&self.prefix, &secret)?;
+        let out = self
             .client
             .get_secret_value()
-            .secret_id(admin_secret)
+            .secret_id(name)
             .version_stage(AWSCURRENT)
             .send()
-            .await;
-        let out = match result {
-            Ok(out) => out,
-            Err(err) if error_code(&err) == Some("ResourceNotFoundException") => {
-                return Err(Error::config(
-                    secret_name,
-                    field,
-                    format!("names {admin_secret}, which does not exist"),
-                    fix(),
-                ));
-            }
-            Err(err) if error_code(&err) == Some("AccessDeniedException") => {
-                return Err(Error::config(
-                    secret_name,
-                    field,
-                    format!("names {admin_secret}, which keyrot may not read"),
-                    format!(
-                        "allow secretsmanager:GetSecretValue on {admin_secret} to keyrot's role"
-                    ),
-                ));
-            }
-            Err(err) => {
-                return Err(sdk_error(
-                    "secretsmanager",
-                    &format!("GetSecretValue({admin_secret})"),
-                    &err,
-                ));
-            }
-        };
+            .await
+            .map_err(|err| refusal(request, "GetSecretValue", &err))?;
         let raw = SecretString::from(out.secret_string().unwrap_or_default().to_owned());
         let credential = credential_from(&raw).ok_or_else(|| {
             Error::config(
-                secret_name,
-                field,
-                format!("{admin_secret} holds no credential"),
-                fix(),
+                request.managed,
+                request.field,
+                format!("{name} holds no credential"),
+                format!(
+                    "create the secret {name} holding the credential, or correct {}",
+                    request.field
+                ),
             )
         })?;
         if let Ok(mut recent) = self.recent.lock() {
             let copy = SecretString::from(credential.expose_secret().to_owned());
-            recent.insert(admin_secret.to_owned(), (Instant::now(), copy));
+            recent.insert(
+                name.to_owned(),
+                Read {
+                    at: Instant::now(),
+                    secret: secret.clone(),
+                    credential: copy,
+                },
+            );
         }
-        Ok(credential)
+        Ok((secret, credential))
+    }
+}
+
+/// A Secrets Manager error on an admin secret, said in the managed secret's terms.
+fn refusal<E, R>(
+    request: AdminRequest<'_>,
+    operation: &str,
+    err: &aws_sdk_secretsmanager::error::SdkError<E, R>,
+) -> Error
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let (managed, field, name) = (request.managed, request.field, request.admin_secret);
+    match error_code(err) {
+        Some("ResourceNotFoundException") => Error::config(
+            managed,
+            field,
+            format!("names {name}, which does not exist"),
+            format!("create the secret {name} holding the credential, or correct {field}"),
+        ),
+        Some("AccessDeniedException") => Error::config(
+            managed,
+            field,
+            format!("names {name}, which keyrot may not read"),
+            format!(
+                "allow secretsmanager:DescribeSecret and GetSecretValue on {name} to keyrot's role"
+            ),
+        ),
+        _ => sdk_error("secretsmanager", &format!("{operation}({name})"), err),
+    }
+}
+
+/// The function name in a Lambda ARN (`arn:aws:lambda:region:account:function:NAME[:alias]`), or the
+/// name itself.
+fn function_name(arn_or_name: &str) -> &str {
+    let mut parts = arn_or_name.split(':');
+    match (parts.nth(5), parts.next()) {
+        (Some("function"), Some(name)) => name,
+        _ => arn_or_name,
     }
 }
 
@@ -121,6 +195,15 @@ fn credential_from(raw: &SecretString) -> Option<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_function_is_known_by_its_name_whatever_its_alias() {
+        assert_eq!(
+            function_name("arn:aws:lambda:us-east-1:1:function:keyrot-rotator:live"),
+            "keyrot-rotator"
+        );
+        assert_eq!(function_name("keyrot-rotator"), "keyrot-rotator");
+    }
 
     #[test]
     fn accepts_a_bare_key_or_a_json_object() {

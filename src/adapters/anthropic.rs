@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
+use crate::domain::admin::AdminRequest;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::secret::AnthropicSettings;
@@ -154,7 +155,12 @@ impl AnthropicIssuer {
         settings: &AnthropicSettings,
     ) -> Result<SecretString> {
         self.admin_keys
-            .read(secret_name, ADMIN_FIELD, &settings.admin_key_secret)
+            .read(AdminRequest {
+                managed: secret_name,
+                field: ADMIN_FIELD,
+                admin_secret: &settings.admin_key_secret,
+                resources: &[],
+            })
             .await
     }
 }

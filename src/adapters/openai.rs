@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::NewKey;
+use crate::domain::admin::AdminRequest;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
 use crate::domain::keys::service_account_name;
@@ -294,7 +295,12 @@ impl OpenAiIssuer {
         settings: &OpenAiSettings,
     ) -> Result<SecretString> {
         self.admin_keys
-            .read(secret_name, ADMIN_FIELD, &settings.admin_key_secret)
+            .read(AdminRequest {
+                managed: secret_name,
+                field: ADMIN_FIELD,
+                admin_secret: &settings.admin_key_secret,
+                resources: &[&settings.project_id],
+            })
             .await
     }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
+use crate::domain::admin::AdminRequest;
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::RenderTarget;
 use crate::error::Result;
@@ -46,7 +47,12 @@ impl RenderClient {
 
     async fn token(&self, secret_name: &str, target: &RenderTarget) -> Result<SecretString> {
         self.tokens
-            .read(secret_name, "targets[].token_secret", &target.token_secret)
+            .read(AdminRequest {
+                managed: secret_name,
+                field: "targets[].token_secret",
+                admin_secret: &target.token_secret,
+                resources: &[&target.service_id],
+            })
             .await
     }
 

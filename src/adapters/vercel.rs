@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::http::{self, Refusal, RetryPolicy};
+use crate::domain::admin::AdminRequest;
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::VercelTarget;
 use crate::error::{Error, Result};
@@ -70,8 +71,15 @@ impl VercelClient {
     }
 
     async fn token(&self, secret_name: &str, target: &VercelTarget) -> Result<SecretString> {
+        let mut resources = vec![target.project.as_str()];
+        resources.extend(target.team_id.as_deref());
         self.tokens
-            .read(secret_name, "targets[].token_secret", &target.token_secret)
+            .read(AdminRequest {
+                managed: secret_name,
+                field: "targets[].token_secret",
+                admin_secret: &target.token_secret,
+                resources: &resources,
+            })
             .await
     }
 

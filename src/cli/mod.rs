@@ -31,7 +31,7 @@ use crate::error::Error;
     after_help = "Examples:\n  \
         keyrot status\n  \
         keyrot onboard prod/openai --provider openai --project-id proj_abc \\\n      \
-        --admin-key-secret keyrot/admin/openai \\\n      \
+        --admin-key-secret keyrot-admin/openai \\\n      \
         --vercel prj_web:OPENAI_API_KEY --every-days 30 < key.txt\n  \
         keyrot rotate prod/openai --emergency --wait\n  \
         keyrot audit --month 2026-11 --format csv > evidence.csv"

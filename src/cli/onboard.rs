@@ -11,6 +11,8 @@ use crate::adapters::secrets_manager::Schedule;
 use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Session, read_key};
 use crate::domain::ManagedSecret;
+use crate::domain::ProviderSettings;
+use crate::domain::admin::TAG_SERVES;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
 use crate::domain::targets::TargetSpec;
@@ -56,7 +58,7 @@ pub struct OnboardArgs {
     /// Vercel team id of the --vercel targets.
     #[arg(long)]
     vercel_team: Option<String>,
-    /// The secret that holds the Vercel token [default for a new target: keyrot/admin/vercel].
+    /// The secret that holds the Vercel token [default for a new target: keyrot-admin/vercel].
     #[arg(long)]
     vercel_token_secret: Option<String>,
     /// Vercel environments to write, comma-separated [default for a new target: production,preview].
@@ -65,7 +67,7 @@ pub struct OnboardArgs {
     /// A Render target, SERVICE_ID:ENV_KEY (repeatable).
     #[arg(long = "render", value_name = "SERVICE:ENV_KEY", value_parser = args::target)]
     render: Vec<TargetArg>,
-    /// The secret that holds the Render API key [default for a new target: keyrot/admin/render].
+    /// The secret that holds the Render API key [default for a new target: keyrot-admin/render].
     #[arg(long)]
     render_token_secret: Option<String>,
     /// Rotation schedule as an expression: 'rate(30 days)', 'rate(12 hours)' (4 or more) or
@@ -202,8 +204,8 @@ fn with_defaults(target: &mut Value) {
         target.retain(|_, field| !field.is_null());
         let defaults = match target.get("type").and_then(Value::as_str) {
             Some("vercel") => json!({"environments": ["production", "preview"], "sensitive": true,
-                "redeploy": true, "token_secret": "keyrot/admin/vercel"}),
-            Some("render") => json!({"deploy": true, "token_secret": "keyrot/admin/render"}),
+                "redeploy": true, "token_secret": "keyrot-admin/vercel"}),
+            Some("render") => json!({"deploy": true, "token_secret": "keyrot-admin/render"}),
             _ => return,
         };
         if let Value::Object(defaults) = defaults {
@@ -218,6 +220,51 @@ fn same_target(a: &Value, b: &Value) -> bool {
     ["type", "project", "service_id", "env_key"]
         .iter()
         .all(|field| a.get(field) == b.get(field))
+}
+
+/// The admin and token secrets a value names.
+fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> Vec<&'a str> {
+    let provider = match &managed.provider {
+        ProviderSettings::OpenAi(openai) => Some(openai.admin_key_secret.as_str()),
+        ProviderSettings::Anthropic(anthropic) => Some(anthropic.admin_key_secret.as_str()),
+        ProviderSettings::Generic(_) => None,
+    };
+    let tokens = targets.iter().map(|target| match target {
+        TargetSpec::Vercel(vercel) => vercel.token_secret.as_str(),
+        TargetSpec::Render(render) => render.token_secret.as_str(),
+    });
+    let mut all: Vec<&str> = provider.into_iter().chain(tokens).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Lets the admin secret `admin` serve `name`: adds `name`'s prefix to its `keyrot-admin:serves` tag
+/// when the caller may tag it, and says so. Anything it cannot do is left for the checks that follow,
+/// which refuse with the command that would allow it.
+async fn serve(ports: &Ports<Aws>, admin_prefix: &str, admin: &str, name: &str) {
+    if !admin.starts_with(admin_prefix) {
+        return;
+    }
+    let Ok(Some(described)) = ports.store.describe_if_exists(admin).await else {
+        return;
+    };
+    let serves = described.tags.get(TAG_SERVES).cloned().unwrap_or_default();
+    if serves
+        .split_whitespace()
+        .any(|prefix| name.starts_with(prefix))
+    {
+        return;
+    }
+    let own = name.rfind('/').map_or(name, |slash| &name[..=slash]);
+    let value = format!("{serves} {own}").trim().to_owned();
+    match ports.store.tag(admin, &[(TAG_SERVES, value.clone())]).await {
+        Ok(()) => println!("Tagged {admin} {TAG_SERVES}=\"{value}\", so that it serves {name}."),
+        Err(err) => eprintln!(
+            "Could not tag {admin} to serve {name} ({err}); its owner can: aws secretsmanager \
+             tag-resource --secret-id {admin} --tags Key={TAG_SERVES},Value=\"{value}\""
+        ),
+    }
 }
 
 /// The AWSCURRENT value of the secret when it exists. Refuses while a rotation is under way (a pending
@@ -266,6 +313,9 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     // The same parser the rotator uses: what onboard writes, the rotator reads.
     let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
+    for admin in admin_secrets(&managed, &targets) {
+        serve(ports, &session.config.admin_prefix, admin, &args.name).await;
+    }
     ports
         .issuer
         .validate(&args.name, &managed, &managed.api_key)
@@ -336,13 +386,13 @@ mod tests {
 
     fn onboarded(key: &str, targets: Value) -> Value {
         json!({"provider": "openai", "api_key": key, "targets": targets,
-            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}})
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot-admin/openai"}})
     }
 
     fn existing() -> Value {
         json!({"provider": "openai", "api_key": "sk-old", "key_id": "svc_acct_old", "api_key_id": "key_old",
             "owner": "payments-team",
-            "openai": {"project_id": "proj_0", "admin_key_secret": "keyrot/admin/openai", "org": "org_1"},
+            "openai": {"project_id": "proj_0", "admin_key_secret": "keyrot-admin/openai", "org": "org_1"},
             "targets": [{"type": "vercel", "project": "prj_1", "env_key": "OPENAI_API_KEY",
                 "team_id": "team_1", "note": "web"}]})
     }
@@ -363,7 +413,7 @@ mod tests {
                 {"type": "vercel", "project": "prj_1", "env_key": "API_KEY", "redeploy": false,
                  "environments": ["production"], "token_secret": "team/vercel"},
                 {"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "deploy": true,
-                 "token_secret": "keyrot/admin/render"}
+                 "token_secret": "keyrot-admin/render"}
             ])
         );
     }

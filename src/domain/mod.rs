@@ -1,5 +1,6 @@
 //! The domain: what a rotation is about, free of any SDK or HTTP type.
 
+pub mod admin;
 pub mod audit;
 pub mod event;
 mod fields;

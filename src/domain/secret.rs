@@ -320,14 +320,14 @@ mod tests {
     fn parses_each_provider_block() {
         let openai = parse(
             json!({"provider": "openai", "api_key": "sk-1234567890abcdef",
-            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}}),
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot-admin/openai"}}),
         )
         .expect("openai");
         assert_eq!(
             openai.provider,
             ProviderSettings::OpenAi(OpenAiSettings {
                 project_id: "proj_1".into(),
-                admin_key_secret: "keyrot/admin/openai".into()
+                admin_key_secret: "keyrot-admin/openai".into()
             })
         );
         let generic =

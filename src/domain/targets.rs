@@ -185,7 +185,7 @@ mod tests {
             "s",
             &[
                 json!({"type": "vercel", "project": "prj_1", "team_id": "team_1", "env_key": "OPENAI_API_KEY",
-                    "environments": ["production", "preview"], "token_secret": "keyrot/admin/vercel"}),
+                    "environments": ["production", "preview"], "token_secret": "keyrot-admin/vercel"}),
                 json!({"type": "render", "service_id": "srv-1", "env_key": "OPENAI_API_KEY", "token_secret": "t"}),
             ],
         )

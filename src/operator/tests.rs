@@ -316,7 +316,7 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
 
 fn anthropic() -> World {
     world_with(
-        json!({"provider": "anthropic", "api_key": OLD_KEY, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
+        json!({"provider": "anthropic", "api_key": OLD_KEY, "anthropic": {"admin_key_secret": "keyrot-admin/anthropic"}}),
     )
 }
 
@@ -399,7 +399,7 @@ async fn staging_is_refused_for_providers_that_mint_their_own_keys() {
     for r in [
         world(),
         world_with(json!({"provider": "openai", "api_key": OLD_KEY,
-            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot/admin/openai"}})),
+            "openai": {"project_id": "proj_1", "admin_key_secret": "keyrot-admin/openai"}})),
     ] {
         let before = r.store.stages();
         let err = r
@@ -724,7 +724,7 @@ fn orphan(id: &str) -> Orphan {
             scope: "proj_1".into(),
         },
         secret: NAME.into(),
-        admin_key_secret: "keyrot/admin/openai".into(),
+        admin_key_secret: "keyrot-admin/openai".into(),
     }
 }
 

@@ -550,7 +550,7 @@ const ANTHROPIC_STAGED: &str = "sk-ant-api03-STAGEDSTAGEDSTAGEDSTAGED-n3wAA";
 
 fn anthropic() -> World {
     world_with(
-        json!({"provider": "anthropic", "api_key": ANTHROPIC_OLD, "anthropic": {"admin_key_secret": "keyrot/admin/anthropic"}}),
+        json!({"provider": "anthropic", "api_key": ANTHROPIC_OLD, "anthropic": {"admin_key_secret": "keyrot-admin/anthropic"}}),
     )
 }
 

@@ -251,7 +251,7 @@ async fn every_malformed_input_is_refused_by_name_and_changes_nothing() {
         ),
         value_case(
             "admin secret does not exist",
-            openai("keyrot/admin/nowhere"),
+            openai("keyrot-admin/nowhere"),
             &["openai.admin_key_secret", "does not exist"],
         ),
         value_case(

@@ -964,3 +964,38 @@ impl MotoRecording {
             .collect()
     }
 }
+
+/// Onboarding lets the admin secret serve the new secret (the operator may tag it), says so, and only
+/// then checks the admin key, which now serves it; the tag keeps what it served before.
+#[tokio::test]
+async fn onboard_tags_the_admin_secret_to_serve_the_new_secret_and_says_so() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let (first_key, first_id) = world.sim.openai_create_user_key(&project);
+    let admin = world
+        .admin_secret_serving(&world.sim.openai_admin_key(), Some("team-a/"))
+        .await;
+    let name = unique("cli-serves");
+    let out = cli(&world)
+        .args(["onboard", &name])
+        .flag("--provider", "openai")
+        .flag("--project-id", &project)
+        .flag("--admin-key-secret", &admin)
+        .flag("--api-key-id", &first_id)
+        .flag("--every-days", "30")
+        .stdin(&first_key)
+        .run()
+        .await
+        .success();
+    out.says(&[&format!(
+        "Tagged {admin} keyrot-admin:serves=\"team-a/ it/\""
+    )]);
+    assert_eq!(
+        tags(&world, &admin)
+            .await
+            .get("keyrot-admin:serves")
+            .map(String::as_str),
+        Some("team-a/ it/")
+    );
+    assert!(exists(&world, &name).await, "onboarded");
+}

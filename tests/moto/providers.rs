@@ -312,7 +312,7 @@ async fn a_refused_admin_key_fails_create_secret_naming_the_admin_secret_and_min
         None
     );
 
-    let value = json!({"provider": "openai", "api_key": first_key, "openai": {"project_id": project, "admin_key_secret": "keyrot/admin/missing"}});
+    let value = json!({"provider": "openai", "api_key": first_key, "openai": {"project_id": project, "admin_key_secret": "keyrot-admin/missing"}});
     let name = world.moto.create_secret("no-admin", &value, &[]).await;
     let token = world.moto.rotate_secret(&name, true).await;
     let err = world
@@ -320,7 +320,7 @@ async fn a_refused_admin_key_fails_create_secret_naming_the_admin_secret_and_min
         .await
         .expect_err("refused");
     assert!(
-        err.contains("keyrot/admin/missing, which does not exist"),
+        err.contains("keyrot-admin/missing, which does not exist"),
         "{err}"
     );
 }
@@ -410,4 +410,83 @@ async fn an_anthropic_rotation_with_nothing_staged_alerts_key_needed_and_leaves_
     assert!(events.contains(&"key_needed".to_owned()), "{events:?}");
     // The secret is not stuck: a new rotation can start.
     world.moto.rotate_secret(&name, true).await;
+}
+
+/// An admin secret serves only what its own `keyrot-admin:` tags say: the managed secret's writer can
+/// name it, but not make it serve their secret, touch another project, or read another managed secret's
+/// key as a credential. Each refusal names the admin secret and the command that would allow it, and
+/// nothing reaches the provider.
+#[tokio::test]
+async fn an_admin_secret_serves_only_what_its_own_tags_allow() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let (first_key, first_id) = world.sim.openai_create_user_key(&project);
+    let admin_key = world.sim.openai_admin_key();
+    let untagged = world.admin_secret_serving(&admin_key, None).await;
+    let other_team = world.admin_secret_serving(&admin_key, Some("dev/")).await;
+    let scoped = world.admin_secret(&admin_key).await;
+    world
+        .moto
+        .sm
+        .tag_resource()
+        .secret_id(&scoped)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("keyrot-admin:scope")
+                .value("proj_someotherproject")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("scope");
+    // Another managed secret, named as if it held an admin key: its key must never be sent anywhere.
+    let (victim, _, victim_key) = world.openai_secret(&[]).await;
+    let cases = [
+        (
+            untagged.as_str(),
+            vec!["keyrot-admin:serves", "tag-resource", untagged.as_str()],
+        ),
+        (
+            other_team.as_str(),
+            vec!["keyrot-admin:serves", "Value=\"dev/ it/\""],
+        ),
+        (
+            scoped.as_str(),
+            vec!["keyrot-admin:scope", project.as_str()],
+        ),
+        (
+            victim.as_str(),
+            vec!["not under the admin prefix keyrot-admin/"],
+        ),
+    ];
+    for (admin, expected) in cases {
+        let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_id,
+            "openai": {"project_id": project, "admin_key_secret": admin}});
+        let name = world.moto.create_secret("bound", &value, &[]).await;
+        let calls_before = world.sim.calls().len();
+        let token = world.moto.rotate_secret(&name, true).await;
+        let err = world
+            .step("createSecret", &name, &token)
+            .await
+            .expect_err("refused");
+        for fragment in expected
+            .iter()
+            .chain([&"openai.admin_key_secret", &name.as_str()])
+        {
+            assert!(err.contains(fragment), "{admin}: {fragment:?} in {err}");
+        }
+        assert_no_key(&err, &victim_key, "the error");
+        let admin_calls: Vec<_> = world.sim.calls()[calls_before..]
+            .iter()
+            .filter(|c| c.path.contains("/organization/"))
+            .cloned()
+            .collect();
+        assert!(admin_calls.is_empty(), "{admin}: {admin_calls:?}");
+        assert!(world.sim.openai_service_accounts(&project).is_empty());
+        assert_eq!(
+            world.moto.value(&name, "AWSPENDING", Some(&token)).await,
+            None,
+            "{admin}: nothing was stored"
+        );
+    }
 }

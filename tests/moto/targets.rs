@@ -299,7 +299,7 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
     let targets = &world.ports.targets;
     assert_eq!(
         targets
-            .held_fingerprint("mixed", &target)
+            .held_fingerprint("it/mixed", &target)
             .await
             .expect("read"),
         None,
@@ -308,7 +308,7 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
     for (key, held) in [(&old, true), (&new, true)] {
         assert_eq!(
             targets
-                .holds("mixed", &target, &fingerprint(key))
+                .holds("it/mixed", &target, &fingerprint(key))
                 .await
                 .expect("read"),
             held
@@ -316,7 +316,7 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
     }
     assert!(
         !targets
-            .holds("mixed", &target, "000000000000")
+            .holds("it/mixed", &target, "000000000000")
             .await
             .expect("read")
     );

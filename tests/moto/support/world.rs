@@ -1,6 +1,7 @@
 //! The one world every integration test runs in: moto playing AWS, the simulator playing the
 //! providers, and the ports the Lambdas build (one rotator), with base URLs pointed at the simulator.
 
+use aws_sdk_secretsmanager::types::Tag;
 use keyrot::config::Config;
 use keyrot::entrypoints::rotator::{self, StepFailure};
 use keyrot::ports::Ports;
@@ -54,13 +55,28 @@ impl World {
         }
     }
 
+    /// An admin secret under the admin prefix that serves every test secret (`it/`), as an operator
+    /// tags one (docs/security.md).
     pub async fn admin_secret(&self, value: &str) -> String {
-        let name = unique("admin");
+        self.admin_secret_serving(value, Some("it/")).await
+    }
+
+    /// An admin secret whose `keyrot-admin:serves` tag is `serves` (no tag with `None`).
+    pub async fn admin_secret_serving(&self, value: &str, serves: Option<&str>) -> String {
+        let name = format!("keyrot-admin/{}", unique("admin"));
         self.moto
             .sm
             .create_secret()
             .name(&name)
             .secret_string(value)
+            .set_tags(serves.map(|serves| {
+                vec![
+                    Tag::builder()
+                        .key("keyrot-admin:serves")
+                        .value(serves)
+                        .build(),
+                ]
+            }))
             .send()
             .await
             .expect("admin secret");

@@ -1,0 +1,227 @@
+//! What an admin or token secret may serve. The binding belongs to whoever may tag the admin secret,
+//! never to a managed secret's writer: a value can name an admin secret, but only the admin secret's
+//! own tags say whether it serves that value's secret, and which provider resources it may touch.
+//!
+//! - `keyrot-admin:serves`: the managed-secret name prefixes it serves, separated by spaces
+//!   (`prod/ llm/`). Without it, the admin secret serves nothing.
+//! - `keyrot-admin:scope` (optional): the provider resource ids it may touch, separated by spaces
+//!   (`proj_...`, `prj_...`, `team_...`, `srv-...`). Without it, any resource of that credential.
+//!
+//! Admin secrets live under their own prefix (`KEYROT_ADMIN_PREFIX`, default `keyrot-admin/`), apart
+//! from the managed secrets, and a managed secret (tagged `keyrot:` or rotated by keyrot) is never read
+//! as an admin credential.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+pub const TAG_SERVES: &str = "keyrot-admin:serves";
+pub const TAG_SCOPE: &str = "keyrot-admin:scope";
+pub const DEFAULT_ADMIN_PREFIX: &str = "keyrot-admin/";
+
+/// One read of an admin credential, as the managed secret asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    /// The managed secret whose value names the admin secret.
+    pub managed: &'a str,
+    /// The field of the value that names it (`openai.admin_key_secret`, `targets[].token_secret`).
+    pub field: &'a str,
+    pub admin_secret: &'a str,
+    /// The provider resources the call will touch (a project, a team, a service).
+    pub resources: &'a [&'a str],
+}
+
+/// What keyrot knows of an admin secret before reading its value: its tags and whether keyrot manages
+/// it.
+#[derive(Debug, Clone, Default)]
+pub struct AdminSecret {
+    pub tags: BTreeMap<String, String>,
+    /// Rotated by keyrot's rotator (or tagged `keyrot:`): a managed secret, whose key its writer chose.
+    pub managed: bool,
+}
+
+impl AdminRequest<'_> {
+    /// Refuses a request the admin secret's name, kind or tags do not allow; says which tag or name to
+    /// change, with the command.
+    pub fn check(&self, admin_prefix: &str, admin: &AdminSecret) -> Result<()> {
+        let (managed, field, name) = (self.managed, self.field, self.admin_secret);
+        if !name.starts_with(admin_prefix) {
+            return Err(Error::config(
+                managed,
+                field,
+                format!("names {name}, which is not under the admin prefix {admin_prefix}"),
+                format!(
+                    "keep admin keys and tokens under {admin_prefix} (KEYROT_ADMIN_PREFIX) and name one there"
+                ),
+            ));
+        }
+        if admin.managed || admin.tags.keys().any(|key| key.starts_with("keyrot:")) {
+            return Err(Error::config(
+                managed,
+                field,
+                format!(
+                    "names {name}, a secret keyrot manages: its key is never used as an admin credential"
+                ),
+                "name the secret that holds the provider's admin key or the platform's token",
+            ));
+        }
+        let serves: Vec<&str> = admin
+            .tags
+            .get(TAG_SERVES)
+            .map(|v| v.split_whitespace().collect())
+            .unwrap_or_default();
+        if !serves.iter().any(|prefix| managed.starts_with(prefix)) {
+            return Err(Error::config(
+                managed,
+                field,
+                format!(
+                    "names {name}, whose {TAG_SERVES} tag does not include a prefix of {managed}"
+                ),
+                format!(
+                    "if {name} may serve {managed}, add its prefix to the tag: aws secretsmanager tag-resource \
+                     --secret-id {name} --tags Key={TAG_SERVES},Value=\"{}\"",
+                    with_prefix(&serves, managed)
+                ),
+            ));
+        }
+        let Some(scope) = admin.tags.get(TAG_SCOPE) else {
+            return Ok(());
+        };
+        let scope: Vec<&str> = scope.split_whitespace().collect();
+        match self.resources.iter().find(|r| !scope.contains(r)) {
+            None => Ok(()),
+            Some(resource) => Err(Error::config(
+                managed,
+                field,
+                format!("names {name}, whose {TAG_SCOPE} tag does not include {resource}"),
+                format!(
+                    "if {name} may touch {resource}, add it to the tag: aws secretsmanager tag-resource \
+                     --secret-id {name} --tags Key={TAG_SCOPE},Value=\"{} {resource}\"",
+                    scope.join(" ")
+                ),
+            )),
+        }
+    }
+}
+
+/// The `keyrot-admin:serves` value with the managed secret's own prefix (up to its last `/`) added.
+fn with_prefix(serves: &[&str], managed: &str) -> String {
+    let own = managed
+        .rfind('/')
+        .map_or(managed, |slash| &managed[..=slash]);
+    let mut all: Vec<&str> = serves.to_vec();
+    all.push(own);
+    all.join(" ")
+}
+
+/// Whether the admin prefix and the managed prefix overlap: a secret under both would be an admin
+/// credential whose writer could be a managed secret's. Without a managed prefix, nothing overlaps by
+/// name, and the check that a managed secret is never read as an admin one stands alone.
+pub fn prefixes_overlap(admin_prefix: &str, managed_prefix: Option<&str>) -> bool {
+    managed_prefix.is_some_and(|managed| {
+        admin_prefix.starts_with(managed) || managed.starts_with(admin_prefix)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(tags: &[(&str, &str)]) -> AdminSecret {
+        AdminSecret {
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            managed: false,
+        }
+    }
+
+    fn request<'a>(admin_secret: &'a str, resources: &'a [&'a str]) -> AdminRequest<'a> {
+        AdminRequest {
+            managed: "prod/openai",
+            field: "openai.admin_key_secret",
+            admin_secret,
+            resources,
+        }
+    }
+
+    #[test]
+    fn an_admin_secret_serves_the_prefixes_its_tag_names() {
+        let tagged = admin(&[(TAG_SERVES, "llm/ prod/")]);
+        request("keyrot-admin/openai", &["proj_1"])
+            .check(DEFAULT_ADMIN_PREFIX, &tagged)
+            .expect("served");
+    }
+
+    #[test]
+    fn without_the_tag_it_serves_nothing_and_the_fix_is_the_command() {
+        let err = request("keyrot-admin/openai", &[])
+            .check(DEFAULT_ADMIN_PREFIX, &admin(&[]))
+            .expect_err("refused")
+            .to_string();
+        for part in [
+            "prod/openai",
+            "openai.admin_key_secret",
+            "keyrot-admin/openai",
+            "aws secretsmanager tag-resource --secret-id keyrot-admin/openai",
+            "Value=\"prod/\"",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        let other_team = admin(&[(TAG_SERVES, "dev/")]);
+        let err = request("keyrot-admin/openai", &[])
+            .check(DEFAULT_ADMIN_PREFIX, &other_team)
+            .expect_err("another team's")
+            .to_string();
+        assert!(err.contains("Value=\"dev/ prod/\""), "{err}");
+    }
+
+    #[test]
+    fn a_scope_limits_the_resources() {
+        let scoped = admin(&[(TAG_SERVES, "prod/"), (TAG_SCOPE, "proj_1 proj_2")]);
+        request("keyrot-admin/openai", &["proj_2"])
+            .check(DEFAULT_ADMIN_PREFIX, &scoped)
+            .expect("in scope");
+        let err = request("keyrot-admin/openai", &["proj_9"])
+            .check(DEFAULT_ADMIN_PREFIX, &scoped)
+            .expect_err("out of scope")
+            .to_string();
+        assert!(err.contains("proj_9") && err.contains(TAG_SCOPE), "{err}");
+    }
+
+    #[test]
+    fn a_managed_secret_or_one_outside_the_prefix_is_never_an_admin_credential() {
+        let tagged = admin(&[(TAG_SERVES, "prod/")]);
+        let err = request("prod/other-service", &[])
+            .check(DEFAULT_ADMIN_PREFIX, &tagged)
+            .expect_err("outside")
+            .to_string();
+        assert!(
+            err.contains("not under the admin prefix keyrot-admin/"),
+            "{err}"
+        );
+        let managed = AdminSecret {
+            managed: true,
+            ..tagged.clone()
+        };
+        let err = request("keyrot-admin/openai", &[])
+            .check(DEFAULT_ADMIN_PREFIX, &managed)
+            .expect_err("managed")
+            .to_string();
+        assert!(err.contains("a secret keyrot manages"), "{err}");
+        let keyrot_tagged = admin(&[(TAG_SERVES, "prod/"), ("keyrot:grace-hours", "1")]);
+        assert!(
+            request("keyrot-admin/openai", &[])
+                .check(DEFAULT_ADMIN_PREFIX, &keyrot_tagged)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_two_prefixes_must_not_overlap() {
+        assert!(prefixes_overlap("keyrot/admin/", Some("keyrot/")));
+        assert!(!prefixes_overlap("keyrot-admin/", None));
+        assert!(!prefixes_overlap("keyrot-admin/", Some("keyrot/")));
+    }
+}

@@ -41,7 +41,7 @@ pub enum FaultKind {
     Status {
         code: u16,
         #[serde(default)]
-        retry_after_secs: Option<u32>,
+        retry_after_secs: Option<u64>,
     },
     /// Sleep, then handle the request normally.
     Delay { millis: u64 },
@@ -110,7 +110,7 @@ impl Faults {
 /// provider that owns `path`, so each keyrot client meets the body it would
 /// get from the real service. OpenAI's shape covers OpenAI and Anthropic,
 /// as it always has: that is what those clients already parse.
-pub(crate) fn status_response(path: &str, code: u16, retry_after_secs: Option<u32>) -> Response {
+pub(crate) fn status_response(path: &str, code: u16, retry_after_secs: Option<u64>) -> Response {
     // A code HTTP cannot carry (outside 100..=999) still has to fail the call somehow.
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = format!("Simulated fault: HTTP {}", status.as_u16());

@@ -1,5 +1,6 @@
 //! Integration tests against moto_server: the rotator driven as Secrets Manager drives it.
 
+mod attacks;
 mod audit;
 mod bad_input;
 mod cli;

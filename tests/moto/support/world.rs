@@ -38,14 +38,30 @@ impl World {
         openai_base_url: Option<String>,
         vercel_base_url: Option<String>,
     ) -> World {
+        Self::built(sim, openai_base_url, vercel_base_url, |_| {}).await
+    }
+
+    /// A world whose configuration `change` adjusts (as an operator's environment would).
+    pub async fn configured(change: impl FnOnce(&mut Config)) -> World {
+        let sim = Simulator::start().await.expect("simulator starts");
+        Self::built(sim, None, None, change).await
+    }
+
+    async fn built(
+        sim: Simulator,
+        openai_base_url: Option<String>,
+        vercel_base_url: Option<String>,
+        change: impl FnOnce(&mut Config),
+    ) -> World {
         let moto = moto().await;
-        let config = Config {
+        let mut config = Config {
             openai_base_url: openai_base_url.unwrap_or_else(|| sim.openai_base_url()),
             anthropic_base_url: sim.anthropic_base_url(),
             vercel_base_url: vercel_base_url.unwrap_or_else(|| sim.vercel_base_url()),
             render_base_url: sim.render_base_url(),
             ..moto.config.clone()
         };
+        change(&mut config);
         let ports = wiring::build(&config).await.expect("ports build");
         World {
             moto,

@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
+use crate::domain::secret::Provider;
 use crate::error::{Error, Result, Transience};
 use crate::ports::{AlertKind, AuditLog};
 
@@ -156,7 +157,7 @@ fn revocation_item(revocation: &Revocation) -> Item {
         ("secret_name", s(&revocation.secret_name)),
         ("secret_arn", s(&revocation.secret_arn)),
         ("old_version_id", s(&revocation.old_version_id)),
-        ("provider", s(&revocation.provider)),
+        ("provider", s(revocation.provider.as_str())),
         ("fingerprint", s(&revocation.fingerprint)),
         ("hint", s(&revocation.hint)),
         ("due", s(rfc3339_ms(revocation.due))),
@@ -212,7 +213,7 @@ pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
         secret_name: text(item, "secret_name")?,
         secret_arn: text(item, "secret_arn").unwrap_or_default(),
         old_version_id: text(item, "old_version_id")?,
-        provider: text(item, "provider")?,
+        provider: Provider::parse(&text(item, "provider")?)?,
         project_id: text(item, "project_id"),
         key_id: text(item, "key_id"),
         api_key_id: text(item, "api_key_id"),

@@ -7,6 +7,7 @@ use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::openai::OpenAiIssuer;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
+use crate::domain::secret::Provider;
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
 use crate::error::{Error, Result};
 use crate::ports::{KeyIssuer, MintedKey};
@@ -83,10 +84,10 @@ impl KeyIssuer for ProviderIssuers {
     }
 
     async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
-        match revocation.provider.as_str() {
-            "openai" => self.openai.last_used(revocation).await,
+        match revocation.provider {
+            Provider::OpenAi => self.openai.last_used(revocation).await,
             // Anthropic reports no last use, and generic keys have no provider to ask.
-            _ => Ok(None),
+            Provider::Anthropic | Provider::Generic => Ok(None),
         }
     }
 
@@ -102,19 +103,12 @@ impl KeyIssuer for ProviderIssuers {
     }
 
     async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
-        match revocation.provider.as_str() {
+        match revocation.provider {
             // keyrot has nothing to revoke at a provider for a generic key: it is retired, and the audit
             // trail records when it left service.
-            "generic" => Ok(RevocationStatus::Retired),
-            "openai" => self.openai.revoke(revocation).await,
-            "anthropic" => self.anthropic.revoke(revocation).await,
-            other => Err(Error::protocol(
-                &revocation.secret_name,
-                format!(
-                    "the revocation of version {} names an unknown provider {other:?}",
-                    revocation.old_version_id
-                ),
-            )),
+            Provider::Generic => Ok(RevocationStatus::Retired),
+            Provider::OpenAi => self.openai.revoke(revocation).await,
+            Provider::Anthropic => self.anthropic.revoke(revocation).await,
         }
     }
 }

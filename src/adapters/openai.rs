@@ -201,16 +201,7 @@ impl OpenAiIssuer {
                 Ok(RevocationStatus::Revoked)
             }
             (_, Some(api_key_id)) => {
-                let url = http::endpoint(
-                    &self.base_url,
-                    &[
-                        "organization",
-                        "projects",
-                        &settings.project_id,
-                        "api_keys",
-                        api_key_id,
-                    ],
-                )?;
+                let url = self.api_key_url(&settings, api_key_id)?;
                 let response = http::send(self.retry, SYSTEM, "DELETE api_keys", || {
                     self.http
                         .delete(url.clone())
@@ -241,16 +232,7 @@ impl OpenAiIssuer {
             return Ok(None);
         };
         let admin = self.admin_key(&revocation.secret_name, &settings).await?;
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "organization",
-                "projects",
-                &settings.project_id,
-                "api_keys",
-                api_key_id,
-            ],
-        )?;
+        let url = self.api_key_url(&settings, api_key_id)?;
         let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
             self.http
                 .get(url.clone())
@@ -287,6 +269,20 @@ impl OpenAiIssuer {
                 scope: settings.project_id.clone(),
             })
             .collect())
+    }
+
+    /// A project API key's endpoint.
+    fn api_key_url(&self, settings: &OpenAiSettings, api_key_id: &str) -> Result<reqwest::Url> {
+        http::endpoint(
+            &self.base_url,
+            &[
+                "organization",
+                "projects",
+                &settings.project_id,
+                "api_keys",
+                api_key_id,
+            ],
+        )
     }
 
     async fn admin_key(

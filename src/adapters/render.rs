@@ -45,6 +45,20 @@ impl RenderClient {
         }
     }
 
+    /// The target's environment variable's endpoint.
+    fn env_var_url(&self, target: &RenderTarget) -> Result<reqwest::Url> {
+        http::endpoint(
+            &self.base_url,
+            &[
+                "v1",
+                "services",
+                &target.service_id,
+                "env-vars",
+                &target.env_key,
+            ],
+        )
+    }
+
     async fn token(&self, secret_name: &str, target: &RenderTarget) -> Result<SecretString> {
         self.tokens
             .read(AdminRequest {
@@ -62,16 +76,7 @@ impl RenderClient {
         target: &RenderTarget,
     ) -> Result<Option<String>> {
         let token = self.token(secret_name, target).await?;
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "v1",
-                "services",
-                &target.service_id,
-                "env-vars",
-                &target.env_key,
-            ],
-        )?;
+        let url = self.env_var_url(target)?;
         let response = http::send(self.retry, SYSTEM, "GET env-var", || {
             self.http
                 .get(url.clone())
@@ -94,16 +99,7 @@ impl RenderClient {
         key: &SecretString,
     ) -> Result<()> {
         let token = self.token(secret_name, target).await?;
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "v1",
-                "services",
-                &target.service_id,
-                "env-vars",
-                &target.env_key,
-            ],
-        )?;
+        let url = self.env_var_url(target)?;
         let body = json!({ "value": key.expose_secret() });
         let response = http::send(self.retry, SYSTEM, "PUT env-var", || {
             self.http

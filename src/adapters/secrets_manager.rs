@@ -8,8 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::SecretDescription;
+use crate::domain::policy::Stage;
 use crate::error::{Error, Result};
-use crate::ports::{PutOutcome, SecretStore};
+use crate::ports::{PutOutcome, SecretStore, StageMove};
 
 const SYSTEM: &str = "secretsmanager";
 
@@ -256,7 +257,7 @@ impl SecretStore for SecretsManagerStore {
     async fn value(
         &self,
         secret_id: &str,
-        stage: &str,
+        stage: Stage,
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>> {
         let operation = || format!("GetSecretValue({secret_id}, {stage})");
@@ -264,7 +265,7 @@ impl SecretStore for SecretsManagerStore {
             .client
             .get_secret_value()
             .secret_id(secret_id)
-            .version_stage(stage)
+            .version_stage(stage.as_str())
             .set_version_id(version_id.map(str::to_owned))
             .send()
             .await;
@@ -364,16 +365,15 @@ impl SecretStore for SecretsManagerStore {
     async fn move_stage(
         &self,
         secret_id: &str,
-        stage: &str,
-        to: Option<&str>,
-        from: Option<&str>,
+        stage: Stage,
+        movement: StageMove<'_>,
     ) -> Result<()> {
         self.client
             .update_secret_version_stage()
             .secret_id(secret_id)
-            .version_stage(stage)
-            .set_move_to_version_id(to.map(str::to_owned))
-            .set_remove_from_version_id(from.map(str::to_owned))
+            .version_stage(stage.as_str())
+            .set_move_to_version_id(movement.to().map(str::to_owned))
+            .set_remove_from_version_id(movement.from().map(str::to_owned))
             .send()
             .await
             .map_err(|err| {

@@ -145,7 +145,7 @@ pub async fn validate(args: ValidateArgs, stack: &str) -> Result<i32> {
     };
     if args.json {
         print_json(&json!({
-            "secret": report.secret_name, "stage": label, "version": report.version,
+            "secret": report.secret_name, "stage": label.as_str(), "version": report.version,
             "key": report.key.redacted, "fingerprint": report.key.fingerprint, "provider": provider,
             "targets": report.targets.iter().map(|t| json!({"target": t.target, "fingerprint": t.fingerprint,
                 "holds": t.holds.as_str()})).collect::<Vec<_>>(),

@@ -222,6 +222,31 @@ fn same_target(a: &Value, b: &Value) -> bool {
         .all(|field| a.get(field) == b.get(field))
 }
 
+/// Everything the first rotation would need, exercised now so that a bad key, admin key, token or id
+/// refuses here with nothing written: the key itself, the admin key (listing what keyrot minted for
+/// OpenAI; identifying the key for Anthropic, whose id is returned), and each target's token (reading
+/// what the target holds also finds its project or service).
+async fn check_before_writing(
+    ports: &Ports<Aws>,
+    name: &str,
+    managed: &ManagedSecret,
+    targets: &[TargetSpec],
+) -> Result<Option<String>> {
+    ports
+        .issuer
+        .validate(name, managed, &managed.api_key)
+        .await?;
+    ports.issuer.minted_keys(name, managed).await?;
+    let id = ports
+        .issuer
+        .identify(name, managed, &managed.api_key)
+        .await?;
+    for target in targets {
+        ports.targets.held_fingerprint(name, target).await?;
+    }
+    Ok(id)
+}
+
 /// The admin and token secrets a value names.
 fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> Vec<&'a str> {
     let provider = match &managed.provider {
@@ -316,27 +341,10 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     for admin in admin_secrets(&managed, &targets) {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }
-    ports
-        .issuer
-        .validate(&args.name, &managed, &managed.api_key)
-        .await?;
-    // Listing what keyrot minted exercises the admin key (OpenAI); identifying the key does (Anthropic).
-    ports.issuer.minted_keys(&args.name, &managed).await?;
-    if let Some(id) = ports
-        .issuer
-        .identify(&args.name, &managed, &managed.api_key)
-        .await?
-    {
+    if let Some(id) = check_before_writing(ports, &args.name, &managed, &targets).await? {
         value["key_id"] = json!(id);
     }
     let text = SecretString::from(value.to_string());
-
-    // Reading what each target holds exercises its token (and finds its project or service), so a
-    // bad token or id refuses here, with nothing written, rather than in the first rotation.
-    for target in &targets {
-        ports.targets.held_fingerprint(&args.name, target).await?;
-    }
-
     let created = ports.store.create_or_put(&args.name, &text).await?;
     if let Some(hours) = args.grace_hours {
         ports

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::event::Step;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::Trigger;
+use crate::domain::secret::Provider;
 use crate::error::Error;
 
 /// What an audit event records.
@@ -240,7 +241,7 @@ pub struct Revocation {
     pub secret_arn: String,
     /// The version that held the old key.
     pub old_version_id: String,
-    pub provider: String,
+    pub provider: Provider,
     pub project_id: Option<String>,
     pub key_id: Option<String>,
     pub api_key_id: Option<String>,
@@ -263,7 +264,7 @@ pub struct KeyHandle {
     pub secret_name: String,
     /// The version that held the key (or `orphan:<id>` for a key no version knows), for messages.
     pub old_version_id: String,
-    pub provider: String,
+    pub provider: Provider,
     pub project_id: Option<String>,
     pub key_id: Option<String>,
     pub api_key_id: Option<String>,
@@ -299,7 +300,7 @@ impl Revocation {
         KeyHandle {
             secret_name: self.secret_name.clone(),
             old_version_id: self.old_version_id.clone(),
-            provider: self.provider.clone(),
+            provider: self.provider,
             project_id: self.project_id.clone(),
             key_id: self.key_id.clone(),
             api_key_id: self.api_key_id.clone(),

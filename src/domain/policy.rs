@@ -7,11 +7,80 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::error::{Error, Result};
 
-pub const AWSCURRENT: &str = "AWSCURRENT";
-pub const AWSPENDING: &str = "AWSPENDING";
-pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
-/// keyrot's own label for a key a person staged by hand (Anthropic has no API that creates keys).
-pub const KEYROT_STAGED: &str = "KEYROT_STAGED";
+/// A staging label keyrot reads or moves: Secrets Manager's three, and keyrot's own for a staged key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Current,
+    Pending,
+    Previous,
+    /// keyrot's own label for a key a person staged by hand (Anthropic has no API that creates keys).
+    Staged,
+}
+
+impl Stage {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Current => "AWSCURRENT",
+            Stage::Pending => "AWSPENDING",
+            Stage::Previous => "AWSPREVIOUS",
+            Stage::Staged => "KEYROT_STAGED",
+        }
+    }
+
+    /// The stage a label names, if it is one of keyrot's.
+    pub fn parse(label: &str) -> Option<Stage> {
+        [
+            Stage::Current,
+            Stage::Pending,
+            Stage::Previous,
+            Stage::Staged,
+        ]
+        .into_iter()
+        .find(|stage| stage.as_str() == label)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<Stage> for String {
+    fn from(stage: Stage) -> String {
+        stage.as_str().to_owned()
+    }
+}
+
+/// Labels come from Secrets Manager as strings; they compare with the stages they name.
+impl PartialEq<Stage> for String {
+    fn eq(&self, stage: &Stage) -> bool {
+        self == stage.as_str()
+    }
+}
+
+impl PartialEq<Stage> for &String {
+    fn eq(&self, stage: &Stage) -> bool {
+        *self == stage.as_str()
+    }
+}
+
+impl PartialEq<Stage> for str {
+    fn eq(&self, stage: &Stage) -> bool {
+        self == stage.as_str()
+    }
+}
+
+impl PartialEq<Stage> for &str {
+    fn eq(&self, stage: &Stage) -> bool {
+        *self == stage.as_str()
+    }
+}
+
+pub const AWSCURRENT: Stage = Stage::Current;
+pub const AWSPENDING: Stage = Stage::Pending;
+pub const AWSPREVIOUS: Stage = Stage::Previous;
+pub const KEYROT_STAGED: Stage = Stage::Staged;
 
 pub const TAG_GRACE_HOURS: &str = "keyrot:grace-hours";
 pub const TAG_MAX_AGE_DAYS: &str = "keyrot:max-age-days";
@@ -40,14 +109,14 @@ pub struct SecretDescription {
 
 impl SecretDescription {
     /// The version that carries `stage`, if any (a label is on at most one version).
-    pub fn version_with(&self, stage: &str) -> Option<&str> {
+    pub fn version_with(&self, stage: Stage) -> Option<&str> {
         self.versions
             .iter()
             .find(|(_, stages)| stages.iter().any(|s| s == stage))
             .map(|(id, _)| id.as_str())
     }
 
-    pub fn has_stage(&self, version: &str, stage: &str) -> bool {
+    pub fn has_stage(&self, version: &str, stage: Stage) -> bool {
         self.versions
             .get(version)
             .is_some_and(|stages| stages.iter().any(|s| s == stage))

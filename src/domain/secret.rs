@@ -46,13 +46,54 @@ impl GenericSettings {
     pub const MAX_LENGTH: u32 = 4096;
 }
 
-impl ProviderSettings {
-    pub fn name(&self) -> &'static str {
+/// Which provider issues a key: what a revocation record names, and what its revocation dispatches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    OpenAi,
+    Anthropic,
+    Generic,
+}
+
+impl Provider {
+    pub const fn as_str(self) -> &'static str {
         match self {
-            ProviderSettings::OpenAi(_) => "openai",
-            ProviderSettings::Anthropic(_) => "anthropic",
-            ProviderSettings::Generic(_) => "generic",
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Generic => "generic",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<Provider> {
+        [Provider::OpenAi, Provider::Anthropic, Provider::Generic]
+            .into_iter()
+            .find(|provider| provider.as_str() == name)
+    }
+}
+
+/// Records and tests compare providers with their stored names.
+impl PartialEq<&str> for Provider {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ProviderSettings {
+    pub fn provider(&self) -> Provider {
+        match self {
+            ProviderSettings::OpenAi(_) => Provider::OpenAi,
+            ProviderSettings::Anthropic(_) => Provider::Anthropic,
+            ProviderSettings::Generic(_) => Provider::Generic,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.provider().as_str()
     }
 }
 
@@ -86,7 +127,7 @@ const MAX_KEY_LEN: usize = 4096;
 
 impl ManagedSecret {
     /// Parses one version's SecretString. `secret` and `stage` only label the errors.
-    pub fn parse(secret: &str, stage: &str, text: &SecretString) -> Result<Self> {
+    pub fn parse(secret: &str, stage: impl std::fmt::Display, text: &SecretString) -> Result<Self> {
         let path = format!("{stage} value: ");
         let mut fields = document_of(secret, &path, text)?;
         let api_key = take_api_key(secret, &path, &mut fields)?;

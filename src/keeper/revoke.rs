@@ -418,7 +418,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             .subject(format!("keyrot: old key of {name} {}", status.as_str()))
             .text(text)
             .details(json!({"event": "key_revoked", "secret": name, "version_id": revocation.old_version_id,
-                "key": hint, "status": status.as_str(), "forced": forced, "provider": revocation.provider}));
+                "key": hint, "status": status.as_str(), "forced": forced, "provider": revocation.provider.as_str()}));
         self.alert_once(secret, &revocation.old_version_id, alert, report)
             .await;
     }

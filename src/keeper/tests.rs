@@ -10,7 +10,7 @@ use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::policy::{TAG_GRACE_HOURS, TAG_TRIGGER};
 use crate::ports::fakes::*;
-use crate::ports::{AlertKind, MintedKey};
+use crate::ports::{AlertKind, MintedKey, StageMove};
 use crate::ports::{Clock, SecretStore};
 use crate::rotation::Progress;
 
@@ -169,7 +169,7 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
     // cancelled.
     r.targets.hold("render:srv-1:API_KEY", "another-key");
     r.store
-        .move_stage(NAME, AWSPENDING, Some("v0"), None)
+        .move_stage(NAME, AWSPENDING, StageMove::Onto("v0"))
         .await
         .expect("label");
     advance(&r, Duration::hours(2));
@@ -177,13 +177,20 @@ async fn a_key_still_held_by_a_target_or_current_again_is_never_revoked() {
     assert_eq!((report.revoked, report.postponed), (0, 1));
     assert_eq!(status_of(&r, "v0"), RevocationStatus::Pending);
     r.store
-        .move_stage(NAME, AWSPENDING, None, Some("v0"))
+        .move_stage(NAME, AWSPENDING, StageMove::Off("v0"))
         .await
         .expect("unlabel");
 
     // A rollback made the old version current again: its revocation is cancelled, never executed.
     r.store
-        .move_stage(NAME, AWSCURRENT, Some("v0"), Some("t1"))
+        .move_stage(
+            NAME,
+            AWSCURRENT,
+            StageMove::Across {
+                from: "t1",
+                to: "v0",
+            },
+        )
         .await
         .expect("rollback");
     advance(&r, Duration::hours(2));
@@ -260,7 +267,14 @@ async fn the_same_key_back_under_another_version_is_never_revoked() {
         },
     );
     r.store
-        .move_stage(NAME, AWSCURRENT, Some("by-hand"), Some("t1"))
+        .move_stage(
+            NAME,
+            AWSCURRENT,
+            StageMove::Across {
+                from: "t1",
+                to: "by-hand",
+            },
+        )
         .await
         .expect("put back by hand");
     advance(&r, Duration::hours(2));

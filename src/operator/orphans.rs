@@ -3,6 +3,7 @@
 use super::Operator;
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, KeyHandle, Outcome, RevocationStatus};
+use crate::domain::secret::Provider;
 use crate::error::Result;
 use crate::keeper::Orphan;
 use crate::ports::{Clock, Family};
@@ -25,7 +26,7 @@ impl<F: Family> Operator<'_, F> {
             let key = KeyHandle {
                 secret_name: orphan.secret.clone(),
                 old_version_id: format!("orphan:{}", orphan.key.id),
-                provider: "openai".into(),
+                provider: Provider::OpenAi,
                 project_id: Some(orphan.key.scope.clone()),
                 key_id: Some(orphan.key.id.clone()),
                 api_key_id: None,
@@ -44,7 +45,7 @@ impl<F: Family> Operator<'_, F> {
                 outcome,
                 &key.old_version_id,
             )
-            .provider(&key.provider)
+            .provider(key.provider.as_str())
             .triggered(Some(Trigger::Manual))
             .by(actor)
             .took(started, self.ports.clock.now())

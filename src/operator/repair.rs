@@ -9,7 +9,7 @@ use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::{Redeploy, TargetSpec};
 use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Clock, Family, SecretStore, Target};
+use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove, Target};
 use crate::rotation::deploy::Redeploys;
 use crate::rotation::finish::revocation_of;
 use chrono::{DateTime, Utc};
@@ -167,7 +167,7 @@ impl<F: Family> Operator<'_, F> {
         }
         self.ports
             .store
-            .move_stage(secret_id, AWSPENDING, None, Some(pending))
+            .move_stage(secret_id, AWSPENDING, StageMove::Off(pending))
             .await?;
         if let Some(revocation) = &revocation {
             self.ports.record_revocation(revocation).await?;

@@ -18,7 +18,9 @@ use crate::domain::policy::{AWSCURRENT, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, SecretStore, Severity};
+use crate::ports::{
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, SecretStore, Severity, StageMove,
+};
 use crate::rotation::deploy::Redeploys;
 use crate::rotation::finish::revocation_of;
 
@@ -109,8 +111,10 @@ impl<F: Family> Operator<'_, F> {
                 .move_stage(
                     run.secret_id,
                     AWSCURRENT,
-                    Some(&plan.keep),
-                    Some(&plan.abandon),
+                    StageMove::Across {
+                        from: &plan.abandon,
+                        to: &plan.keep,
+                    },
                 )
                 .await?;
         }

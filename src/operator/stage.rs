@@ -10,7 +10,7 @@ use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
 use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{Clock, Family, KeyIssuer, SecretStore};
+use crate::ports::{Clock, Family, KeyIssuer, SecretStore, StageMove};
 
 /// What `stage` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl<F: Family> Operator<'_, F> {
         .triggered(Some(Trigger::Manual))
         .by(actor);
         self.ports.record_quietly(&event).await;
-        tracing::info!(label = KEYROT_STAGED, version = %version_id, "key staged");
+        tracing::info!(label = %KEYROT_STAGED, version = %version_id, "key staged");
         Ok(Staged {
             version_id,
             key: view.redacted,
@@ -125,7 +125,7 @@ impl<F: Family> Operator<'_, F> {
             return Ok(None);
         }
         store
-            .move_stage(secret_id, AWSPENDING, None, Some(pending))
+            .move_stage(secret_id, AWSPENDING, StageMove::Off(pending))
             .await?;
         Ok(Some(pending.to_owned()))
     }

@@ -56,8 +56,8 @@ async fn rollback_during_grace_restores_the_previous_key_everywhere_and_schedule
         ("v0", "t1")
     );
     let stages = r.store.stages();
-    assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_owned()]));
-    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
+    assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_string()]));
+    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_string()]));
     assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
     assert_eq!(
         r.targets.served(RENDER).as_deref(),
@@ -845,8 +845,8 @@ async fn a_rollback_run_again_after_a_failed_redeploy_goes_on_instead_of_moving_
         ("v0", "t1")
     );
     let stages = r.store.stages();
-    assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_owned()]));
-    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
+    assert_eq!(stages.get("v0"), Some(&vec![AWSCURRENT.to_string()]));
+    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_string()]));
     assert_eq!(
         r.targets.served(RENDER).as_deref(),
         Some(OLD_KEY),

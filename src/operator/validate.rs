@@ -2,7 +2,7 @@
 
 use super::Operator;
 use crate::domain::keys::KeyView;
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Stage};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
@@ -42,7 +42,7 @@ pub struct TargetHolding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     pub secret_name: String,
-    pub stage: &'static str,
+    pub stage: Stage,
     pub version: String,
     pub key: KeyView,
     pub provider: &'static str,
@@ -67,7 +67,7 @@ impl Validation {
 impl<F: Family> Operator<'_, F> {
     /// Checks the key of the version labelled `stage` at its provider and reports which key every
     /// target (as AWSCURRENT's value lists them) holds.
-    pub async fn validate_stage(&self, secret_id: &str, stage: &'static str) -> Result<Validation> {
+    pub async fn validate_stage(&self, secret_id: &str, stage: Stage) -> Result<Validation> {
         let secret = self.ports.store.describe(secret_id).await?;
         let version = secret
             .version_with(stage)
@@ -122,7 +122,7 @@ impl<F: Family> Operator<'_, F> {
         &self,
         secret: &SecretDescription,
         secret_id: &str,
-        stage: &str,
+        stage: Stage,
         version: &str,
     ) -> Result<ManagedSecret> {
         self.ports

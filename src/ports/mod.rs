@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
+use crate::domain::policy::Stage;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::error::Result;
@@ -22,6 +23,35 @@ pub enum PutOutcome {
     Stored,
     /// The version already holds a different value: a concurrent delivery of the step won the race.
     LostRace,
+}
+
+/// Where UpdateSecretVersionStage puts a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageMove<'a> {
+    /// From one version to another (AWSCURRENT also leaves AWSPREVIOUS on the version it left).
+    Across { from: &'a str, to: &'a str },
+    /// Off this version, onto none.
+    Off(&'a str),
+    /// Onto this version, from none (the label is on no version yet).
+    Onto(&'a str),
+}
+
+impl<'a> StageMove<'a> {
+    /// The version the label leaves, if any.
+    pub fn from(self) -> Option<&'a str> {
+        match self {
+            StageMove::Across { from, .. } | StageMove::Off(from) => Some(from),
+            StageMove::Onto(_) => None,
+        }
+    }
+
+    /// The version the label goes to, if any.
+    pub fn to(self) -> Option<&'a str> {
+        match self {
+            StageMove::Across { to, .. } | StageMove::Onto(to) => Some(to),
+            StageMove::Off(_) => None,
+        }
+    }
 }
 
 /// Secrets Manager, as the rotation uses it.
@@ -44,7 +74,7 @@ pub trait SecretStore {
     async fn value(
         &self,
         secret_id: &str,
-        stage: &str,
+        stage: Stage,
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>>;
 
@@ -69,13 +99,12 @@ pub trait SecretStore {
     /// version); returns the new version's id.
     async fn put_staged(&self, secret_id: &str, value: &SecretString) -> Result<String>;
 
-    /// UpdateSecretVersionStage: moves `stage` to `to` (None: only removes it) from `from`.
+    /// UpdateSecretVersionStage: puts `stage` where `movement` says.
     async fn move_stage(
         &self,
         secret_id: &str,
-        stage: &str,
-        to: Option<&str>,
-        from: Option<&str>,
+        stage: Stage,
+        movement: StageMove<'_>,
     ) -> Result<()>;
 
     async fn untag(&self, secret_id: &str, tag_keys: &[&str]) -> Result<()>;

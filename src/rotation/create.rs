@@ -11,6 +11,7 @@ use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescri
 use crate::error::{Error, Result};
 use crate::ports::{
     Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, Ports, PutOutcome, SecretStore, Severity,
+    StageMove,
 };
 
 use super::{Evidence, Progress, Rotator};
@@ -158,8 +159,7 @@ impl<F: Family> Rotator<'_, F> {
                 .move_stage(
                     &event.secret_id,
                     AWSPENDING,
-                    None,
-                    Some(&event.client_request_token),
+                    StageMove::Off(&event.client_request_token),
                 )
                 .await?;
             self.alert_key_needed(secret, &fix).await;

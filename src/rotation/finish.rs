@@ -10,7 +10,7 @@ use crate::domain::policy::{
 };
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Clock, Family, SecretStore};
+use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove};
 
 use super::{Evidence, Progress, Rotator};
 use crate::revocation::Revoke;
@@ -38,18 +38,20 @@ impl<F: Family> Rotator<'_, F> {
             .move_stage(
                 &event.secret_id,
                 AWSCURRENT,
-                Some(token),
-                Some(&current_version),
+                StageMove::Across {
+                    from: &current_version,
+                    to: token,
+                },
             )
             .await?;
         self.ports
             .store
-            .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
+            .move_stage(&event.secret_id, AWSPENDING, StageMove::Off(token))
             .await?;
         if let Some(staged) = secret.version_with(KEYROT_STAGED) {
             self.ports
                 .store
-                .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
+                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(staged))
                 .await?;
         }
 
@@ -82,14 +84,14 @@ impl<F: Family> Rotator<'_, F> {
         if secret.has_stage(token, AWSPENDING) {
             self.ports
                 .store
-                .move_stage(&event.secret_id, AWSPENDING, None, Some(token))
+                .move_stage(&event.secret_id, AWSPENDING, StageMove::Off(token))
                 .await?;
             progress = Progress::Done;
         }
         if let Some(staged) = secret.version_with(KEYROT_STAGED) {
             self.ports
                 .store
-                .move_stage(&event.secret_id, KEYROT_STAGED, None, Some(staged))
+                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(staged))
                 .await?;
             progress = Progress::Done;
         }
@@ -225,7 +227,7 @@ impl<F: Family> Rotator<'_, F> {
             outcome,
             &revocation.old_version_id,
         )
-        .provider(&revocation.provider)
+        .provider(revocation.provider.as_str())
         .keys(evidence.old_key.as_ref(), None)
         .triggered(evidence.trigger)
         .by(&evidence.actor)
@@ -314,7 +316,7 @@ pub(crate) fn revocation_of(
         secret_name: secret.name.clone(),
         secret_arn: secret.arn.clone(),
         old_version_id: version_id.to_owned(),
-        provider: provider.name().to_owned(),
+        provider: provider.provider(),
         project_id,
         key_id: key.key_id.map(str::to_owned),
         api_key_id: key.api_key_id.map(str::to_owned),

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::KeyView;
-use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, Stage};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
 use crate::error::{Error, Result};
 use crate::ports::{
@@ -323,7 +323,7 @@ impl<F: Family> Ports<F> {
         &self,
         secret_id: &str,
         secret: &SecretDescription,
-        stage: &str,
+        stage: Stage,
         version: &str,
     ) -> Result<Option<ManagedSecret>> {
         let Some(text) = self.store.value(secret_id, stage, Some(version)).await? else {

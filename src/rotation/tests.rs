@@ -10,7 +10,7 @@ use crate::domain::policy::{
     AWSCURRENT, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
 };
 use crate::ports::fakes::*;
-use crate::ports::{Metric, SecretStore};
+use crate::ports::{Metric, SecretStore, StageMove};
 
 #[tokio::test]
 async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
@@ -18,8 +18,8 @@ async fn a_full_rotation_moves_the_labels_and_schedules_the_old_key() {
     rotate(&r, "t1").await;
 
     let stages = r.store.stages();
-    assert_eq!(stages.get("t1"), Some(&vec![AWSCURRENT.to_owned()]));
-    assert_eq!(stages.get("v0"), Some(&vec![AWSPREVIOUS.to_owned()]));
+    assert_eq!(stages.get("t1"), Some(&vec![AWSCURRENT.to_string()]));
+    assert_eq!(stages.get("v0"), Some(&vec![AWSPREVIOUS.to_string()]));
     let new_value = r.store.value_of("t1").expect("new version has a value");
     assert_ne!(new_value["api_key"], OLD_KEY);
     assert_eq!(new_value["team"], "ml", "unknown fields are kept");
@@ -247,7 +247,7 @@ async fn a_rejected_pending_key_fails_set_and_never_reaches_awscurrent() {
     assert!(!err.to_string().contains(&pending), "{err}");
     assert_eq!(
         r.store.stages().get("v0"),
-        Some(&vec![AWSCURRENT.to_owned()])
+        Some(&vec![AWSCURRENT.to_string()])
     );
     let failure = r.alerts.sent.borrow().last().cloned().expect("alert");
     assert_eq!(failure.event, "rotation_failed");
@@ -287,7 +287,14 @@ async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
     }
     // The first finishSecret died right after promoting the version.
     r.store
-        .move_stage(NAME, AWSCURRENT, Some("t1"), Some("v0"))
+        .move_stage(
+            NAME,
+            AWSCURRENT,
+            StageMove::Across {
+                from: "v0",
+                to: "t1",
+            },
+        )
         .await
         .expect("promote");
 
@@ -297,7 +304,7 @@ async fn finish_repeated_after_a_crash_completes_what_the_first_attempt_left() {
     );
     assert_eq!(
         r.store.stages().get("t1"),
-        Some(&vec![AWSCURRENT.to_owned()])
+        Some(&vec![AWSCURRENT.to_string()])
     );
     let revocation = r
         .audit
@@ -452,7 +459,14 @@ async fn a_rotation_away_from_a_key_once_rolled_back_schedules_its_revocation_ag
     rotate(&r, "t1").await;
     // A rollback put v0 back and cancelled its revocation; a later rotation moves away from it again.
     r.store
-        .move_stage(NAME, AWSCURRENT, Some("v0"), Some("t1"))
+        .move_stage(
+            NAME,
+            AWSCURRENT,
+            StageMove::Across {
+                from: "t1",
+                to: "v0",
+            },
+        )
         .await
         .expect("rollback");
     r.audit
@@ -526,7 +540,7 @@ async fn audit_and_alert_failures_never_change_the_steps_outcome() {
     rotate(&r, "t1").await;
     assert_eq!(
         r.store.stages().get("t1"),
-        Some(&vec![AWSCURRENT.to_owned()])
+        Some(&vec![AWSCURRENT.to_string()])
     );
     // Each failure is counted, for an alarm to act on.
     assert!(r.metrics.total(Metric::AuditWriteFailed) >= 4.0);
@@ -539,8 +553,8 @@ async fn two_rotations_in_a_row_keep_one_previous_version() {
     rotate(&r, "t1").await;
     rotate(&r, "t2").await;
     let stages = r.store.stages();
-    assert_eq!(stages.get("t2"), Some(&vec![AWSCURRENT.to_owned()]));
-    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_owned()]));
+    assert_eq!(stages.get("t2"), Some(&vec![AWSCURRENT.to_string()]));
+    assert_eq!(stages.get("t1"), Some(&vec![AWSPREVIOUS.to_string()]));
     assert_eq!(stages.get("v0"), None, "the first key has no label left");
     assert_eq!(r.audit.revocations.borrow().len(), 2);
 }
@@ -793,7 +807,7 @@ async fn a_failed_redeploy_puts_the_current_key_back_everywhere_and_keeps_awscur
     }
     assert_eq!(
         r.store.stages().get("v0"),
-        Some(&vec![AWSCURRENT.to_owned()])
+        Some(&vec![AWSCURRENT.to_string()])
     );
     assert!(
         r.audit

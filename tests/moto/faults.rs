@@ -17,12 +17,13 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use keyrot::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
+use keyrot::domain::policy::Stage;
 use keyrot::domain::targets::TargetSpec;
 use keyrot::domain::{ManagedSecret, NewKey, RotationEvent, SecretDescription, Step};
 use keyrot::error::{Error, Result, Transience};
 use keyrot::ports::{
     Alert, AlertKind, Alerts, AuditLog, Clock, DeploymentState, Family, KeyIssuer, MintedKey,
-    Ports, PutOutcome, SecretStore, Target,
+    Ports, PutOutcome, SecretStore, StageMove, Target,
 };
 use keyrot::rotation::{Invocation, Rotator, RotatorSettings};
 use secrecy::SecretString;
@@ -130,7 +131,7 @@ impl<P: SecretStore> SecretStore for Faulty<P> {
             )
             .await
     }
-    async fn value(&self, id: &str, stage: &str, v: Option<&str>) -> Result<Option<SecretString>> {
+    async fn value(&self, id: &str, stage: Stage, v: Option<&str>) -> Result<Option<SecretString>> {
         self.inj
             .call(
                 "secretsmanager.GetSecretValue",
@@ -168,17 +169,11 @@ impl<P: SecretStore> SecretStore for Faulty<P> {
             )
             .await
     }
-    async fn move_stage(
-        &self,
-        id: &str,
-        stage: &str,
-        to: Option<&str>,
-        from: Option<&str>,
-    ) -> Result<()> {
+    async fn move_stage(&self, id: &str, stage: Stage, movement: StageMove<'_>) -> Result<()> {
         self.inj
             .call(
                 "secretsmanager.UpdateSecretVersionStage",
-                self.inner.move_stage(id, stage, to, from),
+                self.inner.move_stage(id, stage, movement),
             )
             .await
     }

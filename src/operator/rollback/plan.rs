@@ -44,7 +44,7 @@ pub(super) fn is_lost(record: &Revocation) -> bool {
 
 pub(super) fn refusal(
     secret: &SecretDescription,
-    field: &str,
+    field: impl Into<String>,
     problem: String,
     fix: String,
 ) -> Error {
@@ -228,14 +228,15 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
+    use crate::domain::policy::Stage;
 
-    fn secret(stages: &[(&str, &str)]) -> SecretDescription {
+    fn secret(stages: &[(&str, Stage)]) -> SecretDescription {
         let mut versions: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (version, stage) in stages {
             versions
                 .entry((*version).to_owned())
                 .or_default()
-                .push((*stage).to_owned());
+                .push((*stage).into());
         }
         SecretDescription {
             name: "prod/x".into(),
@@ -249,7 +250,7 @@ mod tests {
             secret_name: "prod/x".into(),
             secret_arn: String::new(),
             old_version_id: version.into(),
-            provider: "generic".into(),
+            provider: crate::domain::secret::Provider::Generic,
             project_id: None,
             key_id: None,
             api_key_id: None,

@@ -11,7 +11,7 @@ use crate::domain::keys::KeyView;
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::targets::TargetSpec;
 use crate::error::Error;
-use crate::ports::{Alert, AlertKind, AuditLog, Clock, Family, SecretStore, Severity};
+use crate::ports::{Alert, AlertKind, AuditLog, Clock, Family, SecretStore, Severity, StageMove};
 use crate::rotation::deploy::Redeploys;
 
 use super::{Run, failed};
@@ -115,7 +115,7 @@ impl<F: Family> Operator<'_, F> {
         let (name, dead, alive) = (&run.secret.name, &run.plan.keep, &run.plan.abandon);
         self.ports
             .store
-            .move_stage(run.secret_id, AWSCURRENT, Some(alive), Some(dead))
+            .move_stage(run.secret_id, AWSCURRENT, StageMove::Across { from: dead, to: alive })
             .await
             .map_err(|err| {
                 format!(

@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 use super::NAME;
 use crate::domain::SecretDescription;
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Stage};
 use crate::error::{Error, Result};
-use crate::ports::{PutOutcome, SecretAdmin, SecretStore};
+use crate::ports::{PutOutcome, SecretAdmin, SecretStore, StageMove};
 
 #[derive(Clone, Default)]
 pub(crate) struct Version {
@@ -42,7 +42,7 @@ pub(crate) struct FakeStore {
     /// rollback by another process, between two reads of the same pass).
     pub(crate) current_moves_before_describe: RefCell<Option<(u32, String)>>,
     /// The next UpdateSecretVersionStage of this stage fails (Secrets Manager unavailable).
-    pub(crate) fail_next_move_of: RefCell<Option<&'static str>>,
+    pub(crate) fail_next_move_of: RefCell<Option<Stage>>,
     /// Rotations RotateSecret started, to name their tokens.
     pub(crate) rotations_started: Cell<u32>,
 }
@@ -118,7 +118,7 @@ impl FakeStore {
             .unwrap_or_default()
     }
 
-    pub(crate) fn version_with_stage(&self, stage: &str) -> Option<String> {
+    pub(crate) fn version_with_stage(&self, stage: Stage) -> Option<String> {
         self.stages()
             .into_iter()
             .find(|(_, s)| s.iter().any(|l| l == stage))
@@ -142,8 +142,15 @@ impl SecretStore for FakeStore {
         match due {
             Some((1, version)) => {
                 let current = self.version_with_stage(AWSCURRENT);
-                self.move_stage(NAME, AWSCURRENT, Some(&version), current.as_deref())
-                    .await?;
+                self.move_stage(
+                    NAME,
+                    AWSCURRENT,
+                    match current.as_deref() {
+                        Some(from) => StageMove::Across { from, to: &version },
+                        None => StageMove::Onto(&version),
+                    },
+                )
+                .await?;
             }
             Some((n, version)) => {
                 *self.current_moves_before_describe.borrow_mut() = Some((n - 1, version));
@@ -196,7 +203,7 @@ impl SecretStore for FakeStore {
     async fn value(
         &self,
         _secret_id: &str,
-        stage: &str,
+        stage: Stage,
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>> {
         self.pause().await;
@@ -277,10 +284,10 @@ impl SecretStore for FakeStore {
     async fn move_stage(
         &self,
         _secret_id: &str,
-        stage: &str,
-        to: Option<&str>,
-        from: Option<&str>,
+        stage: Stage,
+        movement: StageMove<'_>,
     ) -> Result<()> {
+        let (from, to) = (movement.from(), movement.to());
         self.calls
             .borrow_mut()
             .push(format!("UpdateSecretVersionStage({stage})"));

@@ -120,15 +120,7 @@ impl OpenAiIssuer {
                 leftovers.push(account.id);
             }
         }
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "organization",
-                "projects",
-                &settings.project_id,
-                "service_accounts",
-            ],
-        )?;
+        let url = self.project_url(settings, &["service_accounts"])?;
         let body = serde_json::json!({ "name": name });
         let response = http::send(
             self.retry.creating(),
@@ -201,7 +193,7 @@ impl OpenAiIssuer {
                 Ok(RevocationStatus::Revoked)
             }
             (_, Some(api_key_id)) => {
-                let url = self.api_key_url(&settings, api_key_id)?;
+                let url = self.project_url(&settings, &["api_keys", api_key_id])?;
                 let response = http::send(self.retry, SYSTEM, "DELETE api_keys", || {
                     self.http
                         .delete(url.clone())
@@ -232,7 +224,7 @@ impl OpenAiIssuer {
             return Ok(None);
         };
         let admin = self.admin_key(&revocation.secret_name, &settings).await?;
-        let url = self.api_key_url(&settings, api_key_id)?;
+        let url = self.project_url(&settings, &["api_keys", api_key_id])?;
         let response = http::send(self.retry, SYSTEM, "GET api_keys", || {
             self.http
                 .get(url.clone())
@@ -271,18 +263,11 @@ impl OpenAiIssuer {
             .collect())
     }
 
-    /// A project API key's endpoint.
-    fn api_key_url(&self, settings: &OpenAiSettings, api_key_id: &str) -> Result<reqwest::Url> {
-        http::endpoint(
-            &self.base_url,
-            &[
-                "organization",
-                "projects",
-                &settings.project_id,
-                "api_keys",
-                api_key_id,
-            ],
-        )
+    /// An endpoint under the project: `organization/projects/<project_id>/<rest>`.
+    fn project_url(&self, settings: &OpenAiSettings, rest: &[&str]) -> Result<reqwest::Url> {
+        let mut segments = vec!["organization", "projects", settings.project_id.as_str()];
+        segments.extend_from_slice(rest);
+        http::endpoint(&self.base_url, &segments)
     }
 
     async fn admin_key(
@@ -306,15 +291,7 @@ impl OpenAiIssuer {
         settings: &OpenAiSettings,
         admin: &SecretString,
     ) -> Result<Vec<ServiceAccount>> {
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "organization",
-                "projects",
-                &settings.project_id,
-                "service_accounts",
-            ],
-        )?;
+        let url = self.project_url(settings, &["service_accounts"])?;
         let mut accounts = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -348,16 +325,7 @@ impl OpenAiIssuer {
         admin: &SecretString,
         id: &str,
     ) -> Result<()> {
-        let url = http::endpoint(
-            &self.base_url,
-            &[
-                "organization",
-                "projects",
-                &settings.project_id,
-                "service_accounts",
-                id,
-            ],
-        )?;
+        let url = self.project_url(settings, &["service_accounts", id])?;
         let response = http::send(self.retry, SYSTEM, "DELETE service_accounts", || {
             self.http
                 .delete(url.clone())

@@ -115,6 +115,23 @@ class KeyrotStack extends cdk.Stack {
     const managedSecrets = Fn.sub(
       'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${ManagedSecretPrefix}*',
     );
+    /** Every Secrets Manager action that changes a secret: denied to both functions on the admin secrets. */
+    const adminSecretWrites = [
+      'secretsmanager:PutSecretValue',
+      'secretsmanager:UpdateSecret',
+      'secretsmanager:UpdateSecretVersionStage',
+      'secretsmanager:DeleteSecret',
+      'secretsmanager:RestoreSecret',
+      'secretsmanager:TagResource',
+      'secretsmanager:UntagResource',
+      'secretsmanager:RotateSecret',
+      'secretsmanager:CancelRotateSecret',
+      'secretsmanager:PutResourcePolicy',
+      'secretsmanager:DeleteResourcePolicy',
+      'secretsmanager:ReplicateSecretToRegions',
+      'secretsmanager:RemoveRegionsFromReplication',
+      'secretsmanager:StopReplicationToReplica',
+    ];
     const adminSecrets = Fn.sub(
       'arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AdminSecretPrefix}*',
     );
@@ -278,11 +295,18 @@ class KeyrotStack extends cdk.Stack {
               }),
               new iam.PolicyStatement({
                 sid: 'ClearOneShotTags',
-                actions: ['secretsmanager:TagResource', 'secretsmanager:UntagResource'],
+                actions: ['secretsmanager:UntagResource'],
                 resources: [managedSecrets],
                 conditions: {
                   'ForAllValues:StringEquals': { 'aws:TagKeys': ['keyrot:next-grace-hours', 'keyrot:trigger'] },
                 },
+              }),
+              // Whatever else a policy attached later allows: the admin secrets are never written by keyrot.
+              new iam.PolicyStatement({
+                sid: 'NeverWriteAdminSecrets',
+                effect: iam.Effect.DENY,
+                actions: adminSecretWrites,
+                resources: [adminSecrets],
               }),
               new iam.PolicyStatement({
                 sid: 'ReadAdminKeys',
@@ -345,6 +369,13 @@ class KeyrotStack extends cdk.Stack {
                 sid: 'ReadManagedSecrets',
                 actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:ListSecretVersionIds'],
                 resources: [managedSecrets],
+              }),
+              // Whatever else a policy attached later allows: the admin secrets are never written by keyrot.
+              new iam.PolicyStatement({
+                sid: 'NeverWriteAdminSecrets',
+                effect: iam.Effect.DENY,
+                actions: adminSecretWrites,
+                resources: [adminSecrets],
               }),
               new iam.PolicyStatement({
                 sid: 'ReadAdminKeys',

@@ -161,6 +161,8 @@ class KeyrotStack extends cdk.Stack {
               principals: alarmAndRulePrincipals,
               actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
               resources: ['*'],
+              // Only on behalf of this account's rules and alarms (no confused deputy).
+              conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
             }),
           ],
         }),

@@ -30,6 +30,37 @@ pub struct DynamoAuditLog {
 type Item = HashMap<String, AttributeValue>;
 
 impl DynamoAuditLog {
+    /// Sets a revocation's status unconditionally (a revoked or cancelled revocation leaves the pending
+    /// index). Not part of the `AuditLog` port: every write keyrot's processes make goes through
+    /// `crate::revocation`, conditional on what they read; this is for tests.
+    pub async fn set_revocation_status(
+        &self,
+        secret_name: &str,
+        old_version_id: &str,
+        status: RevocationStatus,
+    ) -> Result<()> {
+        // A status set this way is nobody's claim.
+        let update = if status.is_owed() {
+            "SET #status = :status REMOVE claimed_at"
+        } else {
+            // Leaving the sparse index is what takes the item off the grace keeper's list.
+            "SET #status = :status REMOVE gsi2pk, gsi2sk, claimed_at"
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(format!("REVOKE#{old_version_id}")))
+            .update_expression(update)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "UpdateItem(revocation status)", &err))?;
+        Ok(())
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoAuditLog {
             client,
@@ -546,33 +577,5 @@ impl AuditLog for DynamoAuditLog {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         self.put_once(item, "alert sent").await
-    }
-
-    async fn set_revocation_status(
-        &self,
-        secret_name: &str,
-        old_version_id: &str,
-        status: RevocationStatus,
-    ) -> Result<()> {
-        // A status set this way is nobody's claim.
-        let update = if status.is_owed() {
-            "SET #status = :status REMOVE claimed_at"
-        } else {
-            // Leaving the sparse index is what takes the item off the grace keeper's list.
-            "SET #status = :status REMOVE gsi2pk, gsi2sk, claimed_at"
-        };
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(secret_pk(secret_name)))
-            .key("sk", s(format!("REVOKE#{old_version_id}")))
-            .update_expression(update)
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .send()
-            .await
-            .map_err(|err| sdk_error(SYSTEM, "UpdateItem(revocation status)", &err))?;
-        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::domain::policy::{
 use crate::keeper::Orphan;
 use crate::operator::{FollowEnd, Holds, RotateRequest};
 use crate::ports::fakes::*;
-use crate::ports::{AuditLog, Clock, MintedKey};
+use crate::ports::{Clock, MintedKey};
 use crate::rotation::Invocation;
 
 const RENDER: &str = "render:srv-1:API_KEY";

@@ -290,14 +290,6 @@ pub trait AuditLog {
         kind: AlertKind,
         dedupe: &str,
     ) -> Result<bool>;
-
-    /// Sets a revocation's status (a revoked or cancelled revocation leaves the pending index).
-    async fn set_revocation_status(
-        &self,
-        secret_name: &str,
-        old_version_id: &str,
-        status: RevocationStatus,
-    ) -> Result<()>;
 }
 
 /// Reading the audit trail back, which only the operator CLI does.

@@ -343,14 +343,6 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
-    async fn set_revocation_status(&self, s: &str, v: &str, st: RevocationStatus) -> Result<()> {
-        self.inj
-            .call(
-                "dynamodb.UpdateItem(revocation)",
-                self.inner.set_revocation_status(s, v, st),
-            )
-            .await
-    }
 }
 
 impl<P: Alerts> Alerts for Faulty<P> {

@@ -23,6 +23,20 @@ pub(crate) struct FakeAudit {
 }
 
 impl FakeAudit {
+    /// Sets a revocation's status as another process would have (tests set the scene with it).
+    pub(crate) async fn set_revocation_status(
+        &self,
+        _secret_name: &str,
+        old_version_id: &str,
+        status: RevocationStatus,
+    ) -> Result<()> {
+        if let Some(revocation) = self.revocations.borrow_mut().get_mut(old_version_id) {
+            revocation.status = status;
+            revocation.claimed_at = None;
+        }
+        Ok(())
+    }
+
     /// The status of the revocation record of `version`, if there is one.
     pub(crate) fn status_of(&self, version: &str) -> Option<RevocationStatus> {
         self.revocations.borrow().get(version).map(|r| r.status)
@@ -188,19 +202,6 @@ impl AuditLog for FakeAudit {
         self.deployments
             .borrow_mut()
             .remove(&format!("{token}#{target}"));
-        Ok(())
-    }
-
-    async fn set_revocation_status(
-        &self,
-        _secret_name: &str,
-        old_version_id: &str,
-        status: RevocationStatus,
-    ) -> Result<()> {
-        if let Some(revocation) = self.revocations.borrow_mut().get_mut(old_version_id) {
-            revocation.status = status;
-            revocation.claimed_at = None;
-        }
         Ok(())
     }
 }

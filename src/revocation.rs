@@ -8,9 +8,18 @@
 //! write names the status and the claim it read, so of two processes acting on one record only the
 //! first one's write lands; the other learns it lost and does nothing more.
 
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
 use crate::domain::audit::{KeyHandle, Revocation, RevocationStatus};
+use crate::domain::keys::{KeyView, fingerprint};
+use crate::domain::provenance::KeyRecord;
+use crate::domain::{ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, KeyIssuer, Ports};
+
+#[cfg(test)]
+mod tests;
 
 /// How an attempt to revoke a recorded key ended.
 #[derive(Debug)]
@@ -38,6 +47,42 @@ pub(crate) enum Revoke {
 }
 
 impl<F: Family> Ports<F> {
+    /// The revocation of `key`, which `version_id` of `secret` held under `provider`'s settings, with
+    /// the provider ids keyrot recorded for that key (docs/security.md, provenance).
+    pub(crate) async fn revocation_for(
+        &self,
+        secret: &SecretDescription,
+        version_id: &str,
+        (provider, key): (&ProviderSettings, &SecretString),
+        due: DateTime<Utc>,
+    ) -> Result<Revocation> {
+        let record = self
+            .audit
+            .key_record(&secret.name, &fingerprint(key))
+            .await?;
+        Ok(revocation_of(
+            secret,
+            version_id,
+            provider,
+            key,
+            record.as_ref(),
+            due,
+        ))
+    }
+
+    /// Whether keyrot's record of the key vouches for every id `handle` would revoke. A handle without
+    /// ids asks the provider for nothing (it is a person's to revoke), so it needs no record.
+    async fn vouched(&self, handle: &KeyHandle, fingerprint: &str) -> Result<bool> {
+        if handle.key_id.is_none() && handle.api_key_id.is_none() {
+            return Ok(true);
+        }
+        let record = self
+            .audit
+            .key_record(&handle.secret_name, fingerprint)
+            .await?;
+        Ok(record.is_some_and(|record| record.vouches_for(handle)))
+    }
+
     /// Records a key's revocation unless one stands for its version; returns whether it wrote.
     pub(crate) async fn record_revocation(&self, record: &Revocation) -> Result<bool> {
         self.audit.schedule_revocation(record).await
@@ -85,7 +130,15 @@ impl<F: Family> Ports<F> {
                 .await;
             return Revoke::Declined { released };
         }
-        match self.issuer.revoke(&claimed.handle()).await {
+        let handle = claimed.handle();
+        let revoked = match self.vouched(&handle, &claimed.fingerprint).await {
+            // No record of keyrot's names these ids for this key: they were written into a value, and
+            // only a person may act on them.
+            Ok(false) => Ok(RevocationStatus::Manual),
+            Ok(true) => self.issuer.revoke(&handle).await,
+            Err(error) => Err(error),
+        };
+        match revoked {
             Ok(status) => {
                 let record = claimed.settled(status);
                 let settled = self
@@ -116,5 +169,44 @@ impl<F: Family> Ports<F> {
     /// Revokes a key no record describes: one minted by an attempt that lost its race, or an orphan.
     pub(crate) async fn revoke_unrecorded(&self, key: &KeyHandle) -> Result<RevocationStatus> {
         self.issuer.revoke(key).await
+    }
+}
+
+/// What revoking a key later needs to know, without the key itself. The provider ids come from the
+/// key's record (`record`), never from the value that held the key: without a record, no id is known
+/// and a person revokes the key.
+pub(crate) fn revocation_of(
+    secret: &SecretDescription,
+    version_id: &str,
+    provider: &ProviderSettings,
+    key: &SecretString,
+    record: Option<&KeyRecord>,
+    due: DateTime<Utc>,
+) -> Revocation {
+    let view = KeyView::of(key);
+    let (project_id, admin_key_secret) = match provider {
+        ProviderSettings::OpenAi(openai) => (
+            Some(openai.project_id.clone()),
+            Some(openai.admin_key_secret.clone()),
+        ),
+        ProviderSettings::Anthropic(anthropic) => (None, Some(anthropic.admin_key_secret.clone())),
+        ProviderSettings::Generic(_) => (None, None),
+    };
+    Revocation {
+        secret_name: secret.name.clone(),
+        secret_arn: secret.arn.clone(),
+        old_version_id: version_id.to_owned(),
+        provider: provider.provider(),
+        project_id: record.map_or(project_id, |record| record.project_id.clone()),
+        key_id: record.and_then(|record| record.key_id.clone()),
+        api_key_id: record.and_then(|record| record.api_key_id.clone()),
+        admin_key_secret,
+        fingerprint: view.fingerprint,
+        hint: view.redacted,
+        due,
+        attempts: 0,
+        postponements: 0,
+        status: RevocationStatus::Pending,
+        claimed_at: None,
     }
 }

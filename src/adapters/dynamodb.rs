@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
+use crate::domain::provenance::{KeyRecord, Origin};
 use crate::domain::secret::Provider;
 use crate::error::{Error, Result, Transience};
 use crate::ports::{AlertKind, AuditLog};
@@ -223,6 +224,55 @@ fn revocation_item(revocation: &Revocation) -> Item {
         item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
     }
     item
+}
+
+fn key_sk(fingerprint: &str) -> String {
+    format!("KEY#{fingerprint}")
+}
+
+fn key_item(record: &KeyRecord) -> Item {
+    let mut item: Item = [
+        ("pk", s(secret_pk(&record.secret_name))),
+        ("sk", s(key_sk(&record.fingerprint))),
+        ("kind", s("key")),
+        ("secret_name", s(&record.secret_name)),
+        ("fingerprint", s(&record.fingerprint)),
+        ("provider", s(record.provider.as_str())),
+        ("origin", s(record.origin.as_str())),
+        ("version_id", s(&record.version_id)),
+        ("at", s(rfc3339_ms(record.at))),
+        ("by", s(&record.by)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, value) in [
+        ("project_id", &record.project_id),
+        ("key_id", &record.key_id),
+        ("api_key_id", &record.api_key_id),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), s(value));
+        }
+    }
+    item
+}
+
+fn key_from_item(item: &Item) -> Option<KeyRecord> {
+    Some(KeyRecord {
+        secret_name: text(item, "secret_name")?,
+        fingerprint: text(item, "fingerprint")?,
+        provider: Provider::parse(&text(item, "provider")?)?,
+        project_id: text(item, "project_id"),
+        key_id: text(item, "key_id"),
+        api_key_id: text(item, "api_key_id"),
+        origin: Origin::parse(&text(item, "origin")?)?,
+        version_id: text(item, "version_id").unwrap_or_default(),
+        at: DateTime::parse_from_rfc3339(&text(item, "at")?)
+            .ok()?
+            .with_timezone(&Utc),
+        by: text(item, "by").unwrap_or_default(),
+    })
 }
 
 fn number(item: &Item, name: &str) -> u32 {
@@ -559,6 +609,24 @@ impl AuditLog for DynamoAuditLog {
             "revocation update",
         )
         .await
+    }
+
+    async fn record_key(&self, record: &KeyRecord) -> Result<bool> {
+        self.put_once(key_item(record), "key record").await
+    }
+
+    async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(key_sk(fingerprint)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(key record)", &err))?;
+        Ok(out.item().and_then(key_from_item))
     }
 
     async fn record_alert_once(

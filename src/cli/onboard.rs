@@ -15,10 +15,11 @@ use crate::domain::ProviderSettings;
 use crate::domain::admin::TAG_SERVES;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
+use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
 use crate::ports::Ports;
-use crate::ports::{KeyIssuer, SecretStore, Target};
+use crate::ports::{AuditLog, Clock, KeyIssuer, SecretStore, Target};
 use crate::wiring::Aws;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -292,6 +293,35 @@ async fn serve(ports: &Ports<Aws>, admin_prefix: &str, admin: &str, name: &str) 
     }
 }
 
+/// Records the onboarded key's provider ids, as this operator gives them (`--api-key-id`) or the
+/// provider identified them: the only ids keyrot will later revoke it by. A record that stands for the
+/// key (keyrot minted it, or it was onboarded before) keeps its word.
+async fn vouch(
+    session: &Session,
+    args: &OnboardArgs,
+    managed: &ManagedSecret,
+    key_id: Option<&str>,
+) -> Result<()> {
+    let ports = &session.ports;
+    let record = KeyRecord::new(
+        (&args.name, "onboard"),
+        &managed.provider,
+        &KeyView::of(&managed.api_key),
+        KeyIds {
+            key_id,
+            api_key_id: args.api_key_id.as_deref(),
+        },
+        (Origin::Onboarded, ports.clock.now(), &session.actor),
+    );
+    if !ports.audit.record_key(&record).await? {
+        println!(
+            "keyrot already has a record of this key's provider ids for {}; that record stands.",
+            args.name
+        );
+    }
+    Ok(())
+}
+
 /// The AWSCURRENT value of the secret when it exists. Refuses while a rotation is under way (a pending
 /// version with a key of its own), since a rotation finishing after onboard would replace its key.
 async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>> {
@@ -341,9 +371,11 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     for admin in admin_secrets(&managed, &targets) {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }
-    if let Some(id) = check_before_writing(ports, &args.name, &managed, &targets).await? {
+    let key_id = check_before_writing(ports, &args.name, &managed, &targets).await?;
+    if let Some(id) = &key_id {
         value["key_id"] = json!(id);
     }
+    vouch(&session, &args, &managed, key_id.as_deref()).await?;
     let text = SecretString::from(value.to_string());
     let created = ports.store.create_or_put(&args.name, &text).await?;
     if let Some(hours) = args.grace_hours {

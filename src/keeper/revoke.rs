@@ -372,9 +372,10 @@ impl<F: Family> GraceKeeper<'_, F> {
         report.revoked += 1;
         let forced = reason == Reason::PostponedTooOften;
         let note = match status {
-            RevocationStatus::Manual => {
-                Some("no provider id is known for this key: a person must revoke it".to_owned())
-            }
+            RevocationStatus::Manual => Some(
+                "keyrot has no record of this key's provider id: a person must revoke it"
+                    .to_owned(),
+            ),
             RevocationStatus::Retired => {
                 Some("generic key retired (nothing to revoke at a provider)".to_owned())
             }
@@ -396,7 +397,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             RevocationStatus::Manual => (
                 Severity::Warning,
                 format!(
-                    "The old key {hint} of {name} must be revoked by a person: keyrot knows no provider id for it (it was made by hand). Revoke it in the provider's console."
+                    "The old key {hint} of {name} must be revoked by a person: keyrot has no record that it minted, identified or onboarded this key with a provider id (a key made by hand, or an id written into the secret's value), and never acts on ids it did not record. Nothing holds the key any more; revoke it in the provider's console."
                 ),
             ),
             _ if forced => (

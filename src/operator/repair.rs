@@ -11,7 +11,6 @@ use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove, Target};
 use crate::rotation::deploy::Redeploys;
-use crate::rotation::finish::revocation_of;
 use chrono::{DateTime, Utc};
 
 /// How old a pending version must be before repair takes it for stuck (the grace keeper's
@@ -151,17 +150,21 @@ impl<F: Family> Operator<'_, F> {
         pending: &str,
         pending_value: Option<&ManagedSecret>,
     ) -> Result<bool> {
-        let revocation = pending_value
+        let revocation = match pending_value
             .filter(|value| !matches!(value.provider, ProviderSettings::Anthropic(_)))
-            .map(|value| {
-                revocation_of(
-                    secret,
-                    pending,
-                    &value.provider,
-                    &value.into(),
-                    self.ports.clock.now(),
-                )
-            });
+        {
+            Some(value) => Some(
+                self.ports
+                    .revocation_for(
+                        secret,
+                        pending,
+                        (&value.provider, &value.api_key),
+                        self.ports.clock.now(),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         if let Some(revocation) = &revocation {
             self.ports.record_revocation(revocation).await?;
         }

@@ -22,7 +22,6 @@ use crate::ports::{
     Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, SecretStore, Severity, StageMove,
 };
 use crate::rotation::deploy::Redeploys;
-use crate::rotation::finish::revocation_of;
 
 use super::Operator;
 use plan::{Plan, Start, is_lost, refusal};
@@ -125,13 +124,15 @@ impl<F: Family> Operator<'_, F> {
         // Written only when absent (a resumed rollback may have written it already), so a record
         // already pending keeps its due time and attempts.
         if plan.abandon_record.is_none() {
-            let abandoned = revocation_of(
-                run.secret,
-                &plan.abandon,
-                &run.bad.provider,
-                &(&run.bad).into(),
-                self.ports.clock.now(),
-            );
+            let abandoned = self
+                .ports
+                .revocation_for(
+                    run.secret,
+                    &plan.abandon,
+                    (&run.bad.provider, &run.bad.api_key),
+                    self.ports.clock.now(),
+                )
+                .await?;
             self.ports.record_revocation(&abandoned).await?;
         }
         Ok(changed)

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use crate::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
 use crate::domain::policy::Stage;
+use crate::domain::provenance::KeyRecord;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
 use crate::error::Result;
@@ -281,6 +282,13 @@ pub trait AuditLog {
     /// pass settled or claimed it since it was read. Claiming (pending to revoking) before calling the
     /// provider is what keeps a rollback from taking back a key that is being revoked.
     async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool>;
+
+    /// Records how a key became its secret's key, unless a record for that key stands (the first
+    /// word on a key is the one that counts). Returns whether it wrote.
+    async fn record_key(&self, record: &KeyRecord) -> Result<bool>;
+
+    /// The record of the key with `fingerprint` among `secret_name`'s keys.
+    async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>>;
 
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.

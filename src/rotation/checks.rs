@@ -4,7 +4,6 @@ use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Family, SecretStore};
-use crate::rotation::finish::revocation_of;
 
 use super::{Evidence, Rotator};
 
@@ -97,7 +96,8 @@ impl<F: Family> Rotator<'_, F> {
             if abandoned.key_id.is_none() || matches!(abandoned.provider, ProviderSettings::Anthropic(_)) {
                 return Ok(());
             }
-            let revocation = revocation_of(secret, token, &abandoned.provider, &(&abandoned).into(), self.ports.clock.now());
+            let now = self.ports.clock.now();
+            let revocation = self.ports.revocation_for(secret, token, (&abandoned.provider, &abandoned.api_key), now).await?;
             if self.ports.record_revocation(&revocation).await? {
                 tracing::warn!(version = %token, "the key of an abandoned rotation is due for revocation");
             }

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
+use crate::domain::provenance::{self, KeyIds, KeyRecord};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
@@ -15,6 +16,7 @@ use crate::ports::{
 };
 
 use super::{Evidence, Progress, Rotator};
+use crate::revocation::revocation_of;
 
 /// Where a rotation's new key came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,15 @@ enum Origin {
     Minted,
     /// A person made it and staged it: it is theirs, and never revoked for losing a race.
     Adopted,
+}
+
+impl From<Origin> for provenance::Origin {
+    fn from(origin: Origin) -> Self {
+        match origin {
+            Origin::Minted => provenance::Origin::Minted,
+            Origin::Adopted => provenance::Origin::Identified,
+        }
+    }
 }
 
 impl<F: Family> Rotator<'_, F> {
@@ -44,7 +55,29 @@ impl<F: Family> Rotator<'_, F> {
             return Ok(Progress::AlreadyDone);
         }
         let (new_key, origin) = self.new_key(event, secret, &current).await?;
-        evidence.new_key = Some(KeyView::of(&new_key.api_key));
+        let view = KeyView::of(&new_key.api_key);
+        evidence.new_key = Some(view.clone());
+        let record = KeyRecord::new(
+            (&secret.name, &event.client_request_token),
+            &current.provider,
+            &view,
+            KeyIds {
+                key_id: new_key.key_id.as_deref(),
+                api_key_id: new_key.api_key_id.as_deref(),
+            },
+            (origin.into(), self.ports.clock.now(), &evidence.actor),
+        );
+        // The record comes first: a key in a value is revoked later only on its word. A minted key
+        // that cannot be recorded is not stored either, so it goes now rather than live unknown.
+        if let Err(err) = self.ports.audit.record_key(&record).await {
+            if origin == Origin::Minted {
+                // A revocation that fails here is logged, and the orphan check finds the key.
+                let _ = self
+                    .discard(secret, event, &current, &new_key, &record)
+                    .await;
+            }
+            return Err(err);
+        }
         let value = current.with_new_key(&new_key)?;
         let stored = self
             .ports
@@ -81,19 +114,37 @@ impl<F: Family> Rotator<'_, F> {
                 // A minted key that lost must not stay alive unknown to anyone; an adopted key is the
                 // same key the winner stored, so it stays.
                 if origin == Origin::Minted {
-                    let discarded = super::finish::revocation_of(
-                        secret,
-                        &event.client_request_token,
-                        &current.provider,
-                        &(&new_key).into(),
-                        self.ports.clock.now(),
-                    );
-                    self.ports.revoke_unrecorded(&discarded.handle()).await?;
+                    self.discard(secret, event, &current, &new_key, &record)
+                        .await?;
                 }
                 evidence.new_key = None;
                 Ok(Progress::AlreadyDone)
             }
         }
+    }
+
+    /// Revokes a key this attempt minted and will not store.
+    async fn discard(
+        &self,
+        secret: &SecretDescription,
+        event: &RotationEvent,
+        current: &ManagedSecret,
+        new_key: &NewKey,
+        record: &KeyRecord,
+    ) -> Result<()> {
+        let discarded = revocation_of(
+            secret,
+            &event.client_request_token,
+            &current.provider,
+            &new_key.api_key,
+            Some(record),
+            self.ports.clock.now(),
+        );
+        let revoked = self.ports.revoke_unrecorded(&discarded.handle()).await;
+        if let Err(err) = &revoked {
+            tracing::error!(error = %err, key = %discarded.hint, "a minted key that was not stored could not be revoked; the grace keeper reports it as an orphan");
+        }
+        revoked.map(|_| ())
     }
 
     /// The rotation's new key: minted at the provider, or, for Anthropic (which has no API that

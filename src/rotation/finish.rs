@@ -1,14 +1,11 @@
 //! finishSecret: promote the pending version and schedule the old key's end.
 
-use chrono::{DateTime, Utc};
-use secrecy::SecretString;
-
 use crate::domain::audit::{Action, AuditEvent, Outcome, Revocation, RevocationStatus};
-use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::keys::KeyView;
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy,
 };
-use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
+use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove};
 
@@ -56,8 +53,10 @@ impl<F: Family> Rotator<'_, F> {
         }
 
         let due = self.ports.clock.now() + policy.grace_for_this_rotation();
-        let revocation =
-            revocation_of(secret, &current_version, &old.provider, &(&old).into(), due);
+        let revocation = self
+            .ports
+            .revocation_for(secret, &current_version, (&old.provider, &old.api_key), due)
+            .await?;
         // Without this record nobody would ever revoke the old key: its failure fails the step, and the
         // retried finishSecret writes it.
         self.ports.record_revocation(&revocation).await?;
@@ -110,8 +109,10 @@ impl<F: Family> Rotator<'_, F> {
                         evidence.provider = Some(old.provider.name());
                         evidence.old_key = Some(KeyView::of(&old.api_key));
                         let due = self.ports.clock.now() + policy.grace_for_this_rotation();
-                        let revocation =
-                            revocation_of(secret, previous, &old.provider, &(&old).into(), due);
+                        let revocation = self
+                            .ports
+                            .revocation_for(secret, previous, (&old.provider, &old.api_key), due)
+                            .await?;
                         self.ports.record_revocation(&revocation).await?;
                         owed = Some((policy, revocation));
                         progress = Progress::Done;
@@ -265,68 +266,5 @@ impl<F: Family> Rotator<'_, F> {
         }
         self.ports.store.untag(&event.secret_id, &present).await?;
         Ok(true)
-    }
-}
-
-/// The key a revocation names, whichever record it comes from.
-pub(crate) struct KeyRef<'a> {
-    pub api_key: &'a SecretString,
-    pub key_id: Option<&'a str>,
-    pub api_key_id: Option<&'a str>,
-}
-
-impl<'a> From<&'a ManagedSecret> for KeyRef<'a> {
-    fn from(secret: &'a ManagedSecret) -> Self {
-        KeyRef {
-            api_key: &secret.api_key,
-            key_id: secret.key_id.as_deref(),
-            api_key_id: secret.api_key_id.as_deref(),
-        }
-    }
-}
-
-impl<'a> From<&'a NewKey> for KeyRef<'a> {
-    fn from(key: &'a NewKey) -> Self {
-        KeyRef {
-            api_key: &key.api_key,
-            key_id: key.key_id.as_deref(),
-            api_key_id: key.api_key_id.as_deref(),
-        }
-    }
-}
-
-/// What revoking a key later needs to know, without the key itself.
-pub(crate) fn revocation_of(
-    secret: &SecretDescription,
-    version_id: &str,
-    provider: &ProviderSettings,
-    key: &KeyRef<'_>,
-    due: DateTime<Utc>,
-) -> Revocation {
-    let view = KeyView::of(key.api_key);
-    let (project_id, admin_key_secret) = match provider {
-        ProviderSettings::OpenAi(openai) => (
-            Some(openai.project_id.clone()),
-            Some(openai.admin_key_secret.clone()),
-        ),
-        ProviderSettings::Anthropic(anthropic) => (None, Some(anthropic.admin_key_secret.clone())),
-        ProviderSettings::Generic(_) => (None, None),
-    };
-    Revocation {
-        secret_name: secret.name.clone(),
-        secret_arn: secret.arn.clone(),
-        old_version_id: version_id.to_owned(),
-        provider: provider.provider(),
-        project_id,
-        key_id: key.key_id.map(str::to_owned),
-        api_key_id: key.api_key_id.map(str::to_owned),
-        admin_key_secret,
-        fingerprint: view.fingerprint,
-        hint: view.redacted,
-        due,
-        attempts: 0,
-        postponements: 0,
-        status: RevocationStatus::Pending,
-        claimed_at: None,
     }
 }

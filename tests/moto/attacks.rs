@@ -424,3 +424,67 @@ async fn a_huge_retry_after_is_bounded_and_the_rotation_goes_on() {
     let current = world.current_key(&name).await;
     assert!(current.starts_with("sk-svcacct-"), "rotated: {current}");
 }
+
+/// A writer names another secret's service account (a well-formed id in the same project, under the
+/// same admin key) as their key's `key_id`, then waits for a rotation with grace 0. keyrot revokes
+/// the writer's old key by the ids it recorded when that key was onboarded; the other secret's key
+/// keeps working.
+#[tokio::test]
+async fn a_writer_naming_another_secrets_key_cannot_have_it_revoked() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
+    let onboarded = |key: &str, key_id: &str| {
+        json!({"provider": "openai", "api_key": key, "api_key_id": key_id,
+            "openai": {"project_id": project, "admin_key_secret": admin}})
+    };
+    let (victim_key, victim_key_id) = world.sim.openai_create_user_key(&project);
+    let victim = world
+        .moto
+        .onboard_secret("victim", &onboarded(&victim_key, &victim_key_id), &[])
+        .await;
+    world.rotate(&victim).await;
+    let victims_value = world
+        .moto
+        .value(&victim, "AWSCURRENT", None)
+        .await
+        .expect("victim's value");
+    let victims_account = victims_value["key_id"].as_str().expect("a minted account");
+
+    let (own_key, own_key_id) = world.sim.openai_create_user_key(&project);
+    let attacker = world
+        .moto
+        .onboard_secret("writer", &onboarded(&own_key, &own_key_id), &[])
+        .await;
+    let mut steered = onboarded(&own_key, &own_key_id);
+    steered["key_id"] = json!(victims_account);
+    world
+        .moto
+        .sm
+        .put_secret_value()
+        .secret_id(&attacker)
+        .secret_string(steered.to_string())
+        .send()
+        .await
+        .expect("the writer's PutSecretValue");
+    tag(&world, &attacker, "keyrot:grace-hours", "0").await;
+    world.rotate(&attacker).await;
+
+    let victims_key = world.current_key(&victim).await;
+    assert!(
+        world.sim.openai_key_works(&victims_key),
+        "the other secret's key was revoked"
+    );
+    assert!(
+        world
+            .sim
+            .openai_service_accounts(&project)
+            .iter()
+            .any(|account| account.id == victims_account),
+        "the other secret's service account was deleted"
+    );
+    assert!(
+        !world.sim.openai_key_works(&own_key),
+        "the writer's old key goes, by the id recorded at onboarding"
+    );
+}

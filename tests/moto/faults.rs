@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use keyrot::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, RevocationStatus};
 use keyrot::domain::policy::Stage;
+use keyrot::domain::provenance::KeyRecord;
 use keyrot::domain::targets::TargetSpec;
 use keyrot::domain::{ManagedSecret, NewKey, RotationEvent, SecretDescription, Step};
 use keyrot::error::{Error, Result, Transience};
@@ -333,6 +334,16 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
                 "dynamodb.PutItem(revocation update)",
                 self.inner.update_revocation(r, expected),
             )
+            .await
+    }
+    async fn record_key(&self, r: &KeyRecord) -> Result<bool> {
+        self.inj
+            .call("dynamodb.PutItem(key)", self.inner.record_key(r))
+            .await
+    }
+    async fn key_record(&self, s: &str, f: &str) -> Result<Option<KeyRecord>> {
+        self.inj
+            .call("dynamodb.GetItem(key)", self.inner.key_record(s, f))
             .await
     }
     async fn record_alert_once(&self, s: &str, k: AlertKind, d: &str) -> Result<bool> {

@@ -333,7 +333,7 @@ async fn anthropic_secret(world: &World, tags: &[(&str, &str)]) -> (String, Stri
     let value = json!({"provider": "anthropic", "api_key": first_key, "key_id": first_id,
         "anthropic": {"admin_key_secret": admin}});
     (
-        world.moto.create_secret("anthropic", &value, tags).await,
+        world.moto.onboard_secret("anthropic", &value, tags).await,
         first_key,
         first_id,
     )

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
+use crate::domain::provenance::KeyRecord;
 use crate::error::{Error, Result};
 use crate::ports::{AlertKind, AuditHistory, AuditLog};
 
@@ -16,7 +17,12 @@ pub(crate) struct FakeAudit {
     pub(crate) revocations: RefCell<BTreeMap<String, Revocation>>,
     pub(crate) deployments: RefCell<BTreeMap<String, String>>,
     pub(crate) alerts_recorded: RefCell<BTreeSet<String>>,
+    /// Key records by (secret, fingerprint).
+    pub(crate) keys: RefCell<BTreeMap<(String, String), KeyRecord>>,
+    /// Audit events cannot be written.
     pub(crate) fail_writes: Cell<bool>,
+    /// Key records cannot be written.
+    pub(crate) fail_key_records: Cell<bool>,
     /// A version whose record another process (a keeper pass, a rollback) sets to this status just
     /// before the next update of it: the race between an operator command and a keeper pass.
     pub(crate) raced_before_update: RefCell<Option<(String, RevocationStatus)>>,
@@ -85,6 +91,32 @@ impl FakeAudit {
 }
 
 impl AuditLog for FakeAudit {
+    async fn record_key(&self, record: &KeyRecord) -> Result<bool> {
+        if self.fail_key_records.get() {
+            return Err(Error::external(
+                "dynamodb",
+                "PutItem",
+                "unavailable",
+                crate::error::Transience::Retryable,
+            ));
+        }
+        let key = (record.secret_name.clone(), record.fingerprint.clone());
+        let mut keys = self.keys.borrow_mut();
+        if keys.contains_key(&key) {
+            return Ok(false);
+        }
+        keys.insert(key, record.clone());
+        Ok(true)
+    }
+
+    async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>> {
+        Ok(self
+            .keys
+            .borrow()
+            .get(&(secret_name.to_owned(), fingerprint.to_owned()))
+            .cloned())
+    }
+
     async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool> {
         self.check()?;
         if !self

@@ -16,6 +16,8 @@ pub(crate) struct FakeIssuer {
     pub(crate) minted: Cell<u32>,
     pub(crate) rejected: RefCell<BTreeSet<String>>,
     pub(crate) revoked: RefCell<Vec<String>>,
+    /// The provider ids each revocation named, in order.
+    pub(crate) revoked_ids: RefCell<Vec<(Option<String>, Option<String>)>>,
     pub(crate) validated: RefCell<Vec<String>>,
     pub(crate) leftovers_removed: RefCell<Vec<String>>,
     pub(crate) last_used: Cell<Option<DateTime<Utc>>>,
@@ -42,14 +44,19 @@ impl KeyIssuer for FakeIssuer {
     async fn mint(
         &self,
         _secret_name: &str,
-        _current: &ManagedSecret,
+        current: &ManagedSecret,
         token: &str,
     ) -> Result<NewKey> {
         let n = self.minted.get() + 1;
         self.minted.set(n);
+        // Each provider's own id shape, as the value's parser requires.
+        let key_id = match current.provider {
+            crate::domain::ProviderSettings::OpenAi(_) => format!("svc_acct_{n}"),
+            _ => format!("key_{n}"),
+        };
         Ok(NewKey {
             api_key: SecretString::from(format!("sk_live_NEWKEY{n:04}{token}XXXXXXXX")),
-            key_id: Some(format!("key_{n}")),
+            key_id: Some(key_id),
             api_key_id: None,
             leftovers: Vec::new(),
         })
@@ -129,9 +136,17 @@ impl KeyIssuer for FakeIssuer {
                 crate::error::Transience::Retryable,
             ));
         }
+        // As the real adapters: without an id, an OpenAI or Anthropic key is a person's to revoke.
+        let ids_known = revocation.key_id.is_some() || revocation.api_key_id.is_some();
+        if revocation.provider != crate::domain::secret::Provider::Generic && !ids_known {
+            return Ok(RevocationStatus::Manual);
+        }
         self.revoked
             .borrow_mut()
             .push(revocation.old_version_id.clone());
+        self.revoked_ids
+            .borrow_mut()
+            .push((revocation.key_id.clone(), revocation.api_key_id.clone()));
         Ok(RevocationStatus::Revoked)
     }
 }

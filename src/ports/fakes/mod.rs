@@ -126,14 +126,16 @@ pub(crate) fn now() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// A world whose secret's AWSCURRENT value is `value`.
+/// A world whose secret's AWSCURRENT value is `value`, onboarded: its key's ids are on record.
 pub(crate) fn world_with(value: Value) -> World {
+    let audit = FakeAudit::default();
+    vouch_for(&audit, &value);
     World {
         ports: Ports {
             store: FakeStore::with_current(value),
             issuer: FakeIssuer::default(),
             targets: FakeTargets::default(),
-            audit: FakeAudit::default(),
+            audit,
             alerts: FakeAlerts::default(),
             metrics: FakeMetrics::default(),
             clock: FixedClock(Cell::new(now())),
@@ -150,4 +152,29 @@ pub(crate) fn world() -> World {
     world_with(
         json!({"provider": "generic", "api_key": OLD_KEY, "generic": {"length": 32}, "team": "ml"}),
     )
+}
+
+/// Records the ids of `value`'s key as `keyrot onboard` would. A value that does not parse (the tests
+/// of bad input) has no key to vouch for.
+fn vouch_for(audit: &FakeAudit, value: &Value) {
+    use crate::domain::keys::KeyView;
+    use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
+    let text = secrecy::SecretString::from(value.to_string());
+    let Ok(managed) = crate::domain::ManagedSecret::parse(NAME, "AWSCURRENT", &text) else {
+        return;
+    };
+    let record = KeyRecord::new(
+        (NAME, "v0"),
+        &managed.provider,
+        &KeyView::of(&managed.api_key),
+        KeyIds {
+            key_id: managed.key_id.as_deref(),
+            api_key_id: managed.api_key_id.as_deref(),
+        },
+        (Origin::Onboarded, now(), "operator"),
+    );
+    audit.keys.borrow_mut().insert(
+        (record.secret_name.clone(), record.fingerprint.clone()),
+        record,
+    );
 }

@@ -108,6 +108,38 @@ impl Moto {
         name
     }
 
+    /// Creates the secret as [`Moto::create_secret`] does and records its key's ids as `keyrot onboard`
+    /// would, so that keyrot may revoke that key later (docs/security.md, provenance).
+    pub async fn onboard_secret(
+        &self,
+        prefix: &str,
+        value: &Value,
+        tags: &[(&str, &str)],
+    ) -> String {
+        use keyrot::domain::keys::KeyView;
+        use keyrot::domain::provenance::{KeyIds, KeyRecord, Origin};
+        use keyrot::ports::AuditLog;
+        let name = self.create_secret(prefix, value, tags).await;
+        let text = secrecy::SecretString::from(value.to_string());
+        let managed = keyrot::domain::ManagedSecret::parse(&name, "onboarded", &text)
+            .expect("an onboarded value parses");
+        let record = KeyRecord::new(
+            (&name, "onboard"),
+            &managed.provider,
+            &KeyView::of(&managed.api_key),
+            KeyIds {
+                key_id: managed.key_id.as_deref(),
+                api_key_id: managed.api_key_id.as_deref(),
+            },
+            (Origin::Onboarded, chrono::Utc::now(), "it-operator"),
+        );
+        keyrot::adapters::dynamodb::DynamoAuditLog::new(self.ddb.clone(), &self.config.audit_table)
+            .record_key(&record)
+            .await
+            .expect("key record");
+        name
+    }
+
     /// `aws secretsmanager rotate-secret`: returns the token of the new AWSPENDING version. With
     /// `immediately` false, moto (like AWS) only tests the configuration.
     pub async fn rotate_secret(&self, name: &str, immediately: bool) -> String {

@@ -118,7 +118,7 @@ impl World {
                 {"type": "vercel", "project": vercel, "team_id": self.sim.vercel_team_id(), "env_key": "OPENAI_API_KEY",
                  "environments": ["production", "preview"], "sensitive": true, "redeploy": true, "token_secret": vercel_token},
                 {"type": "render", "service_id": render, "env_key": "OPENAI_API_KEY", "deploy": true, "token_secret": render_token}]});
-        let name = self.moto.create_secret("targets", &value, tags).await;
+        let name = self.moto.onboard_secret("targets", &value, tags).await;
         (name, first_key, vercel, render)
     }
 
@@ -138,7 +138,7 @@ impl World {
         let admin = self.admin_secret(&self.sim.openai_admin_key()).await;
         let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_key_id,
             "openai": {"project_id": project, "admin_key_secret": admin}});
-        let name = self.moto.create_secret(prefix, &value, tags).await;
+        let name = self.moto.onboard_secret(prefix, &value, tags).await;
         (name, project, first_key)
     }
 

@@ -1,0 +1,136 @@
+//! Provenance over the fakes: keyrot revokes a key by the ids it recorded for that key, never by ids a
+//! writer put into the secret's value.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use crate::domain::Step;
+use crate::domain::audit::RevocationStatus;
+use crate::domain::policy::{AWSCURRENT, TAG_GRACE_HOURS};
+use crate::ports::fakes::*;
+use crate::ports::{AlertKind, Clock};
+
+const OLD: &str = "sk-proj-OLDOLDOLDOLDOLDOLDOLD0ld1";
+
+fn openai(key_id: &str) -> Value {
+    json!({"provider": "openai", "api_key": OLD, "key_id": key_id,
+        "openai": {"project_id": "proj_a", "admin_key_secret": "keyrot-admin/openai"}})
+}
+
+/// The secret's writer puts `value` under AWSCURRENT (PutSecretValue), without onboarding it.
+fn written_by_its_writer(r: &World, value: &Value) {
+    r.store
+        .versions
+        .borrow_mut()
+        .get_mut("v0")
+        .expect("the first version")
+        .value = Some(value.to_string());
+}
+
+fn grace_zero(r: &World) {
+    r.store.set_tag(TAG_GRACE_HOURS, "0");
+}
+
+#[tokio::test]
+async fn an_id_written_into_the_value_is_never_revoked() {
+    // The writer's own key, with another secret's service account named as its id.
+    let r = world_with(openai("svc_acct_victim"));
+    r.audit.keys.borrow_mut().clear();
+    grace_zero(&r);
+    rotate(&r, "t1").await;
+    assert!(
+        r.issuer.revoked_ids.borrow().is_empty(),
+        "{:?}",
+        r.issuer.revoked_ids
+    );
+    let record = r.audit.revocation_of("v0").expect("the old key's record");
+    assert_eq!((record.key_id, record.api_key_id), (None, None));
+    assert_eq!(record.status, RevocationStatus::Manual);
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1")
+    );
+}
+
+#[tokio::test]
+async fn the_recorded_ids_are_revoked_whatever_the_value_says_now() {
+    let r = world_with(openai("svc_acct_mine"));
+    // The same key, its id rewritten to another secret's account.
+    written_by_its_writer(&r, &openai("svc_acct_victim"));
+    grace_zero(&r);
+    rotate(&r, "t1").await;
+    assert_eq!(
+        *r.issuer.revoked_ids.borrow(),
+        vec![(Some("svc_acct_mine".to_owned()), None)]
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_naming_ids_its_key_record_does_not_is_left_to_a_person() {
+    let r = world_with(openai("svc_acct_mine"));
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
+    rotate(&r, "t1").await;
+    // A record written before provenance, carrying the ids of the value as it was then.
+    r.audit
+        .revocations
+        .borrow_mut()
+        .get_mut("v0")
+        .expect("record")
+        .key_id = Some("svc_acct_victim".into());
+    r.clock.0.set(r.clock.now() + Duration::hours(2));
+    r.keeper().run().await.expect("pass");
+    assert!(r.issuer.revoked_ids.borrow().is_empty());
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Manual));
+    let alert = r
+        .alerts
+        .sent
+        .borrow()
+        .iter()
+        .find(|alert| alert.event == AlertKind::KeyRevoked)
+        .map(|alert| alert.text.clone())
+        .expect("a key_revoked alert");
+    assert!(alert.contains("must be revoked by a person"), "{alert}");
+    assert!(
+        alert.contains("never acts on ids it did not record"),
+        "{alert}"
+    );
+}
+
+#[tokio::test]
+async fn a_minted_key_is_revoked_later_by_the_ids_its_mint_recorded() {
+    let r = world();
+    rotate(&r, "t1").await;
+    let minted = r.store.value_of("t1").expect("t1");
+    // The writer renames the minted key's id in the value it now holds.
+    let mut rewritten = minted.clone();
+    rewritten["key_id"] = json!("key_999");
+    r.store
+        .versions
+        .borrow_mut()
+        .get_mut("t1")
+        .expect("t1")
+        .value = Some(rewritten.to_string());
+    grace_zero(&r);
+    rotate(&r, "t2").await;
+    let revoked = r.issuer.revoked_ids.borrow().clone();
+    assert_eq!(
+        revoked.last(),
+        Some(&(minted["key_id"].as_str().map(str::to_owned), None))
+    );
+}
+
+#[tokio::test]
+async fn a_minted_key_that_cannot_be_recorded_is_revoked_and_never_stored() {
+    let r = world();
+    r.audit.fail_key_records.set(true);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1")
+        .await
+        .expect_err("no record, no key");
+    assert_eq!(r.issuer.minted.get(), 1);
+    assert_eq!(
+        *r.issuer.revoked_ids.borrow(),
+        vec![(Some("key_1".to_owned()), None)]
+    );
+    assert_eq!(r.store.value_of("t1"), None, "nothing stored");
+}

@@ -99,6 +99,7 @@ class Bench:
         self.sm = boto3.client("secretsmanager", endpoint_url=self.moto, region_name=self.region)
         self.ddb = boto3.client("dynamodb", endpoint_url=self.moto, region_name=self.region)
         self.table = os.environ["KEYROT_AUDIT_TABLE"]
+        self.events_table = os.environ["KEYROT_EVENTS_TABLE"]
         self.recorder = harness.Recorder()
         self.proxies = []
         self.sim_process = None
@@ -155,6 +156,7 @@ class Bench:
             "AWS_SESSION_TOKEN": os.environ.get("AWS_SESSION_TOKEN", "testing"),
             "AWS_ENDPOINT_URL": self.aws_proxy if proxied else self.moto,
             "KEYROT_AUDIT_TABLE": os.environ["KEYROT_AUDIT_TABLE"],
+            "KEYROT_EVENTS_TABLE": os.environ["KEYROT_EVENTS_TABLE"],
             "KEYROT_ALERT_TOPIC_ARN": os.environ["KEYROT_ALERT_TOPIC_ARN"],
             "KEYROT_ROTATOR_ARN": self.rotator_arn,
             "KEYROT_OPENAI_BASE_URL": f"{urls['openai']}/v1",
@@ -203,13 +205,14 @@ class Bench:
                               Tags=[{"Key": "keyrot:grace-hours", "Value": "24"}])
 
     def empty_audit_table(self):
-        """Deletes every item of the audit table (outside any measurement). moto deep-copies the whole table
-        on every TransactWriteItems (moto/dynamodb/models: transact_write_items), so without this each step
+        """Deletes every item of both tables (outside any measurement). moto deep-copies the tables on
+        every TransactWriteItems (moto/dynamodb/models: transact_write_items), so without this each step
         would get slower as rotations pile up audit items; DynamoDB itself does not."""
-        keys = [k["AttributeName"] for k in self.ddb.describe_table(TableName=self.table)["Table"]["KeySchema"]]
-        for page in self.ddb.get_paginator("scan").paginate(TableName=self.table, ProjectionExpression=",".join(keys)):
-            for item in page["Items"]:
-                self.ddb.delete_item(TableName=self.table, Key={k: item[k] for k in keys})
+        for table in (self.table, self.events_table):
+            keys = [k["AttributeName"] for k in self.ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+            for page in self.ddb.get_paginator("scan").paginate(TableName=table, ProjectionExpression=",".join(keys)):
+                for item in page["Items"]:
+                    self.ddb.delete_item(TableName=table, Key={k: item[k] for k in keys})
 
     def start_rotation(self, name):
         """Secrets Manager's part: RotateSecret creates the AWSPENDING placeholder; returns (ARN, token)."""

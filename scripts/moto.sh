@@ -4,7 +4,8 @@
 #
 #   scripts/moto.sh cargo test
 #
-# The command sees AWS_ENDPOINT_URL, dummy credentials, KEYROT_AUDIT_TABLE, KEYROT_ALERT_TOPIC_ARN and
+# The command sees AWS_ENDPOINT_URL, dummy credentials, KEYROT_AUDIT_TABLE, KEYROT_EVENTS_TABLE,
+# KEYROT_ALERT_TOPIC_ARN and
 # KEYROT_TEST_ROTATOR_ARN, and has the venv's `aws` on its PATH.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

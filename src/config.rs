@@ -5,19 +5,28 @@ use crate::domain::admin::{DEFAULT_ADMIN_PREFIX, prefixes_overlap};
 use crate::error::{Error, Result};
 
 /// The variables the deployed stack's outputs can stand in for, with the output that holds each. The
-/// CLI reads the outputs when one of the first three is unset; the last two then come along, so that the
-/// CLI sees the secrets the grace keeper sees and uses its default grace.
-pub const STACK_OUTPUTS: [(&str, &str); 5] = [
+/// CLI reads the outputs when one of the first [`STACK_REQUIRED`] is unset; the others then come
+/// along, so that the CLI sees the secrets and admin secrets the functions see and uses their default
+/// grace.
+pub const STACK_OUTPUTS: [(&str, &str); 7] = [
     ("KEYROT_AUDIT_TABLE", "TableName"),
+    ("KEYROT_EVENTS_TABLE", "EventsTableName"),
     ("KEYROT_ALERT_TOPIC_ARN", "TopicArn"),
     ("KEYROT_ROTATOR_ARN", "RotatorArn"),
     ("KEYROT_MANAGED_PREFIX", "ManagedPrefix"),
+    ("KEYROT_ADMIN_PREFIX", "AdminPrefix"),
     ("KEYROT_DEFAULT_GRACE_HOURS", "DefaultGraceInHours"),
 ];
 
+/// How many of [`STACK_OUTPUTS`], from the first, the CLI needs from somewhere.
+pub const STACK_REQUIRED: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The state table: step guards, revocations, key records, deployments, alert dedupe.
     pub audit_table: String,
+    /// The audit events' own table, to which the functions may only add (`KEYROT_EVENTS_TABLE`).
+    pub events_table: String,
     pub alert_topic_arn: String,
     pub default_grace_hours: f64,
     pub openai_base_url: String,
@@ -120,6 +129,10 @@ impl Config {
         };
         Ok(Config {
             audit_table: required("KEYROT_AUDIT_TABLE", "the name of keyrot's DynamoDB table")?,
+            events_table: required(
+                "KEYROT_EVENTS_TABLE",
+                "the name of keyrot's audit events table (the stack's EventsTableName)",
+            )?,
             alert_topic_arn: required("KEYROT_ALERT_TOPIC_ARN", "the ARN of keyrot's SNS topic")?,
             default_grace_hours,
             openai_base_url: url("KEYROT_OPENAI_BASE_URL", "https://api.openai.com/v1")?,
@@ -151,6 +164,7 @@ mod tests {
     fn reads_required_settings_and_defaults_the_rest() {
         let config = from(&[
             ("KEYROT_AUDIT_TABLE", "keyrot-audit"),
+            ("KEYROT_EVENTS_TABLE", "keyrot-events"),
             ("KEYROT_ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
             ("KEYROT_OPENAI_BASE_URL", "http://127.0.0.1:9/v1/"),
         ])
@@ -164,8 +178,12 @@ mod tests {
     fn missing_or_bad_settings_name_the_variable() {
         let err = from(&[("KEYROT_ALERT_TOPIC_ARN", "t")]).expect_err("no table");
         assert!(err.to_string().contains("KEYROT_AUDIT_TABLE"), "{err}");
+        let err = from(&[("KEYROT_AUDIT_TABLE", "t"), ("KEYROT_ALERT_TOPIC_ARN", "t")])
+            .expect_err("no events table");
+        assert!(err.to_string().contains("KEYROT_EVENTS_TABLE"), "{err}");
         let err = from(&[
             ("KEYROT_AUDIT_TABLE", "t"),
+            ("KEYROT_EVENTS_TABLE", "e"),
             ("KEYROT_ALERT_TOPIC_ARN", "t"),
             ("KEYROT_DEFAULT_GRACE_HOURS", "soon"),
         ])

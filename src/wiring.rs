@@ -69,7 +69,11 @@ pub async fn build_with_clock<C: Clock>(
             vercel: VercelClient::new(http.clone(), &config.vercel_base_url, admin_keys()),
             render: RenderClient::new(http, &config.render_base_url, admin_keys()),
         },
-        audit: DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &config.audit_table),
+        audit: DynamoAuditLog::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &config.audit_table,
+            &config.events_table,
+        ),
         alerts: SnsAlerts::new(aws_sdk_sns::Client::new(&sdk), &config.alert_topic_arn),
         metrics: EmfMetrics,
         clock,

@@ -208,7 +208,8 @@ class KeyrotStack extends cdk.Stack {
     });
     subscription.cfnOptions.condition = hasAlertEmail;
 
-    // ------------------------------------------------------------ audit table
+    // ------------------------------------------------------------ tables
+    // The state table: step guards, revocations, key records, deployments, alert dedupe (docs/tables.md).
     const auditTable = logicalId(
       new dynamodb.Table(this, 'AuditTable', {
         partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -220,13 +221,6 @@ class KeyrotStack extends cdk.Stack {
       }),
       'AuditTable',
     );
-    // audit events by month
-    auditTable.addGlobalSecondaryIndex({
-      indexName: 'gsi1',
-      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
-      projectionType: dynamodb.ProjectionType.ALL,
-    });
     // sparse: pending revocations by due time
     auditTable.addGlobalSecondaryIndex({
       indexName: 'gsi2',
@@ -234,15 +228,54 @@ class KeyrotStack extends cdk.Stack {
       sortKey: { name: 'gsi2sk', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
+    // The audit events, in a table of their own so that IAM can keep them append-only: the functions may
+    // put and query, never update or delete, and the table cannot be deleted while protected.
+    const eventsTable = logicalId(
+      new dynamodb.Table(this, 'EventsTable', {
+        partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        encryption: dynamodb.TableEncryption.AWS_MANAGED,
+        deletionProtection: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+      }),
+      'EventsTable',
+    );
+    // audit events by month
+    eventsTable.addGlobalSecondaryIndex({
+      indexName: 'gsi1',
+      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
 
-    // What both functions share: the audit trail, the alert topic and its key, and their environment.
-    // TransactWriteItems (a step's audit event with its DONE# guard) is authorized by PutItem.
+    // What both functions share: the tables, the alert topic and its key, and their environment.
+    // TransactWriteItems (a step's audit event with its DONE# guard) is authorized by PutItem on each table.
+    const eventsResources = [eventsTable.tableArn, `${eventsTable.tableArn}/index/*`];
     /** @type {(extraTableActions?: string[]) => iam.PolicyStatement[]} */
     const sharedStatements = (extraTableActions = []) => [
       new iam.PolicyStatement({
-        sid: 'AuditTrail',
-        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:Query', ...extraTableActions],
+        sid: 'State',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:Query', ...extraTableActions],
         resources: [auditTable.tableArn, `${auditTable.tableArn}/index/*`],
+      }),
+      // The functions only add events; reading them back is the CLI's (keyrot audit, report).
+      new iam.PolicyStatement({ sid: 'AuditEvents', actions: ['dynamodb:PutItem'], resources: [eventsTable.tableArn] }),
+      // Whatever else a policy attached later allows: audit events are never changed or removed.
+      new iam.PolicyStatement({
+        sid: 'AuditEventsAppendOnly',
+        effect: iam.Effect.DENY,
+        actions: [
+          'dynamodb:UpdateItem',
+          'dynamodb:DeleteItem',
+          'dynamodb:BatchWriteItem',
+          'dynamodb:PartiQLUpdate',
+          'dynamodb:PartiQLDelete',
+          'dynamodb:DeleteTable',
+          'dynamodb:UpdateTable',
+        ],
+        resources: eventsResources,
       }),
       new iam.PolicyStatement({ sid: 'Alerts', actions: ['sns:Publish'], resources: [alertTopic.topicArn] }),
       new iam.PolicyStatement({
@@ -253,6 +286,7 @@ class KeyrotStack extends cdk.Stack {
     ];
     const environment = {
       KEYROT_AUDIT_TABLE: auditTable.tableName,
+      KEYROT_EVENTS_TABLE: eventsTable.tableName,
       KEYROT_ALERT_TOPIC_ARN: alertTopic.topicArn,
       KEYROT_DEFAULT_GRACE_HOURS: defaultGraceHours.valueAsString,
       // Where admin keys and tokens live: a value naming one elsewhere is refused (docs/security.md).
@@ -508,8 +542,12 @@ class KeyrotStack extends cdk.Stack {
       value: rotator.functionArn,
     });
     new cdk.CfnOutput(this, 'TableName', {
-      description: 'The audit table (KEYROT_AUDIT_TABLE for the keyrot CLI)',
+      description: 'The state table (KEYROT_AUDIT_TABLE for the keyrot CLI)',
       value: auditTable.tableName,
+    });
+    new cdk.CfnOutput(this, 'EventsTableName', {
+      description: 'The audit events table, append-only (KEYROT_EVENTS_TABLE for the keyrot CLI and keyrot audit)',
+      value: eventsTable.tableName,
     });
     new cdk.CfnOutput(this, 'TopicArn', {
       description: 'The alert topic; subscribe to it (email, SQS, chat)',
@@ -518,6 +556,10 @@ class KeyrotStack extends cdk.Stack {
     new cdk.CfnOutput(this, 'ManagedPrefix', {
       description: 'The name prefix of the secrets keyrot manages (KEYROT_MANAGED_PREFIX for the keyrot CLI)',
       value: managedSecretPrefix.valueAsString,
+    });
+    new cdk.CfnOutput(this, 'AdminPrefix', {
+      description: 'The name prefix of the admin and token secrets (KEYROT_ADMIN_PREFIX for the keyrot CLI)',
+      value: adminSecretPrefix.valueAsString,
     });
     new cdk.CfnOutput(this, 'DefaultGraceInHours', {
       description:
@@ -563,7 +605,7 @@ class KeyrotStack extends cdk.Stack {
       ack(
         role,
         'AwsSolutions-IAM5[Resource::<AuditTable.Arn>/index/*]',
-        "Query on the audit table's two GSIs (gsi1: audit events by month, gsi2: pending revocations), both of this stack's table only.",
+        "Query on the state table's GSI (gsi2: pending revocations), of this stack's table only.",
       );
       ack(
         role,

@@ -1,5 +1,6 @@
-//! [`AuditLog`] on one DynamoDB table (docs/tables.md). Every write is conditional, so a retried
-//! write never makes a second item.
+//! [`AuditLog`] on keyrot's two DynamoDB tables (docs/tables.md): the state table (step guards,
+//! revocations, key records, deployments, alert dedupe) and the events table, to which the functions
+//! may only add. Every write is conditional, so a retried write never makes a second item.
 
 use std::collections::HashMap;
 
@@ -26,6 +27,15 @@ const NOT_EXISTS: &str = "attribute_not_exists(pk)";
 pub struct DynamoAuditLog {
     client: Client,
     table: String,
+    events: EventsTable,
+}
+
+/// The audit events' own table: the functions add to it and the CLI queries it; nothing changes or
+/// deletes an event (IAM denies both).
+#[derive(Clone)]
+pub struct EventsTable {
+    client: Client,
+    name: String,
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -62,23 +72,30 @@ impl DynamoAuditLog {
         Ok(())
     }
 
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The log over the state table `table` and the events table `events`.
+    pub fn new(client: Client, table: impl Into<String>, events: impl Into<String>) -> Self {
         DynamoAuditLog {
+            events: EventsTable::new(client.clone(), events),
             client,
             table: table.into(),
         }
     }
 
-    fn put(&self, item: Item) -> Result<Put> {
+    /// The events table, for reading the audit trail back.
+    pub fn events(&self) -> &EventsTable {
+        &self.events
+    }
+
+    fn put(&self, table: &str, item: Item) -> Result<Put> {
         Put::builder()
-            .table_name(&self.table)
+            .table_name(table)
             .set_item(Some(item))
             .condition_expression(NOT_EXISTS)
             .build()
             .map_err(|err| Error::external(SYSTEM, "build Put", err, Transience::Final))
     }
 
-    /// Writes an item unless its key exists; returns whether it wrote.
+    /// Writes an item of the state table unless its key exists; returns whether it wrote.
     async fn put_once(&self, item: Item, what: &str) -> Result<bool> {
         self.put_when(item, NOT_EXISTS, &[], what).await
     }
@@ -352,8 +369,31 @@ pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
     })
 }
 
-/// The access patterns of the table, each served by one Query (paginated to the end), never a Scan.
-impl DynamoAuditLog {
+/// The access patterns of the events table, each served by one Query (paginated to the end), never a
+/// Scan.
+impl EventsTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        EventsTable {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Adds an event; an event already there (a repeated write) is left as it is.
+    async fn add(&self, event: &AuditEvent) -> Result<()> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(event_item(event)))
+            .condition_expression(NOT_EXISTS);
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if error_code(&err) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(err) => Err(sdk_error(SYSTEM, "PutItem(audit event)", &err)),
+        }
+    }
+
     /// The history of one secret, newest first, optionally within `[since, until)`.
     pub async fn secret_history(
         &self,
@@ -370,7 +410,7 @@ impl DynamoAuditLog {
         let items = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.name)
             .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
             .expression_attribute_values(":pk", s(secret_pk(secret_name)))
             .expression_attribute_values(":low", s(low))
@@ -398,7 +438,7 @@ impl DynamoAuditLog {
         let items = self
             .client
             .query()
-            .table_name(&self.table)
+            .table_name(&self.name)
             .index_name(MONTH_INDEX)
             .key_condition_expression("gsi1pk = :month AND gsi1sk BETWEEN :low AND :high")
             .expression_attribute_values(":month", s(format!("MONTH#{month}")))
@@ -412,7 +452,9 @@ impl DynamoAuditLog {
             .map_err(|err| sdk_error(SYSTEM, "Query(month)", &err))?;
         Ok(items.iter().filter_map(event_from_item).collect())
     }
+}
 
+impl DynamoAuditLog {
     async fn query_pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
         let items = self
             .client
@@ -434,9 +476,30 @@ impl DynamoAuditLog {
 
 impl AuditLog for DynamoAuditLog {
     async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool> {
+        let guard_sk = format!("DONE#{token}#{}", event.action);
+        // A step repeated after its success (the common case of a repeated step) is told by a read, not
+        // by a cancelled transaction: cancellations are for the rare race of two deliveries at once.
+        // (moto restores whole tables when a transaction is cancelled, which loses the writes other
+        // requests made meanwhile; DynamoDB does not.)
+        let guard_exists = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(&event.secret_name)))
+            .key("sk", s(&guard_sk))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(step guard)", &err))?
+            .item()
+            .is_some();
+        if guard_exists {
+            return Ok(false);
+        }
         let guard: Item = [
             ("pk", s(secret_pk(&event.secret_name))),
-            ("sk", s(format!("DONE#{token}#{}", event.action))),
+            ("sk", s(guard_sk)),
             ("kind", s("guard")),
             ("at", s(rfc3339_ms(event.at))),
         ]
@@ -448,10 +511,14 @@ impl AuditLog for DynamoAuditLog {
             .transact_write_items()
             .transact_items(
                 TransactWriteItem::builder()
-                    .put(self.put(event_item(event))?)
+                    .put(self.put(&self.events.name, event_item(event))?)
                     .build(),
             )
-            .transact_items(TransactWriteItem::builder().put(self.put(guard)?).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(self.put(&self.table, guard)?)
+                    .build(),
+            )
             .send()
             .await;
         match result {
@@ -487,9 +554,7 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn record(&self, event: &AuditEvent) -> Result<()> {
-        self.put_once(event_item(event), "audit event")
-            .await
-            .map(|_| ())
+        self.events.add(event).await
     }
 
     async fn schedule_revocation(&self, revocation: &Revocation) -> Result<bool> {

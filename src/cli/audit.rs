@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use crate::adapters::aws;
-use crate::adapters::dynamodb::{DynamoAuditLog, rfc3339_ms};
+use crate::adapters::dynamodb::{EventsTable, rfc3339_ms};
 use crate::cli::context::StackOutputs;
 use crate::cli::csv_out::CsvOut;
 use crate::domain::audit::AuditEvent;
@@ -33,12 +33,12 @@ pub struct AuditArgs {
     /// The same as --format json.
     #[arg(long, conflicts_with = "format")]
     json: bool,
-    /// The audit table; by default KEYROT_AUDIT_TABLE, else the stack's output TableName.
+    /// The audit events table; by default KEYROT_EVENTS_TABLE, else the stack's output EventsTableName.
     #[arg(long)]
     table: Option<String>,
 }
 
-const TABLE_VAR: &str = "KEYROT_AUDIT_TABLE";
+const TABLE_VAR: &str = "KEYROT_EVENTS_TABLE";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -76,7 +76,7 @@ pub async fn run(args: AuditArgs, stack: &str) -> Result<()> {
             .await
             .require(TABLE_VAR)?,
     };
-    let log = DynamoAuditLog::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let log = EventsTable::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
     let events = match &args.secret {
         Some(secret) => log.secret_history(secret, since, until).await?,
         None => {

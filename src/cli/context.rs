@@ -12,7 +12,7 @@ use crate::adapters::aws;
 use crate::adapters::cloudformation;
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::secrets_manager::SecretsManagerStore;
-use crate::config::{Config, STACK_OUTPUTS};
+use crate::config::{Config, STACK_OUTPUTS, STACK_REQUIRED};
 use crate::domain::audit::AuditEvent;
 use crate::error::{Error, Result, Transience};
 use crate::keeper::{GraceKeeper, KeeperSettings};
@@ -34,9 +34,12 @@ impl Session {
     /// outputs of the deployed stack named `stack`.
     pub async fn connect(stack: &str) -> Result<Session> {
         let sdk = aws::sdk_config().await;
-        let stack =
-            StackOutputs::read_unless_set(&sdk, stack, &STACK_OUTPUTS.map(|(var, _)| var)[..3])
-                .await;
+        let stack = StackOutputs::read_unless_set(
+            &sdk,
+            stack,
+            &STACK_OUTPUTS.map(|(var, _)| var)[..STACK_REQUIRED],
+        )
+        .await;
         let config =
             Config::from_lookup(|var| stack.lookup(var)).map_err(|err| stack.explain(err))?;
         let ports = wiring::build(&config).await?;
@@ -120,7 +123,7 @@ impl AuditHistory for DynamoAuditLog {
         secret_name: &str,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<AuditEvent>> {
-        self.secret_history(secret_name, since, None).await
+        self.events().secret_history(secret_name, since, None).await
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
         let history = session
             .ports
             .audit
+            .events()
             .secret_history(&item.secret.name, None, Some(end))
             .await?;
         let max_age = item

@@ -776,8 +776,10 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
     let stack = create_stack(&[
         ("RotatorArn", &world.moto.rotator_arn),
         ("TableName", &world.config.audit_table),
+        ("EventsTableName", &world.config.events_table),
         ("TopicArn", &world.config.alert_topic_arn),
         ("ManagedPrefix", &name),
+        ("AdminPrefix", "keyrot-admin/"),
         ("DefaultGraceInHours", "24"),
     ]);
     cli(&world)
@@ -849,7 +851,10 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
 async fn with_no_rotator_named_anywhere_onboard_says_where_it_looked_and_writes_nothing() {
     let world = World::new().await;
     let absent_stack = unique("no-such-stack").replace('/', "-");
-    let without_rotator = create_stack(&[("TableName", &world.config.audit_table)]);
+    let without_rotator = create_stack(&[
+        ("TableName", &world.config.audit_table),
+        ("EventsTableName", &world.config.events_table),
+    ]);
     for (stack, why) in [
         (absent_stack.as_str(), "does not exist"),
         (without_rotator.as_str(), "has no output RotatorArn"),

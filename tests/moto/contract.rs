@@ -130,7 +130,11 @@ async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
     assert!(!world.sim.openai_key_works(&first_key));
 
     // The grace keeper's last-use lookup of a minted key.
-    let log = DynamoAuditLog::new(world.moto.ddb.clone(), &world.moto.config.audit_table);
+    let log = DynamoAuditLog::new(
+        world.moto.ddb.clone(),
+        &world.moto.config.audit_table,
+        &world.moto.config.events_table,
+    );
     let mut revocation = log
         .revocation(&name, &minted_version)
         .await

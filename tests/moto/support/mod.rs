@@ -133,10 +133,14 @@ impl Moto {
             },
             (Origin::Onboarded, chrono::Utc::now(), "it-operator"),
         );
-        keyrot::adapters::dynamodb::DynamoAuditLog::new(self.ddb.clone(), &self.config.audit_table)
-            .record_key(&record)
-            .await
-            .expect("key record");
+        keyrot::adapters::dynamodb::DynamoAuditLog::new(
+            self.ddb.clone(),
+            &self.config.audit_table,
+            &self.config.events_table,
+        )
+        .record_key(&record)
+        .await
+        .expect("key record");
         name
     }
 
@@ -206,28 +210,30 @@ impl Moto {
         serde_json::from_str(out.secret_string()?).ok()
     }
 
-    /// Every item keyrot wrote for the secret, as JSON-ish text lines, for assertions and leak scans.
+    /// Every item keyrot wrote for the secret in both tables (the state table's, then its audit
+    /// events in time order), as JSON-ish text lines, for assertions and leak scans.
     pub async fn items(&self, name: &str) -> Vec<BTreeMap<String, String>> {
-        let out = self
-            .ddb
-            .query()
-            .table_name(&self.config.audit_table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("SECRET#{name}")),
-            )
-            .send()
-            .await
-            .expect("query");
-        out.items()
-            .iter()
-            .map(|item| {
+        let mut items = Vec::new();
+        for table in [&self.config.audit_table, &self.config.events_table] {
+            let out = self
+                .ddb
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("SECRET#{name}")),
+                )
+                .send()
+                .await
+                .expect("query");
+            items.extend(out.items().iter().map(|item| {
                 item.iter()
                     .map(|(k, v)| (k.clone(), attr_text(v)))
                     .collect()
-            })
-            .collect()
+            }));
+        }
+        items
     }
 
     /// (action, outcome) of each audit event of the secret, oldest first.

@@ -48,7 +48,17 @@ pub async fn build_with_clock<C: Clock>(
     config: &Config,
     clock: C,
 ) -> Result<Ports<AwsWith<C>>, Error> {
-    let sdk = aws::sdk_config().await;
+    build_from(config, &aws::sdk_config().await, clock)
+}
+
+/// The adapters on an SDK configuration of the caller's (its credentials, its endpoint): the tests
+/// that run each function with exactly its IAM policy build them this way.
+pub fn build_from<C: Clock>(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+    clock: C,
+) -> Result<Ports<AwsWith<C>>, Error> {
+    let sdk = sdk.clone();
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let http = http::client()?;
     let admin_keys = || {

@@ -464,6 +464,41 @@ class KeyrotStack extends cdk.Stack {
       sourceArn: schedule.ruleArn,
     });
 
+    // ------------------------------------------------------------ the CLI's read commands
+    // What `keyrot status`, `keyrot audit` and `keyrot report` need, for the people who run them. status and
+    // report read the managed secrets' current values (to show each one's provider and targets), so attach
+    // this only to those who may read the keys.
+    const cliReadPolicy = logicalId(
+      new iam.ManagedPolicy(this, 'CliReadPolicy', {
+        description: 'keyrot CLI read commands (status, audit, report)',
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'StackOutputs',
+            actions: ['cloudformation:DescribeStacks'],
+            resources: [Fn.sub('arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*')],
+          }),
+          // ListSecrets has no resource type: IAM accepts only "*" for it.
+          new iam.PolicyStatement({ sid: 'ListSecrets', actions: ['secretsmanager:ListSecrets'], resources: ['*'] }),
+          new iam.PolicyStatement({
+            sid: 'ReadManagedSecrets',
+            actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:ListSecretVersionIds'],
+            resources: [managedSecrets],
+          }),
+          new iam.PolicyStatement({
+            sid: 'ReadState',
+            actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+            resources: [auditTable.tableArn, `${auditTable.tableArn}/index/*`],
+          }),
+          new iam.PolicyStatement({
+            sid: 'ReadAuditEvents',
+            actions: ['dynamodb:Query'],
+            resources: [eventsTable.tableArn, `${eventsTable.tableArn}/index/*`],
+          }),
+        ],
+      }),
+      'CliReadPolicy',
+    );
+
     // ------------------------------------------------------------ failures reach the topic
     logicalId(
       new events.Rule(this, 'RotationFailedRule', {
@@ -566,19 +601,24 @@ class KeyrotStack extends cdk.Stack {
         'The grace of old keys when a secret has no keyrot:grace-hours tag (KEYROT_DEFAULT_GRACE_HOURS for the keyrot CLI)',
       value: defaultGraceHours.valueAsString,
     });
+    new cdk.CfnOutput(this, 'CliReadPolicyArn', {
+      description:
+        "The managed policy for the CLI's read commands (status, audit, report); it reads the managed secrets' values",
+      value: cliReadPolicy.managedPolicyArn,
+    });
     new cdk.CfnOutput(this, 'AlertKeyArn', {
       description:
         "The alert topic's KMS key (an encrypted SQS subscriber needs nothing from it; a new publisher needs kms:GenerateDataKey*)",
       value: alertKey.keyArn,
     });
 
-    this.suppressNagFindings({ rotatorRole, keeperRole });
+    this.suppressNagFindings({ rotatorRole, keeperRole, cliReadPolicy });
   }
 
   // ------------------------------------------------------------ cdk-nag: each acknowledgment says why
   // docs/deploy.md lists them. Every finding is acknowledged on the one construct that has it, by its exact id.
-  /** @param {{ rotatorRole: iam.Role, keeperRole: iam.Role }} roles */
-  suppressNagFindings({ rotatorRole, keeperRole }) {
+  /** @param {{ rotatorRole: iam.Role, keeperRole: iam.Role, cliReadPolicy: iam.ManagedPolicy }} constructs */
+  suppressNagFindings({ rotatorRole, keeperRole, cliReadPolicy }) {
     /** @type {(construct: import('constructs').IConstruct, id: string, reason: string) => void} */
     const ack = (construct, id, reason) => cdk.Validations.of(construct).acknowledge({ id, reason });
     /** @type {(prefix: string) => string} */
@@ -613,6 +653,31 @@ class KeyrotStack extends cdk.Stack {
         "Publishing to the encrypted alert topic needs kms:GenerateDataKey (SNS asks for GenerateDataKey*-family calls); limited to the alert topic's own key.",
       );
     }
+    ack(
+      cliReadPolicy,
+      secretArn('ManagedSecretPrefix'),
+      'keyrot status and report read every secret under the ManagedSecretPrefix parameter; a secret ARN ends in a random suffix, so a name prefix needs the trailing wildcard.',
+    );
+    ack(
+      cliReadPolicy,
+      'AwsSolutions-IAM5[Resource::*]',
+      'Only secretsmanager:ListSecrets, which has no resource type: IAM accepts nothing but "*" for it.',
+    );
+    ack(
+      cliReadPolicy,
+      'AwsSolutions-IAM5[Resource::<AuditTable.Arn>/index/*]',
+      "Query on the state table's GSI (gsi2: pending revocations), of this stack's table only.",
+    );
+    ack(
+      cliReadPolicy,
+      'AwsSolutions-IAM5[Resource::<EventsTable.Arn>/index/*]',
+      "Query on the events table's GSI (gsi1: audit events by month), of this stack's table only.",
+    );
+    ack(
+      cliReadPolicy,
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/<AWS::StackName>/*]',
+      "DescribeStacks on this stack only; a stack ARN ends in the stack's id.",
+    );
     // CloudFormation Validate (aws-cdk-lib's own plugin, a warning) guesses from the word "Secret" in the
     // names of ManagedSecretPrefix, AdminSecretPrefix, ExampleSecretName and ExampleSecretRotationSchedule.
     ack(

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod contract;
 mod faults;
+mod iam;
 mod keeper;
 mod providers;
 mod rotation;

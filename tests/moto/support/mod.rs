@@ -3,6 +3,7 @@
 //! values); [`World`] adds the simulator and the one rotator; [`cli`] runs the `keyrot` binary.
 
 pub mod cli;
+pub mod iam;
 mod world;
 
 pub use world::World;
@@ -41,7 +42,7 @@ impl std::io::Write for Capture {
 
 /// Installs the capturing subscriber once: keyrot at debug, everything else (the AWS SDK included) at
 /// info, as JSON, the format the Lambda writes.
-fn capture_logs() {
+pub fn capture_logs() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let _ = tracing_subscriber::fmt()

@@ -16,7 +16,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 log="$(mktemp -t moto.XXXXXX.log)"
 # Where moto's request recorder writes, when a test starts it (/moto-api/recorder/start-recording).
 export MOTO_RECORDER_FILEPATH="$(mktemp -t moto-recording.XXXXXX)"
-moto_server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# moto_server, with its DynamoDB writes serialized (scripts/moto_server.py says why).
+python3 "$root/scripts/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 cleanup() {
   kill "$moto_pid" 2>/dev/null || true

@@ -115,18 +115,7 @@ impl Config {
                 "keep admin secrets under a prefix of their own, such as keyrot-admin/ (the default)",
             ));
         }
-        let validate_url_http = match get("KEYROT_ALLOW_HTTP_VALIDATE_URL").as_deref() {
-            None | Some("0") => PlainHttp::Never,
-            Some("1") => PlainHttp::LoopbackOnly,
-            Some(_) => {
-                return Err(Error::config(
-                    "(configuration)",
-                    "KEYROT_ALLOW_HTTP_VALIDATE_URL",
-                    "is neither 1 nor 0",
-                    "unset it (the default, for every deployment), or set it to 1 for local tests",
-                ));
-            }
-        };
+        let validate_url_http = plain_http(get("KEYROT_ALLOW_HTTP_VALIDATE_URL").as_deref())?;
         Ok(Config {
             audit_table: required("KEYROT_AUDIT_TABLE", "the name of keyrot's DynamoDB table")?,
             events_table: required(
@@ -144,6 +133,20 @@ impl Config {
             admin_prefix,
             validate_url_http,
         })
+    }
+}
+
+/// `KEYROT_ALLOW_HTTP_VALIDATE_URL`: whether a validate URL may be plain http to loopback.
+fn plain_http(setting: Option<&str>) -> Result<PlainHttp> {
+    match setting {
+        None | Some("0") => Ok(PlainHttp::Never),
+        Some("1") => Ok(PlainHttp::LoopbackOnly),
+        Some(_) => Err(Error::config(
+            "(configuration)",
+            "KEYROT_ALLOW_HTTP_VALIDATE_URL",
+            "is neither 1 nor 0",
+            "unset it (the default, for every deployment), or set it to 1 for local tests",
+        )),
     }
 }
 

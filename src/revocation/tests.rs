@@ -1,5 +1,6 @@
-//! Provenance over the fakes: keyrot revokes a key by the ids it recorded for that key, never by ids a
-//! writer put into the secret's value.
+//! A minted key's life over the fakes: keyrot revokes a key by the ids it recorded for that key, never
+//! by ids a writer put into the secret's value; and a key minted but never stored does not outlive the
+//! attempt that minted it.
 
 use chrono::Duration;
 use serde_json::{Value, json};
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 use crate::domain::Step;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{AWSCURRENT, TAG_GRACE_HOURS};
+use crate::error::Transience;
 use crate::ports::fakes::*;
 use crate::ports::{AlertKind, Clock};
 
@@ -133,4 +135,53 @@ async fn a_minted_key_that_cannot_be_recorded_is_revoked_and_never_stored() {
         vec![(Some("key_1".to_owned()), None)]
     );
     assert_eq!(r.store.value_of("t1"), None, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_minted_key_whose_store_fails_is_revoked_before_the_error_and_a_retry_leaves_one_key() {
+    for transience in [Transience::Final, Transience::Retryable] {
+        let r = world_with(openai("svc_acct_mine"));
+        r.store.start_rotation("t1");
+        r.store.fail_next_put.set(Some((transience, Stored::No)));
+        run(&r, Step::Create, "t1")
+            .await
+            .expect_err("the put failed");
+        assert_eq!(
+            *r.issuer.revoked_ids.borrow(),
+            vec![(Some("svc_acct_1".to_owned()), None)],
+            "{transience:?}: the unstored key is revoked before the error"
+        );
+        // Secrets Manager's retry mints again and stores that key: one live key, known.
+        run(&r, Step::Create, "t1").await.expect("the retry stores");
+        assert_eq!(r.issuer.minted.get(), 2);
+        assert_eq!(r.issuer.revoked_ids.borrow().len(), 1);
+        assert_eq!(
+            r.store.value_of("t1").expect("stored")["key_id"],
+            "svc_acct_2"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_minted_key_stored_before_its_answer_was_lost_is_kept_and_the_retry_uses_it() {
+    let r = world_with(openai("svc_acct_mine"));
+    r.store.start_rotation("t1");
+    r.store
+        .fail_next_put
+        .set(Some((Transience::Retryable, Stored::Yes)));
+    run(&r, Step::Create, "t1")
+        .await
+        .expect_err("the answer was lost");
+    assert!(
+        r.issuer.revoked_ids.borrow().is_empty(),
+        "the stored key stays"
+    );
+    run(&r, Step::Create, "t1")
+        .await
+        .expect("the retry finds it");
+    assert_eq!(r.issuer.minted.get(), 1, "no second key");
+    assert_eq!(
+        r.store.value_of("t1").expect("stored")["key_id"],
+        "svc_acct_1"
+    );
 }

@@ -27,6 +27,13 @@ enum Origin {
     Adopted,
 }
 
+/// A new key this attempt obtained, with how and its record.
+struct NewCandidate {
+    key: NewKey,
+    origin: Origin,
+    record: KeyRecord,
+}
+
 impl From<Origin> for provenance::Origin {
     fn from(origin: Origin) -> Self {
         match origin {
@@ -55,40 +62,27 @@ impl<F: Family> Rotator<'_, F> {
             return Ok(Progress::AlreadyDone);
         }
         let (new_key, origin) = self.new_key(event, secret, &current).await?;
-        let view = KeyView::of(&new_key.api_key);
-        evidence.new_key = Some(view.clone());
-        let record = KeyRecord::new(
-            (&secret.name, &event.client_request_token),
-            &current.provider,
-            &view,
-            KeyIds {
-                key_id: new_key.key_id.as_deref(),
-                api_key_id: new_key.api_key_id.as_deref(),
-            },
-            (origin.into(), self.ports.clock.now(), &evidence.actor),
-        );
+        let key = NewCandidate {
+            record: self.record_key(event, secret, &current, &new_key, origin, evidence),
+            key: new_key,
+            origin,
+        };
         // The record comes first: a key in a value is revoked later only on its word. A minted key
         // that cannot be recorded is not stored either, so it goes now rather than live unknown.
-        if let Err(err) = self.ports.audit.record_key(&record).await {
+        if let Err(err) = self.ports.audit.record_key(&key.record).await {
             if origin == Origin::Minted {
                 // A revocation that fails here is logged, and the orphan check finds the key.
-                let _ = self
-                    .discard(secret, event, &current, &new_key, &record)
-                    .await;
+                let _ = self.discard(secret, event, &current, &key).await;
             }
             return Err(err);
         }
-        let value = current.with_new_key(&new_key)?;
-        let stored = self
-            .ports
-            .store
-            .put_pending(
-                &event.secret_id,
-                &event.client_request_token,
-                &value,
-                event.rotation_token.as_deref(),
-            )
-            .await?;
+        let stored = match self.store_pending(event, &current, &key.key).await {
+            Ok(stored) => stored,
+            Err(err) => {
+                self.unless_stored(event, secret, &current, &key).await;
+                return Err(err);
+            }
+        };
         match stored {
             PutOutcome::Stored => {
                 // Leftovers only cost hygiene, not the rotation: the grace keeper reports orphans anyway.
@@ -99,7 +93,7 @@ impl<F: Family> Rotator<'_, F> {
                         &secret.name,
                         &current,
                         &event.client_request_token,
-                        &new_key,
+                        &key.key,
                     )
                     .await
                 {
@@ -114,12 +108,83 @@ impl<F: Family> Rotator<'_, F> {
                 // A minted key that lost must not stay alive unknown to anyone; an adopted key is the
                 // same key the winner stored, so it stays.
                 if origin == Origin::Minted {
-                    self.discard(secret, event, &current, &new_key, &record)
-                        .await?;
+                    self.discard(secret, event, &current, &key).await?;
                 }
                 evidence.new_key = None;
                 Ok(Progress::AlreadyDone)
             }
+        }
+    }
+
+    /// The record of the rotation's new key, as this attempt obtained it.
+    fn record_key(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        new_key: &NewKey,
+        origin: Origin,
+        evidence: &mut Evidence,
+    ) -> KeyRecord {
+        let view = KeyView::of(&new_key.api_key);
+        evidence.new_key = Some(view.clone());
+        KeyRecord::new(
+            (&secret.name, &event.client_request_token),
+            &current.provider,
+            &view,
+            KeyIds {
+                key_id: new_key.key_id.as_deref(),
+                api_key_id: new_key.api_key_id.as_deref(),
+            },
+            (origin.into(), self.ports.clock.now(), &evidence.actor),
+        )
+    }
+
+    async fn store_pending(
+        &self,
+        event: &RotationEvent,
+        current: &ManagedSecret,
+        new_key: &NewKey,
+    ) -> Result<PutOutcome> {
+        let value = current.with_new_key(new_key)?;
+        self.ports
+            .store
+            .put_pending(
+                &event.secret_id,
+                &event.client_request_token,
+                &value,
+                event.rotation_token.as_deref(),
+            )
+            .await
+    }
+
+    /// After a failed PutSecretValue of a key this attempt minted: reads the pending version back,
+    /// and revokes the key unless it was stored after all (the answer was lost). A retry would mint
+    /// another key, so a key that was not stored must not outlive the error. When even the read
+    /// fails, the key stays known by its record, and the next attempt removes it as a leftover.
+    async fn unless_stored(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        key: &NewCandidate,
+    ) {
+        if key.origin != Origin::Minted {
+            return;
+        }
+        match self.ports.pending_value(event, secret).await {
+            Ok(Some(stored))
+                if KeyView::of(&stored.api_key).fingerprint == key.record.fingerprint =>
+            {
+                tracing::warn!("the pending value was stored although its PutSecretValue failed");
+            }
+            Ok(_) => {
+                let _ = self.discard(secret, event, current, key).await;
+            }
+            Err(err) => tracing::error!(
+                error = %err,
+                "a minted key whose store failed could not be checked; the next attempt removes it"
+            ),
         }
     }
 
@@ -129,15 +194,14 @@ impl<F: Family> Rotator<'_, F> {
         secret: &SecretDescription,
         event: &RotationEvent,
         current: &ManagedSecret,
-        new_key: &NewKey,
-        record: &KeyRecord,
+        key: &NewCandidate,
     ) -> Result<()> {
         let discarded = revocation_of(
             secret,
             &event.client_request_token,
             &current.provider,
-            &new_key.api_key,
-            Some(record),
+            &key.key.api_key,
+            Some(&key.record),
             self.ports.clock.now(),
         );
         let revoked = self.ports.revoke_unrecorded(&discarded.handle()).await;

@@ -27,7 +27,7 @@ pub(crate) use audit::FakeAudit;
 pub(crate) use clock::FixedClock;
 pub(crate) use issuer::FakeIssuer;
 pub(crate) use metrics::FakeMetrics;
-pub(crate) use store::{FakeStore, Version};
+pub(crate) use store::{FakeStore, Stored, Version};
 pub(crate) use targets::FakeTargets;
 
 pub(crate) const NAME: &str = "prod/generic";

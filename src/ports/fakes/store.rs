@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::NAME;
 use crate::domain::SecretDescription;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Stage};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transience};
 use crate::ports::{PutOutcome, SecretAdmin, SecretStore, StageMove};
 
 #[derive(Clone, Default)]
@@ -28,6 +28,9 @@ pub(crate) struct FakeStore {
     pub(crate) calls: RefCell<Vec<String>>,
     /// Makes the next put behave as if a concurrent delivery stored another value first.
     pub(crate) lose_next_put: Cell<bool>,
+    /// The next put fails with this error; `stored` says whether the value was stored before the
+    /// answer was lost.
+    pub(crate) fail_next_put: Cell<Option<(Transience, Stored)>>,
     pub(crate) last_rotated: Cell<Option<DateTime<Utc>>>,
     pub(crate) next_rotation: Cell<Option<DateTime<Utc>>>,
     /// Creation time of versions (default: long ago).
@@ -241,6 +244,17 @@ impl SecretStore for FakeStore {
         self.calls.borrow_mut().push("PutSecretValue".into());
         let mut versions = self.versions.borrow_mut();
         let version = versions.entry(token.into()).or_default();
+        if let Some((transience, stored)) = self.fail_next_put.take() {
+            if stored == Stored::Yes {
+                version.value = Some(value.expose_secret().to_owned());
+            }
+            return Err(Error::external(
+                "secretsmanager",
+                "PutSecretValue",
+                "the request failed",
+                transience,
+            ));
+        }
         if self.lose_next_put.replace(false) {
             version.value = Some(
                 json!({"provider": "generic", "api_key": "sk_live_WINNERWINNERWINNERWIN1"})
@@ -382,4 +396,11 @@ impl SecretAdmin for FakeStore {
         }
         Ok(Some(token))
     }
+}
+
+/// Whether a failed put stored its value before it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    Yes,
+    No,
 }

@@ -83,6 +83,37 @@ impl<F: Family> Ports<F> {
         Ok(record.is_some_and(|record| record.vouches_for(handle)))
     }
 
+    /// Records `wanted` for its version. When a record already stands for it (the grace keeper found
+    /// the version first, or an earlier process left one), brings that record's due time to
+    /// `wanted`'s while it is still pending and unclaimed, so that what a rotation promises is what
+    /// happens. Returns the record as it stands.
+    pub(crate) async fn schedule(&self, wanted: &Revocation) -> Result<Revocation> {
+        if self.record_revocation(wanted).await? {
+            return Ok(wanted.clone());
+        }
+        let Some(existing) = self
+            .audit
+            .revocation(&wanted.secret_name, &wanted.old_version_id)
+            .await?
+        else {
+            return Ok(wanted.clone());
+        };
+        let reconcilable = existing.status == RevocationStatus::Pending
+            && existing.claimed_at.is_none()
+            && existing.due != wanted.due;
+        if !reconcilable {
+            return Ok(existing);
+        }
+        let next = Revocation {
+            due: wanted.due,
+            ..existing.clone()
+        };
+        Ok(self
+            .rewrite_revocation(&existing, next)
+            .await?
+            .unwrap_or(existing))
+    }
+
     /// Records a key's revocation unless one stands for its version; returns whether it wrote.
     pub(crate) async fn record_revocation(&self, record: &Revocation) -> Result<bool> {
         self.audit.schedule_revocation(record).await

@@ -227,6 +227,11 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The secret's own grace, without any one-shot override.
+    pub fn grace(&self) -> Duration {
+        Duration::milliseconds((self.grace_hours * 3_600_000.0).round() as i64)
+    }
+
     /// The grace of the rotation under way: the one-shot override wins over the permanent setting.
     pub fn grace_for_this_rotation(&self) -> Duration {
         let hours = self.next_grace_hours.unwrap_or(self.grace_hours);

@@ -96,6 +96,8 @@ pub struct KeeperReport {
     pub overdue: usize,
     pub stuck: usize,
     pub orphans: usize,
+    /// AWSPREVIOUS versions found without a revocation record, and recorded.
+    pub previous_recorded: usize,
     pub alerts_sent: usize,
     /// Problems that stopped one part of the pass (the rest went on); never key values.
     pub errors: Vec<String>,
@@ -264,16 +266,31 @@ impl<F: Family> GraceKeeper<'_, F> {
 impl KeeperReport {
     /// Adds what one part of the pass did to the pass's report.
     fn absorb(&mut self, part: KeeperReport) {
-        self.secrets += part.secrets;
-        self.revoked += part.revoked;
-        self.postponed += part.postponed;
-        self.failed += part.failed;
-        self.upcoming += part.upcoming;
-        self.overdue += part.overdue;
-        self.stuck += part.stuck;
-        self.orphans += part.orphans;
-        self.alerts_sent += part.alerts_sent;
-        self.errors.extend(part.errors);
+        // Destructured, so that a new count cannot be left out of the sum.
+        let KeeperReport {
+            secrets,
+            revoked,
+            postponed,
+            failed,
+            upcoming,
+            overdue,
+            stuck,
+            orphans,
+            previous_recorded,
+            alerts_sent,
+            errors,
+        } = part;
+        self.secrets += secrets;
+        self.revoked += revoked;
+        self.postponed += postponed;
+        self.failed += failed;
+        self.upcoming += upcoming;
+        self.overdue += overdue;
+        self.stuck += stuck;
+        self.orphans += orphans;
+        self.previous_recorded += previous_recorded;
+        self.alerts_sent += alerts_sent;
+        self.errors.extend(errors);
     }
 }
 

@@ -444,3 +444,63 @@ async fn managed_secrets_are_those_of_our_rotator_or_with_a_keyrot_tag() {
         "our rotator, whatever the alias"
     );
 }
+
+#[tokio::test]
+async fn an_awsprevious_without_a_revocation_record_is_recorded_and_revoked_after_its_grace() {
+    let r = with_one_hour_grace();
+    rotate(&r, "t1").await;
+    // finishSecret moved the label and died before it recorded the old key; nobody retried it.
+    r.audit.revocations.borrow_mut().remove("v0");
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.previous_recorded, 1, "{report:?}");
+    let record = r.audit.revocation_of("v0").expect("recorded");
+    assert_eq!(
+        record.due,
+        r.clock.now() + Duration::hours(1),
+        "the secret's grace, from now"
+    );
+    assert!(
+        r.issuer.revoked_versions().is_empty(),
+        "not before its grace"
+    );
+    advance(&r, Duration::hours(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(
+        (report.revoked, report.previous_recorded),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(r.issuer.revoked_versions(), vec!["v0".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_rotation_finding_an_earlier_record_for_its_old_key_keeps_its_own_grace() {
+    // The record a rotation with a 24 h grace writes for its old key.
+    let with_grace = || {
+        let r = world();
+        r.store.set_tag(TAG_GRACE_HOURS, "24");
+        r
+    };
+    let first = with_grace();
+    rotate(&first, "t1").await;
+    let promised = first.audit.revocation_of("v0").expect("record");
+    // Another world in which a record for v0 already stands, due a day ago (the grace keeper found
+    // the version first, or an earlier process left it): the rotation must not inherit that date.
+    let r = with_grace();
+    let stale = crate::domain::audit::Revocation {
+        due: r.clock.now() - Duration::days(1),
+        ..promised.clone()
+    };
+    r.audit.revocations.borrow_mut().insert("v0".into(), stale);
+    rotate(&r, "t1").await;
+    assert_eq!(
+        r.audit.revocation_of("v0").map(|rec| rec.due),
+        Some(promised.due)
+    );
+    advance(&r, Duration::hours(2));
+    keeper(&r).run().await.expect("pass");
+    assert!(
+        r.issuer.revoked_versions().is_empty(),
+        "no revocation before the grace the rotation promised"
+    );
+}

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
-use crate::domain::{Policy, ProviderSettings, SecretDescription};
-use crate::ports::{Alert, AlertKind, Family, Metric, Metrics, SecretStore, Severity};
+use crate::domain::keys::KeyView;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
+use crate::domain::{ManagedSecret, Policy, ProviderSettings, SecretDescription};
+use crate::error::Result;
+use crate::ports::{Alert, AlertKind, AuditLog, Family, Metric, Metrics, SecretStore, Severity};
 
 use super::{GraceKeeper, KeeperReport, Managed};
 
@@ -35,6 +37,69 @@ impl<F: Family> GraceKeeper<'_, F> {
             self.overdue(now, secret, &policy, days, report).await;
         }
         self.stuck(now, secret, report).await;
+        self.previous_unrecorded(now, item, &policy, report).await;
+    }
+
+    /// An AWSPREVIOUS version without a revocation record (a finishSecret that died after moving the
+    /// label and was never retried, or a value put over a rotated one) would keep its key alive for
+    /// ever. Records its revocation, due after the secret's grace from now; the revocation then waits,
+    /// as every other does, until no target holds the key.
+    async fn previous_unrecorded(
+        &self,
+        now: DateTime<Utc>,
+        item: &Managed,
+        policy: &Policy,
+        report: &mut KeeperReport,
+    ) {
+        let secret = &item.secret;
+        let Some(previous) = secret.version_with(AWSPREVIOUS) else {
+            return;
+        };
+        let recorded: Result<bool> = async {
+            if self
+                .ports
+                .audit
+                .revocation(&secret.name, previous)
+                .await?
+                .is_some()
+            {
+                return Ok(false);
+            }
+            let id = secret.arn_or_name();
+            let Some(text) = self
+                .ports
+                .store
+                .value(&id, AWSPREVIOUS, Some(previous))
+                .await?
+            else {
+                return Ok(false);
+            };
+            let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
+            let same_key = item.current.as_ref().is_some_and(|current| {
+                KeyView::of(&current.api_key).fingerprint == KeyView::of(&old.api_key).fingerprint
+            });
+            if same_key {
+                return Ok(false);
+            }
+            let due = now + policy.grace();
+            let revocation = self
+                .ports
+                .revocation_for(secret, previous, (&old.provider, &old.api_key), due)
+                .await?;
+            self.ports.record_revocation(&revocation).await
+        }
+        .await;
+        match recorded {
+            Ok(true) => {
+                tracing::warn!(secret = %secret.name, version = %previous, "AWSPREVIOUS had no revocation record; recorded");
+                report.previous_recorded += 1;
+            }
+            Ok(false) => {}
+            Err(err) => report.errors.push(format!(
+                "{}: the AWSPREVIOUS version's revocation could not be checked: {err}",
+                secret.name
+            )),
+        }
     }
 
     /// `rotation_upcoming` (or `key_needed` for an Anthropic secret with nothing staged) once per

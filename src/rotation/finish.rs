@@ -59,7 +59,7 @@ impl<F: Family> Rotator<'_, F> {
             .await?;
         // Without this record nobody would ever revoke the old key: its failure fails the step, and the
         // retried finishSecret writes it.
-        self.ports.record_revocation(&revocation).await?;
+        let revocation = self.ports.schedule(&revocation).await?;
         // The old key goes before the one-shot tags do: an attempt that dies in between leaves the
         // tags that asked for grace 0, so its retry still revokes. A revocation that fails does not
         // fail the step, so the tags still go and no emergency's grace 0 outlives this rotation.
@@ -113,7 +113,7 @@ impl<F: Family> Rotator<'_, F> {
                             .ports
                             .revocation_for(secret, previous, (&old.provider, &old.api_key), due)
                             .await?;
-                        self.ports.record_revocation(&revocation).await?;
+                        let revocation = self.ports.schedule(&revocation).await?;
                         owed = Some((policy, revocation));
                         progress = Progress::Done;
                     }

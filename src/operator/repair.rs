@@ -62,6 +62,9 @@ impl<F: Family> Operator<'_, F> {
         let revocation_scheduled = self
             .drop_pending(&secret, secret_id, &pending, pending_value.as_ref())
             .await?;
+        // 4. The one-shot tags were for the abandoned rotation: left, they would make the next
+        // scheduled rotation an emergency (grace 0) weeks later.
+        self.ports.clear_one_shot_tags(secret_id, &secret).await?;
         let event = AuditEvent::new(
             started,
             (&secret.arn, &secret.name),

@@ -290,6 +290,9 @@ async fn a_repair_rerun_after_a_failed_redeploy_redeploys_the_target_it_already_
 #[tokio::test]
 async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_the_pending_key() {
     let r = with_target();
+    // An emergency rotation (grace 0) that dies: its one-shot tags must not outlive it.
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "0");
+    r.store.set_tag(TAG_TRIGGER, "emergency");
     r.store.start_rotation("t1");
     step(&r, Step::Create, "t1").await;
     step(&r, Step::Set, "t1").await;
@@ -304,6 +307,11 @@ async fn repair_puts_the_current_key_back_then_clears_the_label_then_schedules_t
     assert_eq!(r.targets.held_by(RENDER).as_deref(), Some(OLD_KEY));
     assert!(r.store.version_with_stage(AWSPENDING).is_none());
     assert_eq!(r.audit.status_of("t1"), Some(RevocationStatus::Pending));
+    assert!(
+        r.store.untagged(),
+        "the abandoned rotation's one-shot tags are gone: {:?}",
+        r.store.tags.borrow()
+    );
     let err = r
         .operator()
         .repair(NAME, "ops", false)

@@ -277,6 +277,10 @@ impl<F: Family> Rotator<'_, F> {
                     StageMove::Off(&event.client_request_token),
                 )
                 .await?;
+            // The one-shot tags were for this rotation, which ends here.
+            self.ports
+                .clear_one_shot_tags(&event.secret_id, secret)
+                .await?;
             self.alert_key_needed(secret, &fix).await;
             return Err(Error::config(
                 &secret.name,

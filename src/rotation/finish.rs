@@ -7,7 +7,7 @@ use crate::domain::policy::{
 };
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove};
+use crate::ports::{AuditLog, Clock, Family, Ports, SecretStore, StageMove};
 
 use super::{Evidence, Progress, Rotator};
 use crate::revocation::Revoke;
@@ -257,6 +257,21 @@ impl<F: Family> Rotator<'_, F> {
         event: &RotationEvent,
         secret: &SecretDescription,
     ) -> Result<bool> {
+        self.ports
+            .clear_one_shot_tags(&event.secret_id, secret)
+            .await
+    }
+}
+
+impl<F: Family> Ports<F> {
+    /// Removes the one-shot tags (`keyrot:next-grace-hours`, `keyrot:trigger`), which belong to one
+    /// rotation: the one that finishes, or the one abandoned (repair, nothing staged), so that they
+    /// never make a later scheduled rotation an emergency. Returns whether any was there.
+    pub(crate) async fn clear_one_shot_tags(
+        &self,
+        secret_id: &str,
+        secret: &SecretDescription,
+    ) -> Result<bool> {
         let present: Vec<&str> = ONE_SHOT_TAGS
             .into_iter()
             .filter(|tag| secret.tags.contains_key(*tag))
@@ -264,7 +279,7 @@ impl<F: Family> Rotator<'_, F> {
         if present.is_empty() {
             return Ok(false);
         }
-        self.ports.store.untag(&event.secret_id, &present).await?;
+        self.store.untag(secret_id, &present).await?;
         Ok(true)
     }
 }

@@ -628,6 +628,7 @@ async fn a_staged_key_that_an_earlier_rotation_retired_is_refused() {
 #[tokio::test]
 async fn an_anthropic_rotation_without_a_staged_key_unblocks_the_secret_and_asks_for_one() {
     let r = anthropic();
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "0");
     r.store.start_rotation("t1");
     let err = run(&r, Step::Create, "t1")
         .await
@@ -640,6 +641,10 @@ async fn an_anthropic_rotation_without_a_staged_key_unblocks_the_secret_and_asks
     assert!(
         r.store.version_with_stage(AWSPENDING).is_none(),
         "AWSPENDING is removed so the next rotation can start"
+    );
+    assert!(
+        r.store.untagged(),
+        "a later scheduled rotation must not inherit this one's grace 0"
     );
     let alerts = r.alerts.sent.borrow();
     let needed = alerts

@@ -38,6 +38,10 @@ pub struct RotatorSettings {
     pub max_deploy_wait: chrono::Duration,
     /// Stop waiting this long before the invocation's deadline, to fail cleanly as retryable.
     pub deadline_margin: chrono::Duration,
+    /// How long after its mint a key the provider rejects is still given time to propagate.
+    pub fresh_key_patience: std::time::Duration,
+    /// The first pause before validating a just-minted key again (doubled each time).
+    pub fresh_key_retry: std::time::Duration,
 }
 
 impl Default for RotatorSettings {
@@ -47,6 +51,8 @@ impl Default for RotatorSettings {
             deploy_poll_interval: std::time::Duration::from_secs(2),
             max_deploy_wait: chrono::Duration::minutes(10),
             deadline_margin: chrono::Duration::seconds(10),
+            fresh_key_patience: std::time::Duration::from_secs(30),
+            fresh_key_retry: std::time::Duration::from_secs(1),
         }
     }
 }

@@ -1,10 +1,11 @@
 //! setSecret: the pending key must work at the provider; then every target gets it and a redeploy.
 
 use crate::domain::keys::KeyView;
+use crate::domain::provenance::Origin;
 use crate::domain::targets::TargetSpec;
-use crate::domain::{RotationEvent, SecretDescription};
+use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Family, KeyIssuer, Target};
+use crate::ports::{AuditLog, Clock, Family, KeyIssuer, Target};
 
 use super::{Evidence, Progress, Rotator};
 
@@ -27,10 +28,7 @@ impl<F: Family> Rotator<'_, F> {
         let new_view = KeyView::of(&pending.api_key);
         evidence.provider = Some(pending.provider.name());
         evidence.new_key = Some(new_view.clone());
-        self.ports
-            .issuer
-            .validate(&secret.name, &pending, &pending.api_key)
-            .await?;
+        self.validate_new_key(secret, &pending, &new_view).await?;
 
         let mut progress = Progress::AlreadyDone;
         for target in TargetSpec::parse_all(&secret.name, &pending.targets)? {
@@ -78,5 +76,60 @@ impl<F: Family> Rotator<'_, F> {
             progress = Progress::Done;
         }
         Ok(progress)
+    }
+
+    /// Validates the pending key. A provider may refuse a key it minted moments ago until the key has
+    /// propagated (a few seconds of 401): a key whose record says keyrot minted it less than
+    /// `fresh_key_patience` ago is tried again, with growing pauses, until that much time has passed
+    /// since its mint. Any other refusal, and a refusal after that, is final.
+    async fn validate_new_key(
+        &self,
+        secret: &SecretDescription,
+        pending: &ManagedSecret,
+        view: &KeyView,
+    ) -> Result<()> {
+        let patience = self.patience_left(secret, view).await;
+        let started = std::time::Instant::now();
+        let mut pause = self.settings.fresh_key_retry;
+        loop {
+            match self
+                .ports
+                .issuer
+                .validate(&secret.name, pending, &pending.api_key)
+                .await
+            {
+                Err(Error::KeyRejected { .. }) if started.elapsed() + pause <= patience => {
+                    tracing::info!(
+                        pause_ms = pause.as_millis() as u64,
+                        "a just-minted key was refused; trying again while it propagates"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// What is left of the propagation patience of the pending key: nothing unless keyrot minted it.
+    async fn patience_left(
+        &self,
+        secret: &SecretDescription,
+        view: &KeyView,
+    ) -> std::time::Duration {
+        let record = self
+            .ports
+            .audit
+            .key_record(&secret.name, &view.fingerprint)
+            .await;
+        match record {
+            Ok(Some(record)) if record.origin == Origin::Minted => {
+                let age = (self.ports.clock.now() - record.at)
+                    .to_std()
+                    .unwrap_or_default();
+                self.settings.fresh_key_patience.saturating_sub(age)
+            }
+            _ => std::time::Duration::ZERO,
+        }
     }
 }

@@ -968,3 +968,46 @@ async fn a_create_secret_delivered_twice_at_once_keeps_one_key_and_discards_the_
         run(&r, step, "t1").await.expect("step");
     }
 }
+
+#[tokio::test]
+async fn a_just_minted_key_refused_while_it_propagates_is_tried_again_and_the_rotation_goes_on() {
+    let r = world();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("createSecret");
+    r.issuer.refuse_next_validations.set(2);
+    run(&r, Step::Set, "t1")
+        .await
+        .expect("a 401 within the key's first moments is propagation");
+    assert_eq!(r.issuer.validated.borrow().len(), 3);
+}
+
+#[tokio::test]
+async fn a_minted_key_refused_past_its_patience_fails_set_secret() {
+    let r = world();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("createSecret");
+    r.issuer.refuse_next_validations.set(1_000);
+    let err = run(&r, Step::Set, "t1")
+        .await
+        .expect_err("refused for good");
+    assert!(err.to_string().contains("was rejected"), "{err}");
+    let tries = r.issuer.validated.borrow().len();
+    assert!(
+        (2..1_000).contains(&tries),
+        "tried again, then gave up: {tries}"
+    );
+}
+
+#[tokio::test]
+async fn a_staged_key_a_person_made_gets_no_propagation_patience() {
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1")
+        .await
+        .expect("createSecret adopts");
+    let before = r.issuer.validated.borrow().len();
+    r.issuer.refuse_next_validations.set(1);
+    run(&r, Step::Set, "t1").await.expect_err("refused");
+    assert_eq!(r.issuer.validated.borrow().len(), before + 1, "one try");
+}

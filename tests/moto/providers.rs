@@ -210,10 +210,12 @@ async fn a_crashed_create_secret_retried_leaves_no_extra_service_account() {
     }
 }
 
+/// OpenAI may refuse a key for a few seconds after minting it: a 401 in that window is retried, and the
+/// rotation goes on.
 #[tokio::test]
-async fn a_new_key_the_provider_rejects_never_reaches_awscurrent() {
+async fn a_just_minted_key_refused_once_while_it_propagates_goes_through() {
     let world = World::new().await;
-    let (name, _, first_key) = world.openai_secret(&[]).await;
+    let (name, _, _) = world.openai_secret(&[]).await;
     let token = world.moto.rotate_secret(&name, true).await;
     world
         .step("createSecret", &name, &token)
@@ -224,6 +226,32 @@ async fn a_new_key_the_provider_rejects_never_reaches_awscurrent() {
         path_prefix: "/v1/models".into(),
         nth: 1,
         times: 1,
+        kind: FaultKind::Status {
+            code: 401,
+            retry_after_secs: None,
+        },
+    });
+    world
+        .step("setSecret", &name, &token)
+        .await
+        .expect("a 401 within the key's first seconds is propagation");
+}
+
+#[tokio::test]
+async fn a_new_key_the_provider_rejects_never_reaches_awscurrent() {
+    let world = World::new().await;
+    let (name, _, first_key) = world.openai_secret(&[]).await;
+    let token = world.moto.rotate_secret(&name, true).await;
+    world
+        .step("createSecret", &name, &token)
+        .await
+        .expect("createSecret");
+    // Refused for longer than a new key's propagation is given.
+    world.sim.inject(Fault {
+        method: Some("GET".into()),
+        path_prefix: "/v1/models".into(),
+        nth: 1,
+        times: 1_000,
         kind: FaultKind::Status {
             code: 401,
             retry_after_secs: None,

@@ -24,6 +24,8 @@ pub(crate) struct FakeIssuer {
     pub(crate) minted_keys: RefCell<Vec<MintedKey>>,
     /// The next revocations fail.
     pub(crate) fail_revocations: Cell<u32>,
+    /// The next validations answer 401, whatever the key (a new key still propagating).
+    pub(crate) refuse_next_validations: Cell<u32>,
     /// The next revocations panic (a bug, or an answer nobody foresaw).
     pub(crate) panic_revocations: Cell<u32>,
 }
@@ -96,7 +98,12 @@ impl KeyIssuer for FakeIssuer {
         self.validated
             .borrow_mut()
             .push(key.expose_secret().to_owned());
-        if self.rejected.borrow().contains(key.expose_secret()) {
+        let propagating = self.refuse_next_validations.get() > 0;
+        if propagating {
+            self.refuse_next_validations
+                .set(self.refuse_next_validations.get() - 1);
+        }
+        if propagating || self.rejected.borrow().contains(key.expose_secret()) {
             return Err(Error::KeyRejected {
                 secret: secret_name.into(),
                 provider: "generic".into(),

@@ -142,6 +142,8 @@ pub(crate) fn world_with(value: Value) -> World {
         },
         settings: RotatorSettings {
             deploy_poll_interval: std::time::Duration::from_millis(1),
+            fresh_key_patience: std::time::Duration::from_millis(20),
+            fresh_key_retry: std::time::Duration::from_millis(1),
             ..RotatorSettings::default()
         },
     }

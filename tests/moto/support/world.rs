@@ -149,7 +149,14 @@ impl World {
 
     /// Invokes the rotator with any payload, as Lambda would deliver it.
     pub async fn invoke(&self, payload: Value) -> Result<Value, StepFailure> {
-        let rotator = Rotator::new(&self.ports, wiring::rotator_settings(&self.config));
+        // A new key's propagation is given 3 seconds here (30 in a deployment), so that the tests of
+        // a key refused for good stay short.
+        let settings = keyrot::rotation::RotatorSettings {
+            fresh_key_patience: std::time::Duration::from_secs(3),
+            fresh_key_retry: std::time::Duration::from_millis(200),
+            ..wiring::rotator_settings(&self.config)
+        };
+        let rotator = Rotator::new(&self.ports, settings);
         rotator::handle(&rotator, LambdaEvent::new(payload, Context::default())).await
     }
 

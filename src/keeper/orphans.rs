@@ -9,9 +9,10 @@ use serde_json::json;
 
 use crate::domain::ProviderSettings;
 use crate::domain::keys::minted_for;
-use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use crate::domain::targets::TargetSpec;
 use crate::ports::{
-    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, MintedKey, SecretStore, Severity,
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, MintedKey, SecretStore, Severity, Target,
 };
 
 use super::{GraceKeeper, KeeperReport, Managed};
@@ -155,6 +156,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                     known.extend(revocation.key_id);
                 }
             }
+            known.extend(self.keys_in_service(item).await?);
         }
         // Only a key named for one of these secrets is theirs to judge: another stack, another prefix
         // or a secret keyrot no longer manages may share the project.
@@ -171,6 +173,41 @@ impl<F: Family> GraceKeeper<'_, F> {
                 Some((key, owner))
             })
             .collect())
+    }
+
+    /// The ids of keys `item` still serves beyond AWSCURRENT: AWSPREVIOUS's (in its grace, or replaced
+    /// by a value put over it), and every key a target holds, by the key record of its fingerprint.
+    /// Calling one of these an orphan would send a person to delete a key in service.
+    async fn keys_in_service(&self, item: &Managed) -> crate::error::Result<Vec<String>> {
+        let secret = &item.secret;
+        let mut ids = Vec::new();
+        if let Some(previous) = secret.version_with(AWSPREVIOUS)
+            && let Some(text) = self
+                .ports
+                .store
+                .value(&secret.arn_or_name(), AWSPREVIOUS, Some(previous))
+                .await?
+            && let Ok(value) = crate::domain::ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)
+        {
+            ids.extend(value.key_id);
+        }
+        let Some(current) = &item.current else {
+            return Ok(ids);
+        };
+        for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
+            let Some(held) = self
+                .ports
+                .targets
+                .held_fingerprint(&secret.name, &target)
+                .await?
+            else {
+                continue;
+            };
+            if let Some(record) = self.ports.audit.key_record(&secret.name, &held).await? {
+                ids.extend(record.key_id);
+            }
+        }
+        Ok(ids)
     }
 
     async fn alert_orphan(&self, orphan: &MintedKey, owner: &Managed, report: &mut KeeperReport) {

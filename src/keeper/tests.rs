@@ -504,3 +504,48 @@ async fn a_rotation_finding_an_earlier_record_for_its_old_key_keeps_its_own_grac
         "no revocation before the grace the rotation promised"
     );
 }
+
+#[tokio::test]
+async fn a_minted_key_a_target_still_serves_is_no_orphan() {
+    // The value was put over a rotated one (`keyrot onboard` with a new key): the minted key it
+    // replaced is still what the target serves, and deleting it would break that service.
+    const SERVED: &str = "sk-svcacct-SERVEDSERVEDSERVEDSERVED01";
+    const LABEL: &str = "render:srv-1:API_KEY";
+    let r = world_with(
+        json!({"provider": "openai", "api_key": OLD_KEY, "key_id": "svc_acct_current",
+        "openai": {"project_id": "proj_1", "admin_key_secret": "a"},
+        "targets": [{"type": "render", "service_id": "srv-1", "env_key": "API_KEY", "token_secret": "t"}]}),
+    );
+    r.targets.hold(LABEL, SERVED);
+    let record = crate::domain::provenance::KeyRecord {
+        secret_name: NAME.into(),
+        fingerprint: crate::domain::keys::fingerprint(&secrecy::SecretString::from(SERVED)),
+        provider: crate::domain::secret::Provider::OpenAi,
+        project_id: Some("proj_1".into()),
+        key_id: Some("svc_acct_served".into()),
+        api_key_id: None,
+        origin: crate::domain::provenance::Origin::Minted,
+        version_id: "t0".into(),
+        at: r.clock.now() - Duration::days(30),
+        by: "req-0".into(),
+    };
+    r.audit
+        .keys
+        .borrow_mut()
+        .insert((NAME.into(), record.fingerprint.clone()), record);
+    let now = r.clock.now();
+    let minted = |id: &str| MintedKey {
+        id: id.into(),
+        name: format!("keyrot-prod-generic-{}", &id[id.len() - 8..]),
+        created_at: now - Duration::days(30),
+        scope: "proj_1".into(),
+    };
+    r.issuer.minted_keys.borrow_mut().extend([
+        minted("svc_acct_current"),
+        minted("svc_acct_served"),
+        minted("svc_acct_lost"),
+    ]);
+    let orphans = keeper(&r).orphans().await.expect("orphans");
+    let ids: Vec<&str> = orphans.iter().map(|o| o.key.id.as_str()).collect();
+    assert_eq!(ids, ["svc_acct_lost"], "the served key is in service");
+}

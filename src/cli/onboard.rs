@@ -322,6 +322,35 @@ async fn vouch(
     Ok(())
 }
 
+/// Refuses a key another managed secret already holds: each rotation would revoke it under the other
+/// secret's services.
+async fn refuse_shared_key(session: &Session, name: &str, managed: &ManagedSecret) -> Result<()> {
+    let key = KeyView::of(&managed.api_key).fingerprint;
+    let holder = session
+        .keeper()
+        .managed_secrets()
+        .await?
+        .into_iter()
+        .filter(|item| item.secret.name != name)
+        .find(|item| {
+            item.current
+                .as_ref()
+                .is_some_and(|current| KeyView::of(&current.api_key).fingerprint == key)
+        });
+    match holder {
+        Some(item) => Err(Error::config(
+            name,
+            "api_key",
+            format!(
+                "is the key {} already holds: rotating either secret would revoke the key the other serves",
+                item.secret.name
+            ),
+            "create a new key for this secret at the provider (one key per managed secret), and onboard that one",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The AWSCURRENT value of the secret when it exists. Refuses while a rotation is under way (a pending
 /// version with a key of its own), since a rotation finishing after onboard would replace its key.
 async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>> {
@@ -368,6 +397,7 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     // The same parser the rotator uses: what onboard writes, the rotator reads.
     let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
+    refuse_shared_key(&session, &args.name, &managed).await?;
     for admin in admin_secrets(&managed, &targets) {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }

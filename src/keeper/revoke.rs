@@ -48,6 +48,15 @@ enum Hold {
     InUse(DateTime<Utc>),
 }
 
+/// What a revocation is decided on besides its own secret's labels.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    /// The secret's AWSCURRENT value, when it could be read.
+    current: Option<&'a ManagedSecret>,
+    /// Another managed secret whose AWSCURRENT holds the same key.
+    shared: Option<&'a str>,
+}
+
 impl<F: Family> GraceKeeper<'_, F> {
     pub(super) async fn revoke_due(
         &self,
@@ -92,9 +101,24 @@ impl<F: Family> GraceKeeper<'_, F> {
                     read.as_ref()
                 }
             };
+            // The same key under another managed secret (one project key onboarded twice) is in
+            // service there: it is held while that secret's AWSCURRENT has it.
+            let shared = managed
+                .values()
+                .find(|item| {
+                    item.secret.name != revocation.secret_name
+                        && item.current.as_ref().is_some_and(|c| {
+                            KeyView::of(&c.api_key).fingerprint == revocation.fingerprint
+                        })
+                })
+                .map(|item| item.secret.name.clone());
             let name = secret.name.clone();
+            let context = Context {
+                current,
+                shared: shared.as_deref(),
+            };
             super::isolated(&name, report, async |part| {
-                self.settle(now, &secret, current, revocation, part).await
+                self.settle(now, &secret, context, revocation, part).await
             })
             .await;
         }
@@ -126,11 +150,11 @@ impl<F: Family> GraceKeeper<'_, F> {
         &self,
         now: DateTime<Utc>,
         secret: &SecretDescription,
-        current: Option<&ManagedSecret>,
+        context: Context<'_>,
         mut revocation: Revocation,
         report: &mut KeeperReport,
     ) {
-        let hold = match self.hold(now, secret, current, &revocation).await {
+        let hold = match self.hold(now, secret, context, &revocation).await {
             Ok(hold) => hold,
             Err(err) => {
                 let counted = revocation.failed_attempt();
@@ -161,9 +185,9 @@ impl<F: Family> GraceKeeper<'_, F> {
                 )
                 .await;
             }
-            Some(Hold::HeldBy(target)) => {
+            Some(Hold::HeldBy(holder)) => {
                 report.postponed += 1;
-                let reason = format!("target {target} still holds the key");
+                let reason = format!("{holder} still holds the key");
                 self.postpone(now, secret, &mut revocation, &reason, Counted::No, report)
                     .await;
             }
@@ -196,9 +220,12 @@ impl<F: Family> GraceKeeper<'_, F> {
         &self,
         now: DateTime<Utc>,
         secret: &SecretDescription,
-        current: Option<&ManagedSecret>,
+        Context { current, shared }: Context<'_>,
         revocation: &Revocation,
     ) -> Result<Option<Hold>> {
+        if let Some(other) = shared {
+            return Ok(Some(Hold::HeldBy(format!("managed secret {other}"))));
+        }
         if secret.has_stage(&revocation.old_version_id, AWSCURRENT) {
             return Ok(Some(Hold::InService(format!(
                 "version {} is AWSCURRENT again",
@@ -237,7 +264,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                 .holds(&secret.name, target, &revocation.fingerprint)
                 .await?
             {
-                return Ok(Some(Hold::HeldBy(target.label())));
+                return Ok(Some(Hold::HeldBy(format!("target {}", target.label()))));
             }
         }
         if let Some(used) = self.ports.issuer.last_used(&revocation.handle()).await?

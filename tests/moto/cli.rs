@@ -1004,3 +1004,32 @@ async fn onboard_tags_the_admin_secret_to_serve_the_new_secret_and_says_so() {
     );
     assert!(exists(&world, &name).await, "onboarded");
 }
+
+/// One key, two managed secrets: each rotation would revoke the key the other serves, so the second
+/// onboarding is refused, naming the first, and writes nothing.
+#[tokio::test]
+async fn onboarding_a_key_another_managed_secret_holds_is_refused() {
+    let world = World::new().await;
+    let key = "gk-onboardedtwiceonboardedtwice00001";
+    let first = unique("cli-twice");
+    cli(&world)
+        .args(["onboard", &first])
+        .flag("--provider", "generic")
+        .flag("--every-days", "30")
+        .stdin(key)
+        .run()
+        .await
+        .success();
+    let second = unique("cli-twice");
+    let out = cli(&world)
+        .args(["onboard", &second])
+        .flag("--provider", "generic")
+        .flag("--every-days", "30")
+        .stdin(key)
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[second.as_str(), "api_key", first.as_str(), "fix:"]);
+    assert!(!exists(&world, &second).await, "nothing was created");
+    crate::support::assert_no_key(&out.text(), key, "the refusal");
+}

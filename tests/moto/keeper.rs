@@ -218,3 +218,35 @@ async fn an_overdue_key_and_a_stuck_rotation_alert_once() {
         .await;
     assert_eq!(report.alerts_sent, 0, "deduplicated: {report:?}");
 }
+
+/// One key under two managed secrets (the same key onboarded twice): when one rotates away from it,
+/// its revocation waits while the other's AWSCURRENT still holds it.
+#[tokio::test]
+async fn a_key_another_managed_secret_still_holds_is_not_revoked() {
+    let world = World::new().await;
+    let (scope, prefix) = scope();
+    let shared =
+        serde_json::json!({"provider": "generic", "api_key": "gk-sharedsharedsharedshared0001"});
+    let rotating = world
+        .moto
+        .create_secret(&prefix, &shared, &[("keyrot:grace-hours", "1")])
+        .await;
+    let other = world.moto.create_secret(&prefix, &shared, &[]).await;
+    // The keeper sees both as keyrot's: the second one is rotated by keyrot too.
+    world.moto.rotate_secret(&other, false).await;
+    world.rotate(&rotating).await;
+    let keeper = Keeper::new(&world, &scope).await;
+    let report = keeper.pass_at(Duration::hours(2)).await;
+    assert_eq!((report.revoked, report.postponed), (0, 1), "{report:?}");
+    let items = world.moto.items(&rotating).await;
+    let record = items
+        .iter()
+        .find(|i| i["sk"].starts_with("REVOKE#"))
+        .expect("the old key's record");
+    assert_eq!(record["status"], "pending", "{record:?}");
+    let trail = format!("{:?}", world.moto.items(&rotating).await);
+    assert!(
+        trail.contains(&format!("managed secret {other} still holds the key")),
+        "{trail}"
+    );
+}

@@ -32,6 +32,7 @@ impl<F: Family> Operator<'_, F> {
         let current = self.ports.current_value(secret_id, &secret).await?;
         let view = KeyView::of(&key);
         refuse_unstageable(&secret, &current, &view)?;
+        self.refuse_during_rotation(&secret, secret_id).await?;
         self.refuse_unusable(&secret, &current, &key, &view).await?;
         let value = current.with_new_key(&NewKey {
             api_key: key,
@@ -105,6 +106,39 @@ impl<F: Family> Operator<'_, F> {
 
     /// Removes AWSPENDING from the empty placeholder a rotation with nothing staged left behind, so the
     /// next rotation can start; returns its version.
+    /// Refuses while a rotation has adopted a key (its AWSPENDING holds a value): finishSecret would
+    /// take this one's label, or the next rotation find it gone.
+    async fn refuse_during_rotation(
+        &self,
+        secret: &SecretDescription,
+        secret_id: &str,
+    ) -> Result<()> {
+        let Some(pending) = secret
+            .version_with(AWSPENDING)
+            .filter(|v| !secret.has_stage(v, AWSCURRENT))
+        else {
+            return Ok(());
+        };
+        if self
+            .ports
+            .store
+            .value(secret_id, AWSPENDING, Some(pending))
+            .await?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let name = &secret.name;
+        Err(Error::config(
+            name,
+            "AWSPENDING",
+            format!("a rotation is under way (version {pending}) with the key it adopted"),
+            format!(
+                "let it finish (keyrot status --secret {name}), or clear it with keyrot repair {name}, then stage the key"
+            ),
+        ))
+    }
+
     async fn clear_placeholder(
         &self,
         secret: &SecretDescription,

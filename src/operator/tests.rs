@@ -910,3 +910,34 @@ async fn repair_leaves_a_young_pending_version_alone_unless_forced() {
         .expect("forced");
     assert!(r.store.version_with_stage(AWSPENDING).is_none());
 }
+
+#[tokio::test]
+async fn staging_during_a_rotation_that_adopted_a_key_is_refused_and_changes_nothing() {
+    let r = anthropic();
+    r.operator()
+        .stage_key(
+            NAME,
+            SecretString::from("sk_live_STAGEDSTAGEDSTAGED0001"),
+            "ops",
+        )
+        .await
+        .expect("staged");
+    r.store.start_rotation("t1");
+    step(&r, Step::Create, "t1").await;
+    let before = r.store.stages();
+    let err = r
+        .operator()
+        .stage_key(
+            NAME,
+            SecretString::from("sk_live_ANOTHERANOTHERANOTH0002"),
+            "ops",
+        )
+        .await
+        .expect_err("a rotation holds an adopted key");
+    let text = err.to_string();
+    assert!(
+        text.contains("rotation is under way") && text.contains("keyrot repair"),
+        "{text}"
+    );
+    assert_eq!(r.store.stages(), before, "nothing changed");
+}

@@ -359,7 +359,7 @@ impl<F: Family> Rotator<'_, F> {
 }
 
 /// The key of a staged version: a managed-secret document's `api_key`, or the bare key.
-fn staged_key(text: &SecretString) -> Option<SecretString> {
+pub(super) fn staged_key(text: &SecretString) -> Option<SecretString> {
     let raw = text.expose_secret().trim();
     if raw.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(raw).ok()?;

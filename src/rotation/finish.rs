@@ -3,12 +3,13 @@
 use crate::domain::audit::{Action, AuditEvent, Outcome, Revocation, RevocationStatus};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{
-    AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy,
+    AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy, Stage,
 };
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, Ports, SecretStore, StageMove};
 
+use super::create::staged_key;
 use super::{Evidence, Progress, Rotator};
 use crate::revocation::Revoke;
 
@@ -28,6 +29,7 @@ impl<F: Family> Rotator<'_, F> {
         let old = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(old.provider.name());
         evidence.old_key = Some(KeyView::of(&old.api_key));
+        let adopted = self.adopted_staged(event, secret, AWSPENDING).await?;
 
         // Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves.
         self.ports
@@ -45,10 +47,10 @@ impl<F: Family> Rotator<'_, F> {
             .store
             .move_stage(&event.secret_id, AWSPENDING, StageMove::Off(token))
             .await?;
-        if let Some(staged) = secret.version_with(KEYROT_STAGED) {
+        if let Some(staged) = adopted {
             self.ports
                 .store
-                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(staged))
+                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(&staged))
                 .await?;
         }
 
@@ -87,10 +89,10 @@ impl<F: Family> Rotator<'_, F> {
                 .await?;
             progress = Progress::Done;
         }
-        if let Some(staged) = secret.version_with(KEYROT_STAGED) {
+        if let Some(staged) = self.adopted_staged(event, secret, AWSCURRENT).await? {
             self.ports
                 .store
-                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(staged))
+                .move_stage(&event.secret_id, KEYROT_STAGED, StageMove::Off(&staged))
                 .await?;
             progress = Progress::Done;
         }
@@ -249,6 +251,38 @@ impl<F: Family> Rotator<'_, F> {
             ),
             Err(err) => self.ports.audit_failed(&revocation.secret_name, &err),
         }
+    }
+
+    /// The version under `KEYROT_STAGED` when it holds the key this rotation adopted (the token's, read
+    /// under `stage`). A key a person staged after createSecret adopted another is the next rotation's,
+    /// and keeps its label.
+    async fn adopted_staged(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        stage: Stage,
+    ) -> Result<Option<String>> {
+        let Some(staged) = secret.version_with(KEYROT_STAGED) else {
+            return Ok(None);
+        };
+        let token = event.client_request_token.as_str();
+        let (Some(staged_text), Some(new_text)) = (
+            self.ports
+                .store
+                .value(&event.secret_id, KEYROT_STAGED, Some(staged))
+                .await?,
+            self.ports
+                .store
+                .value(&event.secret_id, stage, Some(token))
+                .await?,
+        ) else {
+            return Ok(None);
+        };
+        let new = ManagedSecret::parse(&secret.name, stage, &new_text)?;
+        let same = staged_key(&staged_text).is_some_and(|key| {
+            KeyView::of(&key).fingerprint == KeyView::of(&new.api_key).fingerprint
+        });
+        Ok(same.then(|| staged.to_owned()))
     }
 
     /// Removes `keyrot:next-grace-hours` and `keyrot:trigger`; returns whether any was there.

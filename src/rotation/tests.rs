@@ -491,25 +491,6 @@ async fn a_rotation_away_from_a_key_once_rolled_back_schedules_its_revocation_ag
 }
 
 #[tokio::test]
-async fn finish_removes_the_staged_label() {
-    let r = world();
-    r.store.versions.borrow_mut().insert(
-        "staged".into(),
-        Version {
-            value: Some("{}".into()),
-            stages: vec![KEYROT_STAGED.into()],
-        },
-    );
-    rotate(&r, "t1").await;
-    assert!(
-        r.store
-            .stages()
-            .values()
-            .all(|stages| !stages.iter().any(|s| s == KEYROT_STAGED))
-    );
-}
-
-#[tokio::test]
 async fn a_lost_put_race_discards_the_minted_key_and_succeeds() {
     let r = world();
     r.store.start_rotation("t1");
@@ -1010,4 +991,49 @@ async fn a_staged_key_a_person_made_gets_no_propagation_patience() {
     r.issuer.refuse_next_validations.set(1);
     run(&r, Step::Set, "t1").await.expect_err("refused");
     assert_eq!(r.issuer.validated.borrow().len(), before + 1, "one try");
+}
+
+#[tokio::test]
+async fn finish_removes_the_label_of_the_adopted_key_only() {
+    let staged_label = |r: &World| -> Vec<String> {
+        r.store
+            .stages()
+            .into_iter()
+            .filter(|(_, stages)| stages.iter().any(|s| s == KEYROT_STAGED))
+            .map(|(version, _)| version)
+            .collect()
+    };
+    // The usual case: the adopted key's label goes with the rotation.
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    rotate(&r, "t1").await;
+    assert!(staged_label(&r).is_empty());
+
+    // A person stages another key while the rotation runs (put-secret-value moves the label): that key
+    // is the next rotation's, and keeps its label.
+    let r = anthropic();
+    stage(&r, ANTHROPIC_STAGED);
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("adopts");
+    {
+        let mut versions = r.store.versions.borrow_mut();
+        if let Some(adopted) = versions.get_mut("staged") {
+            adopted.stages.clear();
+        }
+        versions.insert(
+            "staged-later".into(),
+            Version {
+                value: Some(
+                    json!({"api_key": "sk-ant-api03-LATERLATERLATERLATER-l4tAA"}).to_string(),
+                ),
+                stages: vec![KEYROT_STAGED.into()],
+            },
+        );
+    }
+    for step in [Step::Set, Step::Test, Step::Finish] {
+        run(&r, step, "t1")
+            .await
+            .unwrap_or_else(|err| panic!("{step}: {err}"));
+    }
+    assert_eq!(staged_label(&r), ["staged-later"]);
 }

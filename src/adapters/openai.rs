@@ -2,7 +2,7 @@
 //! `GET /models`, and revoked by deleting their service account (or, for a key a person made, by
 //! deleting the project API key).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::{Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -20,9 +20,6 @@ use crate::ports::MintedKey;
 
 const SYSTEM: &str = "openai";
 const ADMIN_FIELD: &str = "openai.admin_key_secret";
-/// A same-name service account older than this was left by a crashed attempt whose key is lost; a
-/// younger one may belong to a concurrent delivery of the same step.
-const ABANDONED_AFTER_MINUTES: i64 = 5;
 /// Every service account keyrot mints is named with this prefix.
 pub const MINTED_PREFIX: &str = "keyrot-";
 
@@ -94,8 +91,10 @@ impl OpenAiIssuer {
         }
     }
 
-    /// Mints a key as a new service account named for this rotation, first deleting same-name accounts
-    /// that a crashed attempt left (their keys were never stored, so nobody can use them).
+    /// Mints a key as a new service account named for this rotation. Same-name accounts an earlier
+    /// attempt left are not deleted here, whatever their age (a clock's word, against OpenAI's, is no
+    /// proof that their key was never stored): they are returned as leftovers, which createSecret
+    /// deletes only once this key is stored, when no other key can be the pending one.
     pub async fn mint(
         &self,
         secret_name: &str,
@@ -104,22 +103,13 @@ impl OpenAiIssuer {
     ) -> Result<NewKey> {
         let admin = self.admin_key(secret_name, settings).await?;
         let name = service_account_name(secret_name, token);
-        let cutoff = Utc::now() - Duration::minutes(ABANDONED_AFTER_MINUTES);
-        // Same-name accounts that are younger may be a concurrent delivery's: they are deleted only once
-        // this key is stored (`remove_leftovers`), from this one listing.
-        let mut leftovers = Vec::new();
-        for account in self.service_accounts(secret_name, settings, &admin).await? {
-            if account.name != name {
-                continue;
-            }
-            if account.created_at < cutoff.timestamp() {
-                tracing::warn!(service_account = %account.id, "deleting a service account left by a crashed createSecret");
-                self.delete_service_account(secret_name, settings, &admin, &account.id)
-                    .await?;
-            } else {
-                leftovers.push(account.id);
-            }
-        }
+        let leftovers: Vec<String> = self
+            .service_accounts(secret_name, settings, &admin)
+            .await?
+            .into_iter()
+            .filter(|account| account.name == name)
+            .map(|account| account.id)
+            .collect();
         let url = self.project_url(settings, &["service_accounts"])?;
         let body = serde_json::json!({ "name": name });
         let response = http::send(

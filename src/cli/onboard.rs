@@ -12,7 +12,9 @@ use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Session, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::ProviderSettings;
+use crate::domain::Trigger;
 use crate::domain::admin::TAG_SERVES;
+use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
 use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
@@ -293,6 +295,35 @@ async fn serve(ports: &Ports<Aws>, admin_prefix: &str, admin: &str, name: &str) 
     }
 }
 
+/// Audits `onboard`: who put which key under keyrot, with which targets and schedule.
+async fn audit_onboard(
+    session: &Session,
+    name: &str,
+    managed: &ManagedSecret,
+    targets: &[TargetSpec],
+    change: String,
+) {
+    let ports = &session.ports;
+    let arn = match ports.store.describe_if_exists(name).await {
+        Ok(Some(described)) => described.arn,
+        _ => String::new(),
+    };
+    let event = AuditEvent::new(
+        ports.clock.now(),
+        (&arn, name),
+        Action::Onboard,
+        Outcome::Succeeded,
+        "onboard",
+    )
+    .provider(managed.provider.name())
+    .keys(None, Some(&KeyView::of(&managed.api_key)))
+    .triggered(Some(Trigger::Manual))
+    .by(&session.actor)
+    .targets(targets.iter().map(TargetSpec::label).collect())
+    .error(Some(change));
+    ports.record_quietly(&event).await;
+}
+
 /// Records the onboarded key's provider ids, as this operator gives them (`--api-key-id`) or the
 /// provider identified them: the only ids keyrot will later revoke it by. A record that stands for the
 /// key (keyrot minted it, or it was onboarded before) keeps its word.
@@ -419,6 +450,10 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
         (None, Some(days)) => Schedule::EveryDays(days),
         (None, None) => Schedule::EveryDays(90),
     };
+    let schedule_text = match &schedule {
+        Schedule::Expression(expression) => expression.clone(),
+        Schedule::EveryDays(days) => format!("every {days} days"),
+    };
     ports
         .store
         .rotate(
@@ -429,6 +464,19 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
             None,
         )
         .await?;
+    let change = format!(
+        "{} by keyrot onboard; rotation {schedule_text}{}{}",
+        if created { "created" } else { "updated" },
+        args.grace_hours
+            .map(|hours| format!("; keyrot:grace-hours={hours}"))
+            .unwrap_or_default(),
+        if args.rotate_now {
+            "; rotating now"
+        } else {
+            ""
+        },
+    );
+    audit_onboard(&session, &args.name, &managed, &targets, change).await;
     println!(
         "{} {} ({}, key {}); rotation enabled with {}{}.",
         if created { "Created" } else { "Updated" },

@@ -34,13 +34,14 @@ pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
     let request = RotateRequest {
         emergency: args.emergency,
         grace_hours: args.grace_hours,
+        actor: session.actor.clone(),
     };
     // The steps' events are stamped by the Lambda's clock, not this machine's: the window starts well
     // before now so that a skewed clock here hides none of them. The token picks this rotation's.
     let started_at = Utc::now() - Duration::minutes(15);
     let started = session
         .actions()
-        .start_rotation(&args.name, request)
+        .start_rotation(&args.name, request.clone())
         .await?;
     let name = &started.secret_name;
     match request.grace_hours() {

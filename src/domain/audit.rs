@@ -20,6 +20,10 @@ pub enum Action {
     Stage,
     Repair,
     Alert,
+    /// `keyrot rotate` started a rotation.
+    Rotate,
+    /// `keyrot onboard` wrote a secret's value and rotation settings.
+    Onboard,
 }
 
 impl Action {
@@ -31,6 +35,8 @@ impl Action {
             Action::Stage => "stage",
             Action::Repair => "repair",
             Action::Alert => "alert",
+            Action::Rotate => "rotate",
+            Action::Onboard => "onboard",
         }
     }
 
@@ -42,6 +48,8 @@ impl Action {
                 Action::Stage,
                 Action::Repair,
                 Action::Alert,
+                Action::Rotate,
+                Action::Onboard,
             ]
             .into_iter()
             .find(|action| action.as_str() == text)

@@ -7,15 +7,18 @@ use chrono::{DateTime, Utc};
 use super::Operator;
 use crate::domain::SecretDescription;
 use crate::domain::Step;
-use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::Trigger;
+use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
 use crate::error::{Error, Result};
-use crate::ports::{AuditHistory, Family, SecretAdmin, SecretStore};
+use crate::ports::{AuditHistory, Clock, Family, SecretAdmin, SecretStore};
 
 /// What the operator asked for.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RotateRequest {
     pub emergency: bool,
+    /// Who asks (the caller's ARN), for the audit trail.
+    pub actor: String,
     /// The old key's grace for this rotation only; `None`: the secret's usual grace.
     pub grace_hours: Option<f64>,
 }
@@ -119,7 +122,10 @@ where
             .rotate_now(&id, secret.rotation_lambda_arn.as_deref(), &token)
             .await
         {
-            Ok(_) => return Ok(started),
+            Ok(_) => {
+                self.record_started(&secret, &started, &request).await;
+                return Ok(started);
+            }
             Err(err) => err,
         };
         // A lost answer (a timeout, say) does not mean no rotation started: one that did has the
@@ -127,6 +133,7 @@ where
         match self.ports.store.describe(&id).await {
             Ok(now) if now.versions.contains_key(&token) => {
                 tracing::warn!(error = %err, token, "RotateSecret failed, yet the rotation started");
+                self.record_started(&secret, &started, &request).await;
                 Ok(started)
             }
             Ok(_) => Err(self.tags_put_back(&secret.name, &id, &before, err).await),
@@ -146,6 +153,36 @@ where
                 ),
             )),
         }
+    }
+
+    /// Audits `rotate`: who started which rotation, and with what grace.
+    async fn record_started(
+        &self,
+        secret: &SecretDescription,
+        started: &Started,
+        request: &RotateRequest,
+    ) {
+        let trigger = if request.emergency {
+            Trigger::Emergency
+        } else {
+            Trigger::Manual
+        };
+        let grace = match request.grace_hours() {
+            Some(hours) => format!("started with a one-shot grace of {hours} h"),
+            None => "started with the secret's usual grace".to_owned(),
+        };
+        let now = self.ports.clock.now();
+        let event = AuditEvent::new(
+            now,
+            (&secret.arn, &secret.name),
+            Action::Rotate,
+            Outcome::Succeeded,
+            &started.token,
+        )
+        .triggered(Some(trigger))
+        .by(&request.actor)
+        .error(Some(grace));
+        self.ports.record_quietly(&event).await;
     }
 
     /// After a RotateSecret that started nothing: the one-shot tags back as they were, and the error

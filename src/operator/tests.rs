@@ -449,6 +449,7 @@ async fn rotate_refuses_without_rotation_or_during_a_rotation_and_changes_nothin
             RotateRequest {
                 emergency: true,
                 grace_hours: None,
+                actor: "arn:aws:iam::123456789012:user/ops".into(),
             },
         )
         .await
@@ -489,11 +490,38 @@ async fn a_rotate_secret_whose_answer_was_lost_reports_the_rotation_it_started_a
             RotateRequest {
                 emergency: true,
                 grace_hours: None,
+                actor: "arn:aws:iam::123456789012:user/ops".into(),
             },
         )
         .await
         .expect("the rotation started, though its answer was lost");
     assert_eq!(r.store.rotations_started.get(), 1);
+    {
+        let events = r.audit.events.borrow();
+        let rotate = events
+            .iter()
+            .find(|e| e.action == "rotate")
+            .expect("the start is audited");
+        assert_eq!(
+            (
+                rotate.actor.as_str(),
+                rotate.trigger.as_str(),
+                rotate.version_id.as_str()
+            ),
+            (
+                "arn:aws:iam::123456789012:user/ops",
+                "emergency",
+                started.token.as_str()
+            )
+        );
+        assert!(
+            rotate
+                .error
+                .as_deref()
+                .is_some_and(|note| note.contains("0 h")),
+            "{rotate:?}"
+        );
+    }
     assert_eq!(
         r.store.version_with_stage(AWSPENDING),
         Some(started.token),
@@ -520,6 +548,7 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
             RotateRequest {
                 emergency: true,
                 grace_hours: None,
+                actor: "arn:aws:iam::123456789012:user/ops".into(),
             },
         )
         .await
@@ -538,6 +567,7 @@ async fn a_failed_rotate_secret_puts_the_one_shot_tags_back_as_they_were() {
             RotateRequest {
                 emergency: true,
                 grace_hours: None,
+                actor: "arn:aws:iam::123456789012:user/ops".into(),
             },
         )
         .await

@@ -322,6 +322,15 @@ async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_
         Some("24"),
         "the permanent policy is untouched"
     );
+    let started = world
+        .moto
+        .items(&name)
+        .await
+        .into_iter()
+        .find(|item| item.get("action").map(String::as_str) == Some("rotate"))
+        .expect("keyrot rotate is audited");
+    assert_eq!(started["trigger"], "emergency");
+    assert!(!started["actor"].is_empty(), "{started:?}");
 
     let token = world
         .moto
@@ -1020,6 +1029,14 @@ async fn onboarding_a_key_another_managed_secret_holds_is_refused() {
         .run()
         .await
         .success();
+    assert!(
+        world
+            .moto
+            .audit_trail(&first)
+            .await
+            .contains(&("onboard".to_owned(), "succeeded".to_owned())),
+        "keyrot onboard is audited"
+    );
     let second = unique("cli-twice");
     let out = cli(&world)
         .args(["onboard", &second])

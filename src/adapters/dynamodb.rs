@@ -680,6 +680,42 @@ impl AuditLog for DynamoAuditLog {
         self.put_once(key_item(record), "key record").await
     }
 
+    async fn first_failure(
+        &self,
+        secret_name: &str,
+        what: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        let sk = format!("FAIL#{what}");
+        let item: Item = [
+            ("pk", s(secret_pk(secret_name))),
+            ("sk", s(&sk)),
+            ("kind", s("failure")),
+            ("at", s(rfc3339_ms(at))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if self.put_once(item, "first failure").await? {
+            return Ok(at);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(first failure)", &err))?;
+        Ok(out
+            .item()
+            .and_then(|item| text(item, "at"))
+            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+            .map_or(at, |at| at.with_timezone(&Utc)))
+    }
+
     async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>> {
         let out = self
             .client

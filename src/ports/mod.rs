@@ -290,6 +290,15 @@ pub trait AuditLog {
     /// The record of the key with `fingerprint` among `secret_name`'s keys.
     async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>>;
 
+    /// When `what` (a rotation's step, `<token>#<step>`) first failed: records `at` unless a first
+    /// failure stands, and returns the one that stands.
+    async fn first_failure(
+        &self,
+        secret_name: &str,
+        what: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>>;
+
     /// Records that the alert `kind` was sent for `dedupe` (a date, a rotation, a key id); returns
     /// false when it already was, so that an alert goes out once.
     async fn record_alert_once(

@@ -42,6 +42,8 @@ pub struct RotatorSettings {
     pub fresh_key_patience: std::time::Duration,
     /// The first pause before validating a just-minted key again (doubled each time).
     pub fresh_key_retry: std::time::Duration,
+    /// A retryable failure alerts only once its step has kept failing this long.
+    pub failing_alert_after: chrono::Duration,
 }
 
 impl Default for RotatorSettings {
@@ -53,6 +55,7 @@ impl Default for RotatorSettings {
             deadline_margin: chrono::Duration::seconds(10),
             fresh_key_patience: std::time::Duration::from_secs(30),
             fresh_key_retry: std::time::Duration::from_secs(1),
+            failing_alert_after: chrono::Duration::minutes(15),
         }
     }
 }
@@ -247,11 +250,35 @@ impl<F: Family> Rotator<'_, F> {
         self.ports.send_quietly(&alert).await;
     }
 
+    /// A retryable failure (a build that outlasts an invocation, a provider's bad minute) is audited
+    /// and logged, and pages only once its step has kept failing for `failing_alert_after`, then once.
+    /// When that cannot be told (the table is unavailable), it alerts rather than stay silent.
+    async fn keeps_failing(&self, name: &str, event: &RotationEvent) -> bool {
+        let now = self.ports.clock.now();
+        let what = format!("{}#{}", event.client_request_token, event.step);
+        match self.ports.audit.first_failure(name, &what, now).await {
+            Ok(first) if now - first >= self.settings.failing_alert_after => self
+                .ports
+                .audit
+                .record_alert_once(name, AlertKind::RotationFailed, &what)
+                .await
+                .unwrap_or(true),
+            Ok(_) => false,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not tell how long this step has been failing");
+                true
+            }
+        }
+    }
+
     async fn alert_failure(&self, event: &RotationEvent, evidence: &Evidence, err: &Error) {
         let name = evidence
             .secret
             .as_ref()
             .map_or(event.secret_id.as_str(), |s| s.name.as_str());
+        if err.is_retryable() && !self.keeps_failing(name, event).await {
+            return;
+        }
         let fix = if err.is_retryable() {
             "Secrets Manager retries the step by itself; if it keeps failing, check the service named above.".to_owned()
         } else {

@@ -1037,3 +1037,42 @@ async fn finish_removes_the_label_of_the_adopted_key_only() {
     }
     assert_eq!(staged_label(&r), ["staged-later"]);
 }
+
+#[tokio::test]
+async fn a_retryable_failure_pages_only_once_its_step_keeps_failing_then_once() {
+    let r = world();
+    r.store.start_rotation("t1");
+    let failed_alerts = |r: &World| {
+        r.alerts
+            .sent
+            .borrow()
+            .iter()
+            .filter(|a| a.event == "rotation_failed")
+            .count()
+    };
+    let fail_once = async |r: &World| {
+        r.store
+            .fail_next_put
+            .set(Some((crate::error::Transience::Retryable, Stored::No)));
+        let err = run(r, Step::Create, "t1").await.expect_err("put fails");
+        assert!(err.is_retryable());
+    };
+    fail_once(&r).await;
+    r.clock.0.set(r.clock.now() + Duration::minutes(5));
+    fail_once(&r).await;
+    assert_eq!(
+        failed_alerts(&r),
+        0,
+        "a passing failure is audited, not paged"
+    );
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("createSecret".to_owned(), "failed"))
+    );
+    r.clock.0.set(r.clock.now() + Duration::minutes(11));
+    fail_once(&r).await;
+    assert_eq!(failed_alerts(&r), 1, "failing for 16 minutes pages");
+    fail_once(&r).await;
+    assert_eq!(failed_alerts(&r), 1, "once");
+}

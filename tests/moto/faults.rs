@@ -341,6 +341,14 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             .call("dynamodb.PutItem(key)", self.inner.record_key(r))
             .await
     }
+    async fn first_failure(&self, s: &str, w: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        self.inj
+            .call(
+                "dynamodb.PutItem(failure)",
+                self.inner.first_failure(s, w, at),
+            )
+            .await
+    }
     async fn key_record(&self, s: &str, f: &str) -> Result<Option<KeyRecord>> {
         self.inj
             .call("dynamodb.GetItem(key)", self.inner.key_record(s, f))

@@ -17,6 +17,8 @@ pub(crate) struct FakeAudit {
     pub(crate) revocations: RefCell<BTreeMap<String, Revocation>>,
     pub(crate) deployments: RefCell<BTreeMap<String, String>>,
     pub(crate) alerts_recorded: RefCell<BTreeSet<String>>,
+    /// First failures by (secret, what).
+    pub(crate) failures: RefCell<BTreeMap<(String, String), DateTime<Utc>>>,
     /// Key records by (secret, fingerprint).
     pub(crate) keys: RefCell<BTreeMap<(String, String), KeyRecord>>,
     /// Audit events cannot be written.
@@ -107,6 +109,19 @@ impl AuditLog for FakeAudit {
         }
         keys.insert(key, record.clone());
         Ok(true)
+    }
+
+    async fn first_failure(
+        &self,
+        secret_name: &str,
+        what: &str,
+        at: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>> {
+        Ok(*self
+            .failures
+            .borrow_mut()
+            .entry((secret_name.to_owned(), what.to_owned()))
+            .or_insert(at))
     }
 
     async fn key_record(&self, secret_name: &str, fingerprint: &str) -> Result<Option<KeyRecord>> {

@@ -412,6 +412,34 @@ async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>>
     Ok(current_text.and_then(|text| serde_json::from_str(text).ok()))
 }
 
+/// Turns rotation on with the schedule asked for (every 90 days by default); returns it, as words.
+async fn enable_rotation(
+    ports: &Ports<Aws>,
+    args: &OnboardArgs,
+    rotator_arn: &str,
+) -> Result<String> {
+    let schedule = match (&args.schedule, args.every_days) {
+        (Some(expression), _) => Schedule::Expression(expression.clone()),
+        (None, Some(days)) => Schedule::EveryDays(days),
+        (None, None) => Schedule::EveryDays(90),
+    };
+    let words = match &schedule {
+        Schedule::Expression(expression) => expression.clone(),
+        Schedule::EveryDays(days) => format!("every {days} days"),
+    };
+    ports
+        .store
+        .rotate(
+            &args.name,
+            Some(rotator_arn),
+            Some(schedule),
+            args.rotate_now,
+            None,
+        )
+        .await?;
+    Ok(words)
+}
+
 pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
     let session = Session::connect(stack).await?;
@@ -445,27 +473,9 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
             .tag(&args.name, &[(TAG_GRACE_HOURS, format!("{hours}"))])
             .await?;
     }
-    let schedule = match (&args.schedule, args.every_days) {
-        (Some(expression), _) => Schedule::Expression(expression.clone()),
-        (None, Some(days)) => Schedule::EveryDays(days),
-        (None, None) => Schedule::EveryDays(90),
-    };
-    let schedule_text = match &schedule {
-        Schedule::Expression(expression) => expression.clone(),
-        Schedule::EveryDays(days) => format!("every {days} days"),
-    };
-    ports
-        .store
-        .rotate(
-            &args.name,
-            Some(&rotator_arn),
-            Some(schedule),
-            args.rotate_now,
-            None,
-        )
-        .await?;
+    let schedule = enable_rotation(ports, &args, &rotator_arn).await?;
     let change = format!(
-        "{} by keyrot onboard; rotation {schedule_text}{}{}",
+        "{} by keyrot onboard; rotation {schedule}{}{}",
         if created { "created" } else { "updated" },
         args.grace_hours
             .map(|hours| format!("; keyrot:grace-hours={hours}"))

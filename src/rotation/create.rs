@@ -268,26 +268,7 @@ impl<F: Family> Rotator<'_, F> {
             name = secret.name
         );
         let Some(staged_version) = secret.version_with(KEYROT_STAGED) else {
-            // Leaving AWSPENDING on the empty placeholder would block every later rotation.
-            self.ports
-                .store
-                .move_stage(
-                    &event.secret_id,
-                    AWSPENDING,
-                    StageMove::Off(&event.client_request_token),
-                )
-                .await?;
-            // The one-shot tags were for this rotation, which ends here.
-            self.ports
-                .clear_one_shot_tags(&event.secret_id, secret)
-                .await?;
-            self.alert_key_needed(secret, &fix).await;
-            return Err(Error::config(
-                &secret.name,
-                KEYROT_STAGED,
-                "no key is staged, and Anthropic has no API that creates one",
-                fix,
-            ));
+            return Err(self.nothing_staged(event, secret, fix).await);
         };
         let text = self
             .ports
@@ -338,6 +319,40 @@ impl<F: Family> Rotator<'_, F> {
             api_key_id: None,
             leftovers: Vec::new(),
         })
+    }
+
+    /// Ends a rotation that found nothing staged: the placeholder's AWSPENDING goes (left, it would
+    /// block every later rotation), so do the one-shot tags, which were for this rotation; then a
+    /// person is asked for a key. Returns the step's error.
+    async fn nothing_staged(
+        &self,
+        event: &RotationEvent,
+        secret: &SecretDescription,
+        fix: String,
+    ) -> Error {
+        let unblocked = async {
+            self.ports
+                .store
+                .move_stage(
+                    &event.secret_id,
+                    AWSPENDING,
+                    StageMove::Off(&event.client_request_token),
+                )
+                .await?;
+            self.ports
+                .clear_one_shot_tags(&event.secret_id, secret)
+                .await
+        };
+        if let Err(err) = unblocked.await {
+            return err;
+        }
+        self.alert_key_needed(secret, &fix).await;
+        Error::config(
+            &secret.name,
+            KEYROT_STAGED,
+            "no key is staged, and Anthropic has no API that creates one",
+            fix,
+        )
     }
 
     async fn alert_key_needed(&self, secret: &SecretDescription, fix: &str) {

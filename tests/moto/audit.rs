@@ -3,7 +3,6 @@
 use std::process::Command;
 
 use chrono::{Duration, TimeZone, Utc};
-use keyrot::adapters::dynamodb::DynamoAuditLog;
 use keyrot::domain::audit::{Action, AuditEvent, Outcome};
 use keyrot::ports::AuditLog;
 use serde_json::{Value, json};
@@ -41,11 +40,7 @@ fn keyrot(args: &[&str]) -> std::process::Output {
 async fn keyrot_audit_exports_one_month_across_secrets_as_csv_and_json() {
     let world = World::new().await;
     let moto = &world.moto;
-    let log = DynamoAuditLog::new(
-        moto.ddb.clone(),
-        &moto.config.audit_table,
-        &moto.config.events_table,
-    );
+    let log = moto.audit_log();
     // A month no other test writes to, so the month's partition holds exactly these events.
     let (a, b) = (unique("audit-a"), unique("audit-b"));
     let may = |day, hour| {
@@ -148,11 +143,7 @@ async fn keyrot_audit_exports_one_month_across_secrets_as_csv_and_json() {
 async fn keyrot_audit_csv_never_hands_a_spreadsheet_a_formula() {
     let world = World::new().await;
     let moto = &world.moto;
-    let log = DynamoAuditLog::new(
-        moto.ddb.clone(),
-        &moto.config.audit_table,
-        &moto.config.events_table,
-    );
+    let log = moto.audit_log();
     let secret = unique("audit-formula");
     let at = Utc
         .with_ymd_and_hms(2031, 7, 4, 12, 0, 0)
@@ -206,11 +197,7 @@ async fn keyrot_audit_refuses_bad_arguments_with_exit_code_2() {
 async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_settled() {
     let world = World::new().await;
     let moto = &world.moto;
-    let log = DynamoAuditLog::new(
-        moto.ddb.clone(),
-        &moto.config.audit_table,
-        &moto.config.events_table,
-    );
+    let log = moto.audit_log();
     let name = moto
         .create_secret(
             "due",
@@ -255,11 +242,7 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
     use keyrot::domain::audit::RevocationStatus;
     let world = World::new().await;
     let moto = &world.moto;
-    let log = DynamoAuditLog::new(
-        moto.ddb.clone(),
-        &moto.config.audit_table,
-        &moto.config.events_table,
-    );
+    let log = moto.audit_log();
     let name = moto
         .create_secret(
             "rearm",

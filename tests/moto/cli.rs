@@ -957,16 +957,7 @@ impl MotoRecording {
         text.lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .map(|entry| {
-                let raw = entry["body"].as_str().unwrap_or_default();
-                let body = if entry["body_encoded"].as_bool() == Some(true) {
-                    use base64::Engine as _;
-                    base64::engine::general_purpose::STANDARD
-                        .decode(raw)
-                        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                        .unwrap_or_default()
-                } else {
-                    raw.to_owned()
-                };
+                let body = crate::support::recorded_body(&entry);
                 RecordedRequest {
                     target: entry["headers"]["X-Amz-Target"]
                         .as_str()

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use keyrot::adapters::dynamodb::DynamoAuditLog;
 use keyrot::ports::AuditLog;
 use keyrot_sim::Simulator;
 use tokio::io::AsyncReadExt;
@@ -130,11 +129,7 @@ async fn the_openai_traffic_of_full_rotations_satisfies_the_official_spec() {
     assert!(!world.sim.openai_key_works(&first_key));
 
     // The grace keeper's last-use lookup of a minted key.
-    let log = DynamoAuditLog::new(
-        world.moto.ddb.clone(),
-        &world.moto.config.audit_table,
-        &world.moto.config.events_table,
-    );
+    let log = world.moto.audit_log();
     let mut revocation = log
         .revocation(&name, &minted_version)
         .await

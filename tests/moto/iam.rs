@@ -6,10 +6,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use keyrot::config::Config;
-use keyrot::domain::provenance::{KeyIds, KeyRecord, Origin};
 use keyrot::entrypoints::rotator;
 use keyrot::keeper::{GraceKeeper, KeeperSettings};
-use keyrot::ports::{AuditLog, Clock};
+use keyrot::ports::Clock;
 use keyrot::rotation::Rotator;
 use keyrot::wiring;
 use keyrot_sim::Simulator;
@@ -86,9 +85,10 @@ async fn scene(aws: &Moto, sim: &Simulator, admin_prefix: &str) -> (String, Stri
         "targets": [{"type": "vercel", "project": vercel, "team_id": sim.vercel_team_id(),
             "env_key": "OPENAI_API_KEY", "environments": ["production"], "redeploy": true,
             "token_secret": vercel_token}]});
+    // Onboarded: the first key's ids are on record. The one-shot tag makes finishSecret remove it:
+    // UntagResource, under its policy's condition.
     let name = aws
-        // The one-shot tag makes finishSecret remove it: UntagResource, under its policy's condition.
-        .create_secret(
+        .onboard_secret(
             "iam",
             &value,
             &[
@@ -97,30 +97,6 @@ async fn scene(aws: &Moto, sim: &Simulator, admin_prefix: &str) -> (String, Stri
             ],
         )
         .await;
-    let record = KeyRecord::new(
-        (&name, "onboard"),
-        &keyrot::domain::ManagedSecret::parse(
-            &name,
-            "onboarded",
-            &secrecy::SecretString::from(value.to_string()),
-        )
-        .expect("value")
-        .provider,
-        &keyrot::domain::keys::KeyView::of(&secrecy::SecretString::from(first_key.clone())),
-        KeyIds {
-            key_id: None,
-            api_key_id: Some(&first_id),
-        },
-        (Origin::Onboarded, Utc::now(), "iam-admin"),
-    );
-    keyrot::adapters::dynamodb::DynamoAuditLog::new(
-        aws.ddb.clone(),
-        &aws.config.audit_table,
-        &aws.config.events_table,
-    )
-    .record_key(&record)
-    .await
-    .expect("key record");
     (name, first_key, admin)
 }
 

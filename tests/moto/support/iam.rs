@@ -475,18 +475,6 @@ fn signing_key(entry: &Value) -> Option<String> {
     Some(credential.split('/').next()?.to_owned())
 }
 
-fn body(entry: &Value) -> String {
-    let raw = entry["body"].as_str().unwrap_or_default();
-    if entry["body_encoded"].as_bool() == Some(true) {
-        use base64::Engine as _;
-        return base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-    }
-    raw.to_owned()
-}
-
 fn secret_arn(id: &str) -> String {
     if id.starts_with("arn:") {
         return id.to_owned();
@@ -506,7 +494,7 @@ fn table_arn(json: &Value) -> String {
 
 /// The IAM requests one recorded API call makes.
 fn requests_of(entry: &Value) -> Vec<Request> {
-    let text = body(entry);
+    let text = super::recorded_body(entry);
     if let Some(target) = header(entry, "X-Amz-Target") {
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let (service, operation) = target.split_once('.').unwrap_or_default();

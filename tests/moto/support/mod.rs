@@ -109,6 +109,15 @@ impl Moto {
         name
     }
 
+    /// keyrot's audit log on this moto's two tables.
+    pub fn audit_log(&self) -> keyrot::adapters::dynamodb::DynamoAuditLog {
+        keyrot::adapters::dynamodb::DynamoAuditLog::new(
+            self.ddb.clone(),
+            &self.config.audit_table,
+            &self.config.events_table,
+        )
+    }
+
     /// Creates the secret as [`Moto::create_secret`] does and records its key's ids as `keyrot onboard`
     /// would, so that keyrot may revoke that key later (docs/security.md, provenance).
     pub async fn onboard_secret(
@@ -134,14 +143,10 @@ impl Moto {
             },
             (Origin::Onboarded, chrono::Utc::now(), "it-operator"),
         );
-        keyrot::adapters::dynamodb::DynamoAuditLog::new(
-            self.ddb.clone(),
-            &self.config.audit_table,
-            &self.config.events_table,
-        )
-        .record_key(&record)
-        .await
-        .expect("key record");
+        self.audit_log()
+            .record_key(&record)
+            .await
+            .expect("key record");
         name
     }
 
@@ -371,4 +376,17 @@ pub fn assert_no_key(haystack: &str, key: &str, what: &str) {
             "{what} contains the key piece {piece:?}"
         );
     }
+}
+
+/// The body of one request moto's recorder wrote down (base64 when it was not text).
+pub fn recorded_body(entry: &Value) -> String {
+    let raw = entry["body"].as_str().unwrap_or_default();
+    if entry["body_encoded"].as_bool() == Some(true) {
+        use base64::Engine as _;
+        return base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+    }
+    raw.to_owned()
 }

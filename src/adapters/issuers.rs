@@ -23,12 +23,12 @@ impl KeyIssuer for ProviderIssuers {
         &self,
         secret_name: &str,
         current: &ManagedSecret,
-        token: &str,
+        account: &str,
     ) -> Result<NewKey> {
         match &current.provider {
             ProviderSettings::Generic(settings) => self.generic.mint(secret_name, settings).await,
             ProviderSettings::OpenAi(settings) => {
-                self.openai.mint(secret_name, settings, token).await
+                self.openai.mint(secret_name, settings, account).await
             }
             ProviderSettings::Anthropic(_) => Err(Error::protocol(
                 secret_name,

@@ -13,7 +13,6 @@ use crate::domain::NewKey;
 use crate::domain::admin::AdminRequest;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::keys::redacted;
-use crate::domain::keys::service_account_name;
 use crate::domain::secret::OpenAiSettings;
 use crate::error::{Error, Result, Transience};
 use crate::ports::MintedKey;
@@ -91,7 +90,7 @@ impl OpenAiIssuer {
         }
     }
 
-    /// Mints a key as a new service account named for this rotation. Same-name accounts an earlier
+    /// Mints a key as a new service account named `name` (for this secret and rotation). Same-name accounts an earlier
     /// attempt left are not deleted here, whatever their age (a clock's word, against OpenAI's, is no
     /// proof that their key was never stored): they are returned as leftovers, which createSecret
     /// deletes only once this key is stored, when no other key can be the pending one.
@@ -99,10 +98,9 @@ impl OpenAiIssuer {
         &self,
         secret_name: &str,
         settings: &OpenAiSettings,
-        token: &str,
+        name: &str,
     ) -> Result<NewKey> {
         let admin = self.admin_key(secret_name, settings).await?;
-        let name = service_account_name(secret_name, token);
         let leftovers: Vec<String> = self
             .service_accounts(secret_name, settings, &admin)
             .await?

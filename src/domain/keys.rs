@@ -110,9 +110,54 @@ mod tests {
     }
 }
 
-/// The service account name for a rotation: keyrot's prefix, the secret, the token's first 8 characters.
-pub fn service_account_name(secret_name: &str, token: &str) -> String {
-    let secret: String = secret_name
+/// The secret a minted service account belongs to, exactly: a readable part of its name for people, and
+/// a tag (the first 12 hex characters of the SHA-256 of its ARN) that no other secret shares. The name
+/// alone is lossy (`prod/openai` and `prod.openai` spell the same account name, and long names are cut),
+/// and the ARN also tells apart same-named secrets of another account or region sharing the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOwner {
+    readable: String,
+    tag: String,
+}
+
+impl AccountOwner {
+    /// The owner `arn` names (or the secret's name where no ARN is known, as in unit tests).
+    pub fn of(secret_name: &str, arn: &str) -> Self {
+        let exact = if arn.is_empty() { secret_name } else { arn };
+        AccountOwner {
+            readable: readable(secret_name, 30),
+            tag: hex::encode(&Sha256::digest(exact.as_bytes())[..6]),
+        }
+    }
+
+    /// The service account name for a rotation: `keyrot-<readable>-<tag>-<token8>`, under 64 characters.
+    pub fn account_name(&self, token: &str) -> String {
+        format!("{}{}", self.prefix(), token8(token))
+    }
+
+    /// Whether `account` is named for one of this secret's rotations.
+    pub fn owns(&self, account: &str) -> bool {
+        account
+            .strip_prefix(&self.prefix())
+            .is_some_and(|token| token.chars().count() == 8)
+    }
+
+    fn prefix(&self) -> String {
+        format!("keyrot-{}-{}-", self.readable, self.tag)
+    }
+}
+
+/// The account name releases before 0.3 gave (`keyrot-<secret, lossy, 48>-<token8>`). Such an account
+/// belongs to a secret only when exactly one managed secret spells it, which the caller decides.
+pub(crate) fn legacy_owns(secret_name: &str, account: &str) -> bool {
+    account
+        .strip_prefix(&format!("keyrot-{}-", readable(secret_name, 48)))
+        .is_some_and(|token| token.chars().count() == 8)
+}
+
+/// The characters an account name allows, others turned into `-`, cut at `limit`.
+fn readable(secret_name: &str, limit: usize) -> String {
+    secret_name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -121,56 +166,61 @@ pub fn service_account_name(secret_name: &str, token: &str) -> String {
                 '-'
             }
         })
-        .take(48)
-        .collect();
-    format!(
-        "keyrot-{secret}-{}",
-        token.chars().take(8).collect::<String>()
-    )
+        .take(limit)
+        .collect()
 }
 
-/// Whether a service account named `account` is one keyrot mints for `secret_name`
-/// (`keyrot-<secret>-<token8>`), and if so how long its secret part is, to prefer the most specific
-/// owner when one secret's name extends another's.
-pub(crate) fn minted_for(secret_name: &str, account: &str) -> Option<usize> {
-    let prefix = service_account_name(secret_name, "");
-    let token = account.strip_prefix(&prefix)?;
-    (1..=8)
-        .contains(&token.chars().count())
-        .then_some(prefix.len())
+fn token8(token: &str) -> String {
+    token.chars().take(8).collect()
 }
 
 #[cfg(test)]
 mod naming_tests {
-    use super::{minted_for, service_account_name};
+    use super::{AccountOwner, legacy_owns};
+
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/openai-AbCdEf";
 
     #[test]
-    fn a_minted_account_belongs_to_the_secret_its_name_spells() {
-        assert!(minted_for("prod/openai", "keyrot-prod-openai-0123abcd").is_some());
-        // A name ending in '-' (or any character the account name turns into '-').
-        assert!(minted_for("team-", "keyrot-team--0123abcd").is_some());
-        assert!(minted_for("team/", "keyrot-team--0123abcd").is_some());
-        assert!(
-            minted_for("team", "keyrot-team--0123abcd").is_none(),
-            "token too long"
-        );
-        assert!(
-            minted_for("prod/openai", "keyrot-prod-openai-").is_none(),
-            "no token"
-        );
-        assert!(minted_for("prod/openai", "someone-elses-account").is_none());
-        let a = minted_for("a", "keyrot-a-b-1234");
-        let a_b = minted_for("a-b", "keyrot-a-b-1234");
-        assert!(a_b > a, "the longer name is the owner: {a_b:?} > {a:?}");
+    fn an_account_belongs_to_exactly_the_secret_it_was_minted_for() {
+        let owner = AccountOwner::of("prod/openai", ARN);
+        let name = owner.account_name("0123456789abcdef");
+        assert!(owner.owns(&name), "{name}");
+        // Names that spell the same account name under the old, lossy rule.
+        let dotted = AccountOwner::of("prod.openai", &ARN.replace("prod/openai", "prod.openai"));
+        assert!(!dotted.owns(&name), "{name}");
+        // The same name in another account or region.
+        let elsewhere =
+            AccountOwner::of("prod/openai", &ARN.replace("123456789012", "210987654321"));
+        assert!(!elsewhere.owns(&name));
+        // Long names that share their first 30 characters.
+        let long_a = AccountOwner::of(&format!("{}a", "x".repeat(40)), "");
+        let long_b = AccountOwner::of(&format!("{}b", "x".repeat(40)), "");
+        assert!(!long_b.owns(&long_a.account_name("01234567")));
+        assert!(!owner.owns(&format!("{name}9")), "token too long");
+        assert!(!owner.owns("someone-elses-account"));
     }
 
     #[test]
-    fn service_account_names_are_safe_and_name_the_rotation() {
-        assert_eq!(
-            service_account_name("prod/openai", "0123456789abcdef"),
-            "keyrot-prod-openai-01234567"
-        );
-        let long = service_account_name(&"x".repeat(300), "t");
+    fn account_names_are_safe_short_and_name_the_rotation() {
+        let name = AccountOwner::of("prod/openai", ARN).account_name("0123456789abcdef");
+        assert!(name.starts_with("keyrot-prod-openai-"), "{name}");
+        assert!(name.ends_with("-01234567"), "{name}");
+        let long = AccountOwner::of(&"x/".repeat(150), ARN).account_name("t0123456789");
         assert!(long.len() < 64, "{long}");
+        assert!(
+            long.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn legacy_names_are_recognized_by_their_secret_part() {
+        assert!(legacy_owns("prod/openai", "keyrot-prod-openai-0123abcd"));
+        assert!(
+            legacy_owns("prod.openai", "keyrot-prod-openai-0123abcd"),
+            "lossy: the caller must see it is ambiguous"
+        );
+        assert!(!legacy_owns("prod/openai", "keyrot-prod-openai-0123"));
+        assert!(!legacy_owns("a", "keyrot-a-b-1234abcd"));
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::domain::ProviderSettings;
-use crate::domain::keys::minted_for;
+use crate::domain::keys::{AccountOwner, legacy_owns};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::ports::{
@@ -163,15 +163,8 @@ impl<F: Family> GraceKeeper<'_, F> {
         Ok(minted
             .into_iter()
             .filter(|key| !known.contains(&key.id) && !young(key))
-            .filter_map(|key| {
-                // The most specific name wins: `keyrot-a-b-1234` is a-b's (token 1234), not a's.
-                let owner = secrets
-                    .iter()
-                    .filter_map(|m| Some((minted_for(&m.secret.name, &key.name)?, *m)))
-                    .max_by_key(|(specificity, _)| *specificity)?
-                    .1;
-                Some((key, owner))
-            })
+            .filter_map(|key| Some((owner_of(secrets, &key.name)?, key)))
+            .map(|(owner, key)| (key, owner))
             .collect())
     }
 
@@ -221,5 +214,63 @@ impl<F: Family> GraceKeeper<'_, F> {
             .details(json!({"event": "orphan_key", "secret": secret.name, "key_id": orphan.id, "name": orphan.name,
                 "project_id": orphan.scope, "created_at": orphan.created_at.to_rfc3339(), "command": "keyrot orphans --delete"}));
         self.alert_once(secret, &orphan.id, alert, report).await;
+    }
+}
+
+/// The managed secret a minted account's name says it belongs to: exactly one by the name's tag, or, for
+/// an account named by an earlier release, the one secret whose name spells it (none when two do).
+fn owner_of<'m>(secrets: &[&'m Managed], account: &str) -> Option<&'m Managed> {
+    let exact = secrets
+        .iter()
+        .find(|m| AccountOwner::of(&m.secret.name, &m.secret.arn).owns(account));
+    if let Some(owner) = exact {
+        return Some(*owner);
+    }
+    let mut legacy = secrets
+        .iter()
+        .filter(|m| legacy_owns(&m.secret.name, account));
+    match (legacy.next(), legacy.next()) {
+        (Some(owner), None) => Some(*owner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Managed, owner_of};
+    use crate::domain::keys::AccountOwner;
+    use crate::domain::policy::SecretDescription;
+
+    fn managed(name: &str) -> Managed {
+        Managed {
+            secret: SecretDescription {
+                arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-AbCdEf"),
+                name: name.into(),
+                ..SecretDescription::default()
+            },
+            current: None,
+        }
+    }
+
+    #[test]
+    fn a_minted_account_has_one_owner_even_where_names_spell_alike() {
+        let (slash, dot) = (managed("prod/openai"), managed("prod.openai"));
+        let both = [&slash, &dot];
+        for owner in both {
+            let account =
+                AccountOwner::of(&owner.secret.name, &owner.secret.arn).account_name("0123abcd-ef");
+            let found = owner_of(&both, &account).map(|m| m.secret.name.as_str());
+            assert_eq!(found, Some(owner.secret.name.as_str()), "{account}");
+        }
+        // An account an earlier release named is ambiguous between the two, so neither may judge it.
+        assert!(owner_of(&both, "keyrot-prod-openai-0123abcd").is_none());
+        let found =
+            owner_of(&[&slash], "keyrot-prod-openai-0123abcd").map(|m| m.secret.name.as_str());
+        assert_eq!(
+            found,
+            Some("prod/openai"),
+            "unambiguous legacy names still have their owner"
+        );
+        assert!(owner_of(&both, "keyrot-staging-openai-0123abcd").is_none());
     }
 }

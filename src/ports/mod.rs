@@ -141,9 +141,14 @@ pub struct MintedKey {
 
 /// A provider that issues, validates and revokes keys.
 pub trait KeyIssuer {
-    /// Creates a new key for `secret` (the current version's settings), named after the rotation's token.
-    async fn mint(&self, secret_name: &str, current: &ManagedSecret, token: &str)
-    -> Result<NewKey>;
+    /// Creates a new key for `secret` (the current version's settings). `account` is the name a provider
+    /// that makes an account per key gives it (`AccountOwner::account_name`: the secret and the rotation).
+    async fn mint(
+        &self,
+        secret_name: &str,
+        current: &ManagedSecret,
+        account: &str,
+    ) -> Result<NewKey>;
 
     /// Called once the pending version holds `kept`: removes keys that other attempts of the same rotation
     /// minted and lost (a crash, a concurrent delivery), so none is left alive and unknown.

@@ -4,7 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::domain::audit::RevocationStatus;
-use crate::domain::keys::{KeyView, NewKey};
+use crate::domain::keys::{AccountOwner, KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
 use crate::domain::provenance::{self, KeyIds, KeyRecord};
 use crate::domain::targets::TargetSpec;
@@ -228,7 +228,12 @@ impl<F: Family> Rotator<'_, F> {
             _ => (
                 self.ports
                     .issuer
-                    .mint(&secret.name, current, &event.client_request_token)
+                    .mint(
+                        &secret.name,
+                        current,
+                        &AccountOwner::of(&secret.name, &secret.arn)
+                            .account_name(&event.client_request_token),
+                    )
                     .await?,
                 Origin::Minted,
             ),

@@ -39,7 +39,8 @@ async fn an_openai_key_is_minted_validated_twice_promoted_and_the_old_one_works_
     );
     assert_eq!(
         accounts[0].name,
-        keyrot::domain::keys::service_account_name(&name, &token)
+        keyrot::domain::keys::AccountOwner::of(&name, &world.moto.arn(&name).await)
+            .account_name(&token)
     );
     assert_eq!(
         world.model_calls() - models_before,

@@ -47,7 +47,7 @@ impl KeyIssuer for FakeIssuer {
         &self,
         _secret_name: &str,
         current: &ManagedSecret,
-        token: &str,
+        account: &str,
     ) -> Result<NewKey> {
         let n = self.minted.get() + 1;
         self.minted.set(n);
@@ -57,7 +57,7 @@ impl KeyIssuer for FakeIssuer {
             _ => format!("key_{n}"),
         };
         Ok(NewKey {
-            api_key: SecretString::from(format!("sk_live_NEWKEY{n:04}{token}XXXXXXXX")),
+            api_key: SecretString::from(format!("sk_live_NEWKEY{n:04}{account}XXXXXXXX")),
             key_id: Some(key_id),
             api_key_id: None,
             leftovers: Vec::new(),

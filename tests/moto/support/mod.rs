@@ -172,6 +172,17 @@ impl Moto {
             .expect("rotate-secret creates an AWSPENDING version")
     }
 
+    pub async fn arn(&self, name: &str) -> String {
+        let out = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe");
+        out.arn().expect("an ARN").to_owned()
+    }
+
     pub async fn labels(&self, name: &str) -> Labels {
         let out = self
             .sm

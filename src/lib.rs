@@ -12,6 +12,7 @@ pub mod entrypoints;
 pub mod error;
 pub mod keeper;
 pub mod operator;
+pub mod patience;
 pub mod ports;
 pub mod revocation;
 pub mod rotation;

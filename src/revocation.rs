@@ -13,13 +13,25 @@ use secrecy::SecretString;
 
 use crate::domain::audit::{KeyHandle, Revocation, RevocationStatus};
 use crate::domain::keys::{KeyView, fingerprint};
+use crate::domain::policy::AWSPREVIOUS;
 use crate::domain::provenance::KeyRecord;
-use crate::domain::{ProviderSettings, SecretDescription};
+use crate::domain::secret::Provider;
+use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Clock, Family, KeyIssuer, Ports};
+use crate::patience::Patience;
+use crate::ports::{
+    Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, Ports, SecretStore, Severity,
+};
 
 #[cfg(test)]
 mod tests;
+
+/// How long a revoked key is asked again until its provider refuses it: a revocation takes a few
+/// seconds to reach every server of a provider.
+pub const REVOCATION_CHECK: Patience = Patience::new(
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(1),
+);
 
 /// How an attempt to revoke a recorded key ended.
 #[derive(Debug)]
@@ -37,13 +49,37 @@ pub(crate) enum Revoke {
         error: Error,
         released: Result<bool>,
     },
+    /// The provider said it revoked the key, yet the key still works (the recorded id named another
+    /// key, or one already gone): the claim was released with the attempt counted, so the record
+    /// stays owed, and a person must find the key.
+    StillWorks {
+        record: Revocation,
+        released: Result<bool>,
+    },
     /// The provider revoked (or retired) the key. `settled` is the write of the outcome: `Ok(false)`
     /// means the record changed under the claim (another process took it over).
     Revoked {
         record: Revocation,
         status: RevocationStatus,
+        verified: Verified,
         settled: Result<bool>,
     },
+}
+
+/// Whether a revoked key was seen refused afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verified {
+    /// The provider answers 401 to the old key now.
+    Refused,
+    /// Nothing could be asked: a retired generic key, a key a person revokes, or an old value that
+    /// could no longer be read.
+    NotAsked,
+}
+
+/// What a revocation's own check of the provider found.
+enum Check {
+    Verified(Verified),
+    StillWorks,
 }
 
 impl<F: Family> Ports<F> {
@@ -137,10 +173,12 @@ impl<F: Family> Ports<F> {
     }
 
     /// Claims `read`, asks `still_owed` (holding the claim) whether the key may go, revokes it at the
-    /// provider, and settles or releases the claim.
+    /// provider, checks for `patience` that the provider now refuses it, and settles or releases the
+    /// claim.
     pub(crate) async fn revoke_recorded(
         &self,
         read: &Revocation,
+        patience: Patience,
         still_owed: impl AsyncFnOnce(&Revocation) -> bool,
     ) -> Revoke {
         let claimed = match self
@@ -169,8 +207,21 @@ impl<F: Family> Ports<F> {
             Ok(true) => self.issuer.revoke(&handle).await,
             Err(error) => Err(error),
         };
-        match revoked {
-            Ok(status) => {
+        let checked = match revoked {
+            Ok(RevocationStatus::Revoked) => self.check_refused(&claimed, patience).await,
+            Ok(status) => Ok((status, Check::Verified(Verified::NotAsked))),
+            Err(error) => Err(error),
+        };
+        match checked {
+            Ok((_, Check::StillWorks)) => {
+                let record = claimed.failed_attempt();
+                let released = self
+                    .audit
+                    .update_revocation(&record, claimed.as_read())
+                    .await;
+                Revoke::StillWorks { record, released }
+            }
+            Ok((status, Check::Verified(verified))) => {
                 let record = claimed.settled(status);
                 let settled = self
                     .audit
@@ -179,6 +230,7 @@ impl<F: Family> Ports<F> {
                 Revoke::Revoked {
                     record,
                     status,
+                    verified,
                     settled,
                 }
             }
@@ -195,6 +247,57 @@ impl<F: Family> Ports<F> {
                 }
             }
         }
+    }
+
+    /// After the provider said it revoked `claimed`'s key: whether it now refuses the key, asked again
+    /// for `patience` while the revocation propagates. A 404 on delete is taken as "already gone", so
+    /// without this a wrong id would record `revoked` while the key works on.
+    async fn check_refused(
+        &self,
+        claimed: &Revocation,
+        patience: Patience,
+    ) -> Result<(RevocationStatus, Check)> {
+        let revoked = RevocationStatus::Revoked;
+        let Some(old) = self.revoked_value(claimed).await else {
+            return Ok((revoked, Check::Verified(Verified::NotAsked)));
+        };
+        let answer = patience
+            .ask(
+                async || {
+                    self.issuer
+                        .validate(&claimed.secret_name, &old, &old.api_key)
+                        .await
+                },
+                |answer| match answer {
+                    Ok(()) => false,
+                    Err(error) => !error.is_retryable(),
+                },
+            )
+            .await;
+        match answer {
+            Err(Error::KeyRejected { .. }) => Ok((revoked, Check::Verified(Verified::Refused))),
+            Ok(()) => Ok((revoked, Check::StillWorks)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The value that held a revoked key, while its version is still AWSPREVIOUS and holds that key.
+    /// Generic keys are retired, not revoked: no provider can answer for them.
+    async fn revoked_value(&self, revocation: &Revocation) -> Option<ManagedSecret> {
+        if revocation.provider == Provider::Generic {
+            return None;
+        }
+        let text = self
+            .store
+            .value(
+                &revocation.secret_arn_or_name(),
+                AWSPREVIOUS,
+                Some(&revocation.old_version_id),
+            )
+            .await
+            .ok()??;
+        let old = ManagedSecret::parse(&revocation.secret_name, AWSPREVIOUS, &text).ok()?;
+        (fingerprint(&old.api_key) == revocation.fingerprint).then_some(old)
     }
 
     /// Revokes a key no record describes: one minted by an attempt that lost its race, or an orphan.
@@ -240,4 +343,23 @@ pub(crate) fn revocation_of(
         status: RevocationStatus::Pending,
         claimed_at: None,
     }
+}
+
+/// The alert for a key the provider still accepts after keyrot revoked it by its recorded id.
+pub(crate) fn still_works_alert(record: &Revocation) -> Alert {
+    let (name, hint) = (&record.secret_name, &record.hint);
+    let ids = [record.key_id.as_deref(), record.api_key_id.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+    Alert::new(AlertKind::RevocationFailed, Severity::Critical, name)
+        .subject(format!("keyrot: the old key of {name} still works after its revocation"))
+        .text(format!(
+            "keyrot revoked the old key {hint} of {name} (version {}) at {} by the id it recorded ({ids}), but the provider still accepts the key: that id names another key or one already gone. The key stays owed and keyrot tries again on every keeper pass. Find the key by its hint {hint} in the provider's console and revoke it by hand; the next pass sees it refused and closes the record.",
+            record.old_version_id, record.provider.as_str()
+        ))
+        .details(serde_json::json!({"event": "revocation_failed", "secret": name, "version_id": record.old_version_id,
+            "key": hint, "key_ids": ids, "provider": record.provider.as_str(), "cause": "key_still_works",
+            "attempts": record.attempts}))
 }

@@ -277,6 +277,8 @@ pub struct KeyHandle {
     pub key_id: Option<String>,
     pub api_key_id: Option<String>,
     pub admin_key_secret: Option<String>,
+    /// The key's fingerprint, where a version held it (an orphan's key was never read).
+    pub fingerprint: Option<String>,
 }
 
 /// How long a claim is its claimant's: longer than any keyrot Lambda runs (the keeper's timeout is 15
@@ -313,6 +315,16 @@ impl Revocation {
             key_id: self.key_id.clone(),
             api_key_id: self.api_key_id.clone(),
             admin_key_secret: self.admin_key_secret.clone(),
+            fingerprint: Some(self.fingerprint.clone()),
+        }
+    }
+
+    /// The id to call Secrets Manager with: the ARN when known.
+    pub fn secret_arn_or_name(&self) -> String {
+        if self.secret_arn.is_empty() {
+            self.secret_name.clone()
+        } else {
+            self.secret_arn.clone()
         }
     }
 

@@ -131,6 +131,7 @@ mod tests {
             key_id: Some("svc_acct_1".into()),
             api_key_id: Some("key_1".into()),
             admin_key_secret: Some("keyrot-admin/openai".into()),
+            fingerprint: None,
         }
     }
 

@@ -23,6 +23,7 @@ use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::Result;
+use crate::patience::Patience;
 use crate::ports::{Alert, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore};
 
 /// Who the keeper's audit events name as their actor.
@@ -49,6 +50,8 @@ pub struct KeeperSettings {
     pub orphan_min_age: Duration,
     /// Grace in hours when a secret has no `keyrot:grace-hours` tag (`KEYROT_DEFAULT_GRACE_HOURS`).
     pub default_grace_hours: f64,
+    /// How long a key just revoked is asked again until the provider refuses it.
+    pub revocation_check: Patience,
 }
 
 impl KeeperSettings {
@@ -81,6 +84,7 @@ impl Default for KeeperSettings {
             stuck_after: Duration::hours(1),
             orphan_min_age: Duration::hours(1),
             default_grace_hours: 24.0,
+            revocation_check: crate::revocation::REVOCATION_CHECK,
         }
     }
 }

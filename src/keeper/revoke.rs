@@ -16,7 +16,7 @@ use crate::ports::{
 
 use super::{GraceKeeper, KeeperReport, Managed};
 use crate::error::{Error, Result};
-use crate::revocation::Revoke;
+use crate::revocation::{Revoke, Verified};
 
 /// Why a key is revoked now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,9 +346,13 @@ impl<F: Family> GraceKeeper<'_, F> {
         // again: a rollback may have moved it to this version after the pass looked.
         let outcome = self
             .ports
-            .revoke_recorded(&revocation, async |claimed| {
-                self.current_now(secret, &claimed.old_version_id).await == Some(false)
-            })
+            .revoke_recorded(
+                &revocation,
+                self.settings.revocation_check,
+                async |claimed| {
+                    self.current_now(secret, &claimed.old_version_id).await == Some(false)
+                },
+            )
             .await;
         match outcome {
             // Settled meanwhile (a rollback cancelled it): nothing of ours to do.
@@ -365,16 +369,20 @@ impl<F: Family> GraceKeeper<'_, F> {
                 error,
                 released,
             } => self.failed(secret, record, error, released, report).await,
+            Revoke::StillWorks { record, released } => {
+                self.still_works(secret, record, released, report).await;
+            }
             Revoke::Revoked {
                 record,
                 status,
+                verified,
                 settled,
             } => {
                 let settled = settled.unwrap_or_else(|err| {
                     report.errors.push(format!("{}: {err}", secret.name));
                     true
                 });
-                self.revoked(secret, record, status, settled, reason, report)
+                self.revoked(secret, record, (status, verified), settled, reason, report)
                     .await;
             }
         }
@@ -385,7 +393,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         &self,
         secret: &SecretDescription,
         revocation: Revocation,
-        status: RevocationStatus,
+        (status, verified): (RevocationStatus, Verified),
         settled: bool,
         reason: Reason,
         report: &mut KeeperReport,
@@ -408,6 +416,10 @@ impl<F: Family> GraceKeeper<'_, F> {
             }
             _ if forced => Some(
                 "revoked although recently used: the postponement limit was reached".to_owned(),
+            ),
+            _ if verified == Verified::NotAsked => Some(
+                "revoked; its old value could no longer be read, so whether the provider refuses it was not checked"
+                    .to_owned(),
             ),
             _ => None,
         };
@@ -481,6 +493,39 @@ impl<F: Family> GraceKeeper<'_, F> {
             .await;
     }
 
+    /// The provider still accepts a key keyrot revoked: the record stays owed (released with the
+    /// attempt counted), and a person is paged once a day until the key is refused.
+    async fn still_works(
+        &self,
+        secret: &SecretDescription,
+        revocation: Revocation,
+        released: Result<bool>,
+        report: &mut KeeperReport,
+    ) {
+        report.failed += 1;
+        match released {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => report.errors.push(format!("{}: {err}", secret.name)),
+        }
+        let note = "revoked by its recorded id, but the provider still accepts the key".to_owned();
+        self.audit(
+            secret,
+            Action::Revoke,
+            Outcome::Failed,
+            &revocation.old_version_id,
+            Some(note),
+        )
+        .await;
+        let dedupe = format!(
+            "{}#still-works#{}",
+            revocation.old_version_id,
+            self.ports.clock.now().format("%Y-%m-%d")
+        );
+        let alert = crate::revocation::still_works_alert(&revocation);
+        self.alert_once(secret, &dedupe, alert, report).await;
+    }
+
     /// Audits a failed attempt (already counted in `revocation`, written or not as `written` says) and
     /// alerts from the configured number of attempts on.
     async fn failed(
@@ -521,16 +566,6 @@ impl<F: Family> GraceKeeper<'_, F> {
                 self.ports.clock.now().format("%Y-%m-%d")
             );
             self.alert_once(secret, &dedupe, alert, report).await;
-        }
-    }
-}
-
-impl Revocation {
-    fn secret_arn_or_name(&self) -> String {
-        if self.secret_arn.is_empty() {
-            self.secret_name.clone()
-        } else {
-            self.secret_arn.clone()
         }
     }
 }

@@ -31,6 +31,7 @@ impl<F: Family> Operator<'_, F> {
                 key_id: Some(orphan.key.id.clone()),
                 api_key_id: None,
                 admin_key_secret: Some(orphan.admin_key_secret.clone()),
+                fingerprint: None,
             };
             let result = self.ports.revoke_unrecorded(&key).await;
             let outcome = if result.is_ok() {

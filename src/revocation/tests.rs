@@ -185,3 +185,74 @@ async fn a_minted_key_stored_before_its_answer_was_lost_is_kept_and_the_retry_us
         "svc_acct_1"
     );
 }
+
+fn still_works_alerts(r: &World) -> Vec<String> {
+    r.alerts
+        .sent
+        .borrow()
+        .iter()
+        .filter(|alert| alert.details["cause"] == "key_still_works")
+        .map(|alert| alert.text.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_revocation_the_provider_does_not_honour_stays_owed_and_pages() {
+    // The recorded id names another key (or one already deleted, which the provider's 404 hides).
+    let r = world_with(openai("svc_acct_wrong"));
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
+    rotate(&r, "t1").await;
+    r.issuer.ineffective_revocations.set(1);
+    r.clock.0.set(r.clock.now() + Duration::hours(2));
+    let report = r.keeper().run().await.expect("pass");
+    assert_eq!((report.revoked, report.failed), (0, 1), "{report:?}");
+    let record = r.audit.revocation_of("v0").expect("record");
+    assert_eq!(record.status, RevocationStatus::Pending, "still owed");
+    assert_eq!(record.attempts, 1);
+    let alerts = still_works_alerts(&r);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("...0ld1"),
+        "names the key's hint: {}",
+        alerts[0]
+    );
+    assert!(alerts[0].contains("svc_acct_wrong"), "{}", alerts[0]);
+    assert!(alerts[0].contains("revoke it by hand"), "{}", alerts[0]);
+    assert!(
+        r.alerts
+            .sent
+            .borrow()
+            .iter()
+            .all(|a| a.event != AlertKind::KeyRevoked),
+        "no alert says the key is revoked"
+    );
+
+    // Once the key is really gone, the next pass sees it refused and closes the record.
+    r.keeper().run().await.expect("second pass");
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Revoked));
+}
+
+#[tokio::test]
+async fn a_key_revoked_at_once_is_checked_refused_before_its_record_closes() {
+    let r = world_with(openai("svc_acct_wrong"));
+    grace_zero(&r);
+    r.issuer.ineffective_revocations.set(1);
+    rotate(&r, "t1").await;
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Pending));
+    assert_eq!(still_works_alerts(&r).len(), 1);
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1"),
+        "the rotation itself stands"
+    );
+
+    let r = world_with(openai("svc_acct_mine"));
+    grace_zero(&r);
+    rotate(&r, "t1").await;
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Revoked));
+    assert!(still_works_alerts(&r).is_empty());
+    assert!(
+        r.issuer.validated.borrow().iter().any(|key| key == OLD),
+        "the old key was asked for after its revocation"
+    );
+}

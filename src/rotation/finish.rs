@@ -11,7 +11,7 @@ use crate::ports::{AuditLog, Clock, Family, Ports, SecretStore, StageMove};
 
 use super::create::staged_key;
 use super::{Evidence, Progress, Rotator};
-use crate::revocation::Revoke;
+use crate::revocation::{Revoke, Verified};
 
 impl<F: Family> Rotator<'_, F> {
     pub(super) async fn finish_secret(
@@ -186,7 +186,12 @@ impl<F: Family> Rotator<'_, F> {
         }
         // Claimed first, as the grace keeper does, so that no rollback takes the key back while it is
         // being revoked. A claim that cannot be made leaves the record due: the keeper revokes it.
-        let (outcome, result) = match self.ports.revoke_recorded(revocation, async |_| true).await {
+        let patience = self.settings.revocation_check;
+        let (outcome, result) = match self
+            .ports
+            .revoke_recorded(revocation, patience, async |_| true)
+            .await
+        {
             Revoke::Lost | Revoke::Declined { .. } => {
                 return evidence.notes.push(format!(
                     "The old key {hint} was not revoked at once: its record was settled meanwhile."
@@ -198,14 +203,33 @@ impl<F: Family> Rotator<'_, F> {
                     "The old key {hint} could NOT be revoked at once (its record could not be claimed: {err}); it is due now and the grace keeper revokes it on its next pass."
                 ));
             }
+            Revoke::StillWorks { record, released } => {
+                self.settle_written(revocation, released);
+                self.ports
+                    .send_quietly(&crate::revocation::still_works_alert(&record))
+                    .await;
+                evidence.notes.push(format!(
+                    "The old key {hint} was revoked by its recorded id, but the provider still accepts it: it stays owed, and a person must revoke it by hand (see the alert)."
+                ));
+                (
+                    Outcome::Failed,
+                    Some("the provider still accepts the revoked key".to_owned()),
+                )
+            }
             Revoke::Revoked {
-                status, settled, ..
+                status,
+                verified,
+                settled,
+                ..
             } => {
                 self.settle_written(revocation, settled);
                 evidence.notes.push(match status {
                     RevocationStatus::Retired => format!(
                         "The old key {hint} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",
                         revocation.provider
+                    ),
+                    _ if verified == Verified::Refused => format!(
+                        "The old key {hint} was revoked at once (grace 0); the provider now refuses it."
                     ),
                     _ => format!("The old key {hint} was revoked at once (grace 0)."),
                 });

@@ -20,10 +20,12 @@ use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, Stage};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
 use crate::error::{Error, Result};
+use crate::patience::Patience;
 use crate::ports::{
     Alert, AlertKind, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore,
     Severity,
 };
+use crate::revocation::REVOCATION_CHECK;
 
 pub use checks::Entry;
 
@@ -44,6 +46,8 @@ pub struct RotatorSettings {
     pub fresh_key_retry: std::time::Duration,
     /// A retryable failure alerts only once its step has kept failing this long.
     pub failing_alert_after: chrono::Duration,
+    /// How long a key revoked at once (grace 0) is asked again until the provider refuses it.
+    pub revocation_check: Patience,
 }
 
 impl Default for RotatorSettings {
@@ -56,6 +60,7 @@ impl Default for RotatorSettings {
             fresh_key_patience: std::time::Duration::from_secs(30),
             fresh_key_retry: std::time::Duration::from_secs(1),
             failing_alert_after: chrono::Duration::minutes(15),
+            revocation_check: REVOCATION_CHECK,
         }
     }
 }

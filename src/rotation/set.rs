@@ -5,6 +5,7 @@ use crate::domain::provenance::Origin;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
 use crate::error::{Error, Result};
+use crate::patience::Patience;
 use crate::ports::{AuditLog, Clock, Family, KeyIssuer, Target};
 
 use super::{Evidence, Progress, Rotator};
@@ -88,27 +89,21 @@ impl<F: Family> Rotator<'_, F> {
         pending: &ManagedSecret,
         view: &KeyView,
     ) -> Result<()> {
-        let patience = self.patience_left(secret, view).await;
-        let started = std::time::Instant::now();
-        let mut pause = self.settings.fresh_key_retry;
-        loop {
-            match self
-                .ports
-                .issuer
-                .validate(&secret.name, pending, &pending.api_key)
-                .await
-            {
-                Err(Error::KeyRejected { .. }) if started.elapsed() + pause <= patience => {
-                    tracing::info!(
-                        pause_ms = pause.as_millis() as u64,
-                        "a just-minted key was refused; trying again while it propagates"
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-                other => return other,
-            }
-        }
+        let patience = Patience::new(
+            self.patience_left(secret, view).await,
+            self.settings.fresh_key_retry,
+        );
+        patience
+            .ask(
+                async || {
+                    self.ports
+                        .issuer
+                        .validate(&secret.name, pending, &pending.api_key)
+                        .await
+                },
+                |answer| !matches!(answer, Err(Error::KeyRejected { .. })),
+            )
+            .await
     }
 
     /// What is left of the propagation patience of the pending key: nothing unless keyrot minted it.

@@ -101,6 +101,59 @@ async fn grace_zero_revokes_a_persons_key_and_then_a_minted_key_at_the_provider(
     assert_eq!(statuses, ["revoked", "revoked"]);
 }
 
+/// OpenAI answers 404 to the deletion of an API key id it does not know, which keyrot takes as "already
+/// gone": without asking the provider afterwards, an id that names no key would close the record while
+/// the old key works on.
+#[tokio::test]
+async fn a_revocation_by_an_id_that_names_no_key_stays_owed_while_the_key_works() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let (first_key, _) = world.sim.openai_create_user_key(&project);
+    let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
+    let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": "key_0000nosuchkey0000",
+        "openai": {"project_id": project, "admin_key_secret": admin}});
+    let name = world
+        .moto
+        .onboard_secret("wrong-id", &value, &[("keyrot:grace-hours", "0")])
+        .await;
+    let alerts = AlertQueue::subscribe(&world.moto.config.alert_topic_arn, &name);
+    let original = world
+        .moto
+        .version_of(&name, "AWSCURRENT")
+        .await
+        .expect("current");
+    world.rotate(&name).await;
+
+    assert!(
+        world.sim.openai_key_works(&first_key),
+        "nothing revoked the key"
+    );
+    let items = world.moto.items(&name).await;
+    let record = items
+        .iter()
+        .find(|i| i["sk"] == format!("REVOKE#{original}"))
+        .expect("the old key's record");
+    assert_eq!(record["status"], "pending", "{record:?}");
+    let delivered = alerts.drain();
+    let paged = delivered
+        .iter()
+        .find(|m| {
+            m["Message"]
+                .as_str()
+                .is_some_and(|t| t.contains("key_still_works"))
+        })
+        .unwrap_or_else(|| panic!("a still-works alert: {delivered:?}"));
+    assert_eq!(
+        paged["MessageAttributes"]["severity"]["Value"], "critical",
+        "{paged}"
+    );
+    assert_no_key(
+        &format!("{items:?}{delivered:?}"),
+        &first_key,
+        "audit items and alerts",
+    );
+}
+
 #[tokio::test]
 async fn a_mint_whose_answer_was_lost_is_not_repeated_and_the_retried_step_leaves_one_account() {
     let world = World::new().await;

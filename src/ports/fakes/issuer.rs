@@ -28,6 +28,10 @@ pub(crate) struct FakeIssuer {
     pub(crate) refuse_next_validations: Cell<u32>,
     /// The next revocations panic (a bug, or an answer nobody foresaw).
     pub(crate) panic_revocations: Cell<u32>,
+    /// The next revocations answer success but leave the key working (an id that names another key).
+    pub(crate) ineffective_revocations: Cell<u32>,
+    /// The fingerprints of the keys revoked for good: the provider refuses them from then on.
+    pub(crate) dead: RefCell<BTreeSet<String>>,
 }
 
 impl FakeIssuer {
@@ -103,7 +107,11 @@ impl KeyIssuer for FakeIssuer {
             self.refuse_next_validations
                 .set(self.refuse_next_validations.get() - 1);
         }
-        if propagating || self.rejected.borrow().contains(key.expose_secret()) {
+        let dead = self
+            .dead
+            .borrow()
+            .contains(&crate::domain::keys::fingerprint(key));
+        if propagating || dead || self.rejected.borrow().contains(key.expose_secret()) {
             return Err(Error::KeyRejected {
                 secret: secret_name.into(),
                 provider: "generic".into(),
@@ -147,6 +155,12 @@ impl KeyIssuer for FakeIssuer {
         let ids_known = revocation.key_id.is_some() || revocation.api_key_id.is_some();
         if revocation.provider != crate::domain::secret::Provider::Generic && !ids_known {
             return Ok(RevocationStatus::Manual);
+        }
+        if self.ineffective_revocations.get() > 0 {
+            self.ineffective_revocations
+                .set(self.ineffective_revocations.get() - 1);
+        } else if let Some(fingerprint) = &revocation.fingerprint {
+            self.dead.borrow_mut().insert(fingerprint.clone());
         }
         self.revoked
             .borrow_mut()

@@ -78,11 +78,18 @@ impl World {
                 rotator_arn: Some(
                     "arn:aws:lambda:us-east-1:123456789012:function:keyrot-rotator:live".into(),
                 ),
+                revocation_check: FAKE_PATIENCE,
                 ..KeeperSettings::default()
             },
         )
     }
 }
+
+/// A provider in memory answers at once: a little patience is enough.
+pub(crate) const FAKE_PATIENCE: crate::patience::Patience = crate::patience::Patience::new(
+    std::time::Duration::from_millis(20),
+    std::time::Duration::from_millis(1),
+);
 
 /// The event Secrets Manager sends for `step` of the rotation `token` of the fakes' secret.
 pub(crate) fn event(step: Step, token: &str) -> RotationEvent {
@@ -144,6 +151,7 @@ pub(crate) fn world_with(value: Value) -> World {
             deploy_poll_interval: std::time::Duration::from_millis(1),
             fresh_key_patience: std::time::Duration::from_millis(20),
             fresh_key_retry: std::time::Duration::from_millis(1),
+            revocation_check: FAKE_PATIENCE,
             ..RotatorSettings::default()
         },
     }

@@ -149,11 +149,15 @@ impl World {
 
     /// Invokes the rotator with any payload, as Lambda would deliver it.
     pub async fn invoke(&self, payload: Value) -> Result<Value, StepFailure> {
-        // A new key's propagation is given 3 seconds here (30 in a deployment), so that the tests of
-        // a key refused for good stay short.
+        // A new key's propagation is given 3 seconds here (30 in a deployment), and a revoked key's 2,
+        // so that the tests of a key refused (or accepted) for good stay short.
         let settings = keyrot::rotation::RotatorSettings {
             fresh_key_patience: std::time::Duration::from_secs(3),
             fresh_key_retry: std::time::Duration::from_millis(200),
+            revocation_check: keyrot::patience::Patience::new(
+                std::time::Duration::from_secs(2),
+                std::time::Duration::from_millis(200),
+            ),
             ..wiring::rotator_settings(&self.config)
         };
         let rotator = Rotator::new(&self.ports, settings);

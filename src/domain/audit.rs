@@ -202,6 +202,9 @@ pub enum RevocationStatus {
     /// Claimed by the process revoking it now (the grace keeper, or finishSecret with grace 0): a
     /// rollback can no longer cancel it. Still due, so a claim whose process died is taken up again.
     Revoking,
+    /// Held by a rollback that is putting this key back in service: nobody may claim it for
+    /// revocation. Still due, so a hold whose rollback died is taken up once its lease ends.
+    Restoring,
     Revoked,
     /// The provider offers no way to revoke this key (generic keys): it was retired, not revoked.
     Retired,
@@ -215,6 +218,7 @@ impl RevocationStatus {
         match self {
             RevocationStatus::Pending => "pending",
             RevocationStatus::Revoking => "revoking",
+            RevocationStatus::Restoring => "restoring",
             RevocationStatus::Revoked => "revoked",
             RevocationStatus::Retired => "retired",
             RevocationStatus::Manual => "manual",
@@ -222,15 +226,20 @@ impl RevocationStatus {
         }
     }
 
-    /// Still owed: pending, or claimed by a revocation that may not have finished.
+    /// Still owed: pending, or claimed (for revocation, or by a rollback) by a process that may not
+    /// have finished.
     pub fn is_owed(self) -> bool {
-        matches!(self, RevocationStatus::Pending | RevocationStatus::Revoking)
+        matches!(
+            self,
+            RevocationStatus::Pending | RevocationStatus::Revoking | RevocationStatus::Restoring
+        )
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         [
             Self::Pending,
             Self::Revoking,
+            Self::Restoring,
             Self::Revoked,
             Self::Retired,
             Self::Manual,
@@ -353,6 +362,15 @@ impl Revocation {
         }
     }
 
+    /// This record held at `now` by a rollback that puts its key back in service.
+    pub fn held_for_rollback(&self, now: DateTime<Utc>) -> Revocation {
+        Revocation {
+            status: RevocationStatus::Restoring,
+            claimed_at: Some(now),
+            ..self.clone()
+        }
+    }
+
     /// This record with `status` and no claim: a claim settled (revoked, cancelled) or released
     /// (pending again).
     pub fn settled(&self, status: RevocationStatus) -> Revocation {
@@ -363,9 +381,12 @@ impl Revocation {
         }
     }
 
-    /// Whether a process may be revoking the key right now: claimed less than [`CLAIM_LEASE`] ago.
+    /// Whether a process may be acting on the key right now (revoking it, or a rollback restoring
+    /// it): claimed less than [`CLAIM_LEASE`] ago.
     pub fn claim_is_live(&self, now: DateTime<Utc>) -> bool {
-        self.status == RevocationStatus::Revoking
-            && self.claimed_at.is_some_and(|at| now - at < CLAIM_LEASE)
+        matches!(
+            self.status,
+            RevocationStatus::Revoking | RevocationStatus::Restoring
+        ) && self.claimed_at.is_some_and(|at| now - at < CLAIM_LEASE)
     }
 }

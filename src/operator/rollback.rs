@@ -12,7 +12,9 @@ mod undo;
 use serde_json::json;
 
 use crate::domain::Trigger;
-use crate::domain::audit::{Action, AuditEvent, Outcome, RevocationStatus};
+use crate::domain::audit::{
+    Action, AuditEvent, CLAIM_LEASE, Outcome, Revocation, RevocationStatus,
+};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
@@ -87,8 +89,8 @@ impl<F: Family> Operator<'_, F> {
         Ok(self.record(&run, started, changed).await)
     }
 
-    /// Moves AWSCURRENT back, puts the kept key on every target, cancels its revocation and records
-    /// the abandoned key's. Returns the targets changed.
+    /// Holds the kept key's revocation record, moves AWSCURRENT back, puts the kept key on every
+    /// target, cancels its revocation and records the abandoned key's. Returns the targets changed.
     async fn execute(&self, run: &Run<'_>) -> Result<Vec<String>> {
         let (plan, name) = (&run.plan, &run.secret.name);
         // A resumed rollback whose key is claimed or revoked (the keeper took it between the earlier
@@ -102,24 +104,14 @@ impl<F: Family> Operator<'_, F> {
             .issuer
             .validate(name, &run.kept, &run.kept.api_key)
             .await?;
-        if plan.start == Start::Fresh {
-            // AWSCURRENT first, so that a crash leaves the secret pointing at a key that works and is
-            // alive; AWSPREVIOUS follows to the abandoned version.
-            self.ports
-                .store
-                .move_stage(
-                    run.secret_id,
-                    AWSCURRENT,
-                    StageMove::Across {
-                        from: &plan.abandon,
-                        to: &plan.keep,
-                    },
-                )
-                .await?;
-        }
+        let kept_record = match plan.start {
+            Start::Fresh => Some(self.move_current_back(run).await?),
+            Start::Resume => plan.keep_record.clone(),
+        };
         let targets = TargetSpec::parse_all(name, &run.kept.targets)?;
         let changed = self.restore_targets(run, &targets).await?;
-        self.cancel_kept_revocation(run, &targets).await?;
+        self.cancel_kept_revocation(run, kept_record.as_ref(), &targets)
+            .await?;
         // The abandoned key leaves service now; the grace keeper revokes it once no target holds it.
         // Written only when absent (a resumed rollback may have written it already), so a record
         // already pending keeps its due time and attempts.
@@ -136,6 +128,101 @@ impl<F: Family> Operator<'_, F> {
             self.ports.record_revocation(&abandoned).await?;
         }
         Ok(changed)
+    }
+
+    /// Holds the kept key's revocation record, then moves AWSCURRENT back to it. The hold comes before
+    /// any change: from then on neither the grace keeper nor finishSecret can claim the record, so no
+    /// process revokes the key while this rollback puts it back in service. A record claimed or settled
+    /// since it was read, or a rotation started since, refuses the rollback with nothing changed.
+    async fn move_current_back(&self, run: &Run<'_>) -> Result<Revocation> {
+        let held = self.hold_kept_key(run).await?;
+        let release = async |err: Error| {
+            let released = held.settled(RevocationStatus::Pending);
+            if let Err(release) = self.ports.rewrite_revocation(&held, released).await {
+                tracing::warn!(error = %release, "the rollback's hold could not be released; it lapses with its lease");
+            }
+            err
+        };
+        // The labels as they are now: a rotation that started after the first read would move
+        // AWSCURRENT behind this rollback's back.
+        let now = match self.ports.store.describe(run.secret_id).await {
+            Ok(now) => now,
+            Err(err) => return Err(release(err).await),
+        };
+        if let Err(err) = plan::labels(&now) {
+            return Err(release(err).await);
+        }
+        // AWSCURRENT first, so that a crash leaves the secret pointing at a key that works and is
+        // alive; AWSPREVIOUS follows to the abandoned version.
+        let moved = self
+            .ports
+            .store
+            .move_stage(
+                run.secret_id,
+                AWSCURRENT,
+                StageMove::Across {
+                    from: &run.plan.abandon,
+                    to: &run.plan.keep,
+                },
+            )
+            .await;
+        match moved {
+            Ok(()) => Ok(held),
+            Err(err) => Err(release(err).await),
+        }
+    }
+
+    /// Takes the kept key's record for this rollback (`restoring`), conditional on it being as read.
+    async fn hold_kept_key(&self, run: &Run<'_>) -> Result<Revocation> {
+        let (secret, plan) = (run.secret, &run.plan);
+        let now = self.ports.clock.now();
+        // The plan refuses a fresh rollback without a record to keep.
+        let read = plan.keep_record.as_ref().ok_or_else(|| {
+            Error::protocol(&secret.name, "a fresh rollback has no record to hold")
+        })?;
+        if read.claim_is_live(now) {
+            return Err(refusal(
+                secret,
+                AWSPREVIOUS,
+                format!(
+                    "another process holds the previous key {} since {} ({})",
+                    read.hint,
+                    read.claimed_at
+                        .map(|at| at.to_rfc3339())
+                        .unwrap_or_default(),
+                    read.status.as_str()
+                ),
+                format!(
+                    "wait for it to finish; a hold whose process stopped lapses {} minutes after it was taken, then run the rollback again",
+                    CLAIM_LEASE.num_minutes()
+                ),
+            ));
+        }
+        if let Some(held) = self
+            .ports
+            .rewrite_revocation(read, read.held_for_rollback(now))
+            .await?
+        {
+            return Ok(held);
+        }
+        let changed = self
+            .ports
+            .audit
+            .revocation(&secret.name, &plan.keep)
+            .await?
+            .map_or("gone".to_owned(), |r| r.status.as_str().to_owned());
+        Err(refusal(
+            secret,
+            AWSPREVIOUS,
+            format!(
+                "the previous key {} changed while the rollback started: its record is now {changed} (the grace keeper took it)",
+                read.hint
+            ),
+            format!(
+                "nothing was changed; rotate to a new key instead: `keyrot rotate {}`",
+                secret.name
+            ),
+        ))
     }
 
     /// Puts the kept key on the targets. A resumed rollback redeploys every target: the earlier
@@ -168,16 +255,17 @@ impl<F: Family> Operator<'_, F> {
         Err(err)
     }
 
-    /// Cancels the kept key's revocation. When the record changed since it was read, the grace keeper
-    /// acted on it: it cancels a record whose version is current again (what we want), but it may
-    /// have revoked the key first, and then the rollback undoes itself.
-    async fn cancel_kept_revocation(&self, run: &Run<'_>, targets: &[TargetSpec]) -> Result<()> {
-        let Some(record) = run
-            .plan
-            .keep_record
-            .as_ref()
-            .filter(|r| r.status != RevocationStatus::Cancelled)
-        else {
+    /// Cancels the kept key's revocation (`record`, as this rollback holds or read it). When the record
+    /// changed since, the grace keeper acted on it: it cancels a record whose version is current again
+    /// (what we want), but it may have revoked the key first (a resumed rollback, or a hold whose
+    /// lease lapsed), and then the rollback undoes itself.
+    async fn cancel_kept_revocation(
+        &self,
+        run: &Run<'_>,
+        record: Option<&Revocation>,
+        targets: &[TargetSpec],
+    ) -> Result<()> {
+        let Some(record) = record.filter(|r| r.status != RevocationStatus::Cancelled) else {
             return Ok(());
         };
         if self.ports.cancel_revocation(record).await?.is_some() {

@@ -8,7 +8,7 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 
 use crate::domain::Step;
-use crate::domain::audit::RevocationStatus;
+use crate::domain::audit::{CLAIM_LEASE, RevocationStatus};
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
 };
@@ -103,36 +103,97 @@ fn assert_undone_to_t1(r: &World, err: &crate::Error, new_key: String) {
     );
 }
 
+/// The keeper claims the kept key's record between the rollback's read and its first write. The
+/// rollback's first write is its hold on that record, before AWSCURRENT or any target changes: it
+/// loses, and stops with nothing changed (it used to move AWSCURRENT and push the key being revoked to
+/// every target, then undo).
 #[tokio::test]
-async fn a_rollback_that_loses_its_key_to_the_keeper_puts_the_working_key_back_and_says_so() {
+async fn a_rollback_whose_key_the_keeper_claims_first_changes_nothing() {
+    for raced in [RevocationStatus::Revoking, RevocationStatus::Retired] {
+        let r = with_target();
+        rotate(&r, "t1").await;
+        let new_key = r.store.api_key_of("t1");
+        let (stages, pushes) = (r.store.stages(), r.targets.pushes.get());
+        *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), raced));
+
+        let err = r
+            .operator()
+            .rollback(NAME, "ops")
+            .await
+            .expect_err("the key it would go back to was taken");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("its record is now {}", raced.as_str())),
+            "{text}"
+        );
+        assert!(text.contains("nothing was changed"), "{text}");
+        assert_eq!(r.store.stages(), stages, "no label moved");
+        assert_eq!(r.targets.pushes.get(), pushes, "no target touched");
+        assert_eq!(r.targets.served(RENDER), Some(new_key));
+        assert!(r.audit.revocations.borrow().get("t1").is_none());
+        assert!(
+            !r.alerts
+                .sent
+                .borrow()
+                .iter()
+                .any(|a| a.event == "rotation_rolled_back")
+        );
+    }
+}
+
+/// While a rollback holds the kept key (it died after its hold, or is redeploying), the grace keeper
+/// leaves the record alone; once the hold's lease lapses, the keeper decides by the labels.
+#[tokio::test]
+async fn the_keeper_leaves_a_key_a_rollback_holds_until_the_hold_lapses() {
     let r = with_target();
     rotate(&r, "t1").await;
-    let new_key = r.store.api_key_of("t1");
-    // The keeper claimed the record (it is revoking the key) between the rollback's read and its cancel.
-    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Revoking));
+    let held = r
+        .audit
+        .revocation_of("v0")
+        .expect("record")
+        .held_for_rollback(r.clock.now());
+    r.audit.revocations.borrow_mut().insert("v0".into(), held);
+    r.clock.0.set(r.clock.now() + Duration::hours(25));
+    // The grace has ended, but the hold is younger than its lease: a rollback in flight.
+    let mut held = r.audit.revocation_of("v0").expect("record");
+    held.claimed_at = Some(r.clock.now() - Duration::minutes(5));
+    r.audit.revocations.borrow_mut().insert("v0".into(), held);
+    r.keeper().run().await.expect("pass");
+    assert!(r.issuer.revoked_versions().is_empty());
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Restoring));
 
+    // The rollback died before it moved AWSCURRENT: no rollback happened, and the grace is over.
+    r.clock.0.set(r.clock.now() + CLAIM_LEASE);
+    r.keeper().run().await.expect("pass");
+    assert_eq!(r.issuer.revoked_versions(), ["v0"]);
+}
+
+/// A rotation that starts between the rollback's first read and its hold would move AWSCURRENT
+/// behind the rollback's back: the hold is released and nothing else changes.
+#[tokio::test]
+async fn a_rollback_refuses_a_rotation_started_after_it_read_the_labels() {
+    let r = with_target();
+    rotate(&r, "t1").await;
+    let stages = r.store.stages();
+    // Just before the rollback's second DescribeSecret, a rotation puts AWSPENDING on a new version.
+    *r.store.pending_before_describe.borrow_mut() = Some((2, "t2".into()));
     let err = r
         .operator()
         .rollback(NAME, "ops")
         .await
-        .expect_err("the key it went back to is being revoked");
-    assert!(err.to_string().contains("record is now revoking"), "{err}");
-    assert_undone_to_t1(&r, &err, new_key);
+        .expect_err("a rotation started");
     assert!(
-        r.audit.revocations.borrow().get("t1").is_none(),
-        "the only working key is not scheduled for revocation"
+        err.to_string().contains("a rotation is in progress"),
+        "{err}"
     );
-    let sent = r.alerts.sent.borrow();
-    assert!(
-        sent.iter().any(|a| a.event == "rollback_failed"),
-        "a critical alert"
+    assert_eq!(
+        r.audit.status_of("v0"),
+        Some(RevocationStatus::Pending),
+        "released"
     );
-    assert!(!sent.iter().any(|a| a.event == "rotation_rolled_back"));
-    assert!(
-        r.audit
-            .outcomes()
-            .contains(&("rollback".to_owned(), "failed"))
-    );
+    let mut now = r.store.stages();
+    now.remove("t2");
+    assert_eq!(now, stages, "AWSCURRENT did not move");
 }
 
 /// A rotation to t1, then a rollback that moved AWSCURRENT back to v0 and put the old key on the
@@ -187,22 +248,6 @@ async fn a_resumed_rollback_whose_key_was_revoked_meanwhile_goes_back_to_the_wor
         .await
         .expect_err("undone");
     assert_undone_to_t1(&r, &err, new_key);
-}
-
-#[tokio::test]
-async fn a_rollback_racing_the_keeper_over_a_retired_generic_key_stands() {
-    let r = with_target();
-    rotate(&r, "t1").await;
-    *r.audit.raced_before_update.borrow_mut() = Some(("v0".into(), RevocationStatus::Retired));
-    r.operator()
-        .rollback(NAME, "ops")
-        .await
-        .expect("a retired generic key still works");
-    assert_eq!(
-        r.store.version_with_stage(AWSCURRENT).as_deref(),
-        Some("v0")
-    );
-    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Cancelled));
 }
 
 #[tokio::test]

@@ -100,8 +100,8 @@ pub(super) fn labels(secret: &SecretDescription) -> Result<Labels> {
 
 /// Did an earlier rollback already move AWSCURRENT back? No rotation leaves a revocation record on the
 /// version it makes current: finishSecret records the version *leaving* AWSCURRENT. So a record
-/// (pending, or cancelled by a rollback or by the grace keeper, which cancels a record whose version
-/// is current again) on the AWSCURRENT version means AWSCURRENT was moved back to a key a rotation had
+/// (held by the rollback that moved it, pending, or cancelled by a rollback or by the grace keeper,
+/// which cancels a record whose version is current again) on the AWSCURRENT version means AWSCURRENT was moved back to a key a rotation had
 /// retired: by a rollback that stopped before its end (or by hand). Then the rollback goes on from the
 /// target step, and the version now AWSPREVIOUS is the abandoned one; moving AWSCURRENT again would
 /// put the abandoned key back in service. A claimed or revoked record there means the keeper took that
@@ -111,6 +111,7 @@ fn start(current_record: Option<&Revocation>) -> Start {
         Some(
             RevocationStatus::Pending
             | RevocationStatus::Revoking
+            | RevocationStatus::Restoring
             | RevocationStatus::Revoked
             | RevocationStatus::Manual
             | RevocationStatus::Cancelled,
@@ -162,7 +163,12 @@ impl Plan {
                      (aws secretsmanager update-secret-version-stage) or rotate: {rotate}"
                 ),
             )),
-            (Start::Fresh, Some(record), _) if record.status != RevocationStatus::Pending => {
+            (Start::Fresh, Some(record), _)
+                if !matches!(
+                    record.status,
+                    RevocationStatus::Pending | RevocationStatus::Restoring
+                ) =>
+            {
                 Some(refusal(
                     secret,
                     AWSPREVIOUS,

@@ -44,6 +44,9 @@ pub(crate) struct FakeStore {
     /// Just before the Nth DescribeSecret from now answers, AWSCURRENT moves to this version (a
     /// rollback by another process, between two reads of the same pass).
     pub(crate) current_moves_before_describe: RefCell<Option<(u32, String)>>,
+    /// Just before the Nth DescribeSecret from now answers, a rotation starts: AWSPENDING on this new
+    /// version (another operator's `rotate`, or the schedule, between two reads).
+    pub(crate) pending_before_describe: RefCell<Option<(u32, String)>>,
     /// The next UpdateSecretVersionStage of this stage fails (Secrets Manager unavailable).
     pub(crate) fail_next_move_of: RefCell<Option<Stage>>,
     /// Rotations RotateSecret started, to name their tokens.
@@ -157,6 +160,14 @@ impl SecretStore for FakeStore {
             }
             Some((n, version)) => {
                 *self.current_moves_before_describe.borrow_mut() = Some((n - 1, version));
+            }
+            None => {}
+        }
+        let due = self.pending_before_describe.borrow_mut().take();
+        match due {
+            Some((1, version)) => self.start_rotation(&version),
+            Some((n, version)) => {
+                *self.pending_before_describe.borrow_mut() = Some((n - 1, version))
             }
             None => {}
         }

@@ -420,6 +420,14 @@ class KeyrotStack extends cdk.Stack {
                 resources: [adminSecrets],
               }),
               ...sharedStatements(),
+              // A critical alert parked after a failed Publish is forgotten once delivered: deletion of
+              // that one partition only, never of a revocation or key record.
+              new iam.PolicyStatement({
+                sid: 'ForgetParkedAlerts',
+                actions: ['dynamodb:DeleteItem'],
+                resources: [auditTable.tableArn],
+                conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['OUTBOX'] } },
+              }),
             ],
           }),
         },

@@ -14,7 +14,7 @@ use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, Re
 use crate::domain::provenance::{KeyRecord, Origin};
 use crate::domain::secret::Provider;
 use crate::error::{Error, Result, Transience};
-use crate::ports::{AlertKind, AuditLog};
+use crate::ports::{Alert, AlertKind, AuditLog, Listed, ParkedAlert, Severity};
 
 const SYSTEM: &str = "dynamodb";
 /// GSI over `gsi1pk = MONTH#YYYY-MM`, `gsi1sk = <rfc3339>#<name>`: everything in one month.
@@ -747,4 +747,85 @@ impl AuditLog for DynamoAuditLog {
         .collect();
         self.put_once(item, "alert sent").await
     }
+
+    async fn park_alert(&self, alert: &Alert, at: DateTime<Utc>) -> Result<()> {
+        let id = format!(
+            "ALERT#{}#{}",
+            rfc3339_ms(at),
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let item: Item = [
+            ("pk", s(OUTBOX_PK)),
+            ("sk", s(id)),
+            ("kind", s("parked_alert")),
+            ("at", s(rfc3339_ms(at))),
+            ("secret_name", s(&alert.secret_name)),
+            ("event", s(alert.event.as_str())),
+            ("severity", s(alert.severity.as_str())),
+            ("subject", s(&alert.subject)),
+            ("text", s(&alert.text)),
+            ("details", s(alert.details.to_string())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.put_once(item, "parked alert").await.map(|_| ())
+    }
+
+    async fn parked_alerts(&self) -> Result<Listed<ParkedAlert>> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(OUTBOX_PK))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "Query(parked alerts)", &err))?;
+        Ok(Listed::of(items.iter().map(parked_from_item)))
+    }
+
+    async fn unpark_alert(&self, id: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(OUTBOX_PK))
+            .key("sk", s(id))
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "DeleteItem(parked alert)", &err))?;
+        Ok(())
+    }
+}
+
+/// The partition of parked alerts: one for the deployment, so one Query finds them all.
+const OUTBOX_PK: &str = "OUTBOX";
+
+/// A parked alert as written by `park_alert`, or what is wrong with it: it is a page that would
+/// otherwise be lost, so the keeper reports it.
+fn parked_from_item(item: &Item) -> std::result::Result<ParkedAlert, String> {
+    let id = text(item, "sk").unwrap_or_default();
+    let malformed = |field: &str| {
+        format!("parked alert {OUTBOX_PK}/{id}: field {field} is missing or malformed")
+    };
+    let field = |name: &str| text(item, name).ok_or_else(|| malformed(name));
+    let event = AlertKind::parse(&field("event")?).ok_or_else(|| malformed("event"))?;
+    let severity = Severity::parse(&field("severity")?).ok_or_else(|| malformed("severity"))?;
+    let parked_at = DateTime::parse_from_rfc3339(&field("at")?)
+        .map_err(|_| malformed("at"))?
+        .with_timezone(&Utc);
+    let details = serde_json::from_str(&field("details")?).map_err(|_| malformed("details"))?;
+    let alert = Alert::new(event, severity, &field("secret_name")?)
+        .subject(field("subject")?)
+        .text(field("text")?)
+        .details(details);
+    Ok(ParkedAlert {
+        id,
+        parked_at,
+        alert,
+    })
 }

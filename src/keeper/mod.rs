@@ -24,7 +24,9 @@ use crate::domain::policy::AWSCURRENT;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::Result;
 use crate::patience::Patience;
-use crate::ports::{Alert, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore};
+use crate::ports::{
+    Alert, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore, Severity,
+};
 
 /// Who the keeper's audit events name as their actor.
 const KEEPER_ACTOR: &str = "keyrot-grace-keeper";
@@ -103,6 +105,8 @@ pub struct KeeperReport {
     /// AWSPREVIOUS versions found without a revocation record, and recorded.
     pub previous_recorded: usize,
     pub alerts_sent: usize,
+    /// Critical alerts parked earlier (their Publish failed) and delivered by this pass.
+    pub parked_delivered: usize,
     /// Problems that stopped one part of the pass (the rest went on); never key values.
     pub errors: Vec<String>,
 }
@@ -137,6 +141,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             .map(|m| (m.secret.name.as_str(), m))
             .collect();
 
+        self.deliver_parked(&mut report).await;
         self.revoke_due(now, &by_name, &mut report).await;
         for item in &managed {
             isolated(&item.secret.name, &mut report, async |part| {
@@ -198,7 +203,9 @@ impl<F: Family> GraceKeeper<'_, F> {
         self.settings.manages(secret)
     }
 
-    /// Sends an alert once per (`kind`, `dedupe`) and audits it; returns whether it went out.
+    /// Sends an alert once per (`kind`, `dedupe`) and audits it; returns whether it went out. A
+    /// critical alert is at-least-once: sent even when its once-marker cannot be written, and parked
+    /// for the next pass when its Publish fails.
     pub(crate) async fn alert_once(
         &self,
         secret: &SecretDescription,
@@ -206,6 +213,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         alert: Alert,
         report: &mut KeeperReport,
     ) -> bool {
+        let critical = alert.severity == Severity::Critical;
         match self
             .ports
             .audit
@@ -219,7 +227,9 @@ impl<F: Family> GraceKeeper<'_, F> {
                     "{}: alert {} not recorded: {err}",
                     secret.name, alert.event
                 ));
-                return false;
+                if !critical {
+                    return false;
+                }
             }
         }
         let outcome = match self.ports.alerts.send(&alert).await {
@@ -229,6 +239,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                     "{}: alert {} not published: {err}",
                     secret.name, alert.event
                 ));
+                self.ports.park_if_critical(&alert).await;
                 Outcome::Failed
             }
         };
@@ -242,6 +253,35 @@ impl<F: Family> GraceKeeper<'_, F> {
         .await;
         report.alerts_sent += usize::from(outcome == Outcome::Succeeded);
         outcome == Outcome::Succeeded
+    }
+
+    /// Delivers the critical alerts whose Publish failed when they were raised (by the rotator, the
+    /// CLI or an earlier pass), and forgets each once it went out. One that fails again stays parked.
+    async fn deliver_parked(&self, report: &mut KeeperReport) {
+        let parked = match self.ports.audit.parked_alerts().await {
+            Ok(parked) => parked,
+            Err(err) => return report.errors.push(format!("parked alerts: {err}")),
+        };
+        report.errors.extend(parked.unreadable);
+        for parked in parked.items {
+            let alert = &parked.alert;
+            if let Err(err) = self.ports.alerts.send(alert).await {
+                report.errors.push(format!(
+                    "{}: parked alert {} still not published: {err}",
+                    alert.secret_name, alert.event
+                ));
+                continue;
+            }
+            report.alerts_sent += 1;
+            report.parked_delivered += 1;
+            // A parked alert that cannot be forgotten goes out again next pass: at least once.
+            if let Err(err) = self.ports.audit.unpark_alert(&parked.id).await {
+                report.errors.push(format!(
+                    "{}: parked alert {} delivered but not forgotten: {err}",
+                    alert.secret_name, alert.event
+                ));
+            }
+        }
     }
 
     /// Writes an audit event of the keeper's own (`alert`, `revoke`); a failure is logged only.
@@ -282,6 +322,7 @@ impl KeeperReport {
             orphans,
             previous_recorded,
             alerts_sent,
+            parked_delivered,
             errors,
         } = part;
         self.secrets += secrets;
@@ -294,6 +335,7 @@ impl KeeperReport {
         self.orphans += orphans;
         self.previous_recorded += previous_recorded;
         self.alerts_sent += alerts_sent;
+        self.parked_delivered += parked_delivered;
         self.errors.extend(errors);
     }
 }

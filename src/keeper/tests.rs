@@ -549,3 +549,68 @@ async fn a_minted_key_a_target_still_serves_is_no_orphan() {
     let ids: Vec<&str> = orphans.iter().map(|o| o.key.id.as_str()).collect();
     assert_eq!(ids, ["svc_acct_lost"], "the served key is in service");
 }
+
+/// A critical alert whose Publish fails is parked and delivered by the next pass, once; an alert
+/// that is not critical is at-most-once and is not parked.
+#[tokio::test]
+async fn a_critical_alert_that_could_not_be_published_goes_out_next_pass() {
+    let r = world();
+    let now = r.clock.now();
+    r.store.last_rotated.set(Some(now - Duration::days(95)));
+    r.store.next_rotation.set(Some(now + Duration::days(3)));
+    r.alerts.fail.set(true);
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.alerts_sent, 0);
+    let parked: Vec<AlertKind> = r
+        .audit
+        .parked
+        .borrow()
+        .values()
+        .map(|p| p.alert.event)
+        .collect();
+    assert_eq!(
+        parked,
+        [AlertKind::RotationOverdue],
+        "the upcoming notice (info) is not parked"
+    );
+
+    r.alerts.fail.set(false);
+    let report = keeper(&r).run().await.expect("second pass");
+    assert_eq!(report.parked_delivered, 1, "{report:?}");
+    assert_eq!(r.alerts.kinds(), [AlertKind::RotationOverdue]);
+    assert!(
+        r.audit.parked.borrow().is_empty(),
+        "forgotten once delivered"
+    );
+
+    keeper(&r).run().await.expect("third pass");
+    assert_eq!(
+        r.alerts.kinds(),
+        [AlertKind::RotationOverdue],
+        "delivered once"
+    );
+}
+
+/// The rotator's critical alerts take the same way: a `rotation_failed` that SNS refused reaches
+/// people through the keeper's next pass.
+#[tokio::test]
+async fn a_rotation_failure_alert_sns_refused_is_delivered_by_the_keeper() {
+    let r = world();
+    r.store.start_rotation("t1");
+    r.alerts.fail.set(true);
+    run(&r, Step::Create, "t1").await.expect("created");
+    r.issuer.refuse_next_validations.set(u32::MAX);
+    run(&r, Step::Set, "t1")
+        .await
+        .expect_err("final: the new key is refused");
+    assert_eq!(r.audit.parked.borrow().len(), 1);
+
+    r.alerts.fail.set(false);
+    keeper(&r).run().await.expect("pass");
+    assert!(
+        r.alerts.kinds().contains(&AlertKind::RotationFailed),
+        "{:?}",
+        r.alerts.kinds()
+    );
+    assert!(r.audit.parked.borrow().is_empty());
+}

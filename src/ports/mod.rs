@@ -312,6 +312,49 @@ pub trait AuditLog {
         kind: AlertKind,
         dedupe: &str,
     ) -> Result<bool>;
+
+    /// Keeps a critical alert whose Publish failed, for the grace keeper to deliver on its next pass.
+    async fn park_alert(&self, alert: &Alert, at: DateTime<Utc>) -> Result<()>;
+
+    /// The alerts parked and not yet delivered, oldest first.
+    async fn parked_alerts(&self) -> Result<Listed<ParkedAlert>>;
+
+    /// Forgets a parked alert once it was delivered.
+    async fn unpark_alert(&self, id: &str) -> Result<()>;
+}
+
+/// Stored records as listed: those that could be read, and what was wrong with each of the others
+/// (named by its key), so that a malformed record is reported, never skipped in silence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    pub unreadable: Vec<String>,
+}
+
+impl<T> Listed<T> {
+    /// Sorts each parse into the readable items and the problems.
+    pub fn of(parsed: impl IntoIterator<Item = std::result::Result<T, String>>) -> Self {
+        let mut listed = Listed {
+            items: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        for one in parsed {
+            match one {
+                Ok(item) => listed.items.push(item),
+                Err(problem) => listed.unreadable.push(problem),
+            }
+        }
+        listed
+    }
+}
+
+/// A critical alert whose Publish failed, waiting for its delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkedAlert {
+    /// Its key in the state table.
+    pub id: String,
+    pub parked_at: DateTime<Utc>,
+    pub alert: Alert,
 }
 
 /// Reading the audit trail back, which only the operator CLI does.
@@ -342,6 +385,25 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    const ALL: [AlertKind; 12] = [
+        AlertKind::RotationSucceeded,
+        AlertKind::RotationFailed,
+        AlertKind::RotationRolledBack,
+        AlertKind::RollbackFailed,
+        AlertKind::KeyNeeded,
+        AlertKind::KeyRevoked,
+        AlertKind::RevocationPostponed,
+        AlertKind::RevocationFailed,
+        AlertKind::RotationUpcoming,
+        AlertKind::RotationOverdue,
+        AlertKind::RotationStuck,
+        AlertKind::OrphanKey,
+    ];
+
+    pub fn parse(text: &str) -> Option<AlertKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::RotationSucceeded => "rotation_succeeded",
@@ -424,6 +486,12 @@ pub enum Severity {
 }
 
 impl Severity {
+    pub fn parse(text: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|severity| severity.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",

@@ -390,12 +390,30 @@ impl<F: Family> Ports<F> {
         }
     }
 
-    /// Publishes `alert`; a failure is logged and counted, never returned.
+    /// Publishes `alert`; a failure is logged and counted, never returned. A critical alert that
+    /// could not be published is parked for the grace keeper's next pass: those are at-least-once,
+    /// the others at-most-once.
     pub(crate) async fn send_quietly(&self, alert: &Alert) {
         if let Err(err) = self.alerts.send(alert).await {
             tracing::warn!(error = %err, event = %alert.event, "alert could not be published");
             self.metrics
                 .count(Metric::AlertPublishFailed, &alert.secret_name, 1.0);
+            self.park_if_critical(alert).await;
+        }
+    }
+
+    /// Parks `alert` when it is critical; a failure to park is logged.
+    pub(crate) async fn park_if_critical(&self, alert: &Alert) {
+        if alert.severity != Severity::Critical {
+            return;
+        }
+        match self.audit.park_alert(alert, self.clock.now()).await {
+            Ok(()) => {
+                tracing::info!(event = %alert.event, "critical alert parked for the grace keeper's next pass")
+            }
+            Err(err) => {
+                tracing::error!(error = %err, event = %alert.event, "a critical alert could be neither published nor parked");
+            }
         }
     }
 }

@@ -362,6 +362,21 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
+    async fn park_alert(&self, a: &Alert, at: DateTime<Utc>) -> Result<()> {
+        self.inj
+            .call("dynamodb.PutItem(parked)", self.inner.park_alert(a, at))
+            .await
+    }
+    async fn parked_alerts(&self) -> Result<keyrot::ports::Listed<keyrot::ports::ParkedAlert>> {
+        self.inj
+            .call("dynamodb.Query(parked)", self.inner.parked_alerts())
+            .await
+    }
+    async fn unpark_alert(&self, id: &str) -> Result<()> {
+        self.inj
+            .call("dynamodb.DeleteItem(parked)", self.inner.unpark_alert(id))
+            .await
+    }
 }
 
 impl<P: Alerts> Alerts for Faulty<P> {

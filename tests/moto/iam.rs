@@ -329,6 +329,26 @@ async fn attacks_are_denied(
             denied += 1;
         }
     }
+    // The keeper forgets a delivered parked alert, and deletes nothing else of the state table.
+    let state_arn = format!(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+        deployment.state_table
+    );
+    let delete = |pk: &str| {
+        let mut request = Request::new("dynamodb:DeleteItem", &state_arn);
+        request.leading_keys = vec![pk.to_owned()];
+        request
+    };
+    let keeper = &principals[1];
+    assert_eq!(decide(&keeper.policy, &delete("OUTBOX")), Decision::Allowed);
+    for pk in [format!("SECRET#{managed}"), "OUTBOXES".to_owned()] {
+        assert_eq!(
+            decide(&keeper.policy, &delete(&pk)),
+            Decision::ImplicitDeny,
+            "keeper DeleteItem on {pk}"
+        );
+        denied += 1;
+    }
     let cli = &principals[2];
     for action in [
         "secretsmanager:PutSecretValue",

@@ -250,3 +250,49 @@ async fn a_key_another_managed_secret_still_holds_is_not_revoked() {
         "{trail}"
     );
 }
+
+/// A critical alert SNS refused (here: a topic that does not exist) is parked in DynamoDB, and the
+/// next keeper pass publishes it to the real topic: critical alerts are at-least-once.
+#[tokio::test]
+async fn a_critical_alert_sns_refused_reaches_people_on_the_next_keeper_pass() {
+    let world = World::new().await;
+    let topic = world.moto.config.alert_topic_arn.clone();
+    let unreachable = World::configured(|config| config.alert_topic_arn.push_str("-gone")).await;
+    let (scope, prefix) = scope();
+    let name = unreachable
+        .moto
+        .create_secret(&prefix, &serde_json::json!({"provider": "generic"}), &[])
+        .await;
+    let alerts = AlertQueue::subscribe(&topic, &name);
+    let token = unreachable.moto.rotate_secret(&name, true).await;
+    unreachable
+        .step("createSecret", &name, &token)
+        .await
+        .expect_err("no api_key");
+    assert!(alerts.drain().is_empty(), "the Publish failed");
+    let parked: Vec<_> = world
+        .moto
+        .partition("OUTBOX")
+        .await
+        .into_iter()
+        .filter(|item| item["secret_name"] == name.as_str())
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0]["event"], "rotation_failed");
+
+    Keeper::new(&world, &scope)
+        .await
+        .pass_at(Duration::zero())
+        .await;
+    let delivered = alerts.drain();
+    let events: Vec<&str> = delivered
+        .iter()
+        .filter_map(|m| m["MessageAttributes"]["event"]["Value"].as_str())
+        .collect();
+    assert_eq!(events, ["rotation_failed"], "{delivered:?}");
+    let left = world.moto.partition("OUTBOX").await;
+    assert!(
+        left.iter().all(|item| item["secret_name"] != name.as_str()),
+        "forgotten once delivered"
+    );
+}

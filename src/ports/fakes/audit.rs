@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
 use crate::domain::provenance::KeyRecord;
 use crate::error::{Error, Result};
-use crate::ports::{AlertKind, AuditHistory, AuditLog};
+use crate::ports::{Alert, AlertKind, AuditHistory, AuditLog, Listed, ParkedAlert};
 
 #[derive(Default)]
 pub(crate) struct FakeAudit {
@@ -28,6 +28,8 @@ pub(crate) struct FakeAudit {
     /// A version whose record another process (a keeper pass, a rollback) sets to this status just
     /// before the next update of it: the race between an operator command and a keeper pass.
     pub(crate) raced_before_update: RefCell<Option<(String, RevocationStatus)>>,
+    /// Critical alerts parked after a failed Publish, by id.
+    pub(crate) parked: RefCell<BTreeMap<String, ParkedAlert>>,
 }
 
 impl FakeAudit {
@@ -202,6 +204,29 @@ impl AuditLog for FakeAudit {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn park_alert(&self, alert: &Alert, at: DateTime<Utc>) -> Result<()> {
+        let mut parked = self.parked.borrow_mut();
+        let id = format!("ALERT#{}#{}", at.to_rfc3339(), parked.len());
+        parked.insert(
+            id.clone(),
+            ParkedAlert {
+                id,
+                parked_at: at,
+                alert: alert.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn parked_alerts(&self) -> Result<Listed<ParkedAlert>> {
+        Ok(Listed::of(self.parked.borrow().values().cloned().map(Ok)))
+    }
+
+    async fn unpark_alert(&self, id: &str) -> Result<()> {
+        self.parked.borrow_mut().remove(id);
+        Ok(())
     }
 
     async fn record_alert_once(

@@ -157,6 +157,8 @@ pub struct Request {
     pub resource: String,
     /// `aws:TagKeys`, for TagResource and UntagResource.
     pub tag_keys: Vec<String>,
+    /// `dynamodb:LeadingKeys`: the partition key an item request names.
+    pub leading_keys: Vec<String>,
 }
 
 impl Request {
@@ -165,6 +167,7 @@ impl Request {
             action: action.to_owned(),
             resource: resource.to_owned(),
             tag_keys: Vec::new(),
+            leading_keys: Vec::new(),
         }
     }
 }
@@ -211,6 +214,15 @@ fn condition_holds(condition: Option<&Value>, request: &Request) -> bool {
                         .tag_keys
                         .iter()
                         .all(|k| allowed.contains(&k.as_str()))
+                }
+                ("ForAllValues:StringEquals", "dynamodb:LeadingKeys") => {
+                    let allowed = strings(allowed);
+                    // No key named (a Query, a Scan) proves nothing here: only item requests pass.
+                    !request.leading_keys.is_empty()
+                        && request
+                            .leading_keys
+                            .iter()
+                            .all(|k| allowed.contains(&k.as_str()))
                 }
                 _ => panic!("the condition {operator} {key} is not evaluated here"),
             })
@@ -532,10 +544,14 @@ fn requests_of(entry: &Value) -> Vec<Request> {
 
 fn dynamodb_requests(operation: &str, json: &Value) -> Vec<Request> {
     if operation != "TransactWriteItems" {
-        return vec![Request::new(
-            &format!("dynamodb:{operation}"),
-            &table_arn(json),
-        )];
+        let mut request = Request::new(&format!("dynamodb:{operation}"), &table_arn(json));
+        request.leading_keys = json["Key"]["pk"]["S"]
+            .as_str()
+            .or(json["Item"]["pk"]["S"].as_str())
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        return vec![request];
     }
     // AWS authorizes a transaction by the action of each of its items.
     json["TransactItems"]

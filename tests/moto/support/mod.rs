@@ -230,6 +230,11 @@ impl Moto {
     /// Every item keyrot wrote for the secret in both tables (the state table's, then its audit
     /// events in time order), as JSON-ish text lines, for assertions and leak scans.
     pub async fn items(&self, name: &str) -> Vec<BTreeMap<String, String>> {
+        self.partition(&format!("SECRET#{name}")).await
+    }
+
+    /// Every item of the partition `pk`, of the state table and then of the events table.
+    pub async fn partition(&self, pk: &str) -> Vec<BTreeMap<String, String>> {
         let mut items = Vec::new();
         for table in [&self.config.audit_table, &self.config.events_table] {
             let out = self
@@ -239,7 +244,7 @@ impl Moto {
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(
                     ":pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(format!("SECRET#{name}")),
+                    aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
                 )
                 .send()
                 .await

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
 
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
@@ -149,18 +150,29 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// An event's item. Its sort key ends with a digest of everything else the event says, so that two
+/// different events of one millisecond, action and token prefix never share a key (the conditional
+/// put would drop the second), while the same event written twice still lands once.
 fn event_item(event: &AuditEvent) -> Item {
+    let mut item = event_attributes(event);
+    let content: std::collections::BTreeMap<&String, String> =
+        item.iter().map(|(k, v)| (k, format!("{v:?}"))).collect();
+    let digest = Sha256::digest(format!("{content:?}").as_bytes());
+    let sk = format!(
+        "EVENT#{}#{}#{}#{}",
+        rfc3339_ms(event.at),
+        event.action,
+        token8(&event.version_id),
+        hex::encode(&digest[..4])
+    );
+    item.insert("sk".to_owned(), s(sk));
+    item
+}
+
+fn event_attributes(event: &AuditEvent) -> Item {
     let at = rfc3339_ms(event.at);
     let mut item: Item = [
         ("pk", s(secret_pk(&event.secret_name))),
-        (
-            "sk",
-            s(format!(
-                "EVENT#{at}#{}#{}",
-                event.action,
-                token8(&event.version_id)
-            )),
-        ),
         ("gsi1pk", s(format!("MONTH#{}", event.at.format("%Y-%m")))),
         ("gsi1sk", s(format!("{at}#{}", event.secret_name))),
         ("kind", s("event")),

@@ -24,6 +24,8 @@ pub enum Action {
     Rotate,
     /// `keyrot onboard` wrote a secret's value and rotation settings.
     Onboard,
+    /// An invocation of the rotator refused before any step ran (its payload could not be read).
+    Invoke,
 }
 
 impl Action {
@@ -37,6 +39,7 @@ impl Action {
             Action::Alert => "alert",
             Action::Rotate => "rotate",
             Action::Onboard => "onboard",
+            Action::Invoke => "invoke",
         }
     }
 
@@ -50,6 +53,7 @@ impl Action {
                 Action::Alert,
                 Action::Rotate,
                 Action::Onboard,
+                Action::Invoke,
             ]
             .into_iter()
             .find(|action| action.as_str() == text)

@@ -49,6 +49,43 @@ pub struct RotationEvent {
     pub rotation_token: Option<String>,
 }
 
+/// The secret's name in an id Secrets Manager sends: the id itself when it is a name, and the name part
+/// of an ARN (`arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>`), so
+/// that what is audited before DescribeSecret answers is filed where the secret's history is.
+pub fn secret_name_of(secret_id: &str) -> &str {
+    let Some(rest) = secret_id.strip_prefix("arn:") else {
+        return secret_id;
+    };
+    let mut parts = rest.splitn(6, ':');
+    let (_, service, _, _, kind, name) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    );
+    match (service, kind, name) {
+        (Some("secretsmanager"), Some("secret"), Some(name)) => name
+            .rsplit_once('-')
+            .filter(|(_, suffix)| suffix.len() == 6)
+            .map_or(name, |(name, _)| name),
+        _ => secret_id,
+    }
+}
+
+/// The secret id and the token of a payload that could not be read as a whole, where they are strings:
+/// what a refused invocation is audited under.
+pub fn refused_ids(payload: &Value) -> Option<(&str, &str)> {
+    let id = payload.get("SecretId")?.as_str()?;
+    let token = payload
+        .get("ClientRequestToken")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    (!id.trim().is_empty() && id.len() <= MAX_FIELD_LEN && token.len() <= MAX_FIELD_LEN)
+        .then_some((id, token))
+}
+
 /// Tokens are version ids (UUIDs, 32-64 characters); ids are ARNs or names of at most 2048 characters.
 const MAX_FIELD_LEN: usize = 2048;
 
@@ -126,6 +163,29 @@ fn json_type(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::secret_name_of;
+
+    #[test]
+    fn an_arn_is_filed_under_its_secrets_name() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/openai-AbCdEf";
+        assert_eq!(secret_name_of(arn), "prod/openai");
+        let gov = "arn:aws-us-gov:secretsmanager:us-gov-west-1:1:secret:a-b-c-XyZ123";
+        assert_eq!(secret_name_of(gov), "a-b-c");
+        assert_eq!(secret_name_of("prod/openai"), "prod/openai");
+        assert_eq!(
+            secret_name_of("arn:aws:lambda:us-east-1:1:function:f"),
+            "arn:aws:lambda:us-east-1:1:function:f"
+        );
+        // A partial ARN (no random suffix) names the secret whole.
+        assert_eq!(
+            secret_name_of("arn:aws:secretsmanager:us-east-1:1:secret:x"),
+            "x"
+        );
     }
 }
 

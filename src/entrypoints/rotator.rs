@@ -4,6 +4,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
 use crate::domain::RotationEvent;
+use crate::domain::event::refused_ids;
 use crate::error::Error;
 use crate::ports::Family;
 use crate::rotation::{Invocation, Rotator};
@@ -32,10 +33,16 @@ pub async fn handle<F: Family>(
     event: LambdaEvent<Value>,
 ) -> Result<Value, StepFailure> {
     let (payload, context) = event.into_parts();
-    let event = RotationEvent::from_payload(&payload).map_err(|err| {
-        tracing::error!(error = %err, "refused invocation payload");
-        StepFailure(err)
-    })?;
+    let event = match RotationEvent::from_payload(&payload) {
+        Ok(event) => event,
+        Err(err) => {
+            tracing::error!(error = %err, "refused invocation payload");
+            if let Some(ids) = refused_ids(&payload) {
+                rotator.record_refused(ids, &err, &context.request_id).await;
+            }
+            return Err(StepFailure(err));
+        }
+    };
     let invocation = Invocation {
         // Lambda's deadline is milliseconds since the epoch; 0 (a test's default context) means none.
         deadline: (context.deadline > 0)

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::domain::audit::{Action, AuditEvent, Outcome};
+use crate::domain::event::secret_name_of;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, Stage};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
@@ -142,12 +143,34 @@ impl<F: Family> Rotator<'_, F> {
         }
         result.map_err(|source| Error::Step {
             step: event.step.to_string(),
-            secret: evidence
-                .secret
-                .as_ref()
-                .map_or_else(|| event.secret_id.clone(), |s| s.name.clone()),
+            secret: evidence.secret.as_ref().map_or_else(
+                || secret_name_of(&event.secret_id).to_owned(),
+                |s| s.name.clone(),
+            ),
             source: Box::new(source),
         })
+    }
+
+    /// Audits an invocation refused before any step ran (its payload could not be read) under the
+    /// secret it names, so that the refusal shows in that secret's history.
+    pub async fn record_refused(&self, (secret_id, token): (&str, &str), err: &Error, actor: &str) {
+        let now = self.ports.clock.now();
+        let arn = if secret_id.starts_with("arn:") {
+            secret_id
+        } else {
+            ""
+        };
+        let event = AuditEvent::new(
+            now,
+            (arn, secret_name_of(secret_id)),
+            Action::Invoke,
+            Outcome::Failed,
+            token,
+        )
+        .by(actor)
+        .took(now, now)
+        .failure(err);
+        self.ports.record_quietly(&event).await;
     }
 
     async fn run_step(
@@ -202,6 +225,9 @@ impl<F: Family> Rotator<'_, F> {
     ) -> AuditEvent {
         let (secret_arn, secret_name) = match &evidence.secret {
             Some(secret) => (secret.arn.as_str(), secret.name.as_str()),
+            None if event.secret_id.starts_with("arn:") => {
+                (event.secret_id.as_str(), secret_name_of(&event.secret_id))
+            }
             None => ("", event.secret_id.as_str()),
         };
         AuditEvent::new(
@@ -223,7 +249,7 @@ impl<F: Family> Rotator<'_, F> {
         let name = evidence
             .secret
             .as_ref()
-            .map_or(event.secret_id.as_str(), |s| s.name.as_str());
+            .map_or(secret_name_of(&event.secret_id), |s| s.name.as_str());
         let shown = |key: &Option<KeyView>| {
             key.as_ref()
                 .map_or_else(|| "(unknown)".to_owned(), |k| k.redacted.clone())
@@ -280,7 +306,7 @@ impl<F: Family> Rotator<'_, F> {
         let name = evidence
             .secret
             .as_ref()
-            .map_or(event.secret_id.as_str(), |s| s.name.as_str());
+            .map_or(secret_name_of(&event.secret_id), |s| s.name.as_str());
         if err.is_retryable() && !self.keeps_failing(name, event).await {
             return;
         }

@@ -355,3 +355,33 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         .expect("kept");
     assert_eq!(stored.status, RevocationStatus::Revoked);
 }
+
+/// Two keeper alerts of one millisecond whose dedupe keys share their first eight characters used to
+/// share a sort key, and the conditional put dropped the second in silence.
+#[tokio::test]
+async fn events_of_one_millisecond_action_and_token_prefix_are_all_kept() {
+    let world = World::new().await;
+    let log = world.moto.audit_log();
+    let secret = unique("collide");
+    let at = Utc::now();
+    let alert = |dedupe: &str| AuditEvent {
+        action: Action::Alert,
+        version_id: dedupe.to_owned(),
+        ..event(&secret, at, "alert")
+    };
+    for dedupe in ["v0000001#2031-05-01", "v0000001#2031-05-02"] {
+        log.record(&alert(dedupe)).await.expect("record");
+        log.record(&alert(dedupe))
+            .await
+            .expect("the same event again");
+    }
+    let kept: Vec<String> = world
+        .moto
+        .items(&secret)
+        .await
+        .into_iter()
+        .filter(|item| item.get("sk").is_some_and(|sk| sk.starts_with("EVENT#")))
+        .map(|item| item["version_id"].clone())
+        .collect();
+    assert_eq!(kept.len(), 2, "both kept, each once: {kept:?}");
+}

@@ -400,3 +400,64 @@ async fn every_malformed_input_is_refused_by_name_and_changes_nothing() {
     }
     assert!(count >= 30, "the catalogue holds {count} cases");
 }
+
+/// Secrets Manager names a secret by its ARN. A payload refused before any step ran, and a step whose
+/// DescribeSecret fails, are audited under the secret's name, where `keyrot audit --secret` and the
+/// report look, not under the ARN.
+#[tokio::test]
+async fn refusals_before_describe_secret_are_filed_under_the_secrets_name() {
+    let world = World::new().await;
+    let name = world
+        .moto
+        .create_secret(
+            "refused",
+            &json!({"provider": "generic", "api_key": KEY}),
+            &[],
+        )
+        .await;
+    let arn = world.moto.arn(&name).await;
+    let err = world
+        .invoke_raw(
+            json!({"Step": "dropSecret", "SecretId": arn, "ClientRequestToken": "t-refused"}),
+        )
+        .await
+        .expect_err("an unknown step");
+    assert!(err.contains("unknown Step"), "{err}");
+    // The ARN of a secret that is gone: DescribeSecret fails before anything is known of it.
+    let gone = arn.replace(&name, &format!("{name}-gone"));
+    world
+        .step("createSecret", &gone, "t-gone")
+        .await
+        .expect_err("no such secret");
+
+    let filed = |items: Vec<std::collections::BTreeMap<String, String>>| {
+        items
+            .into_iter()
+            .filter(|item| item.get("sk").is_some_and(|sk| sk.starts_with("EVENT#")))
+            .map(|item| {
+                (
+                    item["action"].clone(),
+                    item["outcome"].clone(),
+                    item["version_id"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        filed(world.moto.items(&name).await),
+        [(
+            "invoke".to_owned(),
+            "failed".to_owned(),
+            "t-refused".to_owned()
+        )]
+    );
+    assert_eq!(
+        filed(world.moto.items(&format!("{name}-gone")).await),
+        [(
+            "createSecret".to_owned(),
+            "failed".to_owned(),
+            "t-gone".to_owned()
+        )]
+    );
+    assert!(filed(world.moto.partition(&format!("SECRET#{arn}")).await).is_empty());
+}

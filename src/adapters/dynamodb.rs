@@ -287,21 +287,78 @@ fn key_item(record: &KeyRecord) -> Item {
     item
 }
 
-fn key_from_item(item: &Item) -> Option<KeyRecord> {
-    Some(KeyRecord {
-        secret_name: text(item, "secret_name")?,
-        fingerprint: text(item, "fingerprint")?,
-        provider: Provider::parse(&text(item, "provider")?)?,
-        project_id: text(item, "project_id"),
-        key_id: text(item, "key_id"),
-        api_key_id: text(item, "api_key_id"),
-        origin: Origin::parse(&text(item, "origin")?)?,
-        version_id: text(item, "version_id").unwrap_or_default(),
-        at: DateTime::parse_from_rfc3339(&text(item, "at")?)
-            .ok()?
-            .with_timezone(&Utc),
-        by: text(item, "by").unwrap_or_default(),
+fn key_from_item(item: &Item) -> std::result::Result<KeyRecord, String> {
+    let read = Read(item);
+    Ok(KeyRecord {
+        secret_name: read.text("secret_name")?,
+        fingerprint: read.text("fingerprint")?,
+        provider: read.parsed("provider", Provider::parse)?,
+        project_id: read.optional("project_id"),
+        key_id: read.optional("key_id"),
+        api_key_id: read.optional("api_key_id"),
+        origin: read.parsed("origin", Origin::parse)?,
+        version_id: read.optional("version_id").unwrap_or_default(),
+        at: read.time("at")?,
+        by: read.optional("by").unwrap_or_default(),
     })
+}
+
+/// One stored item read field by field: every parser of an item reads through it, and what it says
+/// is wrong names the item (`pk/sk`) and the field, so a malformed record is reported, never skipped.
+struct Read<'a>(&'a Item);
+
+impl Read<'_> {
+    fn wrong(&self, field: &str, problem: impl std::fmt::Display) -> String {
+        let key = |name| text(self.0, name).unwrap_or_else(|| "?".to_owned());
+        format!(
+            "unreadable item {}/{}: field {field} {problem}",
+            key("pk"),
+            key("sk")
+        )
+    }
+
+    fn optional(&self, field: &str) -> Option<String> {
+        text(self.0, field)
+    }
+
+    fn text(&self, field: &str) -> std::result::Result<String, String> {
+        self.optional(field)
+            .ok_or_else(|| self.wrong(field, "is missing"))
+    }
+
+    /// A word of keyrot's vocabulary (a status, a provider), refused when keyrot does not know it.
+    fn parsed<T>(
+        &self,
+        field: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> std::result::Result<T, String> {
+        let value = self.text(field)?;
+        parse(&value)
+            .ok_or_else(|| self.wrong(field, format!("is {value:?}, which keyrot does not know")))
+    }
+
+    fn time(&self, field: &str) -> std::result::Result<DateTime<Utc>, String> {
+        let value = self.text(field)?;
+        DateTime::parse_from_rfc3339(&value)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| self.wrong(field, format!("is {value:?}, not an RFC 3339 time")))
+    }
+
+    fn optional_time(&self, field: &str) -> std::result::Result<Option<DateTime<Utc>>, String> {
+        match self.optional(field) {
+            None => Ok(None),
+            Some(_) => self.time(field).map(Some),
+        }
+    }
+
+    fn count(&self, field: &str) -> u32 {
+        number(self.0, field)
+    }
+}
+
+/// A stored record that keyrot cannot read, as the error of a read that needed it.
+fn unreadable(what: &str, problem: String) -> Error {
+    Error::external(SYSTEM, what, problem, Transience::Final)
 }
 
 fn number(item: &Item, name: &str) -> u32 {
@@ -315,57 +372,47 @@ fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-pub(crate) fn revocation_from_item(item: &Item) -> Option<Revocation> {
-    let due = DateTime::parse_from_rfc3339(&text(item, "due")?)
-        .ok()?
-        .with_timezone(&Utc);
-    Some(Revocation {
-        secret_name: text(item, "secret_name")?,
-        secret_arn: text(item, "secret_arn").unwrap_or_default(),
-        old_version_id: text(item, "old_version_id")?,
-        provider: Provider::parse(&text(item, "provider")?)?,
-        project_id: text(item, "project_id"),
-        key_id: text(item, "key_id"),
-        api_key_id: text(item, "api_key_id"),
-        admin_key_secret: text(item, "admin_key_secret"),
-        fingerprint: text(item, "fingerprint").unwrap_or_default(),
-        hint: text(item, "hint").unwrap_or_default(),
-        due,
-        postponements: number(item, "postponements"),
-        attempts: item
-            .get("attempts")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        status: RevocationStatus::parse(&text(item, "status")?)?,
-        claimed_at: text(item, "claimed_at")
-            .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
-            .map(|at| at.with_timezone(&Utc)),
+pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocation, String> {
+    let read = Read(item);
+    Ok(Revocation {
+        secret_name: read.text("secret_name")?,
+        secret_arn: read.optional("secret_arn").unwrap_or_default(),
+        old_version_id: read.text("old_version_id")?,
+        provider: read.parsed("provider", Provider::parse)?,
+        project_id: read.optional("project_id"),
+        key_id: read.optional("key_id"),
+        api_key_id: read.optional("api_key_id"),
+        admin_key_secret: read.optional("admin_key_secret"),
+        fingerprint: read.optional("fingerprint").unwrap_or_default(),
+        hint: read.optional("hint").unwrap_or_default(),
+        due: read.time("due")?,
+        postponements: read.count("postponements"),
+        attempts: read.count("attempts"),
+        status: read.parsed("status", RevocationStatus::parse)?,
+        claimed_at: read.optional_time("claimed_at")?,
     })
 }
 
-pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
-    let at = DateTime::parse_from_rfc3339(&text(item, "at")?)
-        .ok()?
-        .with_timezone(&Utc);
-    let outcome = match text(item, "outcome")?.as_str() {
-        "succeeded" => Outcome::Succeeded,
-        "failed" => Outcome::Failed,
-        "skipped" => Outcome::Skipped,
-        _ => return None,
-    };
-    Some(AuditEvent {
-        at,
-        secret_arn: text(item, "secret_arn").unwrap_or_default(),
-        secret_name: text(item, "secret_name")?,
-        action: Action::parse(&text(item, "action")?)?,
+pub(crate) fn event_from_item(item: &Item) -> std::result::Result<AuditEvent, String> {
+    let read = Read(item);
+    let outcome = read.parsed("outcome", |text| match text {
+        "succeeded" => Some(Outcome::Succeeded),
+        "failed" => Some(Outcome::Failed),
+        "skipped" => Some(Outcome::Skipped),
+        _ => None,
+    })?;
+    Ok(AuditEvent {
+        at: read.time("at")?,
+        secret_arn: read.optional("secret_arn").unwrap_or_default(),
+        secret_name: read.text("secret_name")?,
+        action: read.parsed("action", Action::parse)?,
         outcome,
-        version_id: text(item, "version_id").unwrap_or_default(),
-        provider: text(item, "provider").unwrap_or_default(),
-        old_key_hint: text(item, "old_key_hint"),
-        new_key_hint: text(item, "new_key_hint"),
-        trigger: text(item, "trigger").unwrap_or_default(),
-        actor: text(item, "actor").unwrap_or_default(),
+        version_id: read.optional("version_id").unwrap_or_default(),
+        provider: read.optional("provider").unwrap_or_default(),
+        old_key_hint: read.optional("old_key_hint"),
+        new_key_hint: read.optional("new_key_hint"),
+        trigger: read.optional("trigger").unwrap_or_default(),
+        actor: read.optional("actor").unwrap_or_default(),
         targets: item
             .get("targets")
             .and_then(|v| v.as_l().ok())
@@ -376,7 +423,7 @@ pub(crate) fn event_from_item(item: &Item) -> Option<AuditEvent> {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0),
-        error: text(item, "error"),
+        error: read.optional("error"),
         retryable: matches!(item.get("retryable"), Some(AttributeValue::Bool(true))),
     })
 }
@@ -412,7 +459,7 @@ impl EventsTable {
         secret_name: &str,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AuditEvent>> {
+    ) -> Result<Listed<AuditEvent>> {
         let low = format!("EVENT#{}", since.map(rfc3339_ms).unwrap_or_default());
         // `~` sorts after every character of an RFC 3339 time, so "EVENT#~" bounds all events.
         let high = format!(
@@ -434,7 +481,7 @@ impl EventsTable {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|err| sdk_error(SYSTEM, "Query(secret history)", &err))?;
-        Ok(items.iter().filter_map(event_from_item).collect())
+        Ok(Listed::of(items.iter().map(event_from_item)))
     }
 
     /// Every event of one calendar month (`YYYY-MM`) across all secrets, oldest first, optionally
@@ -444,7 +491,7 @@ impl EventsTable {
         month: &str,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AuditEvent>> {
+    ) -> Result<Listed<AuditEvent>> {
         let low = since.map(rfc3339_ms).unwrap_or_default();
         let high = until.map(rfc3339_ms).unwrap_or_else(|| "~".to_owned());
         let items = self
@@ -462,12 +509,12 @@ impl EventsTable {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|err| sdk_error(SYSTEM, "Query(month)", &err))?;
-        Ok(items.iter().filter_map(event_from_item).collect())
+        Ok(Listed::of(items.iter().map(event_from_item)))
     }
 }
 
 impl DynamoAuditLog {
-    async fn query_pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+    async fn query_pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>> {
         let items = self
             .client
             .query()
@@ -482,7 +529,7 @@ impl DynamoAuditLog {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|err| sdk_error(SYSTEM, "Query(pending revocations)", &err))?;
-        Ok(items.iter().filter_map(revocation_from_item).collect())
+        Ok(Listed::of(items.iter().map(revocation_from_item)))
     }
 }
 
@@ -594,7 +641,10 @@ impl AuditLog for DynamoAuditLog {
             .send()
             .await
             .map_err(|err| sdk_error(SYSTEM, "GetItem(revocation)", &err))?;
-        Ok(out.item().and_then(revocation_from_item))
+        out.item()
+            .map(revocation_from_item)
+            .transpose()
+            .map_err(|problem| unreadable("read revocation record", problem))
     }
 
     async fn record_deployment(
@@ -649,11 +699,11 @@ impl AuditLog for DynamoAuditLog {
         Ok(())
     }
 
-    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>> {
         self.query_pending_revocations(before).await
     }
 
-    async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>> {
+    async fn revocations_of(&self, secret_name: &str) -> Result<Listed<Revocation>> {
         let items = self
             .client
             .query()
@@ -667,7 +717,7 @@ impl AuditLog for DynamoAuditLog {
             .collect::<std::result::Result<Vec<_>, _>>()
             .await
             .map_err(|err| sdk_error(SYSTEM, "Query(revocations of a secret)", &err))?;
-        Ok(items.iter().filter_map(revocation_from_item).collect())
+        Ok(Listed::of(items.iter().map(revocation_from_item)))
     }
 
     async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
@@ -739,7 +789,10 @@ impl AuditLog for DynamoAuditLog {
             .send()
             .await
             .map_err(|err| sdk_error(SYSTEM, "GetItem(key record)", &err))?;
-        Ok(out.item().and_then(key_from_item))
+        out.item()
+            .map(key_from_item)
+            .transpose()
+            .map_err(|problem| unreadable("read key record", problem))
     }
 
     async fn record_alert_once(

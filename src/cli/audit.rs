@@ -77,16 +77,25 @@ pub async fn run(args: AuditArgs, stack: &str) -> Result<()> {
             .require(TABLE_VAR)?,
     };
     let log = EventsTable::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let mut unreadable = Vec::new();
     let events = match &args.secret {
-        Some(secret) => log.secret_history(secret, since, until).await?,
+        Some(secret) => log
+            .secret_history(secret, since, until)
+            .await?
+            .reporting(|problem| unreadable.push(problem)),
         None => {
             let mut events = Vec::new();
             for month in months_between(since, until, Utc::now()) {
-                events.extend(log.month_events(&month, since, until).await?);
+                let listed = log.month_events(&month, since, until).await?;
+                events.extend(listed.reporting(|problem| unreadable.push(problem)));
             }
             events
         }
     };
+    // Evidence with a hole in it must say so: each unreadable item is named on stderr.
+    for problem in &unreadable {
+        eprintln!("warning: {problem}");
+    }
     let mut out = std::io::stdout().lock();
     let format = if args.json { Format::Json } else { args.format };
     let written = match format {

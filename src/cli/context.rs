@@ -17,7 +17,7 @@ use crate::domain::audit::AuditEvent;
 use crate::error::{Error, Result, Transience};
 use crate::keeper::{GraceKeeper, KeeperSettings};
 use crate::operator::Operator;
-use crate::ports::{AuditHistory, Ports, SecretAdmin};
+use crate::ports::{AuditHistory, Listed, Ports, SecretAdmin};
 use crate::wiring::{self, Aws};
 
 /// One CLI invocation's connection to the deployment: the ports, the configuration and the caller.
@@ -122,7 +122,7 @@ impl AuditHistory for DynamoAuditLog {
         &self,
         secret_name: &str,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AuditEvent>> {
+    ) -> Result<Listed<AuditEvent>> {
         self.events().secret_history(secret_name, since, None).await
     }
 }

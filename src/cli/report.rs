@@ -104,7 +104,8 @@ pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
             .audit
             .events()
             .secret_history(&item.secret.name, None, Some(end))
-            .await?;
+            .await?
+            .reporting(|problem| eprintln!("warning: {problem}"));
         let max_age = item
             .secret
             .policy(24.0)

@@ -168,7 +168,8 @@ pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
     // One query of the pending-revocation index serves every secret's grace period.
     let far = now + Duration::days(3650);
     let mut grace: BTreeMap<String, Revocation> = BTreeMap::new();
-    for revocation in ports.audit.pending_revocations(far).await? {
+    let pending = ports.audit.pending_revocations(far).await?;
+    for revocation in pending.reporting(|problem| eprintln!("warning: {problem}")) {
         grace.insert(revocation.secret_name.clone(), revocation);
     }
     let mut rows = Vec::new();

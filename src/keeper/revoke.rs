@@ -65,7 +65,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         report: &mut KeeperReport,
     ) {
         let due = match self.ports.audit.pending_revocations(now).await {
-            Ok(due) => due,
+            Ok(due) => due.reporting(|problem| report.errors.push(problem)),
             Err(err) => return report.errors.push(format!("pending revocations: {err}")),
         };
         // A record another process is revoking right now (its claim is younger than the lease) is

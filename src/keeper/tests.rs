@@ -614,3 +614,30 @@ async fn a_rotation_failure_alert_sns_refused_is_delivered_by_the_keeper() {
     );
     assert!(r.audit.parked.borrow().is_empty());
 }
+
+/// A revocation record that cannot be read may be the one that knows a key: the orphan check of that
+/// project stops and says why, rather than send a person to delete a key in service.
+#[tokio::test]
+async fn an_unreadable_revocation_record_stops_the_orphan_check_and_is_reported() {
+    let r = world_with(
+        json!({"provider": "openai", "api_key": OLD_KEY, "key_id": "svc_acct_current",
+        "openai": {"project_id": "proj_1", "admin_key_secret": "a"}}),
+    );
+    let now = r.clock.now();
+    r.issuer.minted_keys.borrow_mut().push(MintedKey {
+        id: "svc_acct_unknown".into(),
+        name: "keyrot-prod-generic-0000beef".into(),
+        created_at: now - Duration::hours(3),
+        scope: "proj_1".into(),
+    });
+    let problem = "unreadable item SECRET#prod/generic/REVOKE#v9: field status is \"bogus\"";
+    r.audit.unreadable.borrow_mut().push(problem.into());
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.orphans, 0);
+    assert!(!r.alerts.kinds().contains(&AlertKind::OrphanKey));
+    assert!(
+        report.errors.iter().any(|e| e.contains(problem)),
+        "{:?}",
+        report.errors
+    );
+}

@@ -250,7 +250,12 @@ where
         // Set once a step failed retryably: from then on the token's labels say whether it goes on.
         let mut retrying = false;
         loop {
-            let mut events = self.ports.audit.history(secret_name, Some(since)).await?;
+            let mut events = self
+                .ports
+                .audit
+                .history(secret_name, Some(since))
+                .await?
+                .reporting(|problem| tracing::warn!(%problem, "an audit item could not be read"));
             events.reverse();
             let mine: Vec<_> = events
                 .into_iter()

@@ -16,7 +16,7 @@ use crate::domain::policy::Stage;
 use crate::domain::provenance::KeyRecord;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, NewKey, SecretDescription};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What happened to a PutSecretValue of the pending version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,10 +277,10 @@ pub trait AuditLog {
     async fn clear_deployment(&self, secret_name: &str, token: &str, target: &str) -> Result<()>;
 
     /// Pending revocations whose grace ends before `before` (the sparse index), soonest first.
-    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>>;
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>>;
 
     /// Every revocation record of one secret, whatever its status.
-    async fn revocations_of(&self, secret_name: &str) -> Result<Vec<Revocation>>;
+    async fn revocations_of(&self, secret_name: &str) -> Result<Listed<Revocation>>;
 
     /// Rewrites a revocation record (status, attempts, postponements, due time) whose status is still
     /// `expected`. Returns false, writing nothing, when it is not: a rollback, a revocation or another
@@ -346,6 +346,29 @@ impl<T> Listed<T> {
         }
         listed
     }
+
+    /// The items, or an error naming every unreadable record: for a decision that must not be made on
+    /// part of the records.
+    pub fn complete(self, secret_name: &str, what: &str) -> Result<Vec<T>> {
+        if self.unreadable.is_empty() {
+            return Ok(self.items);
+        }
+        Err(Error::config(
+            secret_name,
+            what,
+            format!(
+                "include records keyrot cannot read ({})",
+                self.unreadable.join("; ")
+            ),
+            "repair or remove those items in the state table (docs/tables.md); nothing was changed",
+        ))
+    }
+
+    /// The items, after handing each problem to `report`.
+    pub fn reporting(self, mut report: impl FnMut(String)) -> Vec<T> {
+        self.unreadable.into_iter().for_each(&mut report);
+        self.items
+    }
 }
 
 /// A critical alert whose Publish failed, waiting for its delivery.
@@ -364,7 +387,7 @@ pub trait AuditHistory {
         &self,
         secret_name: &str,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AuditEvent>>;
+    ) -> Result<Listed<AuditEvent>>;
 }
 
 /// What an alert is about: its `event` attribute, which subscriptions filter on.

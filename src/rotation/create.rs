@@ -397,6 +397,7 @@ impl<F: Family> Ports<F> {
             .audit
             .revocations_of(secret_name)
             .await?
+            .complete(secret_name, "revocation records")?
             .iter()
             .any(|r| r.fingerprint == key.fingerprint && r.status != RevocationStatus::Cancelled))
     }

@@ -210,12 +210,14 @@ async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_sett
     let soon = log
         .pending_revocations(Utc::now() + Duration::hours(2999))
         .await
-        .expect("query");
+        .expect("query")
+        .items;
     assert!(soon.iter().all(|r| r.secret_name != name), "not due yet");
     let later = log
         .pending_revocations(Utc::now() + Duration::hours(3001))
         .await
-        .expect("query");
+        .expect("query")
+        .items;
     let mine: Vec<_> = later.iter().filter(|r| r.secret_name == name).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].old_version_id, old);
@@ -230,7 +232,8 @@ async fn pending_revocations_are_found_by_due_time_and_leave_the_index_when_sett
     let after = log
         .pending_revocations(Utc::now() + Duration::hours(3001))
         .await
-        .expect("query");
+        .expect("query")
+        .items;
     assert!(
         after.iter().all(|r| r.secret_name != name),
         "a settled revocation leaves the sparse index"
@@ -258,9 +261,14 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
             .filter(|r| r.secret_name == name)
             .collect::<Vec<_>>()
     };
-    let mut revocation = mine(log.pending_revocations(due_after).await.expect("query"))
-        .pop()
-        .expect("scheduled by finishSecret");
+    let mut revocation = mine(
+        log.pending_revocations(due_after)
+            .await
+            .expect("query")
+            .items,
+    )
+    .pop()
+    .expect("scheduled by finishSecret");
     assert!(
         !log.schedule_revocation(&revocation).await.expect("put"),
         "a pending record stands: a retry writes nothing"
@@ -285,13 +293,27 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
         (stored.status, stored.postponements),
         (RevocationStatus::Cancelled, 0)
     );
-    assert!(mine(log.pending_revocations(due_after).await.expect("query")).is_empty());
+    assert!(
+        mine(
+            log.pending_revocations(due_after)
+                .await
+                .expect("query")
+                .items
+        )
+        .is_empty()
+    );
 
     // The key goes out of service again: the cancelled record gives way to a pending one.
     revocation.postponements = 0;
     assert!(log.schedule_revocation(&revocation).await.expect("put"));
     assert_eq!(
-        mine(log.pending_revocations(due_after).await.expect("query")).len(),
+        mine(
+            log.pending_revocations(due_after)
+                .await
+                .expect("query")
+                .items
+        )
+        .len(),
         1,
         "owed again, and back in the keeper's index"
     );
@@ -310,7 +332,12 @@ async fn a_cancelled_revocation_is_armed_again_and_a_settled_one_is_never_overwr
             .expect("claim again"),
         "claimed once"
     );
-    let listed = mine(log.pending_revocations(due_after).await.expect("query"));
+    let listed = mine(
+        log.pending_revocations(due_after)
+            .await
+            .expect("query")
+            .items,
+    );
     assert_eq!(
         listed.iter().map(|r| r.status).collect::<Vec<_>>(),
         [RevocationStatus::Revoking]

@@ -315,7 +315,10 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
-    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
+    async fn pending_revocations(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<keyrot::ports::Listed<Revocation>> {
         self.inj
             .call(
                 "dynamodb.Query(pending)",
@@ -323,7 +326,7 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
-    async fn revocations_of(&self, s: &str) -> Result<Vec<Revocation>> {
+    async fn revocations_of(&self, s: &str) -> Result<keyrot::ports::Listed<Revocation>> {
         self.inj
             .call("dynamodb.Query(revocations)", self.inner.revocations_of(s))
             .await

@@ -296,3 +296,41 @@ async fn a_critical_alert_sns_refused_reaches_people_on_the_next_keeper_pass() {
         "forgotten once delivered"
     );
 }
+
+/// A revocation record keyrot cannot read (an unknown status, written by hand or by a newer release)
+/// is named in the pass's errors, never skipped in silence: a key nobody revokes would be the result.
+#[tokio::test]
+async fn an_unreadable_revocation_record_is_reported_by_the_pass() {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let world = World::new().await;
+    let (scope, prefix) = scope();
+    let name = format!("{scope}{}", prefix.rsplit('/').next().unwrap_or("x"));
+    let due = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    world
+        .moto
+        .ddb
+        .put_item()
+        .table_name(&world.config.audit_table)
+        .item("pk", S(format!("SECRET#{name}")))
+        .item("sk", S("REVOKE#v-unreadable".into()))
+        .item("gsi2pk", S("REVOKE#PENDING".into()))
+        .item("gsi2sk", S(due.clone()))
+        .item("secret_name", S(name.clone()))
+        .item("old_version_id", S("v-unreadable".into()))
+        .item("provider", S("openai".into()))
+        .item("due", S(due))
+        .item("status", S("bogus".into()))
+        .send()
+        .await
+        .expect("a hand-written record");
+    let report = Keeper::new(&world, "it/nothing-else-")
+        .await
+        .pass_at(Duration::zero())
+        .await;
+    let named = report
+        .errors
+        .iter()
+        .find(|e| e.contains(&format!("SECRET#{name}/REVOKE#v-unreadable")))
+        .unwrap_or_else(|| panic!("{report:?}"));
+    assert!(named.contains("field status is \"bogus\""), "{named}");
+}

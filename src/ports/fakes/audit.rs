@@ -28,11 +28,19 @@ pub(crate) struct FakeAudit {
     /// A version whose record another process (a keeper pass, a rollback) sets to this status just
     /// before the next update of it: the race between an operator command and a keeper pass.
     pub(crate) raced_before_update: RefCell<Option<(String, RevocationStatus)>>,
+    /// Records of the table that cannot be read, as their listings report them.
+    pub(crate) unreadable: RefCell<Vec<String>>,
     /// Critical alerts parked after a failed Publish, by id.
     pub(crate) parked: RefCell<BTreeMap<String, ParkedAlert>>,
 }
 
 impl FakeAudit {
+    /// `items` as a listing, with the records a test made unreadable.
+    fn listed<T>(&self, items: impl Iterator<Item = T>) -> Listed<T> {
+        let unreadable: Vec<String> = self.unreadable.borrow().clone();
+        Listed::of(items.map(Ok).chain(unreadable.into_iter().map(Err)))
+    }
+
     /// Sets a revocation's status as another process would have (tests set the scene with it).
     pub(crate) async fn set_revocation_status(
         &self,
@@ -173,18 +181,16 @@ impl AuditLog for FakeAudit {
         Ok(self.revocations.borrow().get(old_version_id).cloned())
     }
 
-    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Vec<Revocation>> {
-        Ok(self
-            .revocations
-            .borrow()
+    async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>> {
+        let revocations = self.revocations.borrow();
+        let due = revocations
             .values()
-            .filter(|r| r.status.is_owed() && r.due < before)
-            .cloned()
-            .collect())
+            .filter(|r| r.status.is_owed() && r.due < before);
+        Ok(self.listed(due.cloned()))
     }
 
-    async fn revocations_of(&self, _secret_name: &str) -> Result<Vec<Revocation>> {
-        Ok(self.revocations.borrow().values().cloned().collect())
+    async fn revocations_of(&self, _secret_name: &str) -> Result<Listed<Revocation>> {
+        Ok(self.listed(self.revocations.borrow().values().cloned()))
     }
 
     async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
@@ -283,14 +289,12 @@ impl AuditHistory for FakeAudit {
         &self,
         _secret_name: &str,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<AuditEvent>> {
-        Ok(self
-            .events
-            .borrow()
+    ) -> Result<Listed<AuditEvent>> {
+        let events = self.events.borrow();
+        let since = events
             .iter()
             .rev()
-            .filter(|e| since.is_none_or(|since| e.at >= since))
-            .cloned()
-            .collect())
+            .filter(|e| since.is_none_or(|since| e.at >= since));
+        Ok(self.listed(since.cloned()))
     }
 }

@@ -65,6 +65,8 @@ pub struct VercelDeploymentInfo {
     pub ready_state: String,
     /// Unix milliseconds.
     pub created: i64,
+    /// The code it runs: a first deployment's own, and a redeploy's copied from what it rebuilt.
+    pub commit: String,
 }
 
 /// One request the simulator received (control API calls excluded).
@@ -232,6 +234,24 @@ impl Simulator {
     }
 
     /// Cancels a deployment that is still building; false if there is none.
+    /// An Instant Rollback in the dashboard: the production domains go back to `deployment_id` (a
+    /// READY production deployment) and stay there until a deployment is promoted.
+    pub fn vercel_instant_rollback(&self, project_id: &str, deployment_id: &str) -> bool {
+        self.shared
+            .vercel()
+            .instant_rollback(project_id, deployment_id)
+    }
+
+    /// Adds a plain variable for every environment (someone else's configuration).
+    pub fn vercel_add_plain_env(&self, project_id: &str, key: &str, value: &str) -> bool {
+        self.shared.vercel().add_plain_env(project_id, key, value)
+    }
+
+    /// The deployment the project's production domains serve.
+    pub fn vercel_production_deployment(&self, project_id: &str) -> Option<String> {
+        self.shared.vercel().production_of(project_id)
+    }
+
     pub fn vercel_cancel_deployment(&self, deployment_id: &str) -> bool {
         self.shared.vercel().cancel(deployment_id)
     }

@@ -1,6 +1,6 @@
 //! Vercel: the key goes into a project environment variable, upserted in place with its fingerprint in
 //! the variable's `comment` (sensitive values cannot be read back), and reaches the service through a
-//! redeploy of the latest READY production deployment.
+//! redeploy of the deployment the production domains serve, counted ready once they serve it.
 
 use reqwest::{RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -31,7 +31,19 @@ pub struct VercelClient {
 struct EnvList {
     #[serde(default)]
     envs: Vec<EnvVar>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
 }
+
+#[derive(Deserialize)]
+struct Pagination {
+    /// The timestamp that asks for the next (older) page as `until`; none on the last page.
+    #[serde(default)]
+    next: Option<f64>,
+}
+
+/// Pages of the env list followed at most: a project has far fewer variables than this many pages.
+const MAX_ENV_PAGES: usize = 50;
 
 #[derive(Deserialize)]
 struct EnvVar {
@@ -53,11 +65,37 @@ struct ListedDeployment {
     name: String,
 }
 
+/// `GET /v9/projects/{idOrName}`: the deployment the production domains serve.
+#[derive(Deserialize)]
+struct Project {
+    name: String,
+    #[serde(default)]
+    targets: Option<ProjectTargets>,
+    /// False after an Instant Rollback: new production deployments no longer take the domains.
+    #[serde(default, rename = "autoAssignCustomDomains")]
+    auto_assign: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct ProjectTargets {
+    #[serde(default)]
+    production: Option<ProductionTarget>,
+}
+
+#[derive(Deserialize)]
+struct ProductionTarget {
+    id: String,
+    #[serde(default, rename = "createdAt")]
+    created_at: Option<f64>,
+}
+
 #[derive(Deserialize)]
 struct Deployment {
     id: String,
     #[serde(rename = "readyState")]
     ready_state: Option<String>,
+    #[serde(default, rename = "createdAt")]
+    created_at: Option<f64>,
 }
 
 impl VercelClient {
@@ -118,19 +156,12 @@ impl VercelClient {
         secret_name: &str,
         target: &VercelTarget,
     ) -> Result<Vec<Option<String>>> {
-        let token = self.token(secret_name, target).await?;
-        let url = http::endpoint(&self.base_url, &["v10", "projects", &target.project, "env"])?;
-        let response = http::send(self.retry, SYSTEM, "GET env", || {
-            self.authed(self.http.get(url.clone()), &token, target)
-        })
-        .await?;
-        let list: EnvList = read_json(secret_name, target, response, "GET env").await?;
+        let envs = self.env_vars(secret_name, target).await?;
         Ok(target
             .environments
             .iter()
             .map(|environment| {
-                list.envs
-                    .iter()
+                envs.iter()
                     .find(|var| {
                         var.key == target.env_key
                             && targets_include(var.target.as_ref(), environment)
@@ -140,6 +171,32 @@ impl VercelClient {
                     .map(|fp| fp.trim().to_owned())
             })
             .collect())
+    }
+
+    /// Every variable of the project, following the list's pages: the one keyrot wrote may be on any.
+    async fn env_vars(&self, secret_name: &str, target: &VercelTarget) -> Result<Vec<EnvVar>> {
+        let token = self.token(secret_name, target).await?;
+        let url = http::endpoint(&self.base_url, &["v10", "projects", &target.project, "env"])?;
+        let mut envs = Vec::new();
+        let mut until: Option<f64> = None;
+        for _ in 0..MAX_ENV_PAGES {
+            let response = http::send(self.retry, SYSTEM, "GET env", || {
+                let request = self.authed(self.http.get(url.clone()), &token, target);
+                match until {
+                    Some(until) => request.query(&[("until", format!("{until:.0}"))]),
+                    None => request,
+                }
+            })
+            .await?;
+            let page: EnvList = read_json(secret_name, target, response, "GET env").await?;
+            envs.extend(page.envs);
+            // A next that does not move back in time would loop: the list ends there.
+            match page.pagination.and_then(|p| p.next) {
+                Some(next) if until.is_none_or(|until| next < until) => until = Some(next),
+                _ => return Ok(envs),
+            }
+        }
+        Ok(envs)
     }
 
     pub async fn push(
@@ -191,12 +248,53 @@ impl VercelClient {
         }
     }
 
-    /// Redeploys the latest READY production deployment, so it picks up the variables as they are now.
+    /// Redeploys what the production domains serve, so it picks up the variables as they are now.
+    /// After an Instant Rollback that is an older deployment than the latest READY one: rebuilding the
+    /// latest would put code the team rolled back from in front of its users.
     pub async fn redeploy(&self, secret_name: &str, target: &VercelTarget) -> Result<String> {
         let token = self.token(secret_name, target).await?;
+        let project = self.project(secret_name, target, &token).await?;
+        let (name, served) = match project.targets.and_then(|t| t.production) {
+            Some(served) => (project.name, served.id),
+            None => self.latest_ready(secret_name, target, &token).await?,
+        };
+        let url = http::endpoint(&self.base_url, &["v13", "deployments"])?;
+        let body = json!({ "name": name, "deploymentId": served, "target": "production" });
+        let response = http::send(self.retry, SYSTEM, "POST deployments", || {
+            self.authed(self.http.post(url.clone()), &token, target)
+                .json(&body)
+        })
+        .await?;
+        let created: Deployment =
+            read_json(secret_name, target, response, "POST deployments").await?;
+        Ok(created.id)
+    }
+
+    /// The project: its name, and the deployment its production domains serve.
+    async fn project(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+        token: &SecretString,
+    ) -> Result<Project> {
+        let url = http::endpoint(&self.base_url, &["v9", "projects", &target.project])?;
+        let response = http::send(self.retry, SYSTEM, "GET project", || {
+            self.authed(self.http.get(url.clone()), token, target)
+        })
+        .await?;
+        read_json(secret_name, target, response, "GET project").await
+    }
+
+    /// The newest READY production deployment: what to redeploy when the project names none as served.
+    async fn latest_ready(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+        token: &SecretString,
+    ) -> Result<(String, String)> {
         let url = http::endpoint(&self.base_url, &["v6", "deployments"])?;
         let response = http::send(self.retry, SYSTEM, "GET deployments", || {
-            self.authed(self.http.get(url.clone()), &token, target)
+            self.authed(self.http.get(url.clone()), token, target)
                 .query(&[
                     ("projectId", target.project.as_str()),
                     ("target", "production"),
@@ -218,17 +316,7 @@ impl VercelClient {
                 "deploy the project once, or set redeploy to false for this target",
             )
         })?;
-        let url = http::endpoint(&self.base_url, &["v13", "deployments"])?;
-        let body =
-            json!({ "name": latest.name, "deploymentId": latest.uid, "target": "production" });
-        let response = http::send(self.retry, SYSTEM, "POST deployments", || {
-            self.authed(self.http.post(url.clone()), &token, target)
-                .json(&body)
-        })
-        .await?;
-        let created: Deployment =
-            read_json(secret_name, target, response, "POST deployments").await?;
-        Ok(created.id)
+        Ok((latest.name, latest.uid))
     }
 
     pub async fn deployment_state(
@@ -245,11 +333,54 @@ impl VercelClient {
         .await?;
         let deployment: Deployment =
             read_json(secret_name, target, response, "GET deployment").await?;
-        Ok(match deployment.ready_state.as_deref() {
-            Some("READY") => DeploymentState::Ready,
-            Some(state @ ("ERROR" | "CANCELED")) => DeploymentState::Failed(state.to_owned()),
-            _ => DeploymentState::Building,
+        match deployment.ready_state.as_deref() {
+            Some("READY") => self.serving(secret_name, target, &token, &deployment).await,
+            Some(state @ ("ERROR" | "CANCELED")) => Ok(DeploymentState::Failed(state.to_owned())),
+            _ => Ok(DeploymentState::Building),
+        }
+    }
+
+    /// A READY redeploy counts once the production domains serve it, or a deployment made after it
+    /// (built with the variables as they are now). When an Instant Rollback pinned the domains, new
+    /// deployments no longer take them: keyrot then promotes its redeploy, which is a rebuild of the
+    /// very deployment they served, with the new variables. Asked again on the next poll.
+    async fn serving(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+        token: &SecretString,
+        ours: &Deployment,
+    ) -> Result<DeploymentState> {
+        let project = self.project(secret_name, target, token).await?;
+        let served = project.targets.and_then(|t| t.production);
+        let newer = |served: &ProductionTarget| match (served.created_at, ours.created_at) {
+            (Some(theirs), Some(ours)) => theirs > ours,
+            _ => false,
+        };
+        if served
+            .as_ref()
+            .is_some_and(|served| served.id == ours.id || newer(served))
+        {
+            return Ok(DeploymentState::Ready);
+        }
+        if project.auto_assign != Some(false) {
+            // The domains move to a READY deployment by themselves, a moment after it is READY.
+            return Ok(DeploymentState::Building);
+        }
+        let id = ours.id.as_str();
+        let url = http::endpoint(
+            &self.base_url,
+            &["v10", "projects", &target.project, "promote", id],
+        )?;
+        tracing::info!(deployment = %id, "the production domains do not serve keyrot's redeploy yet; promoting it");
+        let response = http::send(self.retry, SYSTEM, "POST promote", || {
+            self.authed(self.http.post(url.clone()), token, target)
         })
+        .await?;
+        if !response.status().is_success() {
+            return Err(http::unexpected(SYSTEM, "POST promote", response.status()));
+        }
+        Ok(DeploymentState::Building)
     }
 }
 

@@ -219,18 +219,20 @@ async fn a_crashed_create_secret_retried_leaves_no_extra_service_account() {
         panic!("openai")
     };
     // Two earlier attempts minted and died before PutSecretValue: one long ago, one moments ago.
+    let account = keyrot::domain::keys::AccountOwner::of(&name, &world.moto.arn(&name).await)
+        .account_name(&token);
     let old = world
         .ports
         .issuer
         .openai
-        .mint(&name, settings, &token)
+        .mint(&name, settings, &account)
         .await
         .expect("mint");
     let recent = world
         .ports
         .issuer
         .openai
-        .mint(&name, settings, &token)
+        .mint(&name, settings, &account)
         .await
         .expect("mint");
     let old_id = old.key_id.clone().expect("id");

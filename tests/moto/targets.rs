@@ -321,3 +321,85 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
             .expect("read")
     );
 }
+
+/// After an Instant Rollback, Vercel's production domains serve an older deployment and new ones no
+/// longer take them. keyrot rebuilds what the domains serve (not the latest READY deployment, the code
+/// the team rolled back from), and counts the target ready only once the domains serve the rebuild,
+/// promoting it, since nothing else will.
+#[tokio::test]
+async fn after_an_instant_rollback_the_served_code_is_rebuilt_and_serves_the_new_key() {
+    let world = World::new().await;
+    let (name, _, vercel, _) = world.openai_secret_with_targets(&[]).await;
+    let rolled_back_to = world
+        .sim
+        .vercel_production_deployment(&vercel)
+        .expect("the first deployment");
+    world.rotate(&name).await;
+    let newer = world
+        .sim
+        .vercel_production_deployment(&vercel)
+        .expect("served");
+    assert_ne!(newer, rolled_back_to);
+    assert!(world.sim.vercel_instant_rollback(&vercel, &rolled_back_to));
+    let commit_of = |id: &str| {
+        world
+            .sim
+            .vercel_deployments(&vercel)
+            .into_iter()
+            .find(|d| d.id == id)
+            .map(|d| d.commit)
+    };
+
+    world.rotate(&name).await;
+    let current = world.current_key(&name).await;
+    let served = world
+        .sim
+        .vercel_production_deployment(&vercel)
+        .expect("served");
+    assert_ne!(served, rolled_back_to, "the rebuild serves");
+    assert_eq!(
+        commit_of(&served),
+        commit_of(&rolled_back_to),
+        "the code the domains served was rebuilt, not the code rolled back from"
+    );
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(current.as_str())
+    );
+}
+
+/// Vercel lists a project's variables in pages. A project where others added many variables after
+/// keyrot's has keyrot's on a later page: without following the pages, keyrot would not see that its
+/// variable holds the new key, and testSecret would fail the rotation.
+#[tokio::test]
+async fn a_vercel_variable_on_a_later_page_of_the_list_is_found() {
+    let world = World::new().await;
+    let (name, _, vercel, _) = world.openai_secret_with_targets(&[]).await;
+    world.rotate(&name).await;
+    for n in 0..60 {
+        assert!(
+            world
+                .sim
+                .vercel_add_plain_env(&vercel, &format!("OTHER_{n}"), "x")
+        );
+    }
+    world.rotate(&name).await;
+    let current = world.current_key(&name).await;
+    assert_eq!(
+        world
+            .sim
+            .vercel_served_value(&vercel, "production", "OPENAI_API_KEY")
+            .as_deref(),
+        Some(current.as_str())
+    );
+    let pages = world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/env"))
+        .count();
+    assert!(pages > 2, "the list was read page by page: {pages} GETs");
+}

@@ -68,6 +68,8 @@ pub(super) struct Deployment {
     finished: Option<i64>,
     /// The variables (key, value) it was built with.
     env: Vec<(String, String)>,
+    /// The code it runs (a git sha): a redeploy rebuilds the code of the deployment it names.
+    pub(super) commit: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,7 @@ impl Deployment {
             build: None,
             finished: None,
             env: Vec::new(),
+            commit: random_lowercase(40),
         }
     }
 
@@ -117,9 +120,10 @@ impl Deployment {
         }
     }
 
-    pub(super) fn settle(&mut self, now: Instant) {
+    /// Ends the build if its time has come; returns whether it just became READY.
+    pub(super) fn settle(&mut self, now: Instant) -> bool {
         let Some(build) = self.build.filter(|b| b.is_finished(now)) else {
-            return;
+            return false;
         };
         self.build = None;
         self.finished = Some(build.finishes_at_millis);
@@ -128,6 +132,7 @@ impl Deployment {
         } else {
             ReadyState::Ready
         };
+        self.state == ReadyState::Ready
     }
 
     pub(super) fn cancel(&mut self, now: i64) -> bool {
@@ -170,12 +175,32 @@ impl Deployment {
         }
     }
 
+    /// The deployment as a project's `targets.production` names it.
+    pub(super) fn target_json_of(&self, vercel: &Vercel) -> Value {
+        json!({
+            "id": self.id,
+            "createdAt": self.created,
+            "createdIn": "sfo1",
+            "creator": { "email": format!("{TEAM_SLUG}@example.com"), "uid": vercel.user_id, "username": TEAM_SLUG },
+            "deploymentHostname": self.url.trim_end_matches(".vercel.app"),
+            "name": self.name,
+            "plan": "pro",
+            "private": true,
+            "readyState": self.state.as_str(),
+            "type": "LAMBDAS",
+            "url": self.url,
+            "userId": vercel.user_id,
+            "alias": [format!("{}.vercel.app", self.name)],
+            "aliasAssigned": vercel.serves_production(&self.id),
+        })
+    }
+
     fn inspector_url(&self) -> String {
         let id = self.id.strip_prefix("dpl_").unwrap_or(&self.id);
         format!("https://vercel.com/{TEAM_SLUG}/{}/{id}", self.name)
     }
 
-    fn is_production_ready(&self) -> bool {
+    pub(super) fn is_production_ready(&self) -> bool {
         self.state == ReadyState::Ready && self.target == Target::Production
     }
 
@@ -214,7 +239,7 @@ impl Deployment {
             "meta": self.meta,
             "target": self.target_json(),
             "aliasError": null,
-            "aliasAssigned": self.is_production_ready(),
+            "aliasAssigned": vercel.serves_production(&self.id),
             "inspectorUrl": self.inspector_url(),
         });
         self.add_outcome(&mut json, false);
@@ -256,8 +281,8 @@ impl Deployment {
             "buildSkipped": false,
             "projectSettings": {},
             "alias": [],
-            "aliasAssigned": self.is_production_ready(),
-            "aliasAssignedAt": if self.is_production_ready() { json!(self.finished) } else { Value::Null },
+            "aliasAssigned": vercel.serves_production(&self.id),
+            "aliasAssignedAt": if vercel.serves_production(&self.id) { json!(self.finished) } else { Value::Null },
             "aliasError": null,
             "project": { "id": self.project_id, "name": self.name, "framework": null },
             "team": { "id": vercel.team_id, "name": TEAM_SLUG, "slug": TEAM_SLUG },
@@ -270,10 +295,17 @@ impl Deployment {
 impl Vercel {
     /// A new BUILDING deployment of the project, serving its variables for
     /// `target` as they are at this instant.
-    fn deploy(&mut self, project_index: usize, target: Target, meta: Map<String, Value>) -> usize {
+    fn deploy(
+        &mut self,
+        project_index: usize,
+        target: Target,
+        meta: Map<String, Value>,
+        commit: String,
+    ) -> usize {
         let project = &self.projects[project_index];
         let created = now_millis();
         let mut deployment = Deployment::new(&project.id, &project.name, target, created);
+        deployment.commit = commit;
         deployment.env = project
             .env
             .iter()
@@ -445,14 +477,14 @@ async fn create_deployment(
         .project_index(&request.project)
         .ok_or_else(project_not_found)?;
     let project_id = &vercel.projects[project_index].id;
-    let known = vercel
+    let rebuilt = vercel
         .deployments
         .iter()
-        .any(|d| d.id == request.deployment_id && &d.project_id == project_id);
-    if !known {
-        return Err(deployment_not_found());
-    }
-    let index = vercel.deploy(project_index, request.target, request.meta);
+        .find(|d| d.id == request.deployment_id && &d.project_id == project_id)
+        .ok_or_else(deployment_not_found)?
+        .commit
+        .clone();
+    let index = vercel.deploy(project_index, request.target, request.meta, rebuilt);
     // The spec answers a created deployment with 200, not 201.
     Ok(Json(vercel.deployments[index].full_json(&vercel)))
 }

@@ -17,7 +17,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch};
 use serde_json::{Map, Value, json};
 
-use super::{Project, Target, bad_request, body_object, error, parse_body, project_not_found};
+use super::{
+    Project, Target, Vercel, bad_request, body_object, error, parse_body, project_not_found,
+};
 use crate::reply::{ApiError, Reply};
 use crate::state::{Shared, now_millis, random_alphanumeric};
 
@@ -337,6 +339,13 @@ impl Project {
             .map(|(i, _)| i)
             .collect();
         let now = now_millis();
+        // Creation times are unique within a project, as the pages of the list (`until`) need.
+        let created = self
+            .env
+            .iter()
+            .map(|var| var.created_at + 1)
+            .max()
+            .map_or(now, |next| next.max(now));
         match (clashing.as_slice(), upsert) {
             ([], _) => {
                 self.env.push(EnvVar {
@@ -348,8 +357,8 @@ impl Project {
                     targets: new.targets,
                     comment: new.comment,
                     git_branch: new.git_branch,
-                    created_at: now,
-                    updated_at: now,
+                    created_at: created,
+                    updated_at: created,
                 });
                 Ok(self.env.len() - 1)
             }
@@ -419,20 +428,51 @@ async fn list_env(
         })?),
     };
     let branch = query.get("gitBranch");
+    let until = match query.get("until") {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            bad_request(&format!(
+                "Invalid request: `until` should be a timestamp in milliseconds, got \"{raw}\"."
+            ))
+        })?),
+    };
     let project = vercel.project(&id_or_name).ok_or_else(project_not_found)?;
-    let envs: Vec<Value> = project
+    let matching: Vec<&EnvVar> = project
         .env
         .iter()
         .filter(|var| target.is_none_or(|t| var.targets.contains(&t)))
         .filter(|var| {
             branch.is_none_or(|b| var.git_branch.is_none() || var.git_branch.as_ref() == Some(b))
         })
-        .map(|var| var.to_json(&vercel.user_id, decrypt))
         .collect();
-    // `{envs}` alone: the spec's 200 is a oneOf in which `{envs, pagination}`
-    // would match two branches, so it could never validate.
-    Ok(Json(json!({ "envs": envs })))
+    let json = |vars: &[&EnvVar]| -> Vec<Value> {
+        vars.iter()
+            .map(|var| var.to_json(&vercel.user_id, decrypt))
+            .collect()
+    };
+    if matching.len() <= ENV_PAGE && until.is_none() {
+        // `{envs}` alone: the spec's 200 is a oneOf in which `{envs, pagination}`
+        // would match two branches, so it could never validate.
+        return Ok(Json(json!({ "envs": json(&matching) })));
+    }
+    // A long list comes in pages, newest first; `until=<next>` asks for the older ones.
+    let mut older: Vec<&EnvVar> = matching
+        .into_iter()
+        .filter(|var| until.is_none_or(|until| var.created_at < until))
+        .collect();
+    older.sort_by_key(|var| std::cmp::Reverse(var.created_at));
+    let page = &older[..older.len().min(ENV_PAGE)];
+    let next = (older.len() > page.len())
+        .then(|| page.last().map(|var| var.created_at))
+        .flatten();
+    Ok(Json(json!({
+        "envs": json(page),
+        "pagination": { "count": page.len(), "next": next, "prev": null },
+    })))
 }
+
+/// How many variables one page of the list holds.
+const ENV_PAGE: usize = 50;
 
 async fn create_env(
     State(shared): State<Arc<Shared>>,
@@ -641,5 +681,23 @@ mod tests {
             shown(true),
             [json!(""), json!("secret-value"), json!("secret-value")]
         );
+    }
+}
+
+impl Vercel {
+    /// A plain variable for every environment, as a person adds one in the dashboard.
+    pub(crate) fn add_plain_env(&mut self, project: &str, key: &str, value: &str) -> bool {
+        let Some(index) = self.project_index(project) else {
+            return false;
+        };
+        let new = NewVar {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            env_type: EnvType::Plain,
+            targets: vec![Target::Production, Target::Preview, Target::Development],
+            comment: None,
+            git_branch: None,
+        };
+        self.projects[index].write_env(new, false).is_ok()
     }
 }

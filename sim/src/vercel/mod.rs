@@ -10,6 +10,7 @@
 
 mod deployments;
 mod env;
+mod projects;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,6 +50,11 @@ struct Project {
     name: String,
     /// Creation order.
     env: Vec<EnvVar>,
+    /// The deployment the production domains point at (the production alias).
+    production: Option<String>,
+    /// Whether a new READY production deployment takes the production domains by itself. An Instant
+    /// Rollback turns this off, pinning the domains to an older deployment; a promote turns it on.
+    auto_assign: bool,
 }
 
 /// A deployment environment, as variables and deployments name it.
@@ -106,12 +112,14 @@ impl Vercel {
             return existing.id.clone();
         }
         let id = new_id("prj_");
+        let first = Deployment::ready(&id, name, Target::Production, now_millis());
         self.projects.push(Project {
             id: id.clone(),
             name: name.to_owned(),
             env: Vec::new(),
+            production: Some(first.id.clone()),
+            auto_assign: true,
         });
-        let first = Deployment::ready(&id, name, Target::Production, now_millis());
         self.deployments.push(first);
         id
     }
@@ -120,12 +128,49 @@ impl Vercel {
         &mut self.builds
     }
 
-    /// Ends the builds whose time has come (see `builds.rs`).
+    /// Ends the builds whose time has come (see `builds.rs`). A production deployment that becomes
+    /// READY takes its project's production domains, unless an Instant Rollback pinned them.
     pub(crate) fn settle(&mut self) {
         let now = Instant::now();
         for deployment in &mut self.deployments {
-            deployment.settle(now);
+            if deployment.settle(now) && deployment.target == Target::Production {
+                let project = self
+                    .projects
+                    .iter_mut()
+                    .find(|p| p.id == deployment.project_id);
+                if let Some(project) = project.filter(|p| p.auto_assign) {
+                    project.production = Some(deployment.id.clone());
+                }
+            }
         }
+    }
+
+    /// What an Instant Rollback does: the production domains go back to `deployment_id` and stay
+    /// there, whatever is deployed next, until a deployment is promoted.
+    pub(crate) fn instant_rollback(&mut self, project: &str, deployment_id: &str) -> bool {
+        let Some(index) = self.project_index(project) else {
+            return false;
+        };
+        let project = &mut self.projects[index];
+        let ready = self.deployments.iter().any(|d| {
+            d.id == deployment_id && d.project_id == project.id && d.is_production_ready()
+        });
+        if ready {
+            project.production = Some(deployment_id.to_owned());
+            project.auto_assign = false;
+        }
+        ready
+    }
+
+    pub(crate) fn production_of(&self, project: &str) -> Option<String> {
+        self.project(project)?.production.clone()
+    }
+
+    /// Whether `deployment_id` is what its project's production domains serve.
+    pub(super) fn serves_production(&self, deployment_id: &str) -> bool {
+        self.projects
+            .iter()
+            .any(|p| p.production.as_deref() == Some(deployment_id))
     }
 
     /// Cancels a deployment that is still building; false if there is none.
@@ -170,17 +215,22 @@ impl Vercel {
                 target: d.target.as_str().to_owned(),
                 ready_state: d.state.as_str().to_owned(),
                 created: d.created,
+                commit: d.commit.clone(),
             })
             .collect()
     }
 
-    /// What the live service reads: `key` in the env snapshot of the newest
-    /// READY deployment of that target.
+    /// What the live service reads: `key` in the env snapshot of the deployment the production
+    /// domains point at, or of the newest READY deployment of another target.
     pub(crate) fn served_value(&self, id_or_name: &str, target: &str, key: &str) -> Option<String> {
         let target = Target::parse(target)?;
         let project = self.project(id_or_name)?;
         let live = self.deployments.iter().rev().find(|d| {
-            d.project_id == project.id && d.target == target && d.state == ReadyState::Ready
+            d.project_id == project.id
+                && match target {
+                    Target::Production => project.production.as_deref() == Some(d.id.as_str()),
+                    _ => d.target == target && d.state == ReadyState::Ready,
+                }
         })?;
         live.served(key).map(str::to_owned)
     }
@@ -248,7 +298,9 @@ impl Vercel {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    env::routes().merge(deployments::routes())
+    env::routes()
+        .merge(deployments::routes())
+        .merge(projects::routes())
 }
 
 /// An error in Vercel's shape: `{"error":{"code","message"}}`.

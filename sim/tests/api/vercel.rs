@@ -685,3 +685,97 @@ async fn every_vercel_endpoint_wants_the_token_and_the_team() {
     assert!(sim.vercel_env(&project).is_empty());
     assert_eq!(sim.vercel_deployments(&project).len(), 1);
 }
+
+/// The production domains serve one deployment: a new READY production deployment takes them, unless
+/// an Instant Rollback pinned them to an older one; promoting moves them and ends the pin.
+#[tokio::test]
+async fn production_domains_follow_new_deployments_until_an_instant_rollback_pins_them() {
+    let sim = Simulator::start().await.unwrap();
+    sim.vercel_set_build_millis(10);
+    let client = client();
+    let project = sim.vercel_create_project("pinned");
+    let first = sim
+        .vercel_production_deployment(&project)
+        .expect("the first deployment");
+    let production = |body: &Value| {
+        body["targets"]["production"]["id"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let describe = async || {
+        let (status, body) = send(vercel(
+            &client,
+            &sim,
+            Method::GET,
+            &format!("/v9/projects/{project}"),
+        ))
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+
+    let (_, second) = redeploy(&client, &sim, &project).await;
+    let second = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(settled(&client, &sim, &second).await["readyState"], "READY");
+    assert_eq!(
+        production(&describe().await).as_deref(),
+        Some(second.as_str())
+    );
+
+    assert!(sim.vercel_instant_rollback(&project, &first));
+    let (_, third) = redeploy(&client, &sim, &project).await;
+    let third = third["id"].as_str().unwrap().to_owned();
+    let ready = settled(&client, &sim, &third).await;
+    assert_eq!(ready["readyState"], "READY");
+    assert_eq!(ready["aliasAssigned"], false, "{ready}");
+    let body = describe().await;
+    assert_eq!(production(&body).as_deref(), Some(first.as_str()), "pinned");
+    assert_eq!(body["autoAssignCustomDomains"], false);
+
+    let (status, _) = send(vercel(
+        &client,
+        &sim,
+        Method::POST,
+        &format!("/v10/projects/{project}/promote/{third}"),
+    ))
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        production(&describe().await).as_deref(),
+        Some(third.as_str())
+    );
+    assert_eq!(sim.vercel_production_deployment(&project), Some(third));
+}
+
+/// A long env list comes in pages, newest first; `until=<next>` gives the older variables.
+#[tokio::test]
+async fn a_long_env_list_comes_in_pages_newest_first() {
+    let sim = Simulator::start().await.unwrap();
+    let client = client();
+    let project = sim.vercel_create_project("many");
+    for n in 0..60 {
+        assert!(sim.vercel_add_plain_env(&project, &format!("VAR_{n:02}"), "v"));
+    }
+    let path = format!("/v10/projects/{project}/env");
+    let (status, first) = send(vercel(&client, &sim, Method::GET, &path)).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["envs"].as_array().map(Vec::len), Some(50));
+    assert_eq!(first["envs"][0]["key"], "VAR_59", "newest first");
+    let next = first["pagination"]["next"].as_i64().expect("a next page");
+    let (_, second) = send(vercel(
+        &client,
+        &sim,
+        Method::GET,
+        &format!("{path}?until={next}"),
+    ))
+    .await;
+    let keys: Vec<&str> = second["envs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["key"].as_str())
+        .collect();
+    assert_eq!(keys.len(), 10);
+    assert_eq!(keys.last(), Some(&"VAR_00"));
+    assert!(second["pagination"]["next"].is_null(), "{second}");
+}

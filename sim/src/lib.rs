@@ -242,6 +242,11 @@ impl Simulator {
             .instant_rollback(project_id, deployment_id)
     }
 
+    /// A push to `branch`: a READY preview deployment built from the variables as they are now.
+    pub fn vercel_create_preview(&self, project_id: &str, branch: &str) -> Option<String> {
+        self.shared.vercel().create_preview(project_id, branch)
+    }
+
     /// Adds a plain variable for every environment (someone else's configuration).
     pub fn vercel_add_plain_env(&self, project_id: &str, key: &str, value: &str) -> bool {
         self.shared.vercel().add_plain_env(project_id, key, value)

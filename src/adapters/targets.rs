@@ -14,6 +14,18 @@ pub struct PlatformTargets {
 }
 
 impl Target for PlatformTargets {
+    async fn stale_deployments(
+        &self,
+        secret_name: &str,
+        target: &TargetSpec,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        match target {
+            TargetSpec::Vercel(v) => self.vercel.stale_previews(secret_name, v, now).await,
+            TargetSpec::Render(_) => Ok(Vec::new()),
+        }
+    }
+
     async fn held_fingerprint(
         &self,
         secret_name: &str,

@@ -52,6 +52,9 @@ struct EnvVar {
     target: Option<Value>,
     #[serde(default)]
     comment: Option<String>,
+    /// When its value last changed (unix ms).
+    #[serde(default, rename = "updatedAt")]
+    updated_at: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +66,17 @@ struct DeploymentList {
 struct ListedDeployment {
     uid: String,
     name: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default, rename = "createdAt")]
+    created_at: Option<f64>,
+    #[serde(default)]
+    meta: Option<Value>,
 }
+
+/// A preview deployment counts as live, and so as a user of the key it was built with, for this long.
+/// An older one nobody replaced is a branch nobody works on; it stops working at the revocation.
+const PREVIEW_LIVE: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// `GET /v9/projects/{idOrName}`: the deployment the production domains serve.
 #[derive(Deserialize)]
@@ -197,6 +210,71 @@ impl VercelClient {
             }
         }
         Ok(envs)
+    }
+
+    /// The live previews built with an older value of the variable: for each branch, its newest READY
+    /// preview deployment, made within [`PREVIEW_LIVE`] and before the variable's preview value last
+    /// changed. Only for a target whose environments include `preview`.
+    pub async fn stale_previews(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        if !target.environments.iter().any(|e| e == "preview") {
+            return Ok(Vec::new());
+        }
+        let changed = self
+            .env_vars(secret_name, target)
+            .await?
+            .into_iter()
+            .find(|var| {
+                var.key == target.env_key && targets_include(var.target.as_ref(), "preview")
+            })
+            .and_then(|var| var.updated_at);
+        let Some(changed) = changed else {
+            return Ok(Vec::new());
+        };
+        let live_since = (now - PREVIEW_LIVE).timestamp_millis() as f64;
+        let mut branches = std::collections::BTreeSet::new();
+        let mut stale = Vec::new();
+        // Newest first: the first deployment of a branch is the one its preview URL serves.
+        for deployment in self.previews(secret_name, target).await? {
+            let branch = deployment
+                .meta
+                .as_ref()
+                .and_then(|meta| meta["githubCommitRef"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let created = deployment.created_at.unwrap_or_default();
+            if branches.insert(branch) && created >= live_since && created < changed {
+                stale.push(deployment.url.unwrap_or(deployment.uid));
+            }
+        }
+        Ok(stale)
+    }
+
+    /// The project's READY preview deployments, newest first (one page of 100).
+    async fn previews(
+        &self,
+        secret_name: &str,
+        target: &VercelTarget,
+    ) -> Result<Vec<ListedDeployment>> {
+        let token = self.token(secret_name, target).await?;
+        let url = http::endpoint(&self.base_url, &["v6", "deployments"])?;
+        let response = http::send(self.retry, SYSTEM, "GET deployments (previews)", || {
+            self.authed(self.http.get(url.clone()), &token, target)
+                .query(&[
+                    ("projectId", target.project.as_str()),
+                    ("target", "preview"),
+                    ("state", "READY"),
+                    ("limit", "100"),
+                ])
+        })
+        .await?;
+        let list: DeploymentList =
+            read_json(secret_name, target, response, "GET deployments (previews)").await?;
+        Ok(list.deployments)
     }
 
     pub async fn push(

@@ -266,6 +266,18 @@ impl<F: Family> GraceKeeper<'_, F> {
             {
                 return Ok(Some(Hold::HeldBy(format!("target {}", target.label()))));
             }
+            let stale = self
+                .ports
+                .targets
+                .stale_deployments(&secret.name, target, now)
+                .await?;
+            if !stale.is_empty() {
+                return Ok(Some(Hold::HeldBy(format!(
+                    "the live preview deployment(s) {} of target {}, built before the key changed (redeploy or delete them)",
+                    stale.join(", "),
+                    target.label()
+                ))));
+            }
         }
         if let Some(used) = self.ports.issuer.last_used(&revocation.handle()).await?
             && now - used < self.settings.in_use_window

@@ -222,6 +222,18 @@ pub trait Target {
         Ok(self.held_fingerprint(secret_name, target).await?.as_deref() == Some(fingerprint))
     }
 
+    /// Live deployments of `target` built before its variable last changed, so perhaps still running
+    /// an older key (Vercel's previews: keyrot redeploys production only), by a name a person can
+    /// find. What holds a revocation besides the variable itself; `now` is the caller's clock.
+    async fn stale_deployments(
+        &self,
+        _secret_name: &str,
+        _target: &TargetSpec,
+        _now: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Writes `key` to the target in place (never deleting the variable first: a build started in that
     /// gap would get no key), labelled with its fingerprint.
     async fn push(&self, secret_name: &str, target: &TargetSpec, key: &SecretString) -> Result<()>;

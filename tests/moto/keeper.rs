@@ -334,3 +334,59 @@ async fn an_unreadable_revocation_record_is_reported_by_the_pass() {
         .unwrap_or_else(|| panic!("{report:?}"));
     assert!(named.contains("field status is \"bogus\""), "{named}");
 }
+
+/// keyrot redeploys production only. A live preview (the newest of its branch, made this week) built
+/// before the variable changed still runs the old key: its revocation waits, naming the preview, until
+/// the branch has a preview built with the new key.
+#[tokio::test]
+async fn a_live_preview_built_with_the_old_key_holds_its_revocation() {
+    let world = World::new().await;
+    let (name, _, vercel, _) = world
+        .openai_secret_with_targets(&[("keyrot:grace-hours", "1")])
+        .await;
+    world.rotate(&name).await;
+    let old_key = world.current_key(&name).await;
+    let preview = world
+        .sim
+        .vercel_create_preview(&vercel, "feature-x")
+        .expect("a preview");
+    world.rotate(&name).await;
+    let keeper = Keeper::new(&world, &name).await;
+
+    // Both earlier keys are due; the preview holds them (it may run either: keyrot cannot read what a
+    // deployment was built with, only when).
+    let report = keeper.pass_at(Duration::minutes(90)).await;
+    assert_eq!((report.revoked, report.postponed), (0, 2), "{report:?}");
+    assert!(
+        world.sim.openai_key_works(&old_key),
+        "the preview still works"
+    );
+    let items = world.moto.items(&name).await;
+    let postponed = items
+        .iter()
+        .filter(|i| i.get("action").is_some_and(|a| a == "revoke"))
+        .filter_map(|i| i.get("error"))
+        .find(|note| note.contains("preview"))
+        .unwrap_or_else(|| panic!("a postponement naming the preview: {items:?}"));
+    let url = world
+        .sim
+        .vercel_deployments(&vercel)
+        .into_iter()
+        .find(|d| d.id == preview)
+        .map(|d| d.id)
+        .expect("listed");
+    assert!(!url.is_empty());
+    assert!(
+        postponed.contains(".vercel.app"),
+        "names where it runs: {postponed}"
+    );
+
+    // A push to the branch builds a preview with the new key: nothing runs the old one any more.
+    world
+        .sim
+        .vercel_create_preview(&vercel, "feature-x")
+        .expect("a new preview");
+    let report = keeper.pass_at(Duration::minutes(160)).await;
+    assert_eq!(report.revoked, 2, "{report:?}");
+    assert!(!world.sim.openai_key_works(&old_key));
+}

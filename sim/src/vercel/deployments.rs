@@ -319,6 +319,22 @@ impl Vercel {
     }
 }
 
+impl Vercel {
+    /// A READY preview deployment of `branch` (a push to it), built from the project's variables as
+    /// they are now.
+    pub(crate) fn create_preview(&mut self, project: &str, branch: &str) -> Option<String> {
+        let index = self.project_index(project)?;
+        let mut meta = Map::new();
+        meta.insert("githubCommitRef".to_owned(), json!(branch));
+        let at = self.deploy(index, Target::Preview, meta, random_lowercase(40));
+        let deployment = &mut self.deployments[at];
+        deployment.build = None;
+        deployment.state = ReadyState::Ready;
+        deployment.finished = Some(deployment.created);
+        Some(deployment.id.clone())
+    }
+}
+
 /// A validated `POST /v13/deployments` body. Only redeploys are simulated:
 /// keyrot never uploads files or names a git ref.
 struct Redeploy {

@@ -22,6 +22,8 @@ pub(crate) struct FakeTargets {
     /// The next deployments end in ERROR.
     pub(crate) fail_deployments: Cell<u32>,
     pub(crate) failed: RefCell<BTreeSet<String>>,
+    /// Live deployments per target label that were built before its variable last changed.
+    pub(crate) stale: RefCell<BTreeMap<String, Vec<String>>>,
 }
 
 impl FakeTargets {
@@ -54,6 +56,20 @@ impl FakeTargets {
 }
 
 impl Target for FakeTargets {
+    async fn stale_deployments(
+        &self,
+        _secret_name: &str,
+        target: &TargetSpec,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>> {
+        Ok(self
+            .stale
+            .borrow()
+            .get(&target.label())
+            .cloned()
+            .unwrap_or_default())
+    }
+
     async fn held_fingerprint(
         &self,
         _secret_name: &str,

@@ -342,6 +342,7 @@ pub(crate) fn revocation_of(
         postponements: 0,
         status: RevocationStatus::Pending,
         claimed_at: None,
+        confirmed: None,
     }
 }
 

@@ -11,7 +11,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::aws::{error_code, sdk_error};
-use crate::domain::audit::{Action, AuditEvent, Expected, Outcome, Revocation, RevocationStatus};
+use crate::domain::audit::{
+    Action, AuditEvent, Confirmation, Expected, Outcome, Revocation, RevocationStatus,
+};
 use crate::domain::provenance::{KeyRecord, Origin};
 use crate::domain::secret::Provider;
 use crate::error::{Error, Result, Transience};
@@ -248,6 +250,10 @@ fn revocation_item(revocation: &Revocation) -> Item {
     if let Some(at) = revocation.claimed_at {
         item.insert("claimed_at".to_owned(), s(rfc3339_ms(at)));
     }
+    if let Some(confirmed) = &revocation.confirmed {
+        item.insert("confirmed_at".to_owned(), s(rfc3339_ms(confirmed.at)));
+        item.insert("confirmed_by".to_owned(), s(&confirmed.by));
+    }
     if revocation.status.is_owed() {
         item.insert("gsi2pk".to_owned(), s("REVOKE#PENDING"));
         item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
@@ -390,6 +396,13 @@ pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocatio
         attempts: read.count("attempts"),
         status: read.parsed("status", RevocationStatus::parse)?,
         claimed_at: read.optional_time("claimed_at")?,
+        confirmed: match read.optional_time("confirmed_at")? {
+            Some(at) => Some(Confirmation {
+                at,
+                by: read.optional("confirmed_by").unwrap_or_default(),
+            }),
+            None => None,
+        },
     })
 }
 

@@ -47,6 +47,24 @@ pub struct NameArgs {
     name: String,
 }
 
+pub async fn confirm(args: NameArgs, stack: &str) -> Result<()> {
+    let session = Session::connect(stack).await?;
+    let done = session
+        .actions()
+        .confirm(&args.name, &session.actor)
+        .await?;
+    println!(
+        "Confirmed for {} that {} run(s) the current key.",
+        args.name,
+        done.targets.join(", ")
+    );
+    println!(
+        "The revocation(s) of version(s) {} no longer wait for a confirmation; the grace keeper revokes each once its grace ends.",
+        done.versions.join(", ")
+    );
+    Ok(())
+}
+
 pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
     let session = Session::connect(stack).await?;
     let done = session

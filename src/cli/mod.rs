@@ -83,6 +83,13 @@ pub enum Command {
     /// rotation is in progress or stuck (clear it with `keyrot repair`). Run again after a failure, it
     /// goes on where the first run stopped instead of moving AWSCURRENT again.
     Rollback(keys::NameArgs),
+    /// Say that every service keyrot does not redeploy runs the current key.
+    ///
+    /// For targets with "redeploy": false (Vercel) or "deploy": false (Render), keyrot cannot tell
+    /// when the service picks up a new value, so the old key's revocation waits for this (or for the
+    /// target's restart_within_hours). Refuses, changing nothing, when such a target's variable does
+    /// not hold the current key, or when no revocation waits. Audited with the caller.
+    Confirm(keys::NameArgs),
     /// Check a key at its provider and report which key every target holds (by fingerprint).
     ///
     /// Each target is reported as holding the current, previous, pending or an unknown key. Exit code
@@ -149,6 +156,7 @@ async fn run_command(cli: Cli) -> Result<i32, Error> {
         Command::Rotate(args) => rotate::run(args, stack).await,
         Command::Stage(args) => keys::stage(args, stack).await.map(|()| 0),
         Command::Rollback(args) => keys::rollback(args, stack).await.map(|()| 0),
+        Command::Confirm(args) => keys::confirm(args, stack).await.map(|()| 0),
         Command::Validate(args) => keys::validate(args, stack).await,
         Command::Repair(args) => keys::repair(args, stack).await.map(|()| 0),
         Command::Orphans(args) => keys::orphans(args, stack).await,

@@ -505,7 +505,28 @@ pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
             "Kept the {kept_targets} target(s) already configured (no --vercel or --render was given)."
         );
     }
+    for note in unredeployed_notes(&args.name, &targets) {
+        println!("{note}");
+    }
     Ok(())
+}
+
+/// What a person must know of each target keyrot does not redeploy: its old keys wait for them.
+fn unredeployed_notes(name: &str, targets: &[TargetSpec]) -> Vec<String> {
+    targets
+        .iter()
+        .filter(|target| !target.redeploys())
+        .map(|target| {
+            let wait = target
+                .restart_within_hours()
+                .map(|hours| format!(", or for {hours} hours after each new key (restart_within_hours)"))
+                .unwrap_or_default();
+            format!(
+                "Note: keyrot does not redeploy {}, so it cannot tell when that service runs a new key. After each rotation the old key stays valid until you run `keyrot confirm {name}` once the service runs the new one{wait}.",
+                target.label()
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

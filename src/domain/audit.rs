@@ -26,6 +26,8 @@ pub enum Action {
     Onboard,
     /// An invocation of the rotator refused before any step ran (its payload could not be read).
     Invoke,
+    /// `keyrot confirm`: a person said the services keyrot does not redeploy run the current key.
+    Confirm,
 }
 
 impl Action {
@@ -40,6 +42,7 @@ impl Action {
             Action::Rotate => "rotate",
             Action::Onboard => "onboard",
             Action::Invoke => "invoke",
+            Action::Confirm => "confirm",
         }
     }
 
@@ -54,6 +57,7 @@ impl Action {
                 Action::Rotate,
                 Action::Onboard,
                 Action::Invoke,
+                Action::Confirm,
             ]
             .into_iter()
             .find(|action| action.as_str() == text)
@@ -277,6 +281,16 @@ pub struct Revocation {
     pub status: RevocationStatus,
     /// When the process revoking it claimed it (status `revoking`).
     pub claimed_at: Option<DateTime<Utc>>,
+    /// A person's word (`keyrot confirm`) that every target keyrot does not redeploy runs the new
+    /// key, so they no longer hold this one's revocation.
+    pub confirmed: Option<Confirmation>,
+}
+
+/// Who confirmed, and when, that the services keyrot does not redeploy run the new key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub at: DateTime<Utc>,
+    pub by: String,
 }
 
 /// What a provider needs to find and revoke one key, and nothing else: never the key itself.

@@ -161,6 +161,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A whole number of hours that may be absent: from 1 to 8760 (a year).
+    pub(crate) fn optional_hours(&self, field: &str) -> Result<Option<u32>> {
+        let range = "give a whole number of hours from 1 to 8760, such as 24";
+        match self.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(hours @ 1..=8760) => Ok(Some(hours as u32)),
+                _ => Err(self.bad(field, "is out of range", range)),
+            },
+            Some(_) => Err(self.bad(field, "must be a number of hours", range)),
+        }
+    }
+
     /// An object field that may be absent, as a cursor of its own whose paths go on from this one's.
     pub(crate) fn block(&self, field: &str) -> Result<Option<Fields<'a>>> {
         match self.get(field) {

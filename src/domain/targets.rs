@@ -21,6 +21,9 @@ pub struct VercelTarget {
     pub environments: Vec<String>,
     pub sensitive: bool,
     pub redeploy: bool,
+    /// With `redeploy` false: how long after a change the service surely runs the new value by
+    /// itself (its own deploys or restarts). Without it, only `keyrot confirm` says so.
+    pub restart_within_hours: Option<u32>,
     pub token_secret: String,
 }
 
@@ -29,6 +32,8 @@ pub struct RenderTarget {
     pub service_id: String,
     pub env_key: String,
     pub deploy: bool,
+    /// With `deploy` false: as Vercel's `restart_within_hours`.
+    pub restart_within_hours: Option<u32>,
     pub token_secret: String,
 }
 
@@ -70,6 +75,15 @@ impl TargetSpec {
         match self {
             TargetSpec::Vercel(v) => v.redeploy,
             TargetSpec::Render(r) => r.deploy,
+        }
+    }
+
+    /// For a target keyrot does not redeploy, how long after a change the service surely runs the new
+    /// value by itself, if the secret says.
+    pub fn restart_within_hours(&self) -> Option<u32> {
+        match self {
+            TargetSpec::Vercel(v) => v.restart_within_hours,
+            TargetSpec::Render(r) => r.restart_within_hours,
         }
     }
 
@@ -137,6 +151,7 @@ fn parse_vercel(target: &Fields<'_>) -> Result<VercelTarget> {
         environments,
         sensitive: target.boolean("sensitive", true)?,
         redeploy: target.boolean("redeploy", true)?,
+        restart_within_hours: target.optional_hours("restart_within_hours")?,
         token_secret: target.required_str(
             "token_secret",
             "name the secret that holds the Vercel token",
@@ -149,6 +164,7 @@ fn parse_render(target: &Fields<'_>) -> Result<RenderTarget> {
         service_id: target.required_id("service_id", IdShape::RenderService)?,
         env_key: env_key(target)?,
         deploy: target.boolean("deploy", true)?,
+        restart_within_hours: target.optional_hours("restart_within_hours")?,
         token_secret: target.required_str(
             "token_secret",
             "name the secret that holds the Render API key",

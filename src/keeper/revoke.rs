@@ -39,7 +39,8 @@ enum Hold {
     /// The key is in service again: its version is AWSCURRENT again (a rollback), or AWSCURRENT
     /// holds the same key. Never revoke it.
     InService(String),
-    /// A target still holds the key: revoking it would break that service.
+    /// Something still uses or may use the key (a target, another secret, a live preview, a service
+    /// keyrot does not redeploy): revoking it would break that service. Says what, as a sentence.
     HeldBy(String),
     /// Which targets there are cannot be told (the current value is unreadable), or the version still
     /// carries AWSPENDING: revoking now could break a service, so wait.
@@ -187,7 +188,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             }
             Some(Hold::HeldBy(holder)) => {
                 report.postponed += 1;
-                let reason = format!("{holder} still holds the key");
+                let reason = holder;
                 self.postpone(now, secret, &mut revocation, &reason, Counted::No, report)
                     .await;
             }
@@ -224,7 +225,9 @@ impl<F: Family> GraceKeeper<'_, F> {
         revocation: &Revocation,
     ) -> Result<Option<Hold>> {
         if let Some(other) = shared {
-            return Ok(Some(Hold::HeldBy(format!("managed secret {other}"))));
+            return Ok(Some(Hold::HeldBy(format!(
+                "managed secret {other} still holds the key"
+            ))));
         }
         if secret.has_stage(&revocation.old_version_id, AWSCURRENT) {
             return Ok(Some(Hold::InService(format!(
@@ -264,7 +267,16 @@ impl<F: Family> GraceKeeper<'_, F> {
                 .holds(&secret.name, target, &revocation.fingerprint)
                 .await?
             {
-                return Ok(Some(Hold::HeldBy(format!("target {}", target.label()))));
+                return Ok(Some(Hold::HeldBy(format!(
+                    "target {} still holds the key",
+                    target.label()
+                ))));
+            }
+            if let Some(held) = self
+                .unconfirmed(now, secret, current, target, revocation)
+                .await?
+            {
+                return Ok(Some(held));
             }
             let stale = self
                 .ports
@@ -273,7 +285,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                 .await?;
             if !stale.is_empty() {
                 return Ok(Some(Hold::HeldBy(format!(
-                    "the live preview deployment(s) {} of target {}, built before the key changed (redeploy or delete them)",
+                    "the live preview deployment(s) {} of target {} were built before the key changed and may still use it: redeploy or delete them",
                     stale.join(", "),
                     target.label()
                 ))));
@@ -285,6 +297,42 @@ impl<F: Family> GraceKeeper<'_, F> {
             return Ok(Some(Hold::InUse(used)));
         }
         Ok(None)
+    }
+
+    /// A target keyrot does not redeploy holds the new key in its variable, but whether its service
+    /// runs it only a person knows: the revocation waits for `keyrot confirm`, or for the target's
+    /// `restart_within_hours` since the new key was made.
+    async fn unconfirmed(
+        &self,
+        now: DateTime<Utc>,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        target: &TargetSpec,
+        revocation: &Revocation,
+    ) -> Result<Option<Hold>> {
+        if target.redeploys() || revocation.confirmed.is_some() {
+            return Ok(None);
+        }
+        if let Some(hours) = target.restart_within_hours() {
+            let made = self
+                .ports
+                .audit
+                .key_record(&secret.name, &KeyView::of(&current.api_key).fingerprint)
+                .await?
+                .map(|record| record.at);
+            if made.is_some_and(|at| now - at >= chrono::Duration::hours(i64::from(hours))) {
+                return Ok(None);
+            }
+        }
+        let wait = target
+            .restart_within_hours()
+            .map(|hours| format!(" (or keyrot waits {hours} hours after the new key was made)"))
+            .unwrap_or_default();
+        Ok(Some(Hold::HeldBy(format!(
+            "target {} is not redeployed by keyrot, so its service may still run the old key: once it runs the new one, say so with `keyrot confirm {}`{wait}",
+            target.label(),
+            secret.name
+        ))))
     }
 
     async fn postpone(

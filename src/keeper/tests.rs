@@ -641,3 +641,113 @@ async fn an_unreadable_revocation_record_stops_the_orphan_check_and_is_reported(
         report.errors
     );
 }
+
+/// A target keyrot does not redeploy (`deploy: false`) got the new key in its variable, but whether its
+/// service runs it only a person knows: the old key waits for `keyrot confirm`.
+fn with_unredeployed_target(extra: serde_json::Value) -> World {
+    let mut target = json!({"type": "render", "service_id": "srv-1", "env_key": "API_KEY",
+        "token_secret": "t", "deploy": false});
+    if let (Some(target), Some(extra)) = (target.as_object_mut(), extra.as_object()) {
+        target.extend(extra.clone());
+    }
+    let r = world_with(json!({"provider": "generic", "api_key": OLD_KEY, "targets": [target]}));
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
+    r.targets.hold("render:srv-1:API_KEY", OLD_KEY);
+    r
+}
+
+#[tokio::test]
+async fn an_unredeployed_target_holds_the_old_key_until_a_person_confirms() {
+    let r = with_unredeployed_target(json!({}));
+    rotate(&r, "t1").await;
+    advance(&r, Duration::hours(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!((report.revoked, report.postponed), (0, 1), "{report:?}");
+    let postponed = r
+        .alerts
+        .sent
+        .borrow()
+        .iter()
+        .find(|a| a.event == AlertKind::RevocationPostponed)
+        .map(|a| a.text.clone())
+        .expect("a postponement alert");
+    assert!(
+        postponed.contains(&format!("keyrot confirm {NAME}")),
+        "{postponed}"
+    );
+
+    let confirmed = r
+        .operator()
+        .confirm(NAME, "arn:ops")
+        .await
+        .expect("confirmed");
+    assert_eq!(confirmed.versions, ["v0"]);
+    assert_eq!(
+        r.audit
+            .revocation_of("v0")
+            .and_then(|x| x.confirmed)
+            .map(|c| c.by)
+            .as_deref(),
+        Some("arn:ops")
+    );
+    assert!(
+        r.audit
+            .outcomes()
+            .contains(&("confirm".to_owned(), "succeeded"))
+    );
+    advance(&r, Duration::hours(2));
+    let report = keeper(&r).run().await.expect("pass");
+    assert_eq!(report.revoked, 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn an_unredeployed_target_with_a_restart_time_holds_the_old_key_that_long() {
+    let r = with_unredeployed_target(json!({"restart_within_hours": 6}));
+    rotate(&r, "t1").await;
+    advance(&r, Duration::hours(2));
+    assert_eq!(
+        keeper(&r).run().await.expect("pass").revoked,
+        0,
+        "2 of 6 hours"
+    );
+    advance(&r, Duration::hours(5));
+    assert_eq!(
+        keeper(&r).run().await.expect("pass").revoked,
+        1,
+        "past 6 hours"
+    );
+}
+
+#[tokio::test]
+async fn confirm_is_refused_when_the_target_never_got_the_current_key() {
+    let r = with_unredeployed_target(json!({}));
+    rotate(&r, "t1").await;
+    r.targets.hold("render:srv-1:API_KEY", OLD_KEY);
+    let err = r
+        .operator()
+        .confirm(NAME, "arn:ops")
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("does not hold the current key"),
+        "{err}"
+    );
+    assert!(
+        r.audit
+            .revocation_of("v0")
+            .and_then(|x| x.confirmed)
+            .is_none(),
+        "nothing changed"
+    );
+
+    let plain = world();
+    let err = plain
+        .operator()
+        .confirm(NAME, "arn:ops")
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("redeploy (or deploy) false"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Operator actions over the same ports as the rotation: stage a key a person made, roll back to the
 //! previous key during its grace period, repair a stuck rotation. The CLI calls these.
 
+mod confirm;
 mod orphans;
 mod repair;
 mod rollback;
@@ -15,6 +16,7 @@ use crate::ports::{Family, Ports};
 use crate::rotation::RotatorSettings;
 use crate::rotation::deploy::Deploys;
 
+pub use confirm::Confirmed;
 pub use orphans::OrphanDeletion;
 pub use repair::Repaired;
 pub use rollback::RolledBack;

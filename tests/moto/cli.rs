@@ -8,7 +8,7 @@ use tokio::process::Command;
 use serde_json::{Value, json};
 
 use crate::support::cli::{Ran, cli};
-use crate::support::{World, aws, unique};
+use crate::support::{World, assert_no_key, aws, unique};
 use keyrot::ports::SecretStore;
 use keyrot_sim::{Fault, FaultKind};
 
@@ -1040,4 +1040,65 @@ async fn onboarding_a_key_another_managed_secret_holds_is_refused() {
     out.says(&[second.as_str(), "api_key", first.as_str(), "fix:"]);
     assert!(!exists(&world, &second).await, "nothing was created");
     crate::support::assert_no_key(&out.text(), key, "the refusal");
+}
+
+/// A Render target with `deploy: false` gets the new key in its variable, but keyrot cannot tell when
+/// the service runs it: `keyrot confirm` says so, audited with the caller, and is refused when nothing
+/// waits for it.
+#[tokio::test]
+async fn confirm_lets_the_old_key_of_an_unredeployed_target_go() {
+    let world = World::new().await;
+    let project = world.sim.openai_create_project();
+    let (first_key, first_id) = world.sim.openai_create_user_key(&project);
+    let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
+    let render = world.sim.render_create_service();
+    let token = world.admin_secret(&world.sim.render_token()).await;
+    let value = json!({"provider": "openai", "api_key": first_key, "api_key_id": first_id,
+        "openai": {"project_id": project, "admin_key_secret": admin},
+        "targets": [{"type": "render", "service_id": render, "env_key": "OPENAI_API_KEY", "deploy": false, "token_secret": token}]});
+    let name = world
+        .moto
+        .onboard_secret("confirm", &value, &[("keyrot:grace-hours", "1")])
+        .await;
+    let original = world
+        .moto
+        .version_of(&name, "AWSCURRENT")
+        .await
+        .expect("current");
+    world.rotate(&name).await;
+
+    cli(&world)
+        .args(["confirm", &name])
+        .run()
+        .await
+        .success()
+        .says(&[
+            "Confirmed for",
+            &format!("render:{render}:OPENAI_API_KEY"),
+            &original,
+        ]);
+    let items = world.moto.items(&name).await;
+    let record = items
+        .iter()
+        .find(|i| i["sk"] == format!("REVOKE#{original}"))
+        .expect("the old key's record");
+    assert!(record.contains_key("confirmed_at"), "{record:?}");
+    assert!(record["confirmed_by"].starts_with("arn:"), "{record:?}");
+    assert!(
+        world
+            .moto
+            .audit_trail(&name)
+            .await
+            .contains(&("confirm".to_owned(), "succeeded".to_owned()))
+    );
+    cli(&world)
+        .args(["confirm", &name])
+        .run()
+        .await
+        .exits_with(1)
+        .says(&[
+            "no pending revocation that waits for a confirmation",
+            "nothing was changed",
+        ]);
+    assert_no_key(&format!("{items:?}"), &first_key, "audit items");
 }

@@ -294,6 +294,7 @@ async fn a_vercel_environment_holding_a_key_holds_the_target_though_the_others_d
         environments: vec!["production".into(), "preview".into()],
         sensitive: false,
         redeploy: true,
+        restart_within_hours: None,
         token_secret,
     });
     let targets = &world.ports.targets;

@@ -268,6 +268,7 @@ mod tests {
             postponements: 0,
             status,
             claimed_at: None,
+            confirmed: None,
         }
     }
 

@@ -396,13 +396,10 @@ pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocatio
         attempts: read.count("attempts"),
         status: read.parsed("status", RevocationStatus::parse)?,
         claimed_at: read.optional_time("claimed_at")?,
-        confirmed: match read.optional_time("confirmed_at")? {
-            Some(at) => Some(Confirmation {
-                at,
-                by: read.optional("confirmed_by").unwrap_or_default(),
-            }),
-            None => None,
-        },
+        confirmed: read.optional_time("confirmed_at")?.map(|at| Confirmation {
+            at,
+            by: read.optional("confirmed_by").unwrap_or_default(),
+        }),
     })
 }
 

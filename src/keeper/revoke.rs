@@ -54,7 +54,8 @@ enum Hold {
 struct Context<'a> {
     /// The secret's AWSCURRENT value, when it could be read.
     current: Option<&'a ManagedSecret>,
-    /// Another managed secret whose AWSCURRENT holds the same key.
+    /// Where another managed secret holds the same key (its AWSCURRENT, its AWSPENDING or one of
+    /// its targets), as a sentence.
     shared: Option<&'a str>,
 }
 
@@ -102,17 +103,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                     read.as_ref()
                 }
             };
-            // The same key under another managed secret (one project key onboarded twice) is in
-            // service there: it is held while that secret's AWSCURRENT has it.
-            let shared = managed
-                .values()
-                .find(|item| {
-                    item.secret.name != revocation.secret_name
-                        && item.current.as_ref().is_some_and(|c| {
-                            KeyView::of(&c.api_key).fingerprint == revocation.fingerprint
-                        })
-                })
-                .map(|item| item.secret.name.clone());
+            let shared = self.held_elsewhere(&revocation, managed).await;
             let name = secret.name.clone();
             let context = Context {
                 current,
@@ -123,6 +114,75 @@ impl<F: Family> GraceKeeper<'_, F> {
             })
             .await;
         }
+    }
+
+    /// The same key under another managed secret (one project key onboarded twice) is in service
+    /// there: it is held while that secret's AWSCURRENT has it, or (for a secret of the same OpenAI
+    /// project or Anthropic admin key, the only ones that could use it, so a pass stays cheap) its
+    /// AWSPENDING or one of its targets does. A target that cannot be read holds it.
+    async fn held_elsewhere(
+        &self,
+        revocation: &Revocation,
+        managed: &BTreeMap<&str, &Managed>,
+    ) -> Option<String> {
+        let fingerprint = revocation.fingerprint.as_str();
+        let others = managed.values().filter(|item| {
+            item.secret.name != revocation.secret_name
+                && item
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.provider.provider() == revocation.provider)
+        });
+        for item in others {
+            let (secret, Some(current)) = (&item.secret, item.current.as_ref()) else {
+                continue;
+            };
+            let name = &secret.name;
+            if KeyView::of(&current.api_key).fingerprint == fingerprint {
+                return Some(format!("managed secret {name} still holds the key"));
+            }
+            if !same_scope(revocation, current) {
+                continue;
+            }
+            if self.pending_fingerprint(secret).await.as_deref() == Some(fingerprint) {
+                return Some(format!(
+                    "the rotation under way of managed secret {name} holds the key"
+                ));
+            }
+            for target in TargetSpec::parse_all(name, &current.targets).unwrap_or_default() {
+                match self.ports.targets.holds(name, &target, fingerprint).await {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        return Some(format!(
+                            "target {} of managed secret {name} still holds the key",
+                            target.label()
+                        ));
+                    }
+                    Err(err) => {
+                        return Some(format!(
+                            "whether target {} of managed secret {name} holds the key cannot be told ({err})",
+                            target.label()
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The fingerprint of the key a rotation under way of `secret` put under AWSPENDING.
+    async fn pending_fingerprint(&self, secret: &SecretDescription) -> Option<String> {
+        let pending = secret
+            .version_with(AWSPENDING)
+            .filter(|v| !secret.has_stage(v, AWSCURRENT))?;
+        let text = self
+            .ports
+            .store
+            .value(&secret.arn_or_name(), AWSPENDING, Some(pending))
+            .await
+            .ok()??;
+        let value = ManagedSecret::parse(&secret.name, AWSPENDING, &text).ok()?;
+        Some(KeyView::of(&value.api_key).fingerprint)
     }
 
     /// Whether `version` carries AWSCURRENT, asked afresh; `None` when DescribeSecret fails.
@@ -224,10 +284,8 @@ impl<F: Family> GraceKeeper<'_, F> {
         Context { current, shared }: Context<'_>,
         revocation: &Revocation,
     ) -> Result<Option<Hold>> {
-        if let Some(other) = shared {
-            return Ok(Some(Hold::HeldBy(format!(
-                "managed secret {other} still holds the key"
-            ))));
+        if let Some(elsewhere) = shared {
+            return Ok(Some(Hold::HeldBy(elsewhere.to_owned())));
         }
         if secret.has_stage(&revocation.old_version_id, AWSCURRENT) {
             return Ok(Some(Hold::InService(format!(
@@ -627,5 +685,19 @@ impl<F: Family> GraceKeeper<'_, F> {
             );
             self.alert_once(secret, &dedupe, alert, report).await;
         }
+    }
+}
+
+/// Whether a key of `revocation` could serve `current`'s secret: the same OpenAI project, or the same
+/// Anthropic admin key. A generic key is a random string no other secret would share.
+fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
+    match &current.provider {
+        crate::domain::ProviderSettings::OpenAi(openai) => {
+            revocation.project_id.as_deref() == Some(openai.project_id.as_str())
+        }
+        crate::domain::ProviderSettings::Anthropic(anthropic) => {
+            revocation.admin_key_secret.as_deref() == Some(anthropic.admin_key_secret.as_str())
+        }
+        crate::domain::ProviderSettings::Generic(_) => false,
     }
 }

@@ -390,3 +390,66 @@ async fn a_live_preview_built_with_the_old_key_holds_its_revocation() {
     assert_eq!(report.revoked, 2, "{report:?}");
     assert!(!world.sim.openai_key_works(&old_key));
 }
+
+/// Another managed secret's target serving the same key (someone pasted one secret's key into another
+/// secret's service) is a use of that key: its revocation waits, naming that target.
+#[tokio::test]
+async fn a_key_another_managed_secrets_target_serves_is_not_revoked() {
+    let world = World::new().await;
+    let (scope, prefix) = scope();
+    let project = world.sim.openai_create_project();
+    let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
+    let token = world.admin_secret(&world.sim.render_token()).await;
+    let mut secret = |key: &str, id: &str, targets: serde_json::Value| {
+        serde_json::json!({"provider": "openai", "api_key": key, "api_key_id": id, "targets": targets,
+            "openai": {"project_id": project, "admin_key_secret": admin}})
+    };
+    let (first_key, first_id) = world.sim.openai_create_user_key(&project);
+    let rotating = world
+        .moto
+        .onboard_secret(
+            &prefix,
+            &secret(&first_key, &first_id, serde_json::json!([])),
+            &[("keyrot:grace-hours", "1")],
+        )
+        .await;
+    let (other_key, other_id) = world.sim.openai_create_user_key(&project);
+    let service = world.sim.render_create_service();
+    let targets = serde_json::json!([{"type": "render", "service_id": service, "env_key": "OPENAI_API_KEY",
+        "deploy": true, "token_secret": token}]);
+    let other = world
+        .moto
+        .onboard_secret(
+            &prefix,
+            &secret(&other_key, &other_id, targets),
+            &[("keyrot:grace-hours", "1")],
+        )
+        .await;
+    let pasted = reqwest::Client::new()
+        .put(format!(
+            "{}/v1/services/{service}/env-vars/OPENAI_API_KEY",
+            world.sim.render_base_url()
+        ))
+        .bearer_auth(world.sim.render_token())
+        .json(&serde_json::json!({"value": first_key}))
+        .send()
+        .await
+        .expect("put");
+    assert!(pasted.status().is_success(), "{}", pasted.status());
+    world.rotate(&rotating).await;
+
+    let report = Keeper::new(&world, &scope)
+        .await
+        .pass_at(Duration::hours(2))
+        .await;
+    assert_eq!(report.revoked, 0, "{report:?}");
+    assert!(
+        world.sim.openai_key_works(&first_key),
+        "the other service still uses it"
+    );
+    let trail = format!("{:?}", world.moto.items(&rotating).await);
+    let holder = format!(
+        "target render:{service}:OPENAI_API_KEY of managed secret {other} still holds the key"
+    );
+    assert!(trail.contains(&holder), "{trail}");
+}

@@ -400,7 +400,7 @@ async fn a_key_another_managed_secrets_target_serves_is_not_revoked() {
     let project = world.sim.openai_create_project();
     let admin = world.admin_secret(&world.sim.openai_admin_key()).await;
     let token = world.admin_secret(&world.sim.render_token()).await;
-    let mut secret = |key: &str, id: &str, targets: serde_json::Value| {
+    let secret = |key: &str, id: &str, targets: serde_json::Value| {
         serde_json::json!({"provider": "openai", "api_key": key, "api_key_id": id, "targets": targets,
             "openai": {"project_id": project, "admin_key_secret": admin}})
     };

@@ -624,6 +624,24 @@ fn env_not_found() -> ApiError {
     )
 }
 
+impl Vercel {
+    /// A plain variable for every environment, as a person adds one in the dashboard.
+    pub(crate) fn add_plain_env(&mut self, project: &str, key: &str, value: &str) -> bool {
+        let Some(index) = self.project_index(project) else {
+            return false;
+        };
+        let new = NewVar {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            env_type: EnvType::Plain,
+            targets: vec![Target::Production, Target::Preview, Target::Development],
+            comment: None,
+            git_branch: None,
+        };
+        self.projects[index].write_env(new, false).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +676,8 @@ mod tests {
             id: "prj_1".into(),
             name: "web".into(),
             env: Vec::new(),
+            production: None,
+            auto_assign: true,
         };
         for (key, env_type) in [("A", "sensitive"), ("B", "encrypted"), ("C", "plain")] {
             let new = new_var(
@@ -681,23 +701,5 @@ mod tests {
             shown(true),
             [json!(""), json!("secret-value"), json!("secret-value")]
         );
-    }
-}
-
-impl Vercel {
-    /// A plain variable for every environment, as a person adds one in the dashboard.
-    pub(crate) fn add_plain_env(&mut self, project: &str, key: &str, value: &str) -> bool {
-        let Some(index) = self.project_index(project) else {
-            return false;
-        };
-        let new = NewVar {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            env_type: EnvType::Plain,
-            targets: vec![Target::Production, Target::Preview, Target::Development],
-            comment: None,
-            git_branch: None,
-        };
-        self.projects[index].write_env(new, false).is_ok()
     }
 }

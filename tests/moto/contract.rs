@@ -86,9 +86,10 @@ impl Prism {
             !output.contains("Request terminated with error"),
             "Prism found violations:\n{output}"
         );
+        let violations = violations(&output);
         assert!(
-            !output.to_lowercase().contains("violation"),
-            "Prism found violations:\n{output}"
+            violations.is_empty(),
+            "Prism found violations: {violations:#?}\n{output}"
         );
     }
 
@@ -205,7 +206,7 @@ async fn the_vercel_traffic_of_a_rotation_satisfies_the_official_spec() {
     for expected in [
         "GET /v10/projects/",
         "POST /v10/projects/",
-        "GET /v6/deployments",
+        "GET /v9/projects/",
         "POST /v13/deployments",
         "GET /v13/deployments/",
     ] {
@@ -215,4 +216,38 @@ async fn the_vercel_traffic_of_a_rotation_satisfies_the_official_spec() {
         );
     }
     prism.assert_no_violations().await;
+}
+
+/// The violations in Prism's log, but one: OpenAI's spec documents only the 200 of `GET /models`,
+/// while OpenAI answers a key it refuses with 401 (its error-codes guide). keyrot asks with a revoked
+/// key on purpose, to check that the revocation took, so that answer is expected.
+fn violations(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.to_lowercase().contains("violation"))
+        .filter(|(i, line)| {
+            let refused_key = line.contains("Unable to match the returned status code")
+                && lines[i.saturating_sub(3)..*i]
+                    .iter()
+                    .any(|before| before.contains("The upstream call to /models has returned 401"));
+            !refused_key
+        })
+        .map(|(_, line)| (*line).to_owned())
+        .collect()
+}
+
+#[test]
+fn only_a_refused_key_s_401_on_models_is_let_through() {
+    let refused = "x The upstream call to /models has returned 401\nx < Received forward response\n\
+        x [VALIDATOR] warning Violation: response Unable to match the returned status code with those defined in the document: 200";
+    assert!(violations(refused).is_empty());
+    let other = "x The upstream call to /organization/projects has returned 401\nx < Received\n\
+        x [VALIDATOR] warning Violation: response Unable to match the returned status code with those defined in the document: 200";
+    assert_eq!(violations(other).len(), 1);
+    assert_eq!(
+        violations("x Violation: request body missing name").len(),
+        1
+    );
 }

@@ -17,6 +17,7 @@ mod builds;
 mod control;
 mod faults;
 mod openai;
+mod proxy;
 mod render;
 mod reply;
 mod server;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultKind};
+pub use proxy::{FaultPlan, FaultProxy, Seen, WireError, WireFault};
 use state::Shared;
 
 /// A service account as [`Simulator::openai_service_accounts`] reports it.

@@ -20,7 +20,7 @@ use crate::domain::event::secret_name_of;
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, Stage};
 use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step, Trigger};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transience};
 use crate::patience::Patience;
 use crate::ports::{
     Alert, AlertKind, Alerts, AuditLog, Clock, Family, Metric, Metrics, Ports, SecretStore,
@@ -123,23 +123,17 @@ impl<F: Family> Rotator<'_, F> {
         };
         let result = self.run_step(event, invocation, &mut evidence).await;
         let attempt = self.audit_event(event, &evidence, started);
-        match &result {
+        let result = match result {
             Ok(progress) => {
-                tracing::info!(
-                    ?progress,
-                    duration_ms = attempt.duration_ms,
-                    "step succeeded"
-                );
-                self.audit_success(event, attempt).await;
-                if event.step == Step::Finish && *progress == Progress::Done {
-                    self.alert_success(event, &evidence).await;
-                }
+                self.succeeded(event, &evidence, attempt.clone(), progress)
+                    .await
             }
-            Err(err) => {
-                tracing::error!(error = %err, retryable = err.is_retryable(), duration_ms = attempt.duration_ms, "step failed");
-                self.ports.record_quietly(&attempt.failure(err)).await;
-                self.alert_failure(event, &evidence, err).await;
-            }
+            Err(err) => Err(err),
+        };
+        if let Err(err) = &result {
+            tracing::error!(error = %err, retryable = err.is_retryable(), duration_ms = attempt.duration_ms, "step failed");
+            self.ports.record_quietly(&attempt.failure(err)).await;
+            self.alert_failure(event, &evidence, err).await;
         }
         result.map_err(|source| Error::Step {
             step: event.step.to_string(),
@@ -194,18 +188,45 @@ impl<F: Family> Rotator<'_, F> {
         }
     }
 
-    /// Records the attempt's `succeeded` event with the step's guard; a step that finds its guard
-    /// already written succeeded before, and this attempt is recorded as a `skipped` repeat.
-    async fn audit_success(&self, event: &RotationEvent, attempt: AuditEvent) {
-        let written = match self
+    /// A step that did its work is done once its success is on the audit trail. Every step is
+    /// idempotent, so one whose event could not be written fails retryably: Secrets Manager's retry
+    /// finds the work done and writes the event. finishSecret alerts the first time its success is
+    /// recorded, so a retry that finds nothing left to do still sends the alert the first one could not.
+    async fn succeeded(
+        &self,
+        event: &RotationEvent,
+        evidence: &Evidence,
+        attempt: AuditEvent,
+        progress: Progress,
+    ) -> Result<Progress> {
+        let duration_ms = attempt.duration_ms;
+        let first = self.audit_success(event, attempt).await.map_err(|err| {
+            self.ports.audit_failed(&event.secret_id, &err);
+            Error::external(
+                "dynamodb",
+                "record the step's success",
+                format!(
+                    "the step did its work, but its audit event could not be written ({err}); Secrets Manager's retry writes it"
+                ),
+                Transience::Retryable,
+            )
+        })?;
+        tracing::info!(?progress, duration_ms, "step succeeded");
+        if event.step == Step::Finish && (progress == Progress::Done || first) {
+            self.alert_success(event, evidence).await;
+        }
+        Ok(progress)
+    }
+
+    /// Records the attempt's `succeeded` event with the step's guard, and returns whether this was the
+    /// first record of the step's success. A step that finds its guard already written succeeded
+    /// before, and this attempt is recorded as a `skipped` repeat.
+    async fn audit_success(&self, event: &RotationEvent, attempt: AuditEvent) -> Result<bool> {
+        let written = self
             .ports
             .audit
             .record_step_success(&attempt, &event.client_request_token)
-            .await
-        {
-            Ok(written) => written,
-            Err(err) => return self.ports.audit_failed(&attempt.secret_name, &err),
-        };
+            .await?;
         if !written {
             let skipped = AuditEvent {
                 outcome: Outcome::Skipped,
@@ -213,6 +234,7 @@ impl<F: Family> Rotator<'_, F> {
             };
             self.ports.record_quietly(&skipped).await;
         }
+        Ok(written)
     }
 
     /// The audit event of this attempt as it succeeded (a failure adds its error), from `started` to

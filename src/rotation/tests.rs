@@ -513,17 +513,39 @@ async fn a_lost_put_race_discards_the_minted_key_and_succeeds() {
     );
 }
 
+/// Every action is audited: a step whose work is done but whose success cannot be written fails
+/// retryably, and Secrets Manager's retry, finding the work done, writes it. An alert that cannot be
+/// published never changes the step's outcome.
 #[tokio::test]
-async fn audit_and_alert_failures_never_change_the_steps_outcome() {
+async fn an_unwritten_success_fails_the_step_retryably_and_the_retry_records_it() {
     let r = world();
-    r.audit.fail_writes.set(true);
     r.alerts.fail.set(true);
-    rotate(&r, "t1").await;
+    r.store.start_rotation("t1");
+    for step in Step::ALL {
+        r.audit.fail_writes.set(true);
+        let err = run(&r, step, "t1")
+            .await
+            .expect_err("not on the audit trail yet");
+        assert!(err.is_retryable(), "{step}: {err}");
+        r.audit.fail_writes.set(false);
+        run(&r, step, "t1")
+            .await
+            .unwrap_or_else(|err| panic!("{step} retried: {err}"));
+    }
     assert_eq!(
         r.store.stages().get("t1"),
         Some(&vec![AWSCURRENT.to_string()])
     );
-    // Each failure is counted, for an alarm to act on.
+    for step in Step::ALL {
+        let succeeded = r
+            .audit
+            .outcomes()
+            .iter()
+            .filter(|(action, outcome)| action == step.as_str() && *outcome == "succeeded")
+            .count();
+        assert_eq!(succeeded, 1, "{step} is on the trail once");
+    }
+    // Each failure is counted, for an alarm to act on; the success alert was attempted once.
     assert!(r.metrics.total(Metric::AuditWriteFailed) >= 4.0);
     assert_eq!(r.metrics.total(Metric::AlertPublishFailed), 1.0);
 }

@@ -13,3 +13,4 @@ mod providers;
 mod rotation;
 mod support;
 mod targets;
+mod wire;

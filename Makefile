@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help test lint unit demo fuzz tools clean-tools
+.PHONY: help test lint unit demo fuzz chaos tools clean-tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,9 @@ test: lint check-infra ## every test: lint, deployment checks, unit and integrat
 
 fuzz: ## run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60
 	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
+
+chaos: ## the whole fault matrix on the wire: every fault kind at every request of a rotation (tests/moto/wire.rs)
+	KEYROT_CHAOS=1 scripts/moto.sh cargo test --locked --test moto -- wire:: --nocapture
 
 demo: ## rotate an OpenAI key with a Vercel target on this machine's stand-ins (also the end-to-end test)
 	scripts/demo.sh

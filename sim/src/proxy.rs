@@ -73,6 +73,8 @@ pub struct FaultPlan {
 struct PlanState {
     seen: Vec<Seen>,
     fault: Option<(usize, WireFault)>,
+    /// The fault also meets every later request of the same upstream and operation.
+    persistent: bool,
     fired: Option<usize>,
 }
 
@@ -89,7 +91,17 @@ impl FaultPlan {
 
     /// The request numbered `number` (from 0, counted from the last [`Self::clear`]) meets `fault`.
     pub fn inject(&self, number: usize, fault: WireFault) {
-        self.state().fault = Some((number, fault));
+        let mut state = self.state();
+        state.fault = Some((number, fault));
+        state.persistent = false;
+    }
+
+    /// As [`Self::inject`], and every later request of the same upstream and operation meets it too:
+    /// a fault that lasts (a permission missing, a service down), so that retries cannot get past it.
+    pub fn inject_lasting(&self, number: usize, fault: WireFault) {
+        let mut state = self.state();
+        state.fault = Some((number, fault));
+        state.persistent = true;
     }
 
     /// Forgets the requests seen and the fault: numbering starts again at 0.
@@ -125,10 +137,18 @@ impl FaultPlan {
             operation,
             status: 0,
         });
-        let fault = state.fault.filter(|(at, _)| *at == number).map(|(_, f)| f);
-        if fault.is_some() {
-            state.fired = Some(number);
-        }
+        let fault = match (state.fault, state.fired) {
+            (Some((at, fault)), None) if at == number => {
+                state.fired = Some(number);
+                Some(fault)
+            }
+            (Some((_, fault)), Some(first)) if state.persistent => {
+                let first = &state.seen[first];
+                (first.upstream == upstream && state.seen[number].operation == first.operation)
+                    .then_some(fault)
+            }
+            _ => None,
+        };
         (number, fault)
     }
 

@@ -1,8 +1,8 @@
 //! Faults on the wire. A full rotation (OpenAI key, a Vercel and a Render target) runs with the real
 //! adapters through fault proxies in front of moto and the simulator, so every HTTP request it makes,
 //! the SDK's and the adapters' retries included, is a fault point: an error answer in the service's own
-//! shape (unavailable, throttled, access denied), a connection reset before the request was forwarded,
-//! or an answer lost after the server acted on it. Secrets Manager's part is played as it plays it:
+//! shape (unavailable, throttled, access denied, once or for good), a connection reset before the
+//! request was forwarded, or an answer lost after the server acted on it. Secrets Manager's part is played as it plays it:
 //! each failed step is invoked again. A rotation that never succeeds is repaired and the grace keeper
 //! run, and then held to the same invariant (docs/steps.md, "The guarantees").
 //!
@@ -24,14 +24,30 @@ use crate::support::World;
 
 type Clock = keyrot::adapters::clock::SystemClock;
 
-/// The kinds every request meets.
-const KINDS: [(&str, WireFault); 5] = [
-    ("503", WireFault::Error(WireError::Unavailable)),
-    ("throttled", WireFault::Error(WireError::Throttled)),
-    ("denied", WireFault::Error(WireError::Denied)),
-    ("reset", WireFault::Reset),
-    ("answer lost", WireFault::LoseAnswer),
+/// The kinds every request meets: once, or (`Lasting::Yes`) from then on for that operation.
+const KINDS: [(&str, WireFault, Lasting); 6] = [
+    ("503", WireFault::Error(WireError::Unavailable), Lasting::No),
+    (
+        "throttled",
+        WireFault::Error(WireError::Throttled),
+        Lasting::No,
+    ),
+    ("denied", WireFault::Error(WireError::Denied), Lasting::No),
+    (
+        "denied for good",
+        WireFault::Error(WireError::Denied),
+        Lasting::Yes,
+    ),
+    ("reset", WireFault::Reset, Lasting::No),
+    ("answer lost", WireFault::LoseAnswer, Lasting::No),
 ];
+
+/// Whether a fault lasts past the request it first meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lasting {
+    No,
+    Yes,
+}
 
 /// How often Secrets Manager (here: the harness) invokes a failing step before the rotation is
 /// abandoned.
@@ -98,12 +114,14 @@ struct Run {
     violations: Vec<String>,
 }
 
-async fn scenario(world: &World, wire: &Wire, fault: Option<(usize, WireFault)>) -> Run {
+async fn scenario(world: &World, wire: &Wire, fault: Option<(usize, WireFault, Lasting)>) -> Run {
     let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
     let token = world.moto.rotate_secret(&name, true).await;
     wire.plan.clear();
-    if let Some((at, kind)) = fault {
-        wire.plan.inject(at, kind);
+    match fault {
+        Some((at, kind, Lasting::No)) => wire.plan.inject(at, kind),
+        Some((at, kind, Lasting::Yes)) => wire.plan.inject_lasting(at, kind),
+        None => {}
     }
     let rotator = Rotator::new(&wire.ports, settings());
     let mut aborted = false;
@@ -160,14 +178,27 @@ fn without_ids(operation: &str) -> String {
         .join("/")
 }
 
+/// Real time, `ahead` later: the grace keeper's pass once the hour in which keyrot's own checks used
+/// the key (OpenAI's last use) is over.
+struct Later(chrono::Duration);
+
+impl keyrot::ports::Clock for Later {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}
+
 /// What a person does with a rotation that never succeeded: `keyrot repair`, then the grace keeper's
-/// next pass revokes the key the repair recorded.
+/// next pass (two hours on) revokes the key the repair recorded.
 async fn repair(world: &World, name: &str) {
     let operator = keyrot::operator::Operator::new(&world.ports, settings());
     // Nothing pending (the rotation failed before its first step left anything) is no error here.
     let _ = operator.repair(name, "it-operator", true).await;
+    let later = wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(2)))
+        .await
+        .expect("ports");
     let keeper = GraceKeeper::new(
-        &world.ports,
+        &later,
         KeeperSettings {
             rotator_arn: Some(world.moto.rotator_arn.clone()),
             name_prefix: Some(name.to_owned()),
@@ -280,12 +311,12 @@ async fn a_fault_at_every_request_of_a_rotation_keeps_the_invariant() {
     let mut table: BTreeMap<(String, &str), (usize, usize, usize)> = BTreeMap::new();
     let (mut scenarios, mut unfired, mut violations) = (0, 0, Vec::new());
     for at in 0..clean.requests {
-        for (index, (kind, fault)) in KINDS.iter().enumerate() {
+        for (index, (kind, fault, lasting)) in KINDS.iter().enumerate() {
             // The diagonal: each request meets one kind, the kinds taking turns.
             if !full && index != at % KINDS.len() {
                 continue;
             }
-            let run = scenario(&world, &wire, Some((at, *fault))).await;
+            let run = scenario(&world, &wire, Some((at, *fault, *lasting))).await;
             scenarios += 1;
             let point = run.fired.clone().unwrap_or_else(|| {
                 unfired += 1;

@@ -114,8 +114,82 @@ struct Run {
     violations: Vec<String>,
 }
 
-async fn scenario(world: &World, wire: &Wire, fault: Option<(usize, WireFault, Lasting)>) -> Run {
-    let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+/// The rotations the matrix runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rotation {
+    /// A minted OpenAI key pushed to a Vercel and a Render target, with the default grace.
+    OpenAi,
+    /// A staged Anthropic key adopted with grace 0, so the old key is revoked (and checked) at once.
+    Anthropic,
+}
+
+impl Rotation {
+    fn name(self) -> &'static str {
+        match self {
+            Rotation::OpenAi => "openai",
+            Rotation::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// A secret ready for its rotation: its name, first key and targets (Vercel project, Render service).
+struct Secret {
+    name: String,
+    first_key: String,
+    targets: Option<(String, String)>,
+}
+
+async fn set_up(world: &World, rotation: Rotation) -> Secret {
+    match rotation {
+        Rotation::OpenAi => {
+            let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+            Secret {
+                name,
+                first_key,
+                targets: Some((vercel, render)),
+            }
+        }
+        Rotation::Anthropic => {
+            let (first_key, first_id) = world.sim.anthropic_create_key("first");
+            let admin = world
+                .admin_secret(
+                    &serde_json::json!({"admin_key": world.sim.anthropic_admin_key()}).to_string(),
+                )
+                .await;
+            let value = serde_json::json!({"provider": "anthropic", "api_key": first_key,
+                "key_id": first_id, "anthropic": {"admin_key_secret": admin}});
+            let name = world
+                .moto
+                .onboard_secret("wire-anthropic", &value, &[("keyrot:grace-hours", "0")])
+                .await;
+            let (staged, _) = world.sim.anthropic_create_key("staged");
+            world
+                .moto
+                .sm
+                .put_secret_value()
+                .secret_id(&name)
+                .secret_string(serde_json::json!({"api_key": staged}).to_string())
+                .version_stages("KEYROT_STAGED")
+                .send()
+                .await
+                .expect("stage");
+            Secret {
+                name,
+                first_key,
+                targets: None,
+            }
+        }
+    }
+}
+
+async fn scenario(
+    world: &World,
+    wire: &Wire,
+    rotation: Rotation,
+    fault: Option<(usize, WireFault, Lasting)>,
+) -> Run {
+    let secret = set_up(world, rotation).await;
+    let name = secret.name.clone();
     let token = world.moto.rotate_secret(&name, true).await;
     wire.plan.clear();
     match fault {
@@ -152,7 +226,8 @@ async fn scenario(world: &World, wire: &Wire, fault: Option<(usize, WireFault, L
     if aborted {
         repair(world, &name).await;
     }
-    let violations = invariant(world, &name, &first_key, (&vercel, &render), aborted).await;
+    keeper_pass(world, &name).await;
+    let violations = invariant(world, rotation, &secret, aborted).await;
     Run {
         requests,
         fired,
@@ -188,12 +263,16 @@ impl keyrot::ports::Clock for Later {
     }
 }
 
-/// What a person does with a rotation that never succeeded: `keyrot repair`, then the grace keeper's
-/// next pass (two hours on) revokes the key the repair recorded.
+/// What a person does with a rotation that never succeeded: `keyrot repair`.
 async fn repair(world: &World, name: &str) {
     let operator = keyrot::operator::Operator::new(&world.ports, settings());
     // Nothing pending (the rotation failed before its first step left anything) is no error here.
     let _ = operator.repair(name, "it-operator", true).await;
+}
+
+/// The grace keeper's next pass, two hours on: it revokes what is due (a key repair recorded, an
+/// old key whose grace-0 revocation failed) once nothing uses it.
+async fn keeper_pass(world: &World, name: &str) {
     let later = wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(2)))
         .await
         .expect("ports");
@@ -210,16 +289,54 @@ async fn repair(world: &World, name: &str) {
 
 async fn invariant(
     world: &World,
-    name: &str,
-    first_key: &str,
-    (vercel, render): (&str, &str),
+    rotation: Rotation,
+    secret: &Secret,
     aborted: bool,
 ) -> Vec<String> {
     let mut violations = Vec::new();
+    let works = |key: &str| match rotation {
+        Rotation::OpenAi => world.sim.openai_key_works(key),
+        Rotation::Anthropic => world.sim.anthropic_key_works(key),
+    };
+    let (name, first_key) = (secret.name.as_str(), secret.first_key.as_str());
     let current = world.current_key(name).await;
-    if !world.sim.openai_key_works(&current) {
+    if !works(&current) {
         violations.push("AWSCURRENT's key does not work at the provider".to_owned());
     }
+    if let Some((vercel, render)) = &secret.targets {
+        violations.extend(targets(world, (vercel, render), &current, aborted));
+    }
+    match rotation {
+        Rotation::OpenAi if !aborted && !works(first_key) => {
+            violations.push("the old key was revoked during its grace period".to_owned());
+        }
+        Rotation::Anthropic if !aborted && works(first_key) => {
+            violations.push("the old key outlived its grace of 0 and the keeper's pass".to_owned());
+        }
+        _ => {}
+    }
+    if rotation == Rotation::OpenAi {
+        violations.extend(orphans(world, name).await);
+    }
+    if !aborted {
+        violations.extend(steps_audited_once(world, name).await);
+    }
+    let logs = crate::support::captured_logs();
+    if logs.contains(first_key) || logs.contains(current.as_str()) {
+        violations.push("a key value appears in the log lines".to_owned());
+    }
+    violations
+}
+
+/// What the targets' live deployments serve: AWSCURRENT's key, or after an aborted rotation (repaired)
+/// a key that still works.
+fn targets(
+    world: &World,
+    (vercel, render): (&str, &str),
+    current: &str,
+    aborted: bool,
+) -> Vec<String> {
+    let mut violations = Vec::new();
     for (target, served) in [
         (
             "vercel",
@@ -240,17 +357,6 @@ async fn invariant(
             Some(_) => violations.push(format!("{target} serves a key that is not AWSCURRENT's")),
             None => violations.push(format!("{target} serves no key")),
         }
-    }
-    if !aborted && !world.sim.openai_key_works(first_key) {
-        violations.push("the old key was revoked during its grace period".to_owned());
-    }
-    violations.extend(orphans(world, name).await);
-    if !aborted {
-        violations.extend(steps_audited_once(world, name).await);
-    }
-    let logs = crate::support::captured_logs();
-    if logs.contains(first_key) || logs.contains(current.as_str()) {
-        violations.push("a key value appears in the log lines".to_owned());
     }
     violations
 }
@@ -301,39 +407,48 @@ async fn a_fault_at_every_request_of_a_rotation_keeps_the_invariant() {
     world.sim.vercel_set_build_millis(30);
     world.sim.render_set_build_millis(30);
     let wire = Wire::new(&world).await;
-    let clean = scenario(&world, &wire, None).await;
-    assert!(
-        clean.violations.is_empty() && !clean.aborted,
-        "the clean run: {:?}",
-        clean.violations
-    );
     let full = std::env::var_os("KEYROT_CHAOS").is_some();
-    let mut table: BTreeMap<(String, &str), (usize, usize, usize)> = BTreeMap::new();
+    let mut table: BTreeMap<(&str, String, &str), (usize, usize, usize)> = BTreeMap::new();
     let (mut scenarios, mut unfired, mut violations) = (0, 0, Vec::new());
-    for at in 0..clean.requests {
-        for (index, (kind, fault, lasting)) in KINDS.iter().enumerate() {
-            // The diagonal: each request meets one kind, the kinds taking turns.
-            if !full && index != at % KINDS.len() {
-                continue;
-            }
-            let run = scenario(&world, &wire, Some((at, *fault, *lasting))).await;
-            scenarios += 1;
-            let point = run.fired.clone().unwrap_or_else(|| {
-                unfired += 1;
-                "(not reached)".to_owned()
-            });
-            let entry = table.entry((point.clone(), kind)).or_default();
-            entry.0 += 1;
-            entry.1 += usize::from(run.aborted);
-            entry.2 += run.violations.len();
-            for v in run.violations {
-                violations.push(format!("{kind} at request {at} ({point}): {v}"));
+    let mut requests = BTreeMap::new();
+    for rotation in [Rotation::OpenAi, Rotation::Anthropic] {
+        let clean = scenario(&world, &wire, rotation, None).await;
+        assert!(
+            clean.violations.is_empty() && !clean.aborted,
+            "the clean {} run: {:?}",
+            rotation.name(),
+            clean.violations
+        );
+        requests.insert(rotation.name(), clean.requests);
+        for at in 0..clean.requests {
+            for (index, (kind, fault, lasting)) in KINDS.iter().enumerate() {
+                // The diagonal: each request meets one kind, the kinds taking turns.
+                if !full && index != at % KINDS.len() {
+                    continue;
+                }
+                let run = scenario(&world, &wire, rotation, Some((at, *fault, *lasting))).await;
+                scenarios += 1;
+                let point = run.fired.clone().unwrap_or_else(|| {
+                    unfired += 1;
+                    "(not reached)".to_owned()
+                });
+                let entry = table
+                    .entry((rotation.name(), point.clone(), kind))
+                    .or_default();
+                entry.0 += 1;
+                entry.1 += usize::from(run.aborted);
+                entry.2 += run.violations.len();
+                for v in run.violations {
+                    violations.push(format!(
+                        "{}: {kind} at request {at} ({point}): {v}",
+                        rotation.name()
+                    ));
+                }
             }
         }
     }
     println!(
-        "\nfaults on the wire over a full rotation ({} requests, {} kinds, {}):",
-        clean.requests,
+        "\nfaults on the wire ({requests:?} requests per rotation, {} kinds, {}):",
         KINDS.len(),
         if full {
             "every kind at every request"
@@ -342,13 +457,13 @@ async fn a_fault_at_every_request_of_a_rotation_keeps_the_invariant() {
         }
     );
     println!(
-        "{:<60} {:>9} {:>8} {:>10}",
-        "request x kind", "scenarios", "aborted", "violations"
+        "{:<72} {:>9} {:>8} {:>10}",
+        "rotation: request x kind", "scenarios", "aborted", "violations"
     );
-    for ((point, kind), (runs, aborted, bad)) in &table {
+    for ((rotation, point, kind), (runs, aborted, bad)) in &table {
         println!(
-            "{:<60} {runs:>9} {aborted:>8} {bad:>10}",
-            format!("{point} x {kind}")
+            "{:<72} {runs:>9} {aborted:>8} {bad:>10}",
+            format!("{rotation}: {point} x {kind}")
         );
     }
     println!(

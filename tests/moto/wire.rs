@@ -198,25 +198,8 @@ async fn scenario(
         None => {}
     }
     let rotator = Rotator::new(&wire.ports, settings());
-    let mut aborted = false;
-    'steps: for step in Step::ALL {
-        for attempt in 1..=ATTEMPTS {
-            let event = RotationEvent {
-                step,
-                secret_id: name.clone(),
-                client_request_token: token.clone(),
-                rotation_token: None,
-            };
-            match rotator.handle(&event, &Invocation::default()).await {
-                Ok(_) => continue 'steps,
-                Err(_) if attempt < ATTEMPTS => {}
-                Err(_) => {
-                    aborted = true;
-                    break 'steps;
-                }
-            }
-        }
-    }
+    let (aborted, mut watched) =
+        watching(world, rotation, &secret, drive(&rotator, &name, &token)).await;
     let requests = wire.plan.seen().len();
     let fired = wire
         .plan
@@ -227,13 +210,105 @@ async fn scenario(
         repair(world, &name).await;
     }
     keeper_pass(world, &name).await;
-    let violations = invariant(world, rotation, &secret, aborted).await;
+    let mut violations = invariant(world, rotation, &secret, aborted).await;
+    violations.append(&mut watched);
     Run {
         requests,
         fired,
         aborted,
         violations,
     }
+}
+
+/// Plays Secrets Manager: each step is invoked until it succeeds, [`ATTEMPTS`] times at most. Returns
+/// whether the rotation was abandoned.
+async fn drive(rotator: &Rotator<'_, AwsWith<Clock>>, name: &str, token: &str) -> bool {
+    for step in Step::ALL {
+        let event = RotationEvent {
+            step,
+            secret_id: name.to_owned(),
+            client_request_token: token.to_owned(),
+            rotation_token: None,
+        };
+        let mut done = false;
+        for _ in 0..ATTEMPTS {
+            if rotator.handle(&event, &Invocation::default()).await.is_ok() {
+                done = true;
+                break;
+            }
+        }
+        if !done {
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs `rotation` while a watcher checks, every 200 ms, what users see: AWSCURRENT's key works at
+/// the provider, and every target's live deployment serves a key that works. Returns what `rotation`
+/// returned and each moment the watcher saw otherwise.
+async fn watching<T>(
+    world: &World,
+    provider: Rotation,
+    secret: &Secret,
+    rotation: impl std::future::Future<Output = T>,
+) -> (T, Vec<String>) {
+    let mut seen = Vec::new();
+    let started = std::time::Instant::now();
+    let watch = async {
+        loop {
+            for problem in users_see(world, provider, secret).await {
+                let at = started.elapsed().as_millis();
+                if !seen.iter().any(|(_, p): &(u128, String)| *p == problem) {
+                    seen.push((at, problem));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let result = tokio::select! {
+        result = rotation => result,
+        never = watch => never,
+    };
+    let violations = seen
+        .into_iter()
+        .map(|(at, problem)| format!("while rotating, at {at} ms: {problem}"))
+        .collect();
+    (result, violations)
+}
+
+/// What is wrong for users right now.
+async fn users_see(world: &World, provider: Rotation, secret: &Secret) -> Vec<String> {
+    let works = |key: &str| match provider {
+        Rotation::OpenAi => world.sim.openai_key_works(key),
+        Rotation::Anthropic => world.sim.anthropic_key_works(key),
+    };
+    let mut problems = Vec::new();
+    let current = world.moto.value(&secret.name, "AWSCURRENT", None).await;
+    if let Some(key) = current.as_ref().and_then(|v| v["api_key"].as_str())
+        && !works(key)
+    {
+        problems.push("AWSCURRENT's key does not work".to_owned());
+    }
+    if let Some((vercel, render)) = &secret.targets {
+        for (target, served) in [
+            (
+                "vercel",
+                world
+                    .sim
+                    .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
+            ),
+            (
+                "render",
+                world.sim.render_served_value(render, "OPENAI_API_KEY"),
+            ),
+        ] {
+            if served.is_some_and(|key| !works(&key)) {
+                problems.push(format!("{target} serves a key that does not work"));
+            }
+        }
+    }
+    problems
 }
 
 /// A request's operation with the ids in its path replaced by `{id}`, so that one table row gathers

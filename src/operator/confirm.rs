@@ -40,32 +40,8 @@ impl<F: Family> Operator<'_, F> {
             ));
         }
         let fingerprint = KeyView::of(&current.api_key).fingerprint;
-        for target in &targets {
-            if !self.ports.targets.holds(name, target, &fingerprint).await? {
-                return Err(refusal(
-                    name,
-                    &format!(
-                        "target {} does not hold the current key, so its service cannot run it (check with `keyrot validate {name}`)",
-                        target.label()
-                    ),
-                ));
-            }
-        }
-        let waiting: Vec<Revocation> = self
-            .ports
-            .audit
-            .revocations_of(name)
-            .await?
-            .complete(name, "revocation records")?
-            .into_iter()
-            .filter(|r| r.status == RevocationStatus::Pending && r.confirmed.is_none())
-            .collect();
-        if waiting.is_empty() {
-            return Err(refusal(
-                name,
-                "has no pending revocation that waits for a confirmation",
-            ));
-        }
+        self.holding_current(name, &targets, &fingerprint).await?;
+        let waiting = self.waiting_for_confirmation(name).await?;
         let now = self.ports.clock.now();
         let mut versions = Vec::new();
         for read in &waiting {
@@ -107,6 +83,50 @@ impl<F: Family> Operator<'_, F> {
             versions,
             targets: labels,
         })
+    }
+}
+
+impl<F: Family> Operator<'_, F> {
+    /// Refuses unless every target's variable holds the key with `fingerprint` (AWSCURRENT's): a
+    /// person cannot vouch for a service that was never given the key.
+    async fn holding_current(
+        &self,
+        name: &str,
+        targets: &[TargetSpec],
+        fingerprint: &str,
+    ) -> Result<()> {
+        for target in targets {
+            if !self.ports.targets.holds(name, target, fingerprint).await? {
+                return Err(refusal(
+                    name,
+                    &format!(
+                        "target {} does not hold the current key, so its service cannot run it (check with `keyrot validate {name}`)",
+                        target.label()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The secret's revocations still pending without a confirmation; refused when there is none.
+    async fn waiting_for_confirmation(&self, name: &str) -> Result<Vec<Revocation>> {
+        let waiting: Vec<Revocation> = self
+            .ports
+            .audit
+            .revocations_of(name)
+            .await?
+            .complete(name, "revocation records")?
+            .into_iter()
+            .filter(|r| r.status == RevocationStatus::Pending && r.confirmed.is_none())
+            .collect();
+        if waiting.is_empty() {
+            return Err(refusal(
+                name,
+                "has no pending revocation that waits for a confirmation",
+            ));
+        }
+        Ok(waiting)
     }
 }
 

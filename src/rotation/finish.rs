@@ -187,21 +187,53 @@ impl<F: Family> Rotator<'_, F> {
         // Claimed first, as the grace keeper does, so that no rollback takes the key back while it is
         // being revoked. A claim that cannot be made leaves the record due: the keeper revokes it.
         let patience = self.settings.revocation_check;
-        let (outcome, result) = match self
+        let revoked = self
             .ports
             .revoke_recorded(revocation, patience, async |_| true)
-            .await
-        {
+            .await;
+        let Some((outcome, result)) = self.outcome_of(secret, revocation, revoked, evidence).await
+        else {
+            return;
+        };
+        let audit = AuditEvent::new(
+            started,
+            (&secret.arn, &secret.name),
+            Action::Revoke,
+            outcome,
+            &revocation.old_version_id,
+        )
+        .provider(revocation.provider.as_str())
+        .keys(evidence.old_key.as_ref(), None)
+        .triggered(evidence.trigger)
+        .by(&evidence.actor)
+        .took(started, self.ports.clock.now())
+        .error(result);
+        self.ports.record_quietly(&audit).await;
+    }
+
+    /// What a grace-0 revocation came to: notes for the success alert, and the audit outcome and error
+    /// (`None` when there is nothing of this attempt's to audit: the record was settled or unclaimed).
+    async fn outcome_of(
+        &self,
+        secret: &SecretDescription,
+        revocation: &Revocation,
+        revoked: Revoke,
+        evidence: &mut Evidence,
+    ) -> Option<(Outcome, Option<String>)> {
+        let hint = &revocation.hint;
+        match revoked {
             Revoke::Lost | Revoke::Declined { .. } => {
-                return evidence.notes.push(format!(
+                evidence.notes.push(format!(
                     "The old key {hint} was not revoked at once: its record was settled meanwhile."
                 ));
+                None
             }
             Revoke::Unclaimed(err) => {
                 self.ports.audit_failed(&revocation.secret_name, &err);
-                return evidence.notes.push(format!(
+                evidence.notes.push(format!(
                     "The old key {hint} could NOT be revoked at once (its record could not be claimed: {err}); it is due now and the grace keeper revokes it on its next pass."
                 ));
+                None
             }
             Revoke::StillWorks { record, released } => {
                 self.settle_written(revocation, released);
@@ -211,10 +243,10 @@ impl<F: Family> Rotator<'_, F> {
                 evidence.notes.push(format!(
                     "The old key {hint} was revoked by its recorded id, but the provider still accepts it: it stays owed, and a person must revoke it by hand (see the alert)."
                 ));
-                (
+                Some((
                     Outcome::Failed,
                     Some("the provider still accepts the revoked key".to_owned()),
-                )
+                ))
             }
             Revoke::Revoked {
                 status,
@@ -233,7 +265,7 @@ impl<F: Family> Rotator<'_, F> {
                     ),
                     _ => format!("The old key {hint} was revoked at once (grace 0)."),
                 });
-                (Outcome::Succeeded, None)
+                Some((Outcome::Succeeded, None))
             }
             Revoke::Failed {
                 error, released, ..
@@ -244,23 +276,9 @@ impl<F: Family> Rotator<'_, F> {
                 evidence.notes.push(format!(
                     "The old key {hint} could NOT be revoked at once ({error}); it is due now and the grace keeper retries it on its next pass."
                 ));
-                (Outcome::Failed, Some(error.to_string()))
+                Some((Outcome::Failed, Some(error.to_string())))
             }
-        };
-        let audit = AuditEvent::new(
-            started,
-            (&secret.arn, &secret.name),
-            Action::Revoke,
-            outcome,
-            &revocation.old_version_id,
-        )
-        .provider(revocation.provider.as_str())
-        .keys(evidence.old_key.as_ref(), None)
-        .triggered(evidence.trigger)
-        .by(&evidence.actor)
-        .took(started, self.ports.clock.now())
-        .error(result);
-        self.ports.record_quietly(&audit).await;
+        }
     }
 
     /// Logs a settle or release of finishSecret's claim that did not land.

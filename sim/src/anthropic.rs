@@ -282,9 +282,11 @@ fn partial_key_hint(value: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// An error in Anthropic's shape: `{"type":"error","error":{"type","message"}}`.
+/// An error in Anthropic's shape: `{"type":"error","error":{"type","message"},"request_id"}` (the
+/// published excerpt requires `request_id`).
 pub(crate) fn error(status: StatusCode, kind: &str, message: &str) -> ApiError {
-    let body = json!({ "type": "error", "error": { "type": kind, "message": message } });
+    let body = json!({ "type": "error", "error": { "type": kind, "message": message },
+        "request_id": format!("req_{}", crate::state::random_alphanumeric(24)) });
     ApiError { status, body }
 }
 

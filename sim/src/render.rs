@@ -258,16 +258,20 @@ impl Service {
 }
 
 impl Deploy {
+    /// A deploy as Render's spec has it: `finishedAt` is a string, so an unfinished deploy has none.
     fn to_json(&self) -> Value {
-        json!({
+        let mut json = json!({
             "id": self.id,
             "status": self.status.as_str(),
             "trigger": self.trigger,
             "createdAt": rfc3339_millis(self.created_at),
             "updatedAt": rfc3339_millis(self.updated_at),
             "startedAt": rfc3339_millis(self.created_at),
-            "finishedAt": self.finished_at.map(rfc3339_millis),
-        })
+        });
+        if let Some(at) = self.finished_at {
+            json["finishedAt"] = json!(rfc3339_millis(at));
+        }
+        json
     }
 }
 

@@ -251,3 +251,96 @@ fn only_a_refused_key_s_401_on_models_is_let_through() {
         1
     );
 }
+
+/// Render's spec names its paths without the `/v1` its server URL carries, where keyrot's paths carry
+/// it: a copy of the spec (in a temporary folder, never in the repository) with every path under `/v1`.
+fn spec_under_v1(spec: &std::path::Path) -> PathBuf {
+    let mut document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(spec).expect("the spec reads"))
+            .expect("JSON");
+    if let Some(paths) = document["paths"].as_object_mut() {
+        *paths = std::mem::take(paths)
+            .into_iter()
+            .map(|(path, operations)| (format!("/v1{path}"), operations))
+            .collect();
+    }
+    document["servers"] = serde_json::json!([{"url": "https://api.render.com"}]);
+    // The spec's own references into its paths move with them.
+    let text = document
+        .to_string()
+        .replace("\"#/paths/~1", "\"#/paths/~1v1~1");
+    let copy = std::env::temp_dir().join(format!("keyrot-render-spec-{}.json", std::process::id()));
+    std::fs::write(&copy, text).expect("the copy writes");
+    copy
+}
+
+#[tokio::test]
+async fn the_render_traffic_of_a_rotation_satisfies_the_official_spec() {
+    let Some(spec) = spec_file("the Render contract test", "render-openapi.json") else {
+        return;
+    };
+    let sim = Simulator::start().await.expect("simulator");
+    sim.vercel_set_build_millis(50);
+    sim.render_set_build_millis(50);
+    let prism = Prism::proxy(&spec_under_v1(&spec), &sim.render_base_url()).await;
+    let world = World::on(sim, |config| config.render_base_url = prism.url.clone()).await;
+    let (name, _, _, render) = world.openai_secret_with_targets(&[]).await;
+    world.rotate(&name).await;
+    let current = world.current_key(&name).await;
+    assert_eq!(
+        world
+            .sim
+            .render_served_value(&render, "OPENAI_API_KEY")
+            .as_deref(),
+        Some(current.as_str())
+    );
+    let paths: Vec<String> = world
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.path.starts_with("/v1/services"))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    for expected in [
+        "GET /v1/services/",
+        "PUT /v1/services/",
+        "POST /v1/services/",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.starts_with(expected)),
+            "no {expected} went through Prism: {paths:?}"
+        );
+    }
+    prism.assert_no_violations().await;
+}
+
+/// Anthropic publishes no spec of its Admin API (docs/simulator.md says where the simulator's
+/// behaviour comes from); the key validation it does publish is checked here, for a working key and for
+/// an unknown one.
+#[tokio::test]
+async fn anthropic_key_validation_satisfies_the_published_excerpt() {
+    let Some(spec) = spec_file(
+        "the Anthropic contract test",
+        "anthropic-openapi-excerpt.yaml",
+    ) else {
+        return;
+    };
+    let sim = Simulator::start().await.expect("simulator");
+    let prism = Prism::proxy(&spec, &sim.anthropic_base_url()).await;
+    let world = World::on(sim, |config| config.anthropic_base_url = prism.url.clone()).await;
+    let (working, _) = world.sim.anthropic_create_key("working");
+    let anthropic = &world.ports.issuer.anthropic;
+    anthropic
+        .validate("it/anthropic", &secrecy::SecretString::from(working))
+        .await
+        .expect("a working key");
+    let err = anthropic
+        .validate(
+            "it/anthropic",
+            &secrecy::SecretString::from("sk-ant-api03-NOTAKEY-000000000000AA"),
+        )
+        .await
+        .expect_err("an unknown key");
+    assert!(matches!(err, keyrot::Error::KeyRejected { .. }), "{err}");
+    prism.assert_no_violations().await;
+}

@@ -41,6 +41,11 @@ impl World {
         Self::built(sim, openai_base_url, vercel_base_url, |_| {}).await
     }
 
+    /// A world on the simulator `sim`, its configuration adjusted by `change` (a proxy's URL).
+    pub async fn on(sim: Simulator, change: impl FnOnce(&mut Config)) -> World {
+        Self::built(sim, None, None, change).await
+    }
+
     /// A world whose configuration `change` adjusts (as an operator's environment would).
     pub async fn configured(change: impl FnOnce(&mut Config)) -> World {
         let sim = Simulator::start().await.expect("simulator starts");

@@ -838,6 +838,7 @@ async fn without_keyrot_variables_the_cli_finds_the_rotator_table_and_topic_from
     assert_eq!(names, [name.as_str()]);
 
     // The audit trail of a rotation, read through the table the stack names (KEYROT_STACK this time).
+    clear_configuration_test(&world, &name).await;
     world.rotate(&name).await;
     let out = cli(&world)
         .without_keyrot_variables()

@@ -207,6 +207,7 @@ impl<F: Family> Ports<F> {
             Ok(true) => self.issuer.revoke(&handle).await,
             Err(error) => Err(error),
         };
+        let sent = matches!(revoked, Ok(RevocationStatus::Revoked));
         let checked = match revoked {
             Ok(RevocationStatus::Revoked) => self.check_refused(&claimed, patience).await,
             Ok(status) => Ok((status, Check::Verified(Verified::NotAsked))),
@@ -214,7 +215,7 @@ impl<F: Family> Ports<F> {
         };
         match checked {
             Ok((_, Check::StillWorks)) => {
-                let record = claimed.failed_attempt();
+                let record = claimed.sent_but_unsettled(self.clock.now());
                 let released = self
                     .audit
                     .update_revocation(&record, claimed.as_read())
@@ -235,7 +236,11 @@ impl<F: Family> Ports<F> {
                 }
             }
             Err(error) => {
-                let record = claimed.failed_attempt();
+                let record = if sent {
+                    claimed.sent_but_unsettled(self.clock.now())
+                } else {
+                    claimed.failed_attempt()
+                };
                 let released = self
                     .audit
                     .update_revocation(&record, claimed.as_read())
@@ -343,6 +348,7 @@ pub(crate) fn revocation_of(
         status: RevocationStatus::Pending,
         claimed_at: None,
         confirmed: None,
+        revoke_sent_at: None,
     }
 }
 

@@ -94,6 +94,7 @@ impl FaultPlan {
         let mut state = self.state();
         state.fault = Some((number, fault));
         state.persistent = false;
+        state.fired = None;
     }
 
     /// As [`Self::inject`], and every later request of the same upstream and operation meets it too:
@@ -102,6 +103,7 @@ impl FaultPlan {
         let mut state = self.state();
         state.fault = Some((number, fault));
         state.persistent = true;
+        state.fired = None;
     }
 
     /// Forgets the requests seen and the fault: numbering starts again at 0.

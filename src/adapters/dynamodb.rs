@@ -250,6 +250,9 @@ fn revocation_item(revocation: &Revocation) -> Item {
     if let Some(at) = revocation.claimed_at {
         item.insert("claimed_at".to_owned(), s(rfc3339_ms(at)));
     }
+    if let Some(at) = revocation.revoke_sent_at {
+        item.insert("revoke_sent_at".to_owned(), s(rfc3339_ms(at)));
+    }
     if let Some(confirmed) = &revocation.confirmed {
         item.insert("confirmed_at".to_owned(), s(rfc3339_ms(confirmed.at)));
         item.insert("confirmed_by".to_owned(), s(&confirmed.by));
@@ -396,6 +399,7 @@ pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocatio
         attempts: read.count("attempts"),
         status: read.parsed("status", RevocationStatus::parse)?,
         claimed_at: read.optional_time("claimed_at")?,
+        revoke_sent_at: read.optional_time("revoke_sent_at")?,
         confirmed: read.optional_time("confirmed_at")?.map(|at| Confirmation {
             at,
             by: read.optional("confirmed_by").unwrap_or_default(),

@@ -430,15 +430,16 @@ impl VercelClient {
         ours: &Deployment,
     ) -> Result<DeploymentState> {
         let project = self.project(secret_name, target, token).await?;
-        let served = project.targets.and_then(|t| t.production);
-        let newer = |served: &ProductionTarget| match (served.created_at, ours.created_at) {
+        // A project that names no production deployment (keyrot redeployed its latest READY one) has
+        // nothing to wait for beyond READY.
+        let Some(served) = project.targets.and_then(|t| t.production) else {
+            return Ok(DeploymentState::Ready);
+        };
+        let newer = match (served.created_at, ours.created_at) {
             (Some(theirs), Some(ours)) => theirs > ours,
             _ => false,
         };
-        if served
-            .as_ref()
-            .is_some_and(|served| served.id == ours.id || newer(served))
-        {
+        if served.id == ours.id || newer {
             return Ok(DeploymentState::Ready);
         }
         if project.auto_assign != Some(false) {
@@ -455,8 +456,12 @@ impl VercelClient {
             self.authed(self.http.post(url.clone()), token, target)
         })
         .await?;
+        // A promote already under way may be refused (a conflict): the next poll looks again.
         if !response.status().is_success() {
-            return Err(http::unexpected(SYSTEM, "POST promote", response.status()));
+            tracing::warn!(
+                status = response.status().as_u16(),
+                "Vercel did not accept the promote; asking again on the next poll"
+            );
         }
         Ok(DeploymentState::Building)
     }

@@ -284,6 +284,10 @@ pub struct Revocation {
     /// A person's word (`keyrot confirm`) that every target keyrot does not redeploy runs the new
     /// key, so they no longer hold this one's revocation.
     pub confirmed: Option<Confirmation>,
+    /// When the provider first accepted a revocation of the key that keyrot could not see take
+    /// (the key still answered, or the check failed). The key may die at any moment: no rollback may
+    /// go back to it, and its last use may be keyrot's own check.
+    pub revoke_sent_at: Option<DateTime<Utc>>,
 }
 
 /// Who confirmed, and when, that the services keyrot does not redeploy run the new key.
@@ -377,6 +381,14 @@ impl Revocation {
             status: RevocationStatus::Revoking,
             claimed_at: Some(now),
             ..self.clone()
+        }
+    }
+
+    /// This record after a failed attempt whose revocation the provider accepted at `now`.
+    pub fn sent_but_unsettled(&self, now: DateTime<Utc>) -> Revocation {
+        Revocation {
+            revoke_sent_at: self.revoke_sent_at.or(Some(now)),
+            ..self.failed_attempt()
         }
     }
 

@@ -119,7 +119,9 @@ impl<F: Family> GraceKeeper<'_, F> {
     /// The same key under another managed secret (one project key onboarded twice) is in service
     /// there: it is held while that secret's AWSCURRENT has it, or (for a secret of the same OpenAI
     /// project or Anthropic admin key, the only ones that could use it, so a pass stays cheap) its
-    /// AWSPENDING or one of its targets does. A target that cannot be read holds it.
+    /// AWSPENDING or one of its targets does. Another secret that cannot be read, or a target of it
+    /// that cannot be, holds nothing: they are that secret's writer's, and must not let one writer
+    /// stall every other secret's revocation.
     async fn held_elsewhere(
         &self,
         revocation: &Revocation,
@@ -158,12 +160,12 @@ impl<F: Family> GraceKeeper<'_, F> {
                             target.label()
                         ));
                     }
-                    Err(err) => {
-                        return Some(format!(
-                            "whether target {} of managed secret {name} holds the key cannot be told ({err})",
-                            target.label()
-                        ));
-                    }
+                    Err(err) => tracing::warn!(
+                        other = %name,
+                        target = %target.label(),
+                        error = %err,
+                        "another secret's target could not be read; it does not hold this revocation"
+                    ),
                 }
             }
         }
@@ -349,7 +351,10 @@ impl<F: Family> GraceKeeper<'_, F> {
                 ))));
             }
         }
-        if let Some(used) = self.ports.issuer.last_used(&revocation.handle()).await?
+        // Once a revocation was sent, the key is dying whatever this pass decides, and its last use may
+        // be keyrot's own check that it is refused: use no longer holds it.
+        if revocation.revoke_sent_at.is_none()
+            && let Some(used) = self.ports.issuer.last_used(&revocation.handle()).await?
             && now - used < self.settings.in_use_window
         {
             return Ok(Some(Hold::InUse(used)));

@@ -256,3 +256,38 @@ async fn a_key_revoked_at_once_is_checked_refused_before_its_record_closes() {
         "the old key was asked for after its revocation"
     );
 }
+
+/// A key whose revocation the provider accepted may die at any moment, even while keyrot cannot yet
+/// see it refused: no rollback goes back to it, and its last use (keyrot's own check) holds nothing.
+#[tokio::test]
+async fn a_key_whose_revocation_was_sent_is_never_rolled_back_to_nor_held_for_use() {
+    let r = world_with(openai("svc_acct_slow"));
+    r.store.set_tag(TAG_GRACE_HOURS, "1");
+    rotate(&r, "t1").await;
+    r.issuer.ineffective_revocations.set(1);
+    r.clock.0.set(r.clock.now() + Duration::hours(2));
+    r.keeper().run().await.expect("pass");
+    let record = r.audit.revocation_of("v0").expect("record");
+    assert!(record.revoke_sent_at.is_some(), "{record:?}");
+
+    let err = r
+        .operator()
+        .rollback(NAME, "ops")
+        .await
+        .expect_err("the previous key may die at any moment");
+    assert!(
+        err.to_string().contains("already accepted a revocation"),
+        "{err}"
+    );
+    assert_eq!(
+        r.store.version_with_stage(AWSCURRENT).as_deref(),
+        Some("t1"),
+        "nothing moved"
+    );
+
+    // keyrot's own check used the key a moment ago: that holds nothing.
+    r.issuer.last_used.set(Some(r.clock.now()));
+    r.clock.0.set(r.clock.now() + Duration::hours(2));
+    r.keeper().run().await.expect("second pass");
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Revoked));
+}

@@ -36,10 +36,11 @@ pub(super) struct Plan {
 /// Whether the key of a version with this record is gone or going: claimed for revocation, revoked,
 /// or left for a person to revoke. (A retired generic key still works.)
 pub(super) fn is_lost(record: &Revocation) -> bool {
-    matches!(
-        record.status,
-        RevocationStatus::Revoking | RevocationStatus::Revoked | RevocationStatus::Manual
-    )
+    record.revoke_sent_at.is_some()
+        || matches!(
+            record.status,
+            RevocationStatus::Revoking | RevocationStatus::Revoked | RevocationStatus::Manual
+        )
 }
 
 pub(super) fn refusal(
@@ -163,6 +164,17 @@ impl Plan {
                      (aws secretsmanager update-secret-version-stage) or rotate: {rotate}"
                 ),
             )),
+            (Start::Fresh, Some(record), _) if record.revoke_sent_at.is_some() => Some(refusal(
+                secret,
+                AWSPREVIOUS,
+                format!(
+                    "the provider already accepted a revocation of the previous key {} (keyrot could not yet see it refused), so it may stop working at any moment",
+                    record.hint
+                ),
+                format!(
+                    "rotate to a new key instead: {rotate} (with --emergency if the current key is compromised)"
+                ),
+            )),
             (Start::Fresh, Some(record), _)
                 if !matches!(
                     record.status,
@@ -269,6 +281,7 @@ mod tests {
             status,
             claimed_at: None,
             confirmed: None,
+            revoke_sent_at: None,
         }
     }
 

@@ -199,9 +199,9 @@ impl<F: Family> Rotator<'_, F> {
         attempt: AuditEvent,
         progress: Progress,
     ) -> Result<Progress> {
-        let duration_ms = attempt.duration_ms;
+        let (duration_ms, name) = (attempt.duration_ms, attempt.secret_name.clone());
         let first = self.audit_success(event, attempt).await.map_err(|err| {
-            self.ports.audit_failed(&event.secret_id, &err);
+            self.ports.audit_failed(&name, &err);
             Error::external(
                 "dynamodb",
                 "record the step's success",

@@ -4,11 +4,10 @@
 //! the evaluator in `support::iam` for its resource and conditions), and the writes an attacker would
 //! want (an admin secret, an audit event) are denied by IAM, not only refused by keyrot's code.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use keyrot::config::Config;
 use keyrot::entrypoints::rotator;
 use keyrot::keeper::{GraceKeeper, KeeperSettings};
-use keyrot::ports::Clock;
 use keyrot::rotation::Rotator;
 use keyrot::wiring;
 use keyrot_sim::Simulator;
@@ -18,16 +17,7 @@ use serde_json::{Value, json};
 use crate::support::iam::{
     Decision, Deployment, EnforcingMoto, Request, actions_only, decide, sdk,
 };
-use crate::support::{Moto, assert_no_key, unique};
-
-/// The system clock, `ahead` later: the grace keeper's pass after the grace period.
-struct Later(TimeDelta);
-
-impl Clock for Later {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.0
-    }
-}
+use crate::support::{Later, Moto, assert_no_key, unique};
 
 struct Principal {
     name: &'static str,

@@ -20,7 +20,7 @@ use keyrot::rotation::{Invocation, Rotator, RotatorSettings};
 use keyrot::wiring::{self, AwsWith};
 use keyrot_sim::{FaultPlan, FaultProxy, WireError, WireFault};
 
-use crate::support::World;
+use crate::support::{Later, World};
 
 type Clock = keyrot::adapters::clock::SystemClock;
 
@@ -277,6 +277,22 @@ async fn watching<T>(
     (result, violations)
 }
 
+/// The key each target's live deployment serves, by target.
+fn served(world: &World, (vercel, render): (&str, &str)) -> [(&'static str, Option<String>); 2] {
+    [
+        (
+            "vercel",
+            world
+                .sim
+                .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
+        ),
+        (
+            "render",
+            world.sim.render_served_value(render, "OPENAI_API_KEY"),
+        ),
+    ]
+}
+
 /// What is wrong for users right now.
 async fn users_see(world: &World, provider: Rotation, secret: &Secret) -> Vec<String> {
     let works = |key: &str| match provider {
@@ -291,18 +307,7 @@ async fn users_see(world: &World, provider: Rotation, secret: &Secret) -> Vec<St
         problems.push("AWSCURRENT's key does not work".to_owned());
     }
     if let Some((vercel, render)) = &secret.targets {
-        for (target, served) in [
-            (
-                "vercel",
-                world
-                    .sim
-                    .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
-            ),
-            (
-                "render",
-                world.sim.render_served_value(render, "OPENAI_API_KEY"),
-            ),
-        ] {
+        for (target, served) in served(world, (vercel, render)) {
             if served.is_some_and(|key| !works(&key)) {
                 problems.push(format!("{target} serves a key that does not work"));
             }
@@ -326,16 +331,6 @@ fn without_ids(operation: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// Real time, `ahead` later: the grace keeper's pass once the hour in which keyrot's own checks used
-/// the key (OpenAI's last use) is over.
-struct Later(chrono::Duration);
-
-impl keyrot::ports::Clock for Later {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.0
-    }
 }
 
 /// What a person does with a rotation that never succeeded: `keyrot repair`.
@@ -412,18 +407,7 @@ fn targets(
     aborted: bool,
 ) -> Vec<String> {
     let mut violations = Vec::new();
-    for (target, served) in [
-        (
-            "vercel",
-            world
-                .sim
-                .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
-        ),
-        (
-            "render",
-            world.sim.render_served_value(render, "OPENAI_API_KEY"),
-        ),
-    ] {
+    for (target, served) in served(world, (vercel, render)) {
         match served {
             Some(key) if key == current => {}
             // Before its first redeploy a target serves nothing of keyrot's; that is no outage.

@@ -406,3 +406,12 @@ pub fn recorded_body(entry: &Value) -> String {
     }
     raw.to_owned()
 }
+
+/// The system clock, `.0` later: a grace keeper's pass after a grace period or an hour of use.
+pub struct Later(pub chrono::TimeDelta);
+
+impl keyrot::ports::Clock for Later {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.0
+    }
+}

@@ -20,6 +20,7 @@ mod openai;
 mod proxy;
 mod render;
 mod reply;
+mod runtime;
 mod server;
 mod state;
 mod vercel;
@@ -32,6 +33,7 @@ use tokio::task::JoinHandle;
 
 pub use faults::{Fault, FaultKind};
 pub use proxy::{FaultPlan, FaultProxy, Seen, WireError, WireFault};
+pub use runtime::{Outcome, RuntimeApi};
 use state::Shared;
 
 /// A service account as [`Simulator::openai_service_accounts`] reports it.

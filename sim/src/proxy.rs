@@ -35,6 +35,12 @@ pub enum WireFault {
     Reset,
     /// Forwards, lets the upstream act, then closes the connection without the answer.
     LoseAnswer,
+    /// Holds the request unforwarded, with no answer, until the plan is cleared: the harness kills
+    /// the caller's process meanwhile ([`FaultPlan::until_fired`] says when).
+    Hold,
+    /// Forwards, lets the upstream act, then holds the answer back as [`WireFault::Hold`] does: the
+    /// caller dies having changed something it never heard of.
+    ForwardAndHold,
 }
 
 /// The error answers a fault can give.
@@ -67,12 +73,16 @@ pub struct Seen {
 #[derive(Default)]
 pub struct FaultPlan {
     state: Mutex<PlanState>,
+    /// Raised when the fault fires, for [`FaultPlan::until_fired`].
+    fired: Notify,
+    /// Raised by [`FaultPlan::clear`]: held requests hang up.
+    released: Notify,
 }
 
 #[derive(Default)]
 struct PlanState {
     seen: Vec<Seen>,
-    fault: Option<(usize, WireFault)>,
+    fault: Option<(At, WireFault)>,
     /// The fault also meets every later request of the same upstream and operation.
     persistent: bool,
     fired: Option<usize>,
@@ -92,7 +102,7 @@ impl FaultPlan {
     /// The request numbered `number` (from 0, counted from the last [`Self::clear`]) meets `fault`.
     pub fn inject(&self, number: usize, fault: WireFault) {
         let mut state = self.state();
-        state.fault = Some((number, fault));
+        state.fault = Some((At::Number(number), fault));
         state.persistent = false;
         state.fired = None;
     }
@@ -101,14 +111,45 @@ impl FaultPlan {
     /// a fault that lasts (a permission missing, a service down), so that retries cannot get past it.
     pub fn inject_lasting(&self, number: usize, fault: WireFault) {
         let mut state = self.state();
-        state.fault = Some((number, fault));
+        state.fault = Some((At::Number(number), fault));
         state.persistent = true;
+        state.fired = None;
+    }
+
+    /// The first request for `operation` (as [`Seen::operation`] names it, such as
+    /// `secretsmanager.RotateSecret`) meets `fault`, whatever its number.
+    pub fn inject_on(&self, operation: &str, fault: WireFault) {
+        let mut state = self.state();
+        state.fault = Some((At::Operation(operation.to_owned()), fault));
+        state.persistent = false;
         state.fired = None;
     }
 
     /// Forgets the requests seen and the fault: numbering starts again at 0.
     pub fn clear(&self) {
         *self.state() = PlanState::default();
+        self.released.notify_waiters();
+    }
+
+    /// Returns once the fault has fired (at once if it already has). A [`WireFault::ForwardAndHold`]
+    /// fires when the upstream has answered.
+    pub async fn until_fired(&self) {
+        loop {
+            let fired = self.fired.notified();
+            if self.has_fired() {
+                return;
+            }
+            fired.await;
+        }
+    }
+
+    /// Whether the fault has fired; a [`WireFault::ForwardAndHold`] once its upstream has answered.
+    fn has_fired(&self) -> bool {
+        let state = self.state();
+        let Some(seen) = state.fired.and_then(|n| state.seen.get(n)) else {
+            return false;
+        };
+        !matches!(state.fault, Some((_, WireFault::ForwardAndHold))) || seen.status != 0
     }
 
     /// Every request seen since the last clear, in arrival order.
@@ -139,8 +180,8 @@ impl FaultPlan {
             operation,
             status: 0,
         });
-        let fault = match (state.fault, state.fired) {
-            (Some((at, fault)), None) if at == number => {
+        let fault = match (state.fault.clone(), state.fired) {
+            (Some((at, fault)), None) if at.is(number, &state.seen[number].operation) => {
                 state.fired = Some(number);
                 Some(fault)
             }
@@ -157,6 +198,22 @@ impl FaultPlan {
     fn answered(&self, number: usize, status: u16) {
         if let Some(seen) = self.state().seen.get_mut(number) {
             seen.status = status;
+        }
+    }
+}
+
+/// Which request a fault is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum At {
+    Number(usize),
+    Operation(String),
+}
+
+impl At {
+    fn is(&self, number: usize, operation: &str) -> bool {
+        match self {
+            At::Number(at) => *at == number,
+            At::Operation(at) => at == operation,
         }
     }
 }
@@ -265,6 +322,16 @@ impl Forwarder {
                 self.plan.answered(number, acted.status().as_u16());
                 return hang_up_now(hang_up).await;
             }
+            Some(WireFault::Hold) => {
+                self.plan.fired.notify_waiters();
+                return self.hold(hang_up).await;
+            }
+            Some(WireFault::ForwardAndHold) => {
+                let acted = self.forward(parts, body).await;
+                self.plan.answered(number, acted.status().as_u16());
+                self.plan.fired.notify_waiters();
+                return self.hold(hang_up).await;
+            }
             None => self.forward(parts, body).await,
         };
         self.plan.answered(number, response.status().as_u16());
@@ -306,6 +373,15 @@ impl Forwarder {
                 &format!("upstream unreachable: {err}"),
             ),
         }
+    }
+}
+
+impl Forwarder {
+    /// Answers nothing until the plan is cleared (or a minute has passed), then hangs up.
+    async fn hold(&self, hang_up: &Notify) -> Response<Full<Bytes>> {
+        let released = self.plan.released.notified();
+        let _ = tokio::time::timeout(Duration::from_secs(60), released).await;
+        hang_up_now(hang_up).await
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Config {
     /// Whether a `generic.validate_url` may be plain http to a loopback host
     /// (`KEYROT_ALLOW_HTTP_VALIDATE_URL=1`, for local tests only); never in a deployment.
     pub validate_url_http: PlainHttp,
+    /// How long one HTTP request to AWS or a provider may take before it is given up and, where that
+    /// is safe, tried again (`KEYROT_REQUEST_TIMEOUT_SECS`, default 20).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -116,6 +119,7 @@ impl Config {
             ));
         }
         let validate_url_http = plain_http(get("KEYROT_ALLOW_HTTP_VALIDATE_URL").as_deref())?;
+        let request_timeout = request_timeout(get("KEYROT_REQUEST_TIMEOUT_SECS").as_deref())?;
         Ok(Config {
             audit_table: required("KEYROT_AUDIT_TABLE", "the name of keyrot's DynamoDB table")?,
             events_table: required(
@@ -132,7 +136,30 @@ impl Config {
             managed_prefix,
             admin_prefix,
             validate_url_http,
+            request_timeout,
         })
+    }
+}
+
+/// The default of `KEYROT_REQUEST_TIMEOUT_SECS`: long enough for a slow provider answer, short
+/// enough that a hung connection leaves the invocation time to try again.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `KEYROT_REQUEST_TIMEOUT_SECS`: seconds, more than 0 and at most 300 (a rotation function's timeout).
+fn request_timeout(setting: Option<&str>) -> Result<std::time::Duration> {
+    let Some(raw) = setting else {
+        return Ok(REQUEST_TIMEOUT);
+    };
+    match raw.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= 300.0 => {
+            Ok(std::time::Duration::from_secs_f64(secs))
+        }
+        _ => Err(Error::config(
+            "(configuration)",
+            "KEYROT_REQUEST_TIMEOUT_SECS",
+            format!("{raw:?} is not a number of seconds between 0 and 300"),
+            "set it to a number such as 20, or unset it for the default of 20 seconds",
+        )),
     }
 }
 
@@ -175,6 +202,32 @@ mod tests {
         assert_eq!(config.default_grace_hours, 24.0);
         assert_eq!(config.openai_base_url, "http://127.0.0.1:9/v1");
         assert_eq!(config.vercel_base_url, "https://api.vercel.com");
+        assert_eq!(config.request_timeout, std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_request_timeout_is_seconds_between_0_and_300() {
+        let with = |timeout: &str| {
+            from(&[
+                ("KEYROT_AUDIT_TABLE", "t"),
+                ("KEYROT_EVENTS_TABLE", "e"),
+                ("KEYROT_ALERT_TOPIC_ARN", "t"),
+                ("KEYROT_REQUEST_TIMEOUT_SECS", timeout),
+            ])
+        };
+        let config = with(" 2.5 ").expect("a fraction of seconds");
+        assert_eq!(
+            config.request_timeout,
+            std::time::Duration::from_millis(2500)
+        );
+        for bad in ["0", "-1", "301", "inf", "NaN", "1e6", "soon"] {
+            let err = with(bad).expect_err(bad);
+            let text = err.to_string();
+            assert!(
+                text.contains("KEYROT_REQUEST_TIMEOUT_SECS") && text.contains("fix"),
+                "{bad}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -58,9 +58,9 @@ pub fn build_from<C: Clock>(
     sdk: &aws_config::SdkConfig,
     clock: C,
 ) -> Result<Ports<AwsWith<C>>, Error> {
-    let sdk = sdk.clone();
+    let sdk = with_timeouts(sdk, config.request_timeout);
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
-    let http = http::client()?;
+    let http = http::client(config.request_timeout)?;
     let admin_keys = || {
         AdminKeys::new(
             secrets_manager.clone(),
@@ -71,7 +71,11 @@ pub fn build_from<C: Clock>(
     Ok(Ports {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {
-            generic: GenericIssuer::new(secrets_manager.clone(), config.validate_url_http)?,
+            generic: GenericIssuer::new(
+                secrets_manager.clone(),
+                config.validate_url_http,
+                config.request_timeout,
+            )?,
             openai: OpenAiIssuer::new(http.clone(), &config.openai_base_url, admin_keys()),
             anthropic: AnthropicIssuer::new(http.clone(), &config.anthropic_base_url, admin_keys()),
         },
@@ -91,9 +95,42 @@ pub fn build_from<C: Clock>(
 }
 
 /// The rotator's deployment-wide settings from configuration.
+/// The SDK configuration with the same per-request timeout as the providers' clients: the SDK has
+/// none by default, so a hung connection to AWS would otherwise hold the invocation to its deadline.
+/// A timed-out attempt is retried by the SDK's standard retry.
+fn with_timeouts(
+    sdk: &aws_config::SdkConfig,
+    timeout: std::time::Duration,
+) -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(http::CONNECT_TIMEOUT.min(timeout))
+        .operation_attempt_timeout(timeout)
+        .build();
+    sdk.to_builder().timeout_config(timeouts).build()
+}
+
 pub fn rotator_settings(config: &Config) -> RotatorSettings {
-    RotatorSettings {
+    let settings = RotatorSettings {
         default_grace_hours: config.default_grace_hours,
         ..RotatorSettings::default()
+    };
+    #[cfg(feature = "sim-clock")]
+    let settings = with_sim_polling(settings);
+    settings
+}
+
+/// With the `sim-clock` feature, `KEYROT_DEPLOY_POLL_MS` sets how often a redeploy is polled, so that
+/// the stand-ins' quick builds are followed quickly. Release artifacts leave the feature off.
+#[cfg(feature = "sim-clock")]
+fn with_sim_polling(settings: RotatorSettings) -> RotatorSettings {
+    let millis = std::env::var("KEYROT_DEPLOY_POLL_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    match millis {
+        Some(millis) => RotatorSettings {
+            deploy_poll_interval: std::time::Duration::from_millis(millis),
+            ..settings
+        },
+        None => settings,
     }
 }

@@ -23,10 +23,14 @@ pub struct GenericIssuer {
 }
 
 impl GenericIssuer {
-    pub fn new(secrets_manager: Client, plain_http: PlainHttp) -> Result<Self> {
+    pub fn new(
+        secrets_manager: Client,
+        plain_http: PlainHttp,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         Ok(GenericIssuer {
             secrets_manager,
-            http: http::validate_client(plain_http)?,
+            http: http::validate_client(plain_http, timeout)?,
             plain_http,
             retry: RetryPolicy::default(),
         })
@@ -143,7 +147,12 @@ mod tests {
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .build();
-        GenericIssuer::new(Client::from_conf(config), plain_http).expect("issuer")
+        GenericIssuer::new(
+            Client::from_conf(config),
+            plain_http,
+            std::time::Duration::from_secs(20),
+        )
+        .expect("issuer")
     }
 
     fn settings(url: &str) -> GenericSettings {

@@ -64,28 +64,31 @@ pub fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url> {
     Ok(url)
 }
 
+/// How long a connection may take to open, whatever the request's own timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A client with timeouts suited to a Lambda invocation; built once per process. It follows no
 /// redirect: every request keyrot makes carries a key or an admin credential (`x-api-key` among them,
 /// which reqwest would keep on a redirect to another host), and no provider API keyrot calls redirects.
-pub fn client() -> Result<reqwest::Client> {
-    builder()
+pub fn client(timeout: Duration) -> Result<reqwest::Client> {
+    builder(timeout)
         .build()
         .map_err(|err| Error::external("http", "build client", err, Transience::Final))
 }
 
 /// The client that calls a secret's `generic.validate_url`: the same, resolving names to public
 /// addresses only (see [`url_policy`](super::url_policy)).
-pub fn validate_client(http: PlainHttp) -> Result<reqwest::Client> {
-    builder()
+pub fn validate_client(http: PlainHttp, timeout: Duration) -> Result<reqwest::Client> {
+    builder(timeout)
         .dns_resolver(std::sync::Arc::new(PublicOnly { http }))
         .build()
         .map_err(|err| Error::external("http", "build client", err, Transience::Final))
 }
 
-fn builder() -> reqwest::ClientBuilder {
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(20))
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("keyrot/", env!("CARGO_PKG_VERSION")))
 }

@@ -334,7 +334,7 @@ class KeyrotStack extends cdk.Stack {
                 actions: ['secretsmanager:UntagResource'],
                 resources: [managedSecrets],
                 conditions: {
-                  'ForAllValues:StringEquals': { 'aws:TagKeys': ['keyrot:next-grace-hours', 'keyrot:trigger'] },
+                  'ForAllValues:StringEquals': { 'aws:TagKeys': ['keyrot:next-grace-hours', 'keyrot:trigger', 'keyrot:one-shot-for'] },
                 },
               }),
               // Whatever else a policy attached later allows: the admin secrets are never written by keyrot.

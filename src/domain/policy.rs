@@ -87,8 +87,12 @@ pub const TAG_MAX_AGE_DAYS: &str = "keyrot:max-age-days";
 pub const TAG_ALERT_DAYS: &str = "keyrot:alert-days";
 pub const TAG_NEXT_GRACE_HOURS: &str = "keyrot:next-grace-hours";
 pub const TAG_TRIGGER: &str = "keyrot:trigger";
+/// The rotation (its token) the other one-shot tags are for. `keyrot rotate` sets it to the token it
+/// then gives RotateSecret, so that a rotation Secrets Manager starts in between (the schedule) is not
+/// taken for the one the operator asked for. Absent, the tags are for the next rotation, whichever.
+pub const TAG_ONE_SHOT_FOR: &str = "keyrot:one-shot-for";
 /// Tags that apply to one rotation only; finishSecret removes them.
-pub const ONE_SHOT_TAGS: [&str; 2] = [TAG_NEXT_GRACE_HOURS, TAG_TRIGGER];
+pub const ONE_SHOT_TAGS: [&str; 3] = [TAG_NEXT_GRACE_HOURS, TAG_TRIGGER, TAG_ONE_SHOT_FOR];
 
 /// The answer of DescribeSecret, in the terms the rotation needs.
 #[derive(Debug, Clone, Default)]
@@ -190,6 +194,27 @@ impl SecretDescription {
             alert_days: number(TAG_ALERT_DAYS, "days")?.unwrap_or(7.0),
             next_grace_hours: number(TAG_NEXT_GRACE_HOURS, "hours")?,
             trigger,
+        })
+    }
+
+    /// Whether the one-shot tags are this rotation's: they name no rotation, or the one of `token`.
+    pub fn one_shot_tags_are_for(&self, token: &str) -> bool {
+        self.tags
+            .get(TAG_ONE_SHOT_FOR)
+            .is_none_or(|bound| bound.trim() == token)
+    }
+
+    /// The policy of the rotation of `token`: [`Self::policy`], without the one-shot tags when they are
+    /// another rotation's.
+    pub fn policy_of_rotation(&self, default_grace_hours: f64, token: &str) -> Result<Policy> {
+        let policy = self.policy(default_grace_hours)?;
+        if self.one_shot_tags_are_for(token) {
+            return Ok(policy);
+        }
+        Ok(Policy {
+            next_grace_hours: None,
+            trigger: None,
+            ..policy
         })
     }
 

@@ -64,7 +64,9 @@ impl<F: Family> Operator<'_, F> {
             .await?;
         // 4. The one-shot tags were for the abandoned rotation: left, they would make the next
         // scheduled rotation an emergency (grace 0) weeks later.
-        self.ports.clear_one_shot_tags(secret_id, &secret).await?;
+        self.ports
+            .clear_one_shot_tags(secret_id, &secret, &pending)
+            .await?;
         let event = AuditEvent::new(
             started,
             (&secret.arn, &secret.name),

@@ -9,7 +9,9 @@ use crate::domain::SecretDescription;
 use crate::domain::Step;
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER};
+use crate::domain::policy::{
+    AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_ONE_SHOT_FOR, TAG_TRIGGER,
+};
 use crate::error::{Error, Result};
 use crate::ports::{AuditHistory, Clock, Family, SecretAdmin, SecretStore};
 
@@ -99,7 +101,14 @@ where
         } else {
             "manual"
         };
-        let mut tags = vec![(TAG_TRIGGER, trigger.to_owned())];
+        // The rotation's version id is chosen here, so that the one-shot tags name the rotation they
+        // are for (a scheduled one Secrets Manager starts in between ignores them), and so that
+        // whether a RotateSecret whose answer was lost started it can be told from the versions.
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut tags = vec![
+            (TAG_TRIGGER, trigger.to_owned()),
+            (TAG_ONE_SHOT_FOR, token.clone()),
+        ];
         if let Some(hours) = request.grace_hours() {
             tags.push((TAG_NEXT_GRACE_HOURS, format!("{hours}")));
         }
@@ -108,9 +117,6 @@ where
             .map(|(key, _)| (*key, secret.tags.get(*key).cloned()))
             .collect();
         let id = secret.arn_or_name();
-        // The rotation's version id is chosen here, so that whether a RotateSecret whose answer was
-        // lost started it can be told from the secret's versions.
-        let token = uuid::Uuid::new_v4().to_string();
         self.ports.store.set_tags(&id, &tags).await?;
         let started = Started {
             secret_name: secret.name.clone(),

@@ -29,7 +29,7 @@ impl<F: Family> Rotator<'_, F> {
         let secret = evidence.secret.insert(described);
         let name = secret.name.clone();
         let token = event.client_request_token.as_str();
-        let policy = secret.policy(self.settings.default_grace_hours)?;
+        let policy = secret.policy_of_rotation(self.settings.default_grace_hours, token)?;
         evidence.trigger = Some(secret.trigger(&policy, self.ports.clock.now()));
         let entry = {
             if !secret.rotation_enabled {

@@ -345,7 +345,7 @@ impl<F: Family> Rotator<'_, F> {
                 )
                 .await?;
             self.ports
-                .clear_one_shot_tags(&event.secret_id, secret)
+                .clear_one_shot_tags(&event.secret_id, secret, &event.client_request_token)
                 .await
         };
         if let Err(err) = unblocked.await {

@@ -21,7 +21,7 @@ impl<F: Family> Rotator<'_, F> {
         evidence: &mut Evidence,
     ) -> Result<Progress> {
         let token = event.client_request_token.as_str();
-        let policy = secret.policy(self.settings.default_grace_hours)?;
+        let policy = secret.policy_of_rotation(self.settings.default_grace_hours, token)?;
         let current_version = secret
             .version_with(AWSCURRENT)
             .ok_or_else(|| Error::protocol(&secret.name, "no version is labelled AWSCURRENT"))?
@@ -98,7 +98,10 @@ impl<F: Family> Rotator<'_, F> {
         }
         let mut owed = None;
         if let Some(previous) = secret.version_with(AWSPREVIOUS) {
-            let policy = secret.policy(self.settings.default_grace_hours)?;
+            let policy = secret.policy_of_rotation(
+                self.settings.default_grace_hours,
+                &event.client_request_token,
+            )?;
             match self.ports.audit.revocation(&secret.name, previous).await? {
                 None => {
                     let text = self
@@ -327,27 +330,33 @@ impl<F: Family> Rotator<'_, F> {
         Ok(same.then(|| staged.to_owned()))
     }
 
-    /// Removes `keyrot:next-grace-hours` and `keyrot:trigger`; returns whether any was there.
+    /// Removes this rotation's one-shot tags; returns whether any was there.
     async fn clear_one_shot_tags(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
     ) -> Result<bool> {
         self.ports
-            .clear_one_shot_tags(&event.secret_id, secret)
+            .clear_one_shot_tags(&event.secret_id, secret, &event.client_request_token)
             .await
     }
 }
 
 impl<F: Family> Ports<F> {
-    /// Removes the one-shot tags (`keyrot:next-grace-hours`, `keyrot:trigger`), which belong to one
-    /// rotation: the one that finishes, or the one abandoned (repair, nothing staged), so that they
-    /// never make a later scheduled rotation an emergency. Returns whether any was there.
+    /// Removes the one-shot tags ([`ONE_SHOT_TAGS`]), which belong to one rotation: the one of
+    /// `token` that finishes, or that is abandoned (repair, nothing staged), so that they never make a
+    /// later scheduled rotation an emergency. Tags for another rotation stay: that one is about to
+    /// start, or `keyrot rotate` is putting them back after Secrets Manager refused it. Returns
+    /// whether any was removed.
     pub(crate) async fn clear_one_shot_tags(
         &self,
         secret_id: &str,
         secret: &SecretDescription,
+        token: &str,
     ) -> Result<bool> {
+        if !secret.one_shot_tags_are_for(token) {
+            return Ok(false);
+        }
         let present: Vec<&str> = ONE_SHOT_TAGS
             .into_iter()
             .filter(|tag| secret.tags.contains_key(*tag))

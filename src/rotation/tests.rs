@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::domain::audit::RevocationStatus;
 use crate::domain::policy::{
-    AWSCURRENT, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
+    AWSCURRENT, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_ONE_SHOT_FOR, TAG_TRIGGER,
 };
 use crate::ports::fakes::*;
 use crate::ports::{Metric, SecretStore, StageMove};
@@ -274,6 +274,46 @@ async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholde
     run(&r, Step::Test, "t-config")
         .await
         .expect_err("a bad current key fails the configuration test");
+}
+
+/// `keyrot rotate --emergency` wrote its tags for its own token; Secrets Manager started the schedule's
+/// rotation first. That rotation keeps the secret's grace, is not audited as the emergency, and leaves
+/// the tags to the CLI (which puts them back when its RotateSecret is refused).
+#[tokio::test]
+async fn one_shot_tags_for_another_rotation_neither_apply_nor_go() {
+    let r = world();
+    r.store.set_tag(TAG_NEXT_GRACE_HOURS, "0");
+    r.store.set_tag(TAG_TRIGGER, "emergency");
+    r.store.set_tag(TAG_ONE_SHOT_FOR, "t-cli");
+    r.store.start_rotation("t-schedule");
+    for step in Step::ALL {
+        run(&r, step, "t-schedule").await.expect("step");
+    }
+    let revocation = r
+        .audit
+        .revocations
+        .borrow()
+        .get("v0")
+        .cloned()
+        .expect("revocation written");
+    assert_eq!(
+        revocation.due,
+        now() + Duration::hours(24),
+        "the usual grace"
+    );
+    assert!(r.issuer.revoked.borrow().is_empty(), "the old key lives");
+    assert!(
+        r.audit
+            .events
+            .borrow()
+            .iter()
+            .all(|e| e.trigger != "emergency"),
+        "not audited as the emergency"
+    );
+    assert!(
+        !r.store.untagged(),
+        "the CLI's tags stay for it to put back"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::cli::context::{Session, print_json, print_table, read_key};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::error::Result;
+use crate::operator::Placeholder;
 
 #[derive(Debug, Args)]
 pub struct StageArgs {
@@ -29,10 +30,19 @@ pub async fn stage(args: StageArgs, stack: &str) -> Result<()> {
         "Staged {} for {} as version {} (KEYROT_STAGED).",
         staged.key, args.name, staged.version_id
     );
-    if let Some(pending) = staged.cleared_pending {
-        println!(
+    match staged.placeholder {
+        Placeholder::UnderWay(pending) => {
+            println!(
+                "A rotation is under way (version {pending}, no key adopted yet): its createSecret adopts this key \
+                 when Secrets Manager retries it. Follow it with `keyrot status --secret {}`.",
+                args.name
+            );
+            return Ok(());
+        }
+        Placeholder::Cleared(pending) => println!(
             "Cleared the empty AWSPENDING version {pending} left by a rotation that had no key."
-        );
+        ),
+        Placeholder::None => {}
     }
     println!(
         "The next rotation adopts it: `aws secretsmanager rotate-secret --secret-id {}`.",

@@ -21,7 +21,7 @@ pub use orphans::OrphanDeletion;
 pub use repair::Repaired;
 pub use rollback::RolledBack;
 pub use rotate::{FollowEnd, RotateRequest, Started};
-pub use stage::Staged;
+pub use stage::{Placeholder, Staged};
 pub use validate::{Holds, TargetHolding, Validation};
 
 /// The operator's actions (the CLI's commands that change things), over the same ports as the

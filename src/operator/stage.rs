@@ -4,6 +4,7 @@
 use secrecy::SecretString;
 
 use super::Operator;
+use super::repair::STUCK_AFTER;
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::{KeyView, NewKey};
@@ -17,8 +18,21 @@ use crate::ports::{Clock, Family, KeyIssuer, SecretStore, StageMove};
 pub struct Staged {
     pub version_id: String,
     pub key: String,
-    /// The empty AWSPENDING placeholder a rotation with nothing staged left behind, now cleared.
-    pub cleared_pending: Option<String>,
+    /// What became of an empty AWSPENDING placeholder, if there was one.
+    pub placeholder: Placeholder,
+}
+
+/// An empty AWSPENDING version (rotate-secret's placeholder, before createSecret stores a key) found
+/// while staging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placeholder {
+    None,
+    /// Older than [`STUCK_AFTER`]: a rotation that had no key and was given up; cleared, so that the
+    /// next rotation can start.
+    Cleared(String),
+    /// Younger: a rotation under way, whose createSecret (or Secrets Manager's retry of it) adopts
+    /// this key. Clearing it could take the label from the key that createSecret is storing.
+    UnderWay(String),
 }
 
 impl<F: Family> Operator<'_, F> {
@@ -41,7 +55,7 @@ impl<F: Family> Operator<'_, F> {
             leftovers: Vec::new(),
         })?;
         let version_id = self.ports.store.put_staged(secret_id, &value).await?;
-        let cleared_pending = self.clear_placeholder(&secret, secret_id).await?;
+        let placeholder = self.clear_placeholder(&secret, secret_id).await?;
         let event = AuditEvent::new(
             self.ports.clock.now(),
             (&secret.arn, &secret.name),
@@ -58,7 +72,7 @@ impl<F: Family> Operator<'_, F> {
         Ok(Staged {
             version_id,
             key: view.redacted,
-            cleared_pending,
+            placeholder,
         })
     }
 
@@ -104,8 +118,6 @@ impl<F: Family> Operator<'_, F> {
         }
     }
 
-    /// Removes AWSPENDING from the empty placeholder a rotation with nothing staged left behind, so the
-    /// next rotation can start; returns its version.
     /// Refuses while a rotation has adopted a key (its AWSPENDING holds a value): finishSecret would
     /// take this one's label, or the next rotation find it gone.
     async fn refuse_during_rotation(
@@ -139,29 +151,36 @@ impl<F: Family> Operator<'_, F> {
         ))
     }
 
+    /// Removes AWSPENDING from the empty placeholder of a rotation given up with nothing staged (older
+    /// than [`STUCK_AFTER`]), so the next rotation can start. A younger one is left to its rotation.
     async fn clear_placeholder(
         &self,
         secret: &SecretDescription,
         secret_id: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Placeholder> {
         let Some(pending) = secret
             .version_with(AWSPENDING)
             .filter(|v| !secret.has_stage(v, AWSCURRENT))
         else {
-            return Ok(None);
+            return Ok(Placeholder::None);
         };
         let store = &self.ports.store;
+        let created = store.version_created(secret_id, pending).await?;
+        let young = created.is_none_or(|at| self.ports.clock.now() - at < STUCK_AFTER);
+        if young {
+            return Ok(Placeholder::UnderWay(pending.to_owned()));
+        }
         if store
             .value(secret_id, AWSPENDING, Some(pending))
             .await?
             .is_some()
         {
-            return Ok(None);
+            return Ok(Placeholder::None);
         }
         store
             .move_stage(secret_id, AWSPENDING, StageMove::Off(pending))
             .await?;
-        Ok(Some(pending.to_owned()))
+        Ok(Placeholder::Cleared(pending.to_owned()))
     }
 }
 

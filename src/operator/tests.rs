@@ -13,7 +13,7 @@ use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, TAG_NEXT_GRACE_HOURS, TAG_TRIGGER,
 };
 use crate::keeper::Orphan;
-use crate::operator::{FollowEnd, Holds, RotateRequest};
+use crate::operator::{FollowEnd, Holds, Placeholder, RotateRequest};
 use crate::ports::fakes::*;
 use crate::ports::{Clock, MintedKey};
 use crate::rotation::Invocation;
@@ -373,6 +373,35 @@ fn anthropic() -> World {
     )
 }
 
+/// A placeholder younger than an hour is a rotation under way: its createSecret may be storing the
+/// key it adopted right now, and clearing AWSPENDING then would strand that rotation.
+#[tokio::test]
+async fn staging_leaves_the_placeholder_of_a_rotation_under_way_to_it() {
+    let r = anthropic();
+    r.store.start_rotation("under-way");
+    r.store
+        .created
+        .borrow_mut()
+        .insert("under-way".into(), now() - Duration::minutes(2));
+    let staged = r
+        .operator()
+        .stage_key(
+            NAME,
+            SecretString::from("sk_live_STAGEDSTAGEDSTAGED0001"),
+            "ops",
+        )
+        .await
+        .expect("staged");
+    assert_eq!(
+        staged.placeholder,
+        Placeholder::UnderWay("under-way".into())
+    );
+    assert_eq!(
+        r.store.version_with_stage(AWSPENDING).as_deref(),
+        Some("under-way")
+    );
+}
+
 #[tokio::test]
 async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
     let r = anthropic();
@@ -386,7 +415,10 @@ async fn staging_validates_the_key_and_clears_an_empty_placeholder() {
         )
         .await
         .expect("staged");
-    assert_eq!(staged.cleared_pending.as_deref(), Some("stuck-empty"));
+    assert_eq!(
+        staged.placeholder,
+        Placeholder::Cleared("stuck-empty".into())
+    );
     assert_eq!(
         r.store.version_with_stage(KEYROT_STAGED).as_deref(),
         Some(staged.version_id.as_str())

@@ -12,17 +12,21 @@ tools: ## install the Python venv with moto's server and the AWS CLI into .venv
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 unit: ## unit tests only (in-memory fakes, no moto)
-	cargo test --lib --locked
+	cargo test --lib --locked $(TEST_FEATURES)
+
+# The sim-clock feature lets the tests run the real binaries with their clock moved on (the crash
+# harness, tests/moto/crashes.rs); the demo builds the binaries with it too. Release artifacts never have it.
+TEST_FEATURES = --features keyrot/sim-clock
 
 # The contract tests read the official provider specs from KEYROT_SPECS_DIR; without it they are skipped.
 SPECS_NOTE = [ -n "$$KEYROT_SPECS_DIR" ] || echo "NOTE: KEYROT_SPECS_DIR is unset, so the contract tests against the official provider specs were SKIPPED"
 
 test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
 	@$(SPECS_NOTE)
-	scripts/moto.sh cargo test --workspace --all-targets --locked
+	scripts/moto.sh cargo test --workspace --all-targets --locked $(TEST_FEATURES)
 	scripts/demo.sh
 	scripts/fuzz.sh 15
 	@$(SPECS_NOTE)
@@ -30,8 +34,8 @@ test: lint check-infra ## every test: lint, deployment checks, unit and integrat
 fuzz: ## run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60
 	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
-chaos: ## the whole fault matrix on the wire: every fault kind at every request of a rotation (tests/moto/wire.rs)
-	KEYROT_CHAOS=1 scripts/moto.sh cargo test --locked --test moto -- wire:: --nocapture
+chaos: ## the whole fault matrix: every fault kind at every request, and a SIGKILL on both sides of every request
+	KEYROT_CHAOS=1 scripts/moto.sh cargo test --locked $(TEST_FEATURES) --test moto -- wire:: crashes:: --nocapture
 
 demo: ## rotate an OpenAI key with a Vercel target on this machine's stand-ins (also the end-to-end test)
 	scripts/demo.sh

@@ -6,6 +6,8 @@ mod bad_input;
 mod cli;
 mod concurrency;
 mod contract;
+#[cfg(feature = "sim-clock")]
+mod crashes;
 mod faults;
 mod iam;
 mod keeper;

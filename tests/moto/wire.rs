@@ -2,9 +2,11 @@
 //! adapters through fault proxies in front of moto and the simulator, so every HTTP request it makes,
 //! the SDK's and the adapters' retries included, is a fault point: an error answer in the service's own
 //! shape (unavailable, throttled, access denied, once or for good), a connection reset before the
-//! request was forwarded, or an answer lost after the server acted on it. Secrets Manager's part is played as it plays it:
-//! each failed step is invoked again. A rotation that never succeeds is repaired and the grace keeper
-//! run, and then held to the same invariant (docs/steps.md, "The guarantees").
+//! request was forwarded, an answer lost after the server acted on it, or a request held past the
+//! client's timeout and then forwarded, so that the server acts on it late (after the retry).
+//! Secrets Manager's part is played as it plays it: each failed step is invoked again. A rotation that
+//! never succeeds is repaired and the grace keeper run, and then held to the same invariant
+//! (docs/steps.md, "The guarantees").
 //!
 //! `make test` runs the diagonal: every request once, each with one kind in turn. `make chaos`
 //! (`KEYROT_CHAOS=1`) runs every request with every kind.
@@ -14,18 +16,21 @@ use std::sync::Arc;
 
 use keyrot::config::Config;
 use keyrot::domain::{RotationEvent, Step};
-use keyrot::keeper::{GraceKeeper, KeeperSettings};
 use keyrot::ports::Ports;
-use keyrot::rotation::{Invocation, Rotator, RotatorSettings};
+use keyrot::rotation::{Invocation, Rotator};
 use keyrot::wiring::{self, AwsWith};
-use keyrot_sim::{FaultPlan, FaultProxy, WireError, WireFault};
+use keyrot_sim::{FaultPlan, WireError, WireFault};
 
-use crate::support::{Later, World};
+use crate::support::World;
+use crate::support::invariant::{
+    Rotation, invariant, keeper_pass, repair, set_up, settings, watching,
+};
+use crate::support::wire::Proxies;
 
 type Clock = keyrot::adapters::clock::SystemClock;
 
 /// The kinds every request meets: once, or (`Lasting::Yes`) from then on for that operation.
-const KINDS: [(&str, WireFault, Lasting); 6] = [
+const KINDS: [(&str, WireFault, Lasting); 7] = [
     ("503", WireFault::Error(WireError::Unavailable), Lasting::No),
     (
         "throttled",
@@ -40,7 +45,16 @@ const KINDS: [(&str, WireFault, Lasting); 6] = [
     ),
     ("reset", WireFault::Reset, Lasting::No),
     ("answer lost", WireFault::LoseAnswer, Lasting::No),
+    (
+        "past the timeout",
+        WireFault::Delay(std::time::Duration::from_millis(1500)),
+        Lasting::No,
+    ),
 ];
+
+/// The rotator's per-request timeout here: shorter than the delay above, so that the client gives up
+/// (and retries) before the delayed request reaches the server, which then acts on it late.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether a fault lasts past the request it first meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,49 +71,26 @@ const ATTEMPTS: usize = 4;
 struct Wire {
     plan: Arc<FaultPlan>,
     ports: Ports<AwsWith<Clock>>,
-    _proxies: [FaultProxy; 2],
+    _proxies: Proxies,
 }
 
 impl Wire {
     async fn new(world: &World) -> Wire {
-        let plan = FaultPlan::new();
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("moto's endpoint");
-        let moto = FaultProxy::start("moto", &endpoint, plan.clone())
-            .await
-            .expect("moto proxy");
-        let sim = FaultProxy::start("sim", &world.sim.base_url(), plan.clone())
-            .await
-            .expect("simulator proxy");
-        let config = Config {
-            openai_base_url: format!("{}/v1", sim.url()),
-            anthropic_base_url: sim.url(),
-            vercel_base_url: sim.url(),
-            render_base_url: sim.url(),
-            ..world.config.clone()
-        };
+        let proxies = Proxies::start(world).await;
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto.url())
+            .endpoint_url(proxies.moto.url())
             .load()
             .await;
+        let config = Config {
+            request_timeout: REQUEST_TIMEOUT,
+            ..proxies.config(world)
+        };
         let ports = wiring::build_from(&config, &sdk, Clock::default()).expect("ports");
         Wire {
-            plan,
+            plan: proxies.plan.clone(),
             ports,
-            _proxies: [moto, sim],
+            _proxies: proxies,
         }
-    }
-}
-
-fn settings() -> RotatorSettings {
-    RotatorSettings {
-        deploy_poll_interval: std::time::Duration::from_millis(50),
-        fresh_key_patience: std::time::Duration::from_secs(2),
-        fresh_key_retry: std::time::Duration::from_millis(100),
-        revocation_check: keyrot::patience::Patience::new(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_millis(100),
-        ),
-        ..RotatorSettings::default()
     }
 }
 
@@ -112,74 +103,6 @@ struct Run {
     /// The rotation never succeeded and was repaired.
     aborted: bool,
     violations: Vec<String>,
-}
-
-/// The rotations the matrix runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rotation {
-    /// A minted OpenAI key pushed to a Vercel and a Render target, with the default grace.
-    OpenAi,
-    /// A staged Anthropic key adopted with grace 0, so the old key is revoked (and checked) at once.
-    Anthropic,
-}
-
-impl Rotation {
-    fn name(self) -> &'static str {
-        match self {
-            Rotation::OpenAi => "openai",
-            Rotation::Anthropic => "anthropic",
-        }
-    }
-}
-
-/// A secret ready for its rotation: its name, first key and targets (Vercel project, Render service).
-struct Secret {
-    name: String,
-    first_key: String,
-    targets: Option<(String, String)>,
-}
-
-async fn set_up(world: &World, rotation: Rotation) -> Secret {
-    match rotation {
-        Rotation::OpenAi => {
-            let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
-            Secret {
-                name,
-                first_key,
-                targets: Some((vercel, render)),
-            }
-        }
-        Rotation::Anthropic => {
-            let (first_key, first_id) = world.sim.anthropic_create_key("first");
-            let admin = world
-                .admin_secret(
-                    &serde_json::json!({"admin_key": world.sim.anthropic_admin_key()}).to_string(),
-                )
-                .await;
-            let value = serde_json::json!({"provider": "anthropic", "api_key": first_key,
-                "key_id": first_id, "anthropic": {"admin_key_secret": admin}});
-            let name = world
-                .moto
-                .onboard_secret("wire-anthropic", &value, &[("keyrot:grace-hours", "0")])
-                .await;
-            let (staged, _) = world.sim.anthropic_create_key("staged");
-            world
-                .moto
-                .sm
-                .put_secret_value()
-                .secret_id(&name)
-                .secret_string(serde_json::json!({"api_key": staged}).to_string())
-                .version_stages("KEYROT_STAGED")
-                .send()
-                .await
-                .expect("stage");
-            Secret {
-                name,
-                first_key,
-                targets: None,
-            }
-        }
-    }
 }
 
 async fn scenario(
@@ -244,86 +167,17 @@ async fn drive(rotator: &Rotator<'_, AwsWith<Clock>>, name: &str, token: &str) -
     false
 }
 
-/// Runs `rotation` while a watcher checks, every 200 ms, what users see: AWSCURRENT's key works at
-/// the provider, and every target's live deployment serves a key that works. Returns what `rotation`
-/// returned and each moment the watcher saw otherwise.
-async fn watching<T>(
-    world: &World,
-    provider: Rotation,
-    secret: &Secret,
-    rotation: impl std::future::Future<Output = T>,
-) -> (T, Vec<String>) {
-    let mut seen = Vec::new();
-    let started = std::time::Instant::now();
-    let watch = async {
-        loop {
-            for problem in users_see(world, provider, secret).await {
-                let at = started.elapsed().as_millis();
-                if !seen.iter().any(|(_, p): &(u128, String)| *p == problem) {
-                    seen.push((at, problem));
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
-    };
-    let result = tokio::select! {
-        result = rotation => result,
-        never = watch => never,
-    };
-    let violations = seen
-        .into_iter()
-        .map(|(at, problem)| format!("while rotating, at {at} ms: {problem}"))
-        .collect();
-    (result, violations)
-}
-
-/// The key each target's live deployment serves, by target.
-fn served(world: &World, (vercel, render): (&str, &str)) -> [(&'static str, Option<String>); 2] {
-    [
-        (
-            "vercel",
-            world
-                .sim
-                .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
-        ),
-        (
-            "render",
-            world.sim.render_served_value(render, "OPENAI_API_KEY"),
-        ),
-    ]
-}
-
-/// What is wrong for users right now.
-async fn users_see(world: &World, provider: Rotation, secret: &Secret) -> Vec<String> {
-    let works = |key: &str| match provider {
-        Rotation::OpenAi => world.sim.openai_key_works(key),
-        Rotation::Anthropic => world.sim.anthropic_key_works(key),
-    };
-    let mut problems = Vec::new();
-    let current = world.moto.value(&secret.name, "AWSCURRENT", None).await;
-    if let Some(key) = current.as_ref().and_then(|v| v["api_key"].as_str())
-        && !works(key)
-    {
-        problems.push("AWSCURRENT's key does not work".to_owned());
-    }
-    if let Some((vercel, render)) = &secret.targets {
-        for (target, served) in served(world, (vercel, render)) {
-            if served.is_some_and(|key| !works(&key)) {
-                problems.push(format!("{target} serves a key that does not work"));
-            }
-        }
-    }
-    problems
-}
-
 /// A request's operation with the ids in its path replaced by `{id}`, so that one table row gathers
 /// the scenarios of one kind of request.
-fn without_ids(operation: &str) -> String {
+pub(crate) fn without_ids(operation: &str) -> String {
     operation
         .split('/')
         .map(|part| {
+            let mixed = part.chars().any(|c| c.is_ascii_digit())
+                || (part.chars().any(|c| c.is_ascii_uppercase())
+                    && part.chars().any(|c| c.is_ascii_lowercase()));
             let id = part.len() > 8
-                && part.chars().any(|c| c.is_ascii_digit())
+                && mixed
                 && part
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -331,133 +185,6 @@ fn without_ids(operation: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// What a person does with a rotation that never succeeded: `keyrot repair`.
-async fn repair(world: &World, name: &str) {
-    let operator = keyrot::operator::Operator::new(&world.ports, settings());
-    // Nothing pending (the rotation failed before its first step left anything) is no error here.
-    let _ = operator.repair(name, "it-operator", true).await;
-}
-
-/// The grace keeper's next pass, two hours on: it revokes what is due (a key repair recorded, an
-/// old key whose grace-0 revocation failed) once nothing uses it.
-async fn keeper_pass(world: &World, name: &str) {
-    let later = wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(2)))
-        .await
-        .expect("ports");
-    let keeper = GraceKeeper::new(
-        &later,
-        KeeperSettings {
-            rotator_arn: Some(world.moto.rotator_arn.clone()),
-            name_prefix: Some(name.to_owned()),
-            ..KeeperSettings::default()
-        },
-    );
-    let _ = keeper.run().await;
-}
-
-async fn invariant(
-    world: &World,
-    rotation: Rotation,
-    secret: &Secret,
-    aborted: bool,
-) -> Vec<String> {
-    let mut violations = Vec::new();
-    let works = |key: &str| match rotation {
-        Rotation::OpenAi => world.sim.openai_key_works(key),
-        Rotation::Anthropic => world.sim.anthropic_key_works(key),
-    };
-    let (name, first_key) = (secret.name.as_str(), secret.first_key.as_str());
-    let current = world.current_key(name).await;
-    if !works(&current) {
-        violations.push("AWSCURRENT's key does not work at the provider".to_owned());
-    }
-    if let Some((vercel, render)) = &secret.targets {
-        violations.extend(targets(world, (vercel, render), &current, aborted));
-    }
-    match rotation {
-        Rotation::OpenAi if !aborted && !works(first_key) => {
-            violations.push("the old key was revoked during its grace period".to_owned());
-        }
-        Rotation::Anthropic if !aborted && works(first_key) => {
-            violations.push("the old key outlived its grace of 0 and the keeper's pass".to_owned());
-        }
-        _ => {}
-    }
-    if rotation == Rotation::OpenAi {
-        violations.extend(orphans(world, name).await);
-    }
-    if !aborted {
-        violations.extend(steps_audited_once(world, name).await);
-    }
-    let logs = crate::support::captured_logs();
-    if logs.contains(first_key) || logs.contains(current.as_str()) {
-        violations.push("a key value appears in the log lines".to_owned());
-    }
-    violations
-}
-
-/// What the targets' live deployments serve: AWSCURRENT's key, or after an aborted rotation (repaired)
-/// a key that still works.
-fn targets(
-    world: &World,
-    (vercel, render): (&str, &str),
-    current: &str,
-    aborted: bool,
-) -> Vec<String> {
-    let mut violations = Vec::new();
-    for (target, served) in served(world, (vercel, render)) {
-        match served {
-            Some(key) if key == current => {}
-            // Before its first redeploy a target serves nothing of keyrot's; that is no outage.
-            None if aborted => {}
-            Some(key) if world.sim.openai_key_works(&key) && aborted => {}
-            Some(_) => violations.push(format!("{target} serves a key that is not AWSCURRENT's")),
-            None => violations.push(format!("{target} serves no key")),
-        }
-    }
-    violations
-}
-
-/// Every service account of the project is AWSCURRENT's, or AWSPREVIOUS's in its grace.
-async fn orphans(world: &World, name: &str) -> Vec<String> {
-    let value = |stage| async move {
-        world
-            .moto
-            .value(name, stage, None)
-            .await
-            .unwrap_or_default()
-    };
-    let current = value("AWSCURRENT").await;
-    let previous = value("AWSPREVIOUS").await;
-    let known: Vec<&str> = [&current, &previous]
-        .iter()
-        .filter_map(|v| v["key_id"].as_str())
-        .collect();
-    let project = current["openai"]["project_id"].as_str().unwrap_or_default();
-    world
-        .sim
-        .openai_service_accounts(project)
-        .into_iter()
-        .filter(|account| !known.contains(&account.id.as_str()))
-        .map(|account| format!("service account {} is alive and unknown", account.id))
-        .collect()
-}
-
-/// One succeeded event per step: a repeated success would be two rotations' worth of evidence.
-async fn steps_audited_once(world: &World, name: &str) -> Vec<String> {
-    let trail = world.moto.audit_trail(name).await;
-    Step::ALL
-        .iter()
-        .filter_map(|step| {
-            let succeeded = trail
-                .iter()
-                .filter(|(action, outcome)| action == step.as_str() && outcome == "succeeded")
-                .count();
-            (succeeded != 1).then(|| format!("{step} audited as succeeded {succeeded} times"))
-        })
-        .collect()
 }
 
 #[tokio::test]

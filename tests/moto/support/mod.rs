@@ -4,6 +4,9 @@
 
 pub mod cli;
 pub mod iam;
+pub mod invariant;
+pub mod lambda;
+pub mod wire;
 mod world;
 
 pub use world::World;
@@ -51,6 +54,13 @@ pub fn capture_logs() {
             .with_writer(|| Capture)
             .try_init();
     });
+}
+
+/// Adds what a process of the real binaries wrote, so that the same scans cover it.
+pub fn append_logs(bytes: &[u8]) {
+    if let Ok(mut logs) = LOGS.lock() {
+        logs.extend_from_slice(bytes);
+    }
 }
 
 /// The log lines captured so far.
@@ -256,6 +266,32 @@ impl Moto {
             }));
         }
         items
+    }
+
+    /// The secret's tags.
+    pub async fn tags(&self, name: &str) -> BTreeMap<String, String> {
+        let out = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .expect("describe");
+        out.tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect()
+    }
+
+    /// The trigger of each audit event of the secret that has one, oldest first.
+    pub async fn triggers(&self, name: &str) -> Vec<String> {
+        self.items(name)
+            .await
+            .into_iter()
+            .filter(|item| item.get("sk").is_some_and(|sk| sk.starts_with("EVENT#")))
+            .filter_map(|item| item.get("trigger").cloned())
+            .filter(|trigger| !trigger.is_empty())
+            .collect()
     }
 
     /// (action, outcome) of each audit event of the secret, oldest first.

@@ -11,9 +11,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::adapters::aws::{error_code, sdk_error};
+use crate::domain::Step;
 use crate::domain::audit::{
     Action, AuditEvent, Confirmation, Expected, Outcome, Revocation, RevocationStatus,
 };
+use crate::domain::keys::is_fingerprint;
 use crate::domain::provenance::{KeyRecord, Origin};
 use crate::domain::secret::Provider;
 use crate::error::{Error, Result, Transience};
@@ -360,8 +362,17 @@ impl Read<'_> {
         }
     }
 
-    fn count(&self, field: &str) -> u32 {
-        number(self.0, field)
+    /// A counter: 0 when absent (records from before it existed), an error when it is no count. A
+    /// counter read as 0 could reset a limit (attempts, postponements) that it keeps.
+    fn count(&self, field: &str) -> std::result::Result<u32, String> {
+        match self.0.get(field) {
+            None => Ok(0),
+            Some(value) => value
+                .as_n()
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| self.wrong(field, "is not a count")),
+        }
     }
 }
 
@@ -370,19 +381,21 @@ fn unreadable(what: &str, problem: String) -> Error {
     Error::external(SYSTEM, what, problem, Transience::Final)
 }
 
-fn number(item: &Item, name: &str) -> u32 {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
 pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocation, String> {
     let read = Read(item);
+    // The fingerprint ties the record to its key: without it no check could tell whether the key
+    // is in service before it is revoked.
+    let fingerprint = read.text("fingerprint")?;
+    if !is_fingerprint(&fingerprint) {
+        return Err(read.wrong("fingerprint", "is not 12 hex characters"));
+    }
+    if read.optional("kind").as_deref() != Some("revocation") {
+        return Err(read.wrong("kind", "is not revocation"));
+    }
     Ok(Revocation {
         secret_name: read.text("secret_name")?,
         secret_arn: read.optional("secret_arn").unwrap_or_default(),
@@ -392,11 +405,11 @@ pub(crate) fn revocation_from_item(item: &Item) -> std::result::Result<Revocatio
         key_id: read.optional("key_id"),
         api_key_id: read.optional("api_key_id"),
         admin_key_secret: read.optional("admin_key_secret"),
-        fingerprint: read.optional("fingerprint").unwrap_or_default(),
+        fingerprint,
         hint: read.optional("hint").unwrap_or_default(),
         due: read.time("due")?,
-        postponements: read.count("postponements"),
-        attempts: read.count("attempts"),
+        postponements: read.count("postponements")?,
+        attempts: read.count("attempts")?,
         status: read.parsed("status", RevocationStatus::parse)?,
         claimed_at: read.optional_time("claimed_at")?,
         revoke_sent_at: read.optional_time("revoke_sent_at")?,
@@ -548,6 +561,21 @@ impl DynamoAuditLog {
 }
 
 impl AuditLog for DynamoAuditLog {
+    async fn step_succeeded(&self, secret_name: &str, token: &str, step: Step) -> Result<bool> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(secret_pk(secret_name)))
+            .key("sk", s(format!("DONE#{token}#{}", step.as_str())))
+            .consistent_read(true)
+            .projection_expression("pk")
+            .send()
+            .await
+            .map_err(|err| sdk_error(SYSTEM, "GetItem(step guard)", &err))?;
+        Ok(found.item().is_some())
+    }
+
     async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool> {
         let guard_sk = format!("DONE#{token}#{}", event.action);
         // A step repeated after its success (the common case of a repeated step) is told by a read, not

@@ -49,6 +49,14 @@ pub fn fingerprint(key: &SecretString) -> String {
     hex::encode(&digest[..6])
 }
 
+/// Whether `text` has the shape of a [`fingerprint`]: 12 lowercase hex characters.
+pub fn is_fingerprint(text: &str) -> bool {
+    text.len() == 12
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The last four characters, the only part of a key that audit items carry.
 pub fn last4(key: &SecretString) -> String {
     let chars: Vec<char> = key.expose_secret().chars().collect();

@@ -15,7 +15,7 @@ use crate::domain::audit::{AuditEvent, Expected, KeyHandle, Revocation, Revocati
 use crate::domain::policy::Stage;
 use crate::domain::provenance::KeyRecord;
 use crate::domain::targets::TargetSpec;
-use crate::domain::{ManagedSecret, NewKey, SecretDescription};
+use crate::domain::{ManagedSecret, NewKey, SecretDescription, Step};
 use crate::error::{Error, Result};
 
 /// What happened to a PutSecretValue of the pending version.
@@ -254,6 +254,10 @@ pub trait AuditLog {
     /// Writes a step's `succeeded` event together with its DONE guard, atomically. Returns false (and
     /// writes nothing) when the guard already exists: the step had already succeeded once.
     async fn record_step_success(&self, event: &AuditEvent, token: &str) -> Result<bool>;
+
+    /// Whether `step` of the rotation `token` has succeeded (its DONE guard exists), read
+    /// consistently.
+    async fn step_succeeded(&self, secret_name: &str, token: &str, step: Step) -> Result<bool>;
 
     /// Writes one event; writing the same event again changes nothing.
     async fn record(&self, event: &AuditEvent) -> Result<()>;

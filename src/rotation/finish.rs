@@ -5,7 +5,7 @@ use crate::domain::keys::KeyView;
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED, ONE_SHOT_TAGS, Policy, Stage,
 };
-use crate::domain::{ManagedSecret, RotationEvent, SecretDescription};
+use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, Ports, SecretStore, StageMove};
 
@@ -29,6 +29,7 @@ impl<F: Family> Rotator<'_, F> {
         let old = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(old.provider.name());
         evidence.old_key = Some(KeyView::of(&old.api_key));
+        self.refuse_untested(secret, token).await?;
         let adopted = self.adopted_staged(event, secret, AWSPENDING).await?;
 
         // Secrets Manager moves AWSPREVIOUS to the version AWSCURRENT leaves.
@@ -69,6 +70,29 @@ impl<F: Family> Rotator<'_, F> {
             .await;
         self.clear_one_shot_tags(event, secret).await?;
         Ok(Progress::Done)
+    }
+
+    /// Refuses to make current a version that testSecret did not pass: Secrets Manager calls
+    /// finishSecret only after testSecret succeeded, so a version without that success (one written
+    /// under AWSPENDING by someone else, or a value never checked) must not reach the consumers.
+    async fn refuse_untested(&self, secret: &SecretDescription, token: &str) -> Result<()> {
+        if self
+            .ports
+            .audit
+            .step_succeeded(&secret.name, token, Step::Test)
+            .await?
+        {
+            return Ok(());
+        }
+        Err(Error::protocol(
+            &secret.name,
+            format!(
+                "testSecret has not succeeded for version {token}, so finishSecret will not make it \
+                 AWSCURRENT; let Secrets Manager run setSecret and testSecret for it, or clear the \
+                 rotation with `keyrot repair {}`",
+                secret.name
+            ),
+        ))
     }
 
     /// finishSecret for a token that is already AWSCURRENT: a first attempt promoted it and then died

@@ -276,6 +276,28 @@ async fn the_configuration_test_validates_the_current_key_on_an_empty_placeholde
         .expect_err("a bad current key fails the configuration test");
 }
 
+/// A version put under AWSPENDING by someone else, which setSecret and testSecret never passed, is
+/// never made current: finishSecret refuses it and moves no label.
+#[tokio::test]
+async fn finish_refuses_a_version_testsecret_never_passed() {
+    let r = world();
+    r.store.start_rotation("t1");
+    run(&r, Step::Create, "t1").await.expect("createSecret");
+    let labels = r.store.stages();
+    let err = run(&r, Step::Finish, "t1")
+        .await
+        .expect_err("finish before testSecret");
+    assert!(
+        err.to_string().contains("testSecret has not succeeded"),
+        "{err}"
+    );
+    assert_eq!(r.store.stages(), labels, "no label moved");
+    assert!(
+        r.audit.revocations.borrow().is_empty(),
+        "no revocation scheduled"
+    );
+}
+
 /// `keyrot rotate --emergency` wrote its tags for its own token; Secrets Manager started the schedule's
 /// rotation first. That rotation keeps the secret's grace, is not audited as the emergency, and leaves
 /// the tags to the CLI (which puts them back when its RotateSecret is refused).

@@ -273,6 +273,14 @@ impl<P: AuditLog> AuditLog for Faulty<P> {
             )
             .await
     }
+    async fn step_succeeded(&self, s: &str, t: &str, step: Step) -> Result<bool> {
+        self.inj
+            .call(
+                "dynamodb.GetItem(step guard)",
+                self.inner.step_succeeded(s, t, step),
+            )
+            .await
+    }
     async fn record(&self, e: &AuditEvent) -> Result<()> {
         self.inj
             .call("dynamodb.PutItem(event)", self.inner.record(e))

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Expected, Revocation, RevocationStatus};
 use crate::domain::provenance::KeyRecord;
 use crate::error::{Error, Result};
@@ -153,6 +154,14 @@ impl AuditLog for FakeAudit {
         }
         self.events.borrow_mut().push(event.clone());
         Ok(true)
+    }
+
+    async fn step_succeeded(&self, _secret_name: &str, token: &str, step: Step) -> Result<bool> {
+        self.check()?;
+        Ok(self
+            .guards
+            .borrow()
+            .contains(&format!("DONE#{token}#{}", step.as_str())))
     }
 
     async fn record(&self, event: &AuditEvent) -> Result<()> {

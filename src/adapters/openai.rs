@@ -299,9 +299,20 @@ impl OpenAiIssuer {
                 .admin_json(secret_name, settings, response, "GET service_accounts")
                 .await?;
             accounts.extend(page.data);
-            match page.last_id {
-                Some(last) if page.has_more => after = Some(last),
-                _ => return Ok(accounts),
+            match (page.has_more, page.last_id) {
+                (false, _) => return Ok(accounts),
+                (true, Some(last)) if after.as_ref() != Some(&last) => after = Some(last),
+                // A listing that says more follows but gives no new cursor would loop, or stop
+                // short and hide an account: it is no answer to act on.
+                (true, _) => {
+                    return Err(Error::external(
+                        SYSTEM,
+                        "GET service_accounts",
+                        "the answer says more service accounts follow (has_more) but gives no new \
+                         last_id to continue from",
+                        Transience::Retryable,
+                    ));
+                }
             }
         }
     }

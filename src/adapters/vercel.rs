@@ -12,7 +12,7 @@ use crate::adapters::http::{self, Refusal, RetryPolicy};
 use crate::domain::admin::AdminRequest;
 use crate::domain::keys::fingerprint;
 use crate::domain::targets::VercelTarget;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Transience};
 use crate::ports::DeploymentState;
 
 const SYSTEM: &str = "vercel";
@@ -29,7 +29,8 @@ pub struct VercelClient {
 
 #[derive(Deserialize)]
 struct EnvList {
-    #[serde(default)]
+    /// Required: a list without it is no answer about the variables (treated as none, it would hide
+    /// the one keyrot wrote).
     envs: Vec<EnvVar>,
     #[serde(default)]
     pagination: Option<Pagination>,
@@ -40,6 +41,18 @@ struct Pagination {
     /// The timestamp that asks for the next (older) page as `until`; none on the last page.
     #[serde(default)]
     next: Option<f64>,
+}
+
+fn unending_env_list(secret_name: &str, target: &VercelTarget) -> Error {
+    Error::external(
+        SYSTEM,
+        format!("GET env of {} for {secret_name}", target.project),
+        format!(
+            "the variable list's pages do not end (pagination.next does not move back, or more \
+             than {MAX_ENV_PAGES} pages)"
+        ),
+        Transience::Retryable,
+    )
 }
 
 /// Pages of the env list followed at most: a project has far fewer variables than this many pages.
@@ -203,13 +216,15 @@ impl VercelClient {
             .await?;
             let page: EnvList = read_json(secret_name, target, response, "GET env").await?;
             envs.extend(page.envs);
-            // A next that does not move back in time would loop: the list ends there.
             match page.pagination.and_then(|p| p.next) {
+                None => return Ok(envs),
                 Some(next) if until.is_none_or(|until| next < until) => until = Some(next),
-                _ => return Ok(envs),
+                // A next that does not move back in time would loop, and stopping there would
+                // hide the variables of the pages not read.
+                Some(_) => return Err(unending_env_list(secret_name, target)),
             }
         }
-        Ok(envs)
+        Err(unending_env_list(secret_name, target))
     }
 
     /// The live previews built with an older value of the variable: for each branch, its newest READY

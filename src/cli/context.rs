@@ -1,7 +1,7 @@
 //! What every command needs: the ports built from the environment, and who is calling.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use aws_config::SdkConfig;
@@ -208,6 +208,10 @@ fn env_var(name: &str) -> Option<String> {
 
 /// Reads a key from a file or, without one, from standard input — never from an argument, which would
 /// land in shell history and process listings.
+/// The longest key accepted from the command line: well above any provider's (OpenAI's are about 170
+/// characters), far below Secrets Manager's 64 KiB value limit.
+const MAX_KEY_BYTES: usize = 4096;
+
 pub fn read_key(key_file: Option<&Path>) -> Result<SecretString> {
     let mut text = String::new();
     match key_file {
@@ -221,19 +225,55 @@ pub fn read_key(key_file: Option<&Path>) -> Result<SecretString> {
                 )
             })?;
         }
+        // A terminal would wait, silently, for a key typed in clear and echoed to the screen.
+        None if std::io::stdin().is_terminal() => {
+            return Err(Error::config(
+                "(command line)",
+                "key",
+                "standard input is a terminal, and no key was piped in",
+                PIPE_THE_KEY,
+            ));
+        }
         None => {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|err| Error::external("stdin", "read", err, Transience::Final))?;
         }
     }
+    one_key(&text)
+}
+
+const PIPE_THE_KEY: &str =
+    "pipe the key on standard input (for example `pbpaste | keyrot ...`) or pass --key-file";
+
+/// The key in `text`: one line, surrounding white space and a final newline ignored.
+fn one_key(text: &str) -> Result<SecretString> {
     let key = text.trim();
     if key.is_empty() {
         return Err(Error::config(
             "(command line)",
             "key",
             "no key was given",
-            "pipe the key on standard input (for example `pbpaste | keyrot ...`) or pass --key-file",
+            PIPE_THE_KEY,
+        ));
+    }
+    if key.contains(['\n', '\r']) {
+        return Err(Error::config(
+            "(command line)",
+            "key",
+            "is more than one line: one key, alone, is expected",
+            "pass the key alone (a file with one line, or `printf %s \"$KEY\" | keyrot ...`)",
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::config(
+            "(command line)",
+            "key",
+            format!(
+                "is {} bytes long; no provider key is longer than {MAX_KEY_BYTES}",
+                key.len()
+            ),
+            "check that the file or the pipe holds only the key",
         ));
     }
     Ok(SecretString::from(key.to_owned()))

@@ -87,7 +87,7 @@ pub struct OnboardArgs {
     every_days: Option<i64>,
     /// Grace period of old keys, in hours, 0 or more (tag keyrot:grace-hours). Without it, a secret
     /// keeps the grace it has; a new one gets the deployment's default (KEYROT_DEFAULT_GRACE_HOURS).
-    #[arg(long, value_parser = args::hours)]
+    #[arg(long, value_parser = args::hours, allow_negative_numbers = true)]
     grace_hours: Option<f64>,
     /// Read the current key from this file instead of standard input.
     #[arg(long)]

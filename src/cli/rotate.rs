@@ -18,7 +18,7 @@ pub struct RotateArgs {
     #[arg(long)]
     emergency: bool,
     /// Grace of the old key for this rotation only, in hours, 0 or more (tag keyrot:next-grace-hours).
-    #[arg(long, value_parser = args::hours)]
+    #[arg(long, value_parser = args::hours, allow_negative_numbers = true)]
     grace_hours: Option<f64>,
     /// Follow the rotation step by step until it succeeds or fails. A failure Secrets Manager retries
     /// (a redeploy still building, a provider briefly unavailable) is followed through its retries.

@@ -81,6 +81,27 @@ impl Cli {
         self
     }
 
+    /// Runs it with a terminal (a pseudo-terminal, through util-linux `script`) as its standard input
+    /// and output, as a person at a shell runs it, with nobody typing.
+    pub fn on_a_terminal(mut self) -> Self {
+        let std = self.command.as_std();
+        let line = std::iter::once(std.get_program())
+            .chain(std.get_args())
+            .map(|part| format!("'{}'", part.to_string_lossy().replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = Command::new("script");
+        command.args(["-qec", &line, "/dev/null"]);
+        for (name, value) in std.get_envs() {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        self.command = command;
+        self
+    }
+
     /// Runs it to its end. Async, so that the simulator this test runs on the same runtime keeps
     /// answering while the CLI waits for it.
     pub async fn run(mut self) -> Ran {
@@ -92,7 +113,11 @@ impl Cli {
             .spawn()
             .expect("keyrot runs");
         if let Some(mut input) = child.stdin.take() {
-            input.write_all(self.stdin.as_bytes()).await.expect("stdin");
+            // A command that exits before reading (a usage error) closes the pipe: no failure here.
+            match input.write_all(self.stdin.as_bytes()).await {
+                Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {err}"),
+                _ => {}
+            }
         }
         Ran(child.wait_with_output().await.expect("keyrot finishes"))
     }

@@ -46,11 +46,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
 }
 
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(state(&shared))
+}
+
+pub(crate) fn state(shared: &Shared) -> Value {
     let openai = shared.openai().snapshot();
     let anthropic = shared.anthropic().snapshot();
     let vercel = shared.vercel().snapshot();
     let render = shared.render().snapshot();
-    Json(json!({ "openai": openai, "anthropic": anthropic, "vercel": vercel, "render": render }))
+    json!({ "openai": openai, "anthropic": anthropic, "vercel": vercel, "render": render })
 }
 
 async fn create_project(State(shared): State<Arc<Shared>>) -> Json<Value> {

@@ -31,7 +31,8 @@ fn one() -> u32 {
 }
 
 /// What a firing fault does. On the control API this is written
-/// `{"status":{"code":429,"retry_after_secs":1}}`, `{"delay":{"millis":500}}`, `"drop"` or `"drop_after"`.
+/// `{"status":{"code":429,"retry_after_secs":1}}`, `{"delay":{"millis":500}}`, `"drop"`, `"drop_after"`
+/// or `{"answer":{"code":200,"body":{...}}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
@@ -50,6 +51,9 @@ pub enum FaultKind {
     /// Handle the request (its effects happen), then close the connection without sending the
     /// response: the answer lost on the way back, which leaves the client unsure whether it acted.
     DropAfter,
+    /// Answer with this status and JSON body instead of the provider (which never sees the request):
+    /// a malformed answer, or one that lies (`has_more: true` with no cursor, a field left out).
+    Answer { code: u16, body: serde_json::Value },
 }
 
 struct ActiveFault {
@@ -104,6 +108,12 @@ impl Faults {
         }
         chosen
     }
+}
+
+/// The response for a `FaultKind::Answer` fault: exactly the status and body given.
+pub(crate) fn answer_response(code: u16, body: &serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body.clone())).into_response()
 }
 
 /// The response for a `FaultKind::Status` fault, in the error shape of the

@@ -329,6 +329,12 @@ impl Simulator {
         self.shared.render().deploys(service_id)
     }
 
+    /// Everything the simulator holds that a rotation can change (keys and service accounts,
+    /// variables, deployments), as `/_sim/state` answers it: two equal states mean nothing changed.
+    pub fn state(&self) -> serde_json::Value {
+        control::state(&self.shared)
+    }
+
     // ---- Faults and call log ------------------------------------------
 
     /// Adds a fault; its `nth` counts matching calls from now on.

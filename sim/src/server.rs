@@ -109,6 +109,7 @@ impl App {
                 code,
                 retry_after_secs,
             }) => faults::status_response(&path, code, retry_after_secs),
+            Some(FaultKind::Answer { code, body }) => faults::answer_response(code, &body),
             Some(FaultKind::Delay { millis }) => {
                 tokio::time::sleep(Duration::from_millis(millis)).await;
                 self.route(request).await

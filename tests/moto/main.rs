@@ -3,6 +3,7 @@
 mod attacks;
 mod audit;
 mod bad_input;
+mod bad_state;
 mod cli;
 mod concurrency;
 mod contract;

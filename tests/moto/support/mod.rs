@@ -268,6 +268,56 @@ impl Moto {
         items
     }
 
+    /// One item of the state table, by its key, as DynamoDB holds it.
+    pub async fn raw_item(
+        &self,
+        key: &[(&str, String); 2],
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut get = self.ddb.get_item().table_name(&self.config.audit_table);
+        for (name, value) in key {
+            get = get.key(
+                *name,
+                aws_sdk_dynamodb::types::AttributeValue::S(value.clone()),
+            );
+        }
+        get.send().await.expect("GetItem").item().cloned()
+    }
+
+    /// Writes `item` to the state table whole, as it is.
+    pub async fn put_raw_item(
+        &self,
+        item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    ) {
+        self.ddb
+            .put_item()
+            .table_name(&self.config.audit_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("PutItem");
+    }
+
+    /// Tags the secret, as `aws secretsmanager tag-resource` would.
+    pub async fn tag(&self, name: &str, key: &str, value: &str) {
+        self.sm
+            .tag_resource()
+            .secret_id(name)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .expect("TagResource");
+    }
+
+    pub async fn untag(&self, name: &str, key: &str) {
+        self.sm
+            .untag_resource()
+            .secret_id(name)
+            .tag_keys(key)
+            .send()
+            .await
+            .expect("UntagResource");
+    }
+
     /// The secret's tags.
     pub async fn tags(&self, name: &str) -> BTreeMap<String, String> {
         let out = self

@@ -28,10 +28,9 @@ test: lint check-infra ## every test: lint, deployment checks, unit and integrat
 	@$(SPECS_NOTE)
 	scripts/moto.sh cargo test --workspace --all-targets --locked $(TEST_FEATURES)
 	scripts/demo.sh
-	scripts/fuzz.sh 15
 	@$(SPECS_NOTE)
 
-fuzz: ## run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60
+fuzz: ## build and run the fuzz targets (event and secret parsers); FUZZ_SECONDS per target, default 60. make test replays their corpora
 	scripts/fuzz.sh $${FUZZ_SECONDS:-60}
 
 chaos: ## the whole fault matrix: every fault kind at every request, and a SIGKILL on both sides of every request

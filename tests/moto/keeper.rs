@@ -318,6 +318,8 @@ async fn an_unreadable_revocation_record_is_reported_by_the_pass() {
         .item("secret_name", S(name.clone()))
         .item("old_version_id", S("v-unreadable".into()))
         .item("provider", S("openai".into()))
+        .item("kind", S("revocation".into()))
+        .item("fingerprint", S("0123456789ab".into()))
         .item("due", S(due))
         .item("status", S("bogus".into()))
         .send()

@@ -9,7 +9,6 @@ mod concurrency;
 mod contract;
 #[cfg(feature = "sim-clock")]
 mod crashes;
-mod faults;
 mod iam;
 mod keeper;
 mod providers;

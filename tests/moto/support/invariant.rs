@@ -4,9 +4,12 @@
 //! checked at the end ([`invariant`]; docs/steps.md, "The guarantees").
 
 use keyrot::domain::Step;
+use keyrot::domain::targets::TargetSpec;
 use keyrot::keeper::{GraceKeeper, KeeperSettings};
+use keyrot::ports::Target;
 use keyrot::rotation::RotatorSettings;
 use keyrot::wiring;
+use secrecy::SecretString;
 
 use super::{Later, World};
 
@@ -53,6 +56,7 @@ pub async fn set_up(world: &World, rotation: Rotation) -> Secret {
     match rotation {
         Rotation::OpenAi => {
             let (name, first_key, vercel, render) = world.openai_secret_with_targets(&[]).await;
+            serve_in_a_preview(world, &name, &first_key, &vercel).await;
             Secret {
                 name,
                 first_key,
@@ -95,6 +99,32 @@ pub async fn set_up(world: &World, rotation: Rotation) -> Secret {
 /// Runs `rotation` while a watcher checks, every 200 ms, what users see: AWSCURRENT's key works at
 /// the provider, and every target's live deployment serves a key that works. Returns what `rotation`
 /// returned and each moment the watcher saw otherwise.
+/// The first key in the Vercel variable and a preview built with it, as a project keyrot takes over
+/// has: the rotation redeploys production, and the preview keeps the old key.
+async fn serve_in_a_preview(world: &World, name: &str, first_key: &str, vercel: &str) {
+    let value = world
+        .moto
+        .value(name, "AWSCURRENT", None)
+        .await
+        .expect("value");
+    let specs = TargetSpec::parse_all(name, value["targets"].as_array().expect("targets"))
+        .expect("targets parse");
+    let spec = specs
+        .iter()
+        .find(|spec| matches!(spec, TargetSpec::Vercel(_)))
+        .expect("a Vercel target");
+    world
+        .ports
+        .targets
+        .push(name, spec, &SecretString::from(first_key.to_owned()))
+        .await
+        .expect("the first key in the variable");
+    world
+        .sim
+        .vercel_create_preview(vercel, "feature")
+        .expect("a preview");
+}
+
 pub async fn watching<T>(
     world: &World,
     provider: Rotation,
@@ -127,6 +157,7 @@ pub async fn watching<T>(
 
 /// The key each target's live deployment serves, by target.
 fn served(world: &World, (vercel, render): (&str, &str)) -> [(&'static str, Option<String>); 2] {
+    // The preview is watched apart ([`preview_problem`]): it may serve the old key, in its grace.
     [
         (
             "vercel",
@@ -160,8 +191,22 @@ async fn users_see(world: &World, provider: Rotation, secret: &Secret) -> Vec<St
                 problems.push(format!("{target} serves a key that does not work"));
             }
         }
+        problems.extend(preview_problem(world, vercel));
     }
     problems
+}
+
+/// The Vercel preview [`set_up`] built before the rotation serves the old key until someone rebuilds
+/// it: that key must keep working (keyrot holds its revocation while a preview serves it).
+fn preview_problem(world: &World, vercel: &str) -> Option<String> {
+    match world
+        .sim
+        .vercel_served_value(vercel, "preview", "OPENAI_API_KEY")
+    {
+        Some(key) if world.sim.openai_key_works(&key) => None,
+        Some(_) => Some("the Vercel preview serves a key that does not work".to_owned()),
+        None => Some("the Vercel preview serves no key".to_owned()),
+    }
 }
 
 /// What a person does with a rotation that never succeeded: `keyrot repair`.
@@ -237,7 +282,7 @@ fn targets(
     current: &str,
     aborted: bool,
 ) -> Vec<String> {
-    let mut violations = Vec::new();
+    let mut violations: Vec<String> = preview_problem(world, vercel).into_iter().collect();
     for (target, served) in served(world, (vercel, render)) {
         match served {
             Some(key) if key == current => {}
@@ -251,7 +296,9 @@ fn targets(
     violations
 }
 
-/// Every service account of the project is AWSCURRENT's, or AWSPREVIOUS's in its grace.
+/// Every service account of the project is AWSCURRENT's, AWSPREVIOUS's in its grace, or one whose
+/// revocation the live preview holds: [`set_up`]'s preview was built before the variable last
+/// changed, so the keeper cannot tell which key it runs and waits (it says so, and alerts).
 async fn orphans(world: &World, name: &str) -> Vec<String> {
     let value = |stage| async move {
         world
@@ -262,17 +309,37 @@ async fn orphans(world: &World, name: &str) -> Vec<String> {
     };
     let current = value("AWSCURRENT").await;
     let previous = value("AWSPREVIOUS").await;
-    let known: Vec<&str> = [&current, &previous]
+    let mut known: Vec<String> = [&current, &previous]
         .iter()
-        .filter_map(|v| v["key_id"].as_str())
+        .filter_map(|v| v["key_id"].as_str().map(str::to_owned))
         .collect();
+    known.extend(held_by_the_preview(world, name).await);
     let project = current["openai"]["project_id"].as_str().unwrap_or_default();
     world
         .sim
         .openai_service_accounts(project)
         .into_iter()
-        .filter(|account| !known.contains(&account.id.as_str()))
+        .filter(|account| !known.contains(&account.id))
         .map(|account| format!("service account {} is alive and unknown", account.id))
+        .collect()
+}
+
+/// The accounts whose revocation is pending while a stale preview holds every revocation of the
+/// secret, as the keeper's trail says.
+async fn held_by_the_preview(world: &World, name: &str) -> Vec<String> {
+    let items = world.moto.items(name).await;
+    let preview_held = items.iter().any(|item| {
+        item.get("error")
+            .is_some_and(|e| e.contains("live preview deployment"))
+    });
+    if !preview_held {
+        return Vec::new();
+    }
+    items
+        .iter()
+        .filter(|item| item.get("sk").is_some_and(|sk| sk.starts_with("REVOKE#")))
+        .filter(|item| item.get("status").is_some_and(|s| s == "pending"))
+        .filter_map(|item| item.get("key_id").cloned())
         .collect()
 }
 

@@ -1,7 +1,7 @@
 //! What every AWS adapter shares: building the SDK configuration, and turning an `SdkError` into the
 //! domain's error with its retryability.
 
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::{Error, Transience};
 
@@ -31,10 +31,28 @@ pub(crate) fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Op
     err.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
+/// How an error that is about the caller's AWS credentials begins, so that the CLI can say how to log
+/// in instead of "could not reach the service".
+pub const CREDENTIALS_PROBLEM: &str = "AWS credentials:";
+
+/// Error codes that mean the caller's credentials were refused (expired, unknown or malformed).
+const CREDENTIAL_CODES: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+];
+
 pub(crate) fn sdk_error<E, R>(system: &'static str, operation: &str, err: &SdkError<E, R>) -> Error
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
 {
+    if let Some(detail) = credentials_problem(err) {
+        return Error::external(system, operation, detail, Transience::Final);
+    }
     let (detail, transience) = match err {
         SdkError::ServiceError(service) => {
             let meta = service.err();
@@ -60,4 +78,30 @@ where
         _ => ("unexpected SDK error".to_owned(), Transience::Retryable),
     };
     Error::external(system, operation, detail, transience)
+}
+
+/// A refusal of the caller's credentials, or no credentials at all (the SDK found none, or an SSO
+/// session has expired): said as such, since no retry helps.
+fn credentials_problem<E, R>(err: &SdkError<E, R>) -> Option<String>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(code) = error_code(err).filter(|code| CREDENTIAL_CODES.contains(code)) {
+        let message = err
+            .as_service_error()
+            .and_then(ProvideErrorMetadata::message)
+            .unwrap_or("");
+        return Some(format!(
+            "{CREDENTIALS_PROBLEM} refused by AWS ({code}: {message}); the session may have expired"
+        ));
+    }
+    if err.as_service_error().is_some() {
+        return None;
+    }
+    let chain = DisplayErrorContext(err).to_string();
+    let lower = chain.to_ascii_lowercase();
+    (lower.contains("credential") || lower.contains("sso")).then(|| {
+        format!("{CREDENTIALS_PROBLEM} none could be loaded, or the session has expired ({chain})")
+    })
 }

@@ -1,5 +1,6 @@
 #![recursion_limit = "256"]
-//! The operator CLI. Exit codes: 0 ok, 1 failure, 2 usage (clap's own).
+//! The operator CLI. Exit codes: 0 ok, 1 failure, 2 usage (clap's own), 3 still running (`rotate
+//! --wait` stopped waiting).
 
 use std::process::ExitCode;
 
@@ -18,8 +19,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli::run(cli).await {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
+        Ok(code) => u8::try_from(code).map_or(ExitCode::FAILURE, ExitCode::from),
         Err(err) => {
             eprintln!("keyrot: {err}");
             ExitCode::FAILURE

@@ -6,9 +6,8 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::adapters::aws;
 use crate::adapters::dynamodb::{EventsTable, rfc3339_ms};
-use crate::cli::context::StackOutputs;
+use crate::cli::context::{Deployment, StackOutputs};
 use crate::cli::csv_out::CsvOut;
 use crate::domain::audit::AuditEvent;
 use crate::error::{Error, Result, Transience};
@@ -64,15 +63,15 @@ const COLUMNS: [&str; 14] = [
     "secret_arn",
 ];
 
-pub async fn run(args: AuditArgs, stack: &str) -> Result<()> {
+pub async fn run(args: AuditArgs, deployment: &Deployment) -> Result<()> {
     let (since, until) = match args.month {
         Some((start, end)) => (Some(start), Some(end)),
         None => (args.since, args.until),
     };
-    let sdk = aws::sdk_config().await;
+    let sdk = deployment.sdk_config().await;
     let table = match args.table {
         Some(table) => table,
-        None => StackOutputs::read_unless_set(&sdk, stack, &[TABLE_VAR])
+        None => StackOutputs::read_unless_set(&sdk, &deployment.stack, &[TABLE_VAR])
             .await
             .require(TABLE_VAR)?,
     };

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use crate::adapters::aws;
+use crate::adapters::clock::SystemClock;
 use crate::adapters::cloudformation;
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::secrets_manager::SecretsManagerStore;
@@ -19,6 +19,30 @@ use crate::keeper::{GraceKeeper, KeeperSettings};
 use crate::operator::Operator;
 use crate::ports::{AuditHistory, Listed, Ports, SecretAdmin};
 use crate::wiring::{self, Aws};
+
+/// Which deployment a command talks to: the stack, and the AWS profile and region to reach it with
+/// (`--profile`, `--region`; the SDK's usual sources when absent).
+#[derive(Debug, Clone, Default)]
+pub struct Deployment {
+    pub stack: String,
+    pub profile: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Deployment {
+    /// The SDK configuration: credentials and region from the profile and region given, else from
+    /// the environment and the shared config files, as every AWS tool finds them.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(profile) = &self.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &self.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        loader.load().await
+    }
+}
 
 /// One CLI invocation's connection to the deployment: the ports, the configuration and the caller.
 pub struct Session {
@@ -32,17 +56,17 @@ pub struct Session {
 impl Session {
     /// Builds the ports from the configuration: the `KEYROT_*` variables, and for those unset the
     /// outputs of the deployed stack named `stack`.
-    pub async fn connect(stack: &str) -> Result<Session> {
-        let sdk = aws::sdk_config().await;
+    pub async fn connect(deployment: &Deployment) -> Result<Session> {
+        let sdk = deployment.sdk_config().await;
         let stack = StackOutputs::read_unless_set(
             &sdk,
-            stack,
+            &deployment.stack,
             &STACK_OUTPUTS.map(|(var, _)| var)[..STACK_REQUIRED],
         )
         .await;
         let config =
             Config::from_lookup(|var| stack.lookup(var)).map_err(|err| stack.explain(err))?;
-        let ports = wiring::build(&config).await?;
+        let ports = wiring::build_from(&config, &sdk, SystemClock::from_env())?;
         let actor = match aws_sdk_sts::Client::new(&sdk)
             .get_caller_identity()
             .send()
@@ -225,14 +249,21 @@ pub fn read_key(key_file: Option<&Path>) -> Result<SecretString> {
                 )
             })?;
         }
-        // A terminal would wait, silently, for a key typed in clear and echoed to the screen.
+        // A key typed at a terminal is read without echo, after a prompt (not silently, in clear).
         None if std::io::stdin().is_terminal() => {
-            return Err(Error::config(
-                "(command line)",
-                "key",
-                "standard input is a terminal, and no key was piped in",
-                PIPE_THE_KEY,
-            ));
+            text = match rpassword::prompt_password("Paste the key, then Enter (input hidden): ") {
+                Ok(typed) => typed,
+                // The terminal closed with nothing typed: no key, said as such below.
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => String::new(),
+                Err(err) => {
+                    return Err(Error::external(
+                        "terminal",
+                        "read the key",
+                        err,
+                        Transience::Final,
+                    ));
+                }
+            };
         }
         None => {
             std::io::stdin()
@@ -241,6 +272,30 @@ pub fn read_key(key_file: Option<&Path>) -> Result<SecretString> {
         }
     }
     one_key(&text)
+}
+
+/// At a terminal, asks the person to type `expected` before something that cannot be undone; a script
+/// (standard input not a terminal) and `--yes` go on without asking. Anything else typed changes
+/// nothing.
+pub fn ask_to_confirm(warning: &str, expected: &str, yes: bool) -> Result<()> {
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    eprintln!("{warning}");
+    eprint!("Type {expected} to go on: ");
+    let mut typed = String::new();
+    std::io::stdin().read_line(&mut typed).map_err(|err| {
+        Error::external("terminal", "read the confirmation", err, Transience::Final)
+    })?;
+    if typed.trim() == expected {
+        return Ok(());
+    }
+    Err(Error::config(
+        "(command line)",
+        "confirmation",
+        format!("{:?} is not {expected}: nothing was changed", typed.trim()),
+        format!("type {expected} exactly, or pass --yes"),
+    ))
 }
 
 const PIPE_THE_KEY: &str =

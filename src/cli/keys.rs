@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::cli::context::{Session, print_json, print_table, read_key};
+use crate::cli::context::{Deployment, Session, ask_to_confirm, print_json, print_table, read_key};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use crate::error::Result;
 use crate::operator::Placeholder;
@@ -19,9 +19,9 @@ pub struct StageArgs {
     key_file: Option<PathBuf>,
 }
 
-pub async fn stage(args: StageArgs, stack: &str) -> Result<()> {
+pub async fn stage(args: StageArgs, deployment: &Deployment) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let session = Session::connect(stack).await?;
+    let session = Session::connect(deployment).await?;
     let staged = session
         .actions()
         .stage_key(&args.name, key, &session.actor)
@@ -57,8 +57,8 @@ pub struct NameArgs {
     name: String,
 }
 
-pub async fn confirm(args: NameArgs, stack: &str) -> Result<()> {
-    let session = Session::connect(stack).await?;
+pub async fn confirm(args: NameArgs, deployment: &Deployment) -> Result<()> {
+    let session = Session::connect(deployment).await?;
     let done = session
         .actions()
         .confirm(&args.name, &session.actor)
@@ -75,8 +75,8 @@ pub async fn confirm(args: NameArgs, stack: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn rollback(args: NameArgs, stack: &str) -> Result<()> {
-    let session = Session::connect(stack).await?;
+pub async fn rollback(args: NameArgs, deployment: &Deployment) -> Result<()> {
+    let session = Session::connect(deployment).await?;
     let done = session
         .actions()
         .rollback(&args.name, &session.actor)
@@ -115,8 +115,8 @@ pub struct RepairArgs {
     force: bool,
 }
 
-pub async fn repair(args: RepairArgs, stack: &str) -> Result<()> {
-    let session = Session::connect(stack).await?;
+pub async fn repair(args: RepairArgs, deployment: &Deployment) -> Result<()> {
+    let session = Session::connect(deployment).await?;
     let done = session
         .actions()
         .repair(&args.name, &session.actor, args.force)
@@ -159,8 +159,8 @@ pub struct ValidateArgs {
 }
 
 /// Exit code 0 when the checked key is valid and every target holds AWSCURRENT's key, else 1.
-pub async fn validate(args: ValidateArgs, stack: &str) -> Result<i32> {
-    let session = Session::connect(stack).await?;
+pub async fn validate(args: ValidateArgs, deployment: &Deployment) -> Result<i32> {
+    let session = Session::connect(deployment).await?;
     let label = match args.stage {
         Stage::Awscurrent => AWSCURRENT,
         Stage::Awsprevious => AWSPREVIOUS,
@@ -219,14 +219,28 @@ pub struct OrphansArgs {
     /// attempted and audited; the exit code is 1 when any failed.
     #[arg(long)]
     delete: bool,
+    /// Delete without asking (at a terminal, --delete asks first; a script is never asked).
+    #[arg(long)]
+    yes: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn orphans(args: OrphansArgs, stack: &str) -> Result<i32> {
-    let session = Session::connect(stack).await?;
+pub async fn orphans(args: OrphansArgs, deployment: &Deployment) -> Result<i32> {
+    let session = Session::connect(deployment).await?;
     let found = session.keeper().orphans().await?;
+    if args.delete && !found.is_empty() {
+        ask_to_confirm(
+            &format!(
+                "This deletes {} key(s) keyrot minted that no version or revocation knows; a service \
+                 that still uses one will fail.",
+                found.len()
+            ),
+            "delete",
+            args.yes,
+        )?;
+    }
     let mut rows = Vec::new();
     let mut failed = 0;
     let row = |orphan: &crate::keeper::Orphan, status: String, error: Option<String>| {

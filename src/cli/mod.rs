@@ -1,4 +1,5 @@
-//! The operator CLI `keyrot`: one subcommand per job. Exit codes: 0 ok, 1 failure, 2 usage.
+//! The operator CLI `keyrot`: one subcommand per job. Exit codes: 0 ok, 1 failure, 2 usage, 3 still
+//! running (`rotate --wait`).
 
 mod args;
 mod audit;
@@ -12,6 +13,7 @@ mod status;
 
 use clap::{Parser, Subcommand};
 
+use crate::cli::context::Deployment;
 use crate::error::Error;
 
 #[derive(Debug, Parser)]
@@ -27,7 +29,8 @@ use crate::error::Error;
         keeper's ManagedPrefix and DefaultGraceInHours; KEYROT_AUDIT_TABLE, KEYROT_ALERT_TOPIC_ARN, \
         KEYROT_ROTATOR_ARN, KEYROT_MANAGED_PREFIX and KEYROT_DEFAULT_GRACE_HOURS, when set, take their place.\n\n\
         Keys are read from standard input or --key-file, never from arguments.\n\n\
-        Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error.",
+        Exit codes: 0 success, 1 failure (the message says why and what to do), 2 usage error, 3 \
+        `rotate --wait` stopped waiting with the rotation still running.",
     after_help = "Examples:\n  \
         keyrot status\n  \
         keyrot onboard prod/openai --provider openai --project-id proj_abc \\\n      \
@@ -41,6 +44,12 @@ pub struct Cli {
     /// DefaultGraceInHours) stand in for the KEYROT_* variables left unset.
     #[arg(long, global = true, env = "KEYROT_STACK", default_value = "keyrot")]
     pub stack: String,
+    /// The AWS profile of the shared config files to use (as the AWS CLI's --profile).
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// The AWS region the stack lives in (as the AWS CLI's --region).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,9 +73,11 @@ pub enum Command {
     /// Sets the one-shot tags keyrot:trigger and keyrot:next-grace-hours (finishSecret removes them, so
     /// the secret's permanent policy never changes) and calls RotateSecret; if RotateSecret fails, the
     /// tags are put back as they were. With --wait, follows the rotation step by step through the
-    /// audit trail until it succeeds (exit 0) or fails (exit 1); a failure Secrets Manager retries (the
-    /// error is retryable and the version is still AWSPENDING) is followed through its retries, until
-    /// --wait-seconds runs out (exit 1).
+    /// audit trail until it succeeds (exit 0) or fails (exit 1), saying every 10 s what it waits for
+    /// (the redeploys and how each stands); a failure Secrets Manager retries (the error is retryable
+    /// and the version is still AWSPENDING) is followed through its retries, until --wait-seconds runs
+    /// out (exit 3: still running). At a terminal, --emergency (or --grace-hours 0) asks to type the
+    /// secret's name first, unless --yes.
     Rotate(rotate::RotateArgs),
     /// Stage a key a person created (Anthropic) for the next rotation to adopt.
     ///
@@ -121,7 +132,40 @@ pub enum Command {
 
 /// Runs the command and returns its exit code; an error is reported by the caller with exit code 1.
 pub async fn run(cli: Cli) -> Result<i32, Error> {
-    run_command(cli).await.map_err(explain)
+    let deployment = Deployment {
+        stack: cli.stack,
+        profile: cli.profile,
+        region: cli.region,
+    };
+    run_command(cli.command, &deployment)
+        .await
+        .map_err(|err| explain_credentials(err, &deployment))
+        .map_err(explain)
+}
+
+/// No credentials, or refused ones: say how to log in, and with which profile and region.
+fn explain_credentials(err: Error, deployment: &Deployment) -> Error {
+    let Error::External { detail, .. } = &err else {
+        return err;
+    };
+    if !detail.starts_with(crate::adapters::aws::CREDENTIALS_PROBLEM) {
+        return err;
+    }
+    let profile = deployment.profile.as_deref().unwrap_or("default");
+    let region = deployment
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "the profile's".to_owned());
+    Error::config(
+        "(AWS)",
+        "credentials",
+        format!("{detail} (profile {profile}, region {region})"),
+        format!(
+            "log in with `aws sso login --profile {profile}` (or `aws configure --profile {profile}`), \
+             or pass --profile with a profile that has credentials, then run the command again"
+        ),
+    )
 }
 
 /// Secrets Manager's answer to an unknown name says nothing of what to do: say it.
@@ -148,9 +192,8 @@ fn explain(err: Error) -> Error {
     err
 }
 
-async fn run_command(cli: Cli) -> Result<i32, Error> {
-    let stack = cli.stack.as_str();
-    match cli.command {
+async fn run_command(command: Command, stack: &Deployment) -> Result<i32, Error> {
+    match command {
         Command::Status(args) => status::run(args, stack).await.map(|()| 0),
         Command::Onboard(args) => onboard::run(*args, stack).await.map(|()| 0),
         Command::Rotate(args) => rotate::run(args, stack).await,

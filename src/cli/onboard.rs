@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::adapters::secrets_manager::Schedule;
 use crate::cli::args::{self, TargetArg};
-use crate::cli::context::{Session, read_key};
+use crate::cli::context::{Deployment, Session, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::ProviderSettings;
 use crate::domain::Trigger;
@@ -440,9 +440,9 @@ async fn enable_rotation(
     Ok(words)
 }
 
-pub async fn run(args: OnboardArgs, stack: &str) -> Result<()> {
+pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     let key = read_key(args.key_file.as_deref())?;
-    let session = Session::connect(stack).await?;
+    let session = Session::connect(deployment).await?;
     // Known before anything is checked or written, so that a missing rotator changes nothing.
     let rotator_arn = session.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
     let ports = &session.ports;

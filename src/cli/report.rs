@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use crate::cli::audit::month_bounds;
-use crate::cli::context::{Session, print_json};
+use crate::cli::context::{Deployment, Session, print_json};
 use crate::cli::csv_out::CsvOut;
 use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Outcome};
@@ -93,9 +93,9 @@ pub fn line(
     }
 }
 
-pub async fn run(args: ReportArgs, stack: &str) -> Result<()> {
+pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
     let (start, end) = args.month;
-    let session = Session::connect(stack).await?;
+    let session = Session::connect(deployment).await?;
     let managed = session.keeper().managed_secrets().await?;
     let mut lines = Vec::new();
     for item in &managed {

@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use clap::Args;
 
 use crate::cli::args;
-use crate::cli::context::Session;
+use crate::cli::context::{Deployment, Session, ask_to_confirm};
 use crate::error::Result;
 use crate::operator::{FollowEnd, RotateRequest};
 
@@ -24,18 +24,36 @@ pub struct RotateArgs {
     /// (a redeploy still building, a provider briefly unavailable) is followed through its retries.
     #[arg(long)]
     wait: bool,
-    /// How long --wait follows the rotation, in seconds; exit code 1 when it runs out.
+    /// Go on without asking (at a terminal, --emergency and --grace-hours 0 ask first; a script is
+    /// never asked).
+    #[arg(long)]
+    yes: bool,
+    /// How long --wait follows the rotation, in seconds; exit code 3 when it runs out.
     #[arg(long, default_value_t = 900)]
     wait_seconds: u64,
 }
 
-pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
-    let session = Session::connect(stack).await?;
+/// The exit code of `rotate --wait` when `--wait-seconds` ran out with the rotation still running.
+pub const STILL_RUNNING: i32 = 3;
+
+pub async fn run(args: RotateArgs, deployment: &Deployment) -> Result<i32> {
+    let session = Session::connect(deployment).await?;
     let request = RotateRequest {
         emergency: args.emergency,
         grace_hours: args.grace_hours,
         actor: session.actor.clone(),
     };
+    if request.grace_hours() == Some(0.0) {
+        ask_to_confirm(
+            &format!(
+                "EMERGENCY rotation of {}: the old key is revoked as soon as the new one is live. \
+                 Services still using it will fail.",
+                args.name
+            ),
+            &args.name,
+            args.yes,
+        )?;
+    }
     // The steps' events are stamped by the Lambda's clock, not this machine's: the window starts well
     // before now so that a skewed clock here hides none of them. The token picks this rotation's.
     let started_at = Utc::now() - Duration::minutes(15);
@@ -73,6 +91,8 @@ pub async fn run(args: RotateArgs, stack: &str) -> Result<i32> {
         .await?;
     Ok(match end {
         FollowEnd::Finished => 0,
-        FollowEnd::Failed | FollowEnd::Abandoned | FollowEnd::TimedOut => 1,
+        FollowEnd::Failed | FollowEnd::Abandoned => 1,
+        // Not a failure: the rotation goes on, and a script can tell the two apart.
+        FollowEnd::TimedOut => STILL_RUNNING,
     })
 }

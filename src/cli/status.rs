@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::context::{Session, print_json, print_table};
+use crate::cli::context::{Deployment, Session, print_json, print_table};
 use crate::domain::SecretDescription;
 use crate::domain::audit::Revocation;
 use crate::domain::keys::KeyView;
@@ -148,8 +148,8 @@ const HEADER: [&str; 8] = [
     "SECRET", "PROVIDER", "TARGETS", "KEY", "ROTATED", "NEXT", "AGE", "STATE",
 ];
 
-pub async fn run(args: StatusArgs, stack: &str) -> Result<()> {
-    let session = Session::connect(stack).await?;
+pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
+    let session = Session::connect(deployment).await?;
     let ports = &session.ports;
     let now = ports.clock.now();
     let mut managed = session.keeper().managed_secrets().await?;

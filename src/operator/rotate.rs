@@ -5,6 +5,7 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Utc};
 
 use super::Operator;
+use crate::domain::ManagedSecret;
 use crate::domain::SecretDescription;
 use crate::domain::Step;
 use crate::domain::Trigger;
@@ -12,8 +13,11 @@ use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::policy::{
     AWSCURRENT, AWSPENDING, TAG_NEXT_GRACE_HOURS, TAG_ONE_SHOT_FOR, TAG_TRIGGER,
 };
+use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
-use crate::ports::{AuditHistory, Clock, Family, SecretAdmin, SecretStore};
+use crate::ports::{
+    AuditHistory, AuditLog, Clock, DeploymentState, Family, SecretAdmin, SecretStore, Target,
+};
 
 /// What the operator asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,6 +35,9 @@ impl RotateRequest {
         self.grace_hours.or(self.emergency.then_some(0.0))
     }
 }
+
+/// How long following goes without a word before it says what it waits for.
+const HEARTBEAT: StdDuration = StdDuration::from_secs(10);
 
 /// A rotation Secrets Manager accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +258,9 @@ where
         poll: StdDuration,
         say: &mut dyn FnMut(String),
     ) -> Result<FollowEnd> {
-        let deadline = Instant::now() + limit;
+        let started = Instant::now();
+        let deadline = started + limit;
+        let mut last_said = started;
         let mut shown = 0;
         // Set once a step failed retryably: from then on the token's labels say whether it goes on.
         let mut retrying = false;
@@ -268,6 +277,7 @@ where
                 .filter(|e| e.version_id == token && e.step().is_some())
                 .collect();
             for event in mine.iter().skip(shown) {
+                last_said = Instant::now();
                 match self.said(secret_name, token, event, say).await? {
                     Said::End(end) => return Ok(end),
                     Said::Retrying => retrying = true,
@@ -275,6 +285,19 @@ where
                 }
             }
             shown = mine.len();
+            if last_said.elapsed() >= HEARTBEAT {
+                last_said = Instant::now();
+                let builds = self.builds(secret_name, token).await;
+                say(format!(
+                    "  ... waiting ({} s){}",
+                    started.elapsed().as_secs(),
+                    if builds.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; redeploys: {}", builds.join(", "))
+                    }
+                ));
+            }
             if retrying && let Some(end) = self.settled_by_labels(secret_name, token, say).await? {
                 return Ok(end);
             }
@@ -293,6 +316,50 @@ where
             }
             tokio::time::sleep(poll).await;
         }
+    }
+
+    /// The redeploys this rotation started and how each stands, as `target state`; empty when none
+    /// is known yet (or the pending value cannot be read: following goes on regardless).
+    async fn builds(&self, secret_name: &str, token: &str) -> Vec<String> {
+        let Ok(Some(text)) = self
+            .ports
+            .store
+            .value(secret_name, AWSPENDING, Some(token))
+            .await
+        else {
+            return Vec::new();
+        };
+        let Ok(pending) = ManagedSecret::parse(secret_name, AWSPENDING, &text) else {
+            return Vec::new();
+        };
+        let Ok(targets) = TargetSpec::parse_all(secret_name, &pending.targets) else {
+            return Vec::new();
+        };
+        let mut builds = Vec::new();
+        for target in &targets {
+            let label = target.label();
+            let Ok(Some(id)) = self
+                .ports
+                .audit
+                .deployment(secret_name, token, &label)
+                .await
+            else {
+                continue;
+            };
+            let state = match self
+                .ports
+                .targets
+                .deployment_state(secret_name, target, &id)
+                .await
+            {
+                Ok(DeploymentState::Building) => "building".to_owned(),
+                Ok(DeploymentState::Ready) => "ready".to_owned(),
+                Ok(DeploymentState::Failed(word)) => format!("failed ({word})"),
+                Err(_) => "unknown".to_owned(),
+            };
+            builds.push(format!("{label} {state}"));
+        }
+        builds
     }
 
     /// Says one step's outcome and what it means for the rotation.

@@ -457,7 +457,7 @@ fn cli_cases() -> Vec<Case> {
             "a terminal with nobody typing",
             &["stage", "{name}"],
             Stdin::Terminal,
-            &["terminal"],
+            &["input hidden", "no key was given"],
         ),
         line(
             "a month that does not exist",

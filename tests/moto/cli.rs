@@ -1103,3 +1103,112 @@ async fn confirm_lets_the_old_key_of_an_unredeployed_target_go() {
         ]);
     assert_no_key(&format!("{items:?}"), &first_key, "audit items");
 }
+
+/// `rotate --wait` says, every ten seconds without a step, what it waits for (the redeploys and how
+/// each stands), and when `--wait-seconds` runs out with the rotation still running it exits 3, not 1:
+/// nothing failed.
+#[tokio::test]
+async fn rotate_wait_shows_the_builds_and_exits_3_while_the_rotation_runs() {
+    let world = World::new().await;
+    world.sim.vercel_set_build_millis(30);
+    world.sim.render_set_build_millis(30);
+    let (name, _, _vercel, _render) = world.openai_secret_with_targets(&[]).await;
+    world.rotate(&name).await;
+    world.sim.vercel_set_build_millis(120_000);
+    world.sim.render_set_build_millis(120_000);
+    let waiting = cli(&world)
+        .args(["rotate", &name, "--wait", "--wait-seconds", "12"])
+        .run();
+    let steps = async {
+        let token = loop {
+            if let Some(pending) = world.moto.version_of(&name, "AWSPENDING").await
+                && world
+                    .moto
+                    .value(&name, "AWSPENDING", Some(&pending))
+                    .await
+                    .is_none()
+            {
+                break pending;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        for step in ["createSecret", "setSecret"] {
+            world.step(step, &name, &token).await.expect(step);
+        }
+    };
+    let (out, ()) = tokio::join!(waiting, steps);
+    out.exits_with(3);
+    out.says(&[
+        "setSecret",
+        "... waiting",
+        "redeploys: vercel:",
+        "building",
+        "still running",
+    ]);
+}
+
+/// At a terminal, an emergency rotation asks for the secret's name first; anything else typed (here:
+/// nothing) changes nothing. `--yes` skips the question; a script (no terminal) is never asked.
+#[tokio::test]
+async fn an_emergency_at_a_terminal_asks_for_the_name_first() {
+    let world = World::new().await;
+    let (name, _, _) = world.openai_secret(&[]).await;
+    world.rotate(&name).await;
+    let tags = world.moto.tags(&name).await;
+    let out = cli(&world)
+        .args(["rotate", &name, "--emergency"])
+        .on_a_terminal()
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[
+        "EMERGENCY",
+        &format!("Type {name}"),
+        "nothing was changed",
+        "--yes",
+    ]);
+    assert!(world.moto.version_of(&name, "AWSPENDING").await.is_none());
+    assert_eq!(
+        world.moto.tags(&name).await,
+        tags,
+        "no one-shot tag written"
+    );
+    cli(&world)
+        .args(["rotate", &name, "--emergency", "--yes"])
+        .on_a_terminal()
+        .run()
+        .await
+        .success();
+    assert!(world.moto.version_of(&name, "AWSPENDING").await.is_some());
+}
+
+/// `--profile` and `--region` reach the SDK as the AWS CLI's do. Credentials that cannot be found are
+/// said as such, with the command that logs in, instead of "could not reach the service".
+#[tokio::test]
+async fn profile_and_region_are_the_aws_clis_and_missing_credentials_say_how_to_log_in() {
+    let world = World::new().await;
+    let (name, _, _) = world.openai_secret(&[]).await;
+    let empty = std::env::temp_dir().join(unique("no-aws-config").replace('/', "-"));
+    std::fs::write(&empty, "").expect("an empty config file");
+    let out = cli(&world)
+        .args(["rollback", &name, "--profile", "keyrot-no-such-profile"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_CONFIG_FILE", &empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[
+        "credentials",
+        "profile keyrot-no-such-profile",
+        "aws sso login --profile keyrot-no-such-profile",
+    ]);
+    let out = cli(&world)
+        .args(["rollback", &name, "--region", "eu-west-3"])
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&["no secret of this name here"]);
+}

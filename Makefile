@@ -22,7 +22,7 @@ unit: ## unit tests only (in-memory fakes, no moto)
 TEST_FEATURES = --features keyrot/sim-clock
 
 # The contract tests read the official provider specs from KEYROT_SPECS_DIR; without it they are skipped.
-SPECS_NOTE = [ -n "$$KEYROT_SPECS_DIR" ] || echo "NOTE: KEYROT_SPECS_DIR is unset, so the contract tests against the official provider specs were SKIPPED"
+SPECS_NOTE = [ -n "$$KEYROT_SPECS_DIR" ] || echo "NOTE: KEYROT_SPECS_DIR is unset, so the contract tests against the official provider specs were SKIPPED; run them with: scripts/fetch-specs.sh && KEYROT_SPECS_DIR=.specs make test"
 
 test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
 	@$(SPECS_NOTE)

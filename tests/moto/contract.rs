@@ -24,7 +24,7 @@ fn spec_file(test: &str, name: &str) -> Option<PathBuf> {
     let Some(dir) = std::env::var_os("KEYROT_SPECS_DIR") else {
         eprintln!(
             "SKIPPED {test}: it needs the official spec {name}; set KEYROT_SPECS_DIR to the folder \
-             that holds the provider specs to run it"
+             that holds the provider specs (scripts/fetch-specs.sh downloads them) to run it"
         );
         return None;
     };

@@ -52,7 +52,7 @@ fn spec_present(test: &str) -> bool {
     if !present {
         eprintln!(
             "SKIPPED {test}: it needs the official vercel-openapi.json; set KEYROT_SPECS_DIR to the \
-             folder that holds the provider specs to run it"
+             folder that holds the provider specs (scripts/fetch-specs.sh downloads them) to run it"
         );
     }
     present

@@ -12,6 +12,7 @@
 #      Synthesized against placeholder bootstrap zips, so no release build is needed.
 #   5. SAM (through the real SAM transform) and CDK declare the same resources, properties, IAM actions,
 #      parameters and outputs.
+#   6. The dashboard shows only metrics the functions emit; the rotation-failure message is complete.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -68,5 +69,8 @@ echo "cfn-lint on the synthesized CDK template: no errors, no warnings"
 
 step "5. SAM and CDK declare the same deployment"
 "$venv/python" infra/checks/compare_templates.py template.yaml "$template"
+
+step "6. the dashboard and the rotation-failure message"
+"$venv/python" infra/checks/dashboard.py template.yaml src/ports/mod.rs
 
 printf '\ncheck-infra: all checks passed in %ss\n' "$((SECONDS - started))"

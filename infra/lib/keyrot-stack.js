@@ -17,6 +17,15 @@ const logs = require('aws-cdk-lib/aws-logs');
 const secretsmanager = require('aws-cdk-lib/aws-secretsmanager');
 const sns = require('aws-cdk-lib/aws-sns');
 
+/** The rotation-failure rule's message to the topic: EventBridge input-transformer placeholders. */
+const FAILURE_MESSAGE = "\"keyrot: Secrets Manager reports <event> for <secret> at <time> (account <account>, region <region>): the rotation did not finish. See which step failed and why with `keyrot audit --secret <secret>` and `keyrot status --secret <secret>`; a stuck rotation is cleared with `keyrot repair <secret>` (docs/steps.md, Repair).\"";
+
+/**
+ * The CloudWatch dashboard, an Fn::Sub string: each managed secret's age, the rotation steps and their failures,
+ * what the grace keeper revoked, postponed or found overdue, stuck or orphaned, and how long its passes take.
+ */
+const DASHBOARD_BODY = "{\"widgets\":[{\"type\":\"metric\",\"x\":0,\"y\":0,\"width\":12,\"height\":6,\"properties\":{\"title\":\"Days since rotation, per managed secret\",\"region\":\"${AWS::Region}\",\"view\":\"timeSeries\",\"stat\":\"Maximum\",\"period\":3600,\"metrics\":[[{\"expression\":\"SEARCH('{keyrot,Secret} MetricName=\\\"DaysSinceRotation\\\"', 'Maximum', 3600)\",\"id\":\"days\",\"label\":\"\"}]]}},{\"type\":\"metric\",\"x\":12,\"y\":0,\"width\":12,\"height\":6,\"properties\":{\"title\":\"Rotation steps and failed steps\",\"region\":\"${AWS::Region}\",\"view\":\"timeSeries\",\"stat\":\"Sum\",\"period\":3600,\"metrics\":[[\"AWS/Lambda\",\"Invocations\",\"FunctionName\",\"${RotatorFunction}\",{\"label\":\"steps\"}],[\"AWS/Lambda\",\"Errors\",\"FunctionName\",\"${RotatorFunction}\",{\"label\":\"failed steps\"}]]}},{\"type\":\"metric\",\"x\":0,\"y\":6,\"width\":12,\"height\":6,\"properties\":{\"title\":\"Revocations, postponements, overdue, stuck, orphans\",\"region\":\"${AWS::Region}\",\"view\":\"timeSeries\",\"stat\":\"Sum\",\"period\":3600,\"metrics\":[[\"keyrot\",\"Revoked\"],[\"keyrot\",\"RevocationFailed\"],[\"keyrot\",\"Postponed\"],[\"keyrot\",\"Overdue\",{\"stat\":\"Maximum\"}],[\"keyrot\",\"Stuck\",{\"stat\":\"Maximum\"}],[\"keyrot\",\"Orphans\",{\"stat\":\"Maximum\"}]]}},{\"type\":\"metric\",\"x\":12,\"y\":6,\"width\":12,\"height\":6,\"properties\":{\"title\":\"Grace keeper pass duration (ms)\",\"region\":\"${AWS::Region}\",\"view\":\"timeSeries\",\"stat\":\"Maximum\",\"period\":900,\"metrics\":[[\"AWS/Lambda\",\"Duration\",\"FunctionName\",\"${GraceKeeperFunction}\"]]}}]}";
+
 /**
  * Gives an L2 construct's CloudFormation resource the logical id template.yaml uses.
  * @template {import('constructs').IConstruct} T
@@ -508,7 +517,7 @@ class KeyrotStack extends cdk.Stack {
     );
 
     // ------------------------------------------------------------ failures reach the topic
-    logicalId(
+    const rotationFailed = logicalId(
       new events.Rule(this, 'RotationFailedRule', {
         description:
           'Secrets Manager rotation failures (CloudTrail RotationFailed, RotationAbandoned) to the keyrot topic',
@@ -523,6 +532,20 @@ class KeyrotStack extends cdk.Stack {
         targets: [{ bind: () => ({ id: 'AlertTopic', arn: alertTopic.topicArn }) }],
       }),
       'RotationFailedRule',
+    );
+    // A sentence a person can act on, instead of the raw CloudTrail event (template.yaml has the same).
+    /** @type {cdk.CfnResource} */ (rotationFailed.node.defaultChild).addPropertyOverride(
+      'Targets.0.InputTransformer',
+      {
+        InputPathsMap: {
+          event: '$.detail.eventName',
+          secret: '$.detail.additionalEventData.SecretId',
+          time: '$.time',
+          account: '$.account',
+          region: '$.region',
+        },
+        InputTemplate: FAILURE_MESSAGE,
+      },
     );
 
     const toTopic = new cwActions.SnsAction(alertTopic);
@@ -555,6 +578,11 @@ class KeyrotStack extends cdk.Stack {
       'KeysOverdueAlarm',
       "keyrot keys overdue: DaysSinceRotation of at least one secret exceeds its keyrot:max-age-days (the grace keeper's Overdue count)",
       new cloudwatch.Metric({ namespace: 'keyrot', metricName: 'Overdue', statistic: 'Maximum', period: Duration.minutes(15) }),
+    );
+
+    // The operators' view (template.yaml has the same body).
+    new cloudwatch.CfnDashboard(this, 'Dashboard', { dashboardBody: Fn.sub(DASHBOARD_BODY) }).overrideLogicalId(
+      'Dashboard',
     );
 
     // ------------------------------------------------------------ optional example secret

@@ -1,6 +1,8 @@
 //! [`Alerts`] on one SNS topic: a short subject, `MessageStructure=json` with a human body for people
-//! (`default`, `email`) and the machine JSON for programs (`sqs`, `lambda`, `https`), and the message
-//! attributes `event`, `secret` and `severity` for subscription filters.
+//! (`default`, `email`), the machine JSON for programs (`sqs`, `lambda`), and for `https` (the protocol
+//! AWS Chatbot, now Amazon Q Developer in chat applications, subscribes with) a custom notification in its
+//! schema, which renders in Slack and Teams and carries the machine JSON too; and the message attributes
+//! `event`, `secret` and `severity` for subscription filters.
 
 use aws_sdk_sns::Client;
 use aws_sdk_sns::types::MessageAttributeValue;
@@ -33,9 +35,36 @@ pub fn message_document(alert: &Alert) -> String {
         "email": alert.text,
         "sqs": machine,
         "lambda": machine,
-        "https": machine,
+        "https": chat_notification(alert, &machine).to_string(),
     })
     .to_string()
+}
+
+/// The alert as a chat custom notification (docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html):
+/// the subject as title, the text as description, one thread per secret, and the machine JSON in
+/// `additionalContext.details` (whose values must be strings).
+fn chat_notification(alert: &Alert, machine: &str) -> serde_json::Value {
+    json!({
+        "version": "1.0",
+        "source": "custom",
+        "content": {
+            "textType": "client-markdown",
+            "title": subject(alert),
+            "description": alert.text,
+            "keywords": [alert.event.as_str(), alert.severity.as_str()],
+        },
+        "metadata": {
+            "threadId": alert.secret_name,
+            "summary": subject(alert),
+            "eventType": alert.event.as_str(),
+            "relatedResources": [alert.secret_name],
+            "additionalContext": {
+                "secret": alert.secret_name,
+                "severity": alert.severity.as_str(),
+                "details": machine,
+            },
+        },
+    })
 }
 
 /// SNS refuses a subject over 100 characters (and one with a line break).
@@ -98,12 +127,47 @@ mod tests {
         for human in ["default", "email"] {
             assert_eq!(document[human], alert.text.as_str(), "{human}");
         }
-        for machine in ["sqs", "lambda", "https"] {
+        for machine in ["sqs", "lambda"] {
             let body: serde_json::Value =
                 serde_json::from_str(document[machine].as_str().expect("a string body"))
                     .expect("machine JSON");
             assert_eq!(body, alert.details, "{machine}");
         }
+    }
+
+    /// What Amazon Q Developer in chat applications (AWS Chatbot) renders: its custom-notification
+    /// schema, version 1.0 and source custom, with the machine JSON kept in the context.
+    #[test]
+    fn https_subscribers_such_as_chat_get_a_custom_notification_with_the_details() {
+        let alert = Alert {
+            event: AlertKind::RotationFailed,
+            severity: Severity::Critical,
+            secret_name: "prod/openai".into(),
+            subject: "keyrot: prod/openai rotation failed".into(),
+            text: "setSecret failed: Vercel refused the token. Fix: ...".into(),
+            details: json!({"event": "rotation_failed", "secret": "prod/openai", "step": "setSecret"}),
+        };
+        let document: serde_json::Value =
+            serde_json::from_str(&message_document(&alert)).expect("JSON");
+        let chat: serde_json::Value =
+            serde_json::from_str(document["https"].as_str().expect("a string body")).expect("JSON");
+        assert_eq!(chat["version"], "1.0");
+        assert_eq!(chat["source"], "custom");
+        assert_eq!(chat["content"]["textType"], "client-markdown");
+        assert_eq!(chat["content"]["title"], alert.subject.as_str());
+        assert_eq!(chat["content"]["description"], alert.text.as_str());
+        assert_eq!(chat["metadata"]["threadId"], "prod/openai");
+        assert_eq!(chat["metadata"]["eventType"], "rotation_failed");
+        let context = chat["metadata"]["additionalContext"]
+            .as_object()
+            .expect("additionalContext");
+        assert!(
+            context.values().all(serde_json::Value::is_string),
+            "strings only"
+        );
+        let details: serde_json::Value =
+            serde_json::from_str(context["details"].as_str().expect("details")).expect("JSON");
+        assert_eq!(details, alert.details);
     }
 
     #[test]

@@ -19,9 +19,14 @@ impl Target for PlatformTargets {
         secret_name: &str,
         target: &TargetSpec,
         now: chrono::DateTime<chrono::Utc>,
+        minted: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<String>> {
         match target {
-            TargetSpec::Vercel(v) => self.vercel.stale_previews(secret_name, v, now).await,
+            TargetSpec::Vercel(v) => {
+                self.vercel
+                    .stale_previews(secret_name, v, now, minted)
+                    .await
+            }
             TargetSpec::Render(_) => Ok(Vec::new()),
         }
     }

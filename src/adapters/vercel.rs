@@ -235,6 +235,7 @@ impl VercelClient {
         secret_name: &str,
         target: &VercelTarget,
         now: chrono::DateTime<chrono::Utc>,
+        minted: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<String>> {
         if !target.environments.iter().any(|e| e == "preview") {
             return Ok(Vec::new());
@@ -250,7 +251,10 @@ impl VercelClient {
         let Some(changed) = changed else {
             return Ok(Vec::new());
         };
-        let live_since = (now - PREVIEW_LIVE).timestamp_millis() as f64;
+        // A deployment built before keyrot minted the key cannot run it.
+        let live_since = (now - PREVIEW_LIVE)
+            .max(minted.unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC))
+            .timestamp_millis() as f64;
         let mut branches = std::collections::BTreeSet::new();
         let mut stale = Vec::new();
         // Newest first: the first deployment of a branch is the one its preview URL serves.

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::domain::audit::{Action, Outcome, Revocation, RevocationStatus};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
+use crate::domain::provenance::Origin;
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::ports::{
@@ -338,17 +339,8 @@ impl<F: Family> GraceKeeper<'_, F> {
             {
                 return Ok(Some(held));
             }
-            let stale = self
-                .ports
-                .targets
-                .stale_deployments(&secret.name, target, now)
-                .await?;
-            if !stale.is_empty() {
-                return Ok(Some(Hold::HeldBy(format!(
-                    "the live preview deployment(s) {} of target {} were built before the key changed and may still use it: redeploy or delete them",
-                    stale.join(", "),
-                    target.label()
-                ))));
+            if let Some(held) = self.stale_hold(now, secret, target, revocation).await? {
+                return Ok(Some(held));
             }
         }
         // Once a revocation was sent, the key is dying whatever this pass decides, and its last use may
@@ -360,6 +352,37 @@ impl<F: Family> GraceKeeper<'_, F> {
             return Ok(Some(Hold::InUse(used)));
         }
         Ok(None)
+    }
+
+    /// Live previews built before the variable last changed may run the old key, unless they were
+    /// built before keyrot minted it: those cannot have it.
+    async fn stale_hold(
+        &self,
+        now: DateTime<Utc>,
+        secret: &SecretDescription,
+        target: &TargetSpec,
+        revocation: &Revocation,
+    ) -> Result<Option<Hold>> {
+        let minted = self
+            .ports
+            .audit
+            .key_record(&secret.name, &revocation.fingerprint)
+            .await?
+            .filter(|record| record.origin == Origin::Minted)
+            .map(|record| record.at);
+        let stale = self
+            .ports
+            .targets
+            .stale_deployments(&secret.name, target, now, minted)
+            .await?;
+        if stale.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Hold::HeldBy(format!(
+            "the live preview deployment(s) {} of target {} were built before the key changed and may still use it: redeploy or delete them",
+            stale.join(", "),
+            target.label()
+        ))))
     }
 
     /// A target keyrot does not redeploy holds the new key in its variable, but whether its service

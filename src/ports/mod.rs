@@ -224,12 +224,14 @@ pub trait Target {
 
     /// Live deployments of `target` built before its variable last changed, so perhaps still running
     /// an older key (Vercel's previews: keyrot redeploys production only), by a name a person can
-    /// find. What holds a revocation besides the variable itself; `now` is the caller's clock.
+    /// find. What holds a revocation besides the variable itself; `now` is the caller's clock. Built
+    /// before `minted` (when keyrot minted the key, if it did), a deployment cannot run the key.
     async fn stale_deployments(
         &self,
         _secret_name: &str,
         _target: &TargetSpec,
         _now: DateTime<Utc>,
+        _minted: Option<DateTime<Utc>>,
     ) -> Result<Vec<String>> {
         Ok(Vec::new())
     }

@@ -393,6 +393,38 @@ async fn a_live_preview_built_with_the_old_key_holds_its_revocation() {
     assert!(!world.sim.openai_key_works(&old_key));
 }
 
+/// A preview built before keyrot minted a key cannot run it: that key's revocation goes ahead, while
+/// the keys the preview may run stay held. Before, one old preview held every later key alive.
+#[tokio::test]
+async fn a_preview_older_than_a_minted_key_does_not_hold_its_revocation() {
+    let world = World::new().await;
+    let (name, _, vercel, _) = world
+        .openai_secret_with_targets(&[("keyrot:grace-hours", "1")])
+        .await;
+    world.rotate(&name).await;
+    let second = world.current_key(&name).await;
+    world
+        .sim
+        .vercel_create_preview(&vercel, "feature-x")
+        .expect("a preview, built with the second key");
+    world.rotate(&name).await;
+    let third = world.current_key(&name).await;
+    world.rotate(&name).await;
+    let keeper = Keeper::new(&world, &name).await;
+    let report = keeper.pass_at(Duration::minutes(90)).await;
+    // The first (onboarded: its birth unknown) and the second may run in the preview; the third
+    // was minted after it was built.
+    assert_eq!((report.revoked, report.postponed), (1, 2), "{report:?}");
+    assert!(
+        !world.sim.openai_key_works(&third),
+        "the third key is revoked"
+    );
+    assert!(
+        world.sim.openai_key_works(&second),
+        "the preview's key lives"
+    );
+}
+
 /// Another managed secret's target serving the same key (someone pasted one secret's key into another
 /// secret's service) is a use of that key: its revocation waits, naming that target.
 #[tokio::test]

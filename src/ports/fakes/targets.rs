@@ -61,6 +61,7 @@ impl Target for FakeTargets {
         _secret_name: &str,
         target: &TargetSpec,
         _now: chrono::DateTime<chrono::Utc>,
+        _minted: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<String>> {
         Ok(self
             .stale

@@ -227,10 +227,23 @@ pub struct OrphansArgs {
     json: bool,
 }
 
-pub async fn orphans(args: OrphansArgs, deployment: &Deployment) -> Result<i32> {
-    let session = Session::connect(deployment).await?;
-    let found = session.keeper().orphans().await?;
-    if args.delete && !found.is_empty() {
+fn orphan_row(
+    orphan: &crate::keeper::Orphan,
+    status: &str,
+    error: Option<String>,
+) -> serde_json::Value {
+    json!({"secret": orphan.secret, "key_id": orphan.key.id, "name": orphan.key.name,
+        "project_id": orphan.key.scope, "created_at": orphan.key.created_at.to_rfc3339(),
+        "status": status, "error": error})
+}
+
+/// Deletes the orphans, after asking at a terminal; one row per deletion, and how many failed.
+async fn delete_orphans(
+    session: &Session,
+    found: Vec<crate::keeper::Orphan>,
+    yes: bool,
+) -> Result<(Vec<serde_json::Value>, usize)> {
+    if !found.is_empty() {
         ask_to_confirm(
             &format!(
                 "This deletes {} key(s) keyrot minted that no version or revocation knows; a service \
@@ -238,47 +251,46 @@ pub async fn orphans(args: OrphansArgs, deployment: &Deployment) -> Result<i32> 
                 found.len()
             ),
             "delete",
-            args.yes,
+            yes,
         )?;
     }
     let mut rows = Vec::new();
     let mut failed = 0;
-    let row = |orphan: &crate::keeper::Orphan, status: String, error: Option<String>| {
-        json!({"secret": orphan.secret, "key_id": orphan.key.id, "name": orphan.key.name,
-            "project_id": orphan.key.scope, "created_at": orphan.key.created_at.to_rfc3339(),
-            "status": status, "error": error})
-    };
-    if args.delete {
-        for deletion in session
-            .actions()
-            .delete_orphans(found, &session.actor)
-            .await
-        {
-            match &deletion.result {
-                Ok(status) => rows.push(row(
+    for deletion in session
+        .actions()
+        .delete_orphans(found, &session.actor)
+        .await
+    {
+        match &deletion.result {
+            Ok(crate::domain::audit::RevocationStatus::Revoked) => {
+                rows.push(orphan_row(&deletion.orphan, "deleted", None));
+            }
+            Ok(other) => rows.push(orphan_row(&deletion.orphan, other.as_str(), None)),
+            Err(err) => {
+                failed += 1;
+                rows.push(orphan_row(
                     &deletion.orphan,
-                    match status {
-                        crate::domain::audit::RevocationStatus::Revoked => "deleted".to_owned(),
-                        other => other.as_str().to_owned(),
-                    },
-                    None,
-                )),
-                Err(err) => {
-                    failed += 1;
-                    rows.push(row(
-                        &deletion.orphan,
-                        "FAILED".to_owned(),
-                        Some(err.to_string()),
-                    ));
-                }
+                    "FAILED",
+                    Some(err.to_string()),
+                ));
             }
         }
-    } else {
-        rows = found
-            .iter()
-            .map(|orphan| row(orphan, "orphaned".to_owned(), None))
-            .collect();
     }
+    Ok((rows, failed))
+}
+
+pub async fn orphans(args: OrphansArgs, deployment: &Deployment) -> Result<i32> {
+    let session = Session::connect(deployment).await?;
+    let found = session.keeper().orphans().await?;
+    let (rows, failed) = if args.delete {
+        delete_orphans(&session, found, args.yes).await?
+    } else {
+        let rows = found
+            .iter()
+            .map(|orphan| orphan_row(orphan, "orphaned", None))
+            .collect();
+        (rows, 0)
+    };
     let code = if failed > 0 { 1 } else { 0 };
     if args.json {
         print_json(&serde_json::Value::Array(rows))?;

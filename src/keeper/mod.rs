@@ -263,7 +263,12 @@ impl<F: Family> GraceKeeper<'_, F> {
             Err(err) => return report.errors.push(format!("parked alerts: {err}")),
         };
         report.errors.extend(parked.unreadable);
-        for parked in parked.items {
+        // The outbox is the table's: a keeper scoped to a prefix delivers only its own secrets' alerts.
+        for parked in parked
+            .items
+            .into_iter()
+            .filter(|parked| self.in_scope(&parked.alert.secret_name))
+        {
             let alert = &parked.alert;
             if let Err(err) = self.ports.alerts.send(alert).await {
                 report.errors.push(format!(

@@ -615,6 +615,33 @@ async fn a_rotation_failure_alert_sns_refused_is_delivered_by_the_keeper() {
     assert!(r.audit.parked.borrow().is_empty());
 }
 
+/// The outbox holds every secret's parked alerts: a keeper scoped to a prefix delivers its own only,
+/// and leaves the others to theirs.
+#[tokio::test]
+async fn a_keeper_scoped_to_a_prefix_delivers_only_its_own_parked_alerts() {
+    let r = world();
+    r.store.start_rotation("t1");
+    r.alerts.fail.set(true);
+    run(&r, Step::Create, "t1").await.expect("created");
+    r.issuer.refuse_next_validations.set(u32::MAX);
+    run(&r, Step::Set, "t1").await.expect_err("final");
+    assert_eq!(r.audit.parked.borrow().len(), 1);
+    r.alerts.fail.set(false);
+    let elsewhere = GraceKeeper::new(
+        &r.ports,
+        KeeperSettings {
+            name_prefix: Some("staging/".into()),
+            revocation_check: crate::ports::fakes::FAKE_PATIENCE,
+            ..KeeperSettings::default()
+        },
+    );
+    let report = elsewhere.run().await.expect("pass");
+    assert_eq!(report.parked_delivered, 0, "{report:?}");
+    assert_eq!(r.audit.parked.borrow().len(), 1, "left to its own keeper");
+    keeper(&r).run().await.expect("its own keeper's pass");
+    assert!(r.audit.parked.borrow().is_empty());
+}
+
 /// A revocation record that cannot be read may be the one that knows a key: the orphan check of that
 /// project stops and says why, rather than send a person to delete a key in service.
 #[tokio::test]

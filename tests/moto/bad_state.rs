@@ -11,14 +11,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use keyrot::keeper::{GraceKeeper, KeeperSettings};
 use keyrot::operator::Operator;
 use keyrot_sim::{Fault, FaultKind};
 use serde_json::{Value, json};
 
 use crate::support::cli::cli;
-use crate::support::invariant::settings;
-use crate::support::{AlertQueue, Later, World, assert_no_key};
+use crate::support::invariant::{keeper_pass_at, settings};
+use crate::support::{AlertQueue, World, assert_no_key};
 
 /// What the spoil does to the secret before the action.
 enum Spoil {
@@ -627,18 +626,7 @@ async fn act(world: &World, scene: &Scene, act: &Act) -> (String, bool) {
                 Err(err) => (err, false),
             };
             // RotateSecret's placeholder is Secrets Manager's, not keyrot's: it goes with the case.
-            if let Some(pending) = world.moto.version_of(name, "AWSPENDING").await {
-                world
-                    .moto
-                    .sm
-                    .update_secret_version_stage()
-                    .secret_id(name)
-                    .version_stage("AWSPENDING")
-                    .remove_from_version_id(pending)
-                    .send()
-                    .await
-                    .expect("placeholder cleared");
-            }
+            world.moto.clear_pending(name).await;
             outcome
         }
         Act::Cli(args, stdin) => {
@@ -654,19 +642,7 @@ async fn act(world: &World, scene: &Scene, act: &Act) -> (String, bool) {
 
 /// A keeper pass `hours` on; its report as text.
 async fn keeper_pass(world: &World, name: &str, hours: i64) -> (String, bool) {
-    let later =
-        keyrot::wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(hours)))
-            .await
-            .expect("ports");
-    let keeper = GraceKeeper::new(
-        &later,
-        KeeperSettings {
-            rotator_arn: Some(world.moto.rotator_arn.clone()),
-            name_prefix: Some(name.to_owned()),
-            ..KeeperSettings::default()
-        },
-    );
-    match keeper.run().await {
+    match keeper_pass_at(world, name, hours).await {
         Ok(report) => (format!("{report:?}"), true),
         Err(err) => (err.to_string(), false),
     }

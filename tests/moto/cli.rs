@@ -261,18 +261,7 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
 /// What Secrets Manager does after a RotateImmediately=false configuration test and moto does not:
 /// the test's AWSPENDING version goes.
 async fn clear_configuration_test(world: &World, name: &str) {
-    if let Some(pending) = world.moto.version_of(name, "AWSPENDING").await {
-        world
-            .moto
-            .sm
-            .update_secret_version_stage()
-            .secret_id(name)
-            .version_stage("AWSPENDING")
-            .remove_from_version_id(&pending)
-            .send()
-            .await
-            .expect("remove the configuration test's AWSPENDING");
-    }
+    world.moto.clear_pending(name).await;
 }
 
 async fn tags(world: &World, name: &str) -> BTreeMap<String, String> {

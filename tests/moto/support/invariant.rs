@@ -219,7 +219,16 @@ pub async fn repair(world: &World, name: &str) {
 /// The grace keeper's next pass, two hours on: it revokes what is due (a key repair recorded, an
 /// old key whose grace-0 revocation failed) once nothing uses it.
 pub async fn keeper_pass(world: &World, name: &str) {
-    let later = wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(2)))
+    let _ = keeper_pass_at(world, name, 2).await;
+}
+
+/// A grace keeper pass over the secrets named `name...`, `hours` on.
+pub async fn keeper_pass_at(
+    world: &World,
+    name: &str,
+    hours: i64,
+) -> keyrot::error::Result<keyrot::keeper::KeeperReport> {
+    let later = wiring::build_with_clock(&world.config, Later(chrono::Duration::hours(hours)))
         .await
         .expect("ports");
     let keeper = GraceKeeper::new(
@@ -230,7 +239,7 @@ pub async fn keeper_pass(world: &World, name: &str) {
             ..KeeperSettings::default()
         },
     );
-    let _ = keeper.run().await;
+    keeper.run().await
 }
 
 pub async fn invariant(

@@ -297,6 +297,20 @@ impl Moto {
             .expect("PutItem");
     }
 
+    /// Takes AWSPENDING off whichever version carries it, if any.
+    pub async fn clear_pending(&self, name: &str) {
+        if let Some(pending) = self.version_of(name, "AWSPENDING").await {
+            self.sm
+                .update_secret_version_stage()
+                .secret_id(name)
+                .version_stage("AWSPENDING")
+                .remove_from_version_id(pending)
+                .send()
+                .await
+                .expect("AWSPENDING removed");
+        }
+    }
+
     /// Tags the secret, as `aws secretsmanager tag-resource` would.
     pub async fn tag(&self, name: &str, key: &str, value: &str) {
         self.sm

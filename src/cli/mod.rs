@@ -128,6 +128,15 @@ pub enum Command {
     /// secret's history, newest first. CSV has a header row and RFC 4180 quoting, suitable as SOC 2 /
     /// ISO 27001 evidence.
     Audit(audit::AuditArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    ///
+    /// For example `keyrot completions bash > ~/.local/share/bash-completion/completions/keyrot`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), for example `keyrot man > ~/.local/share/man/man1/keyrot.1`.
+    Man,
 }
 
 /// Runs the command and returns its exit code; an error is reported by the caller with exit code 1.
@@ -141,6 +150,19 @@ pub async fn run(cli: Cli) -> Result<i32, Error> {
         .await
         .map_err(|err| explain_credentials(err, &deployment))
         .map_err(explain)
+}
+
+/// The manual page of `keyrot`, from the same definitions as `--help`.
+fn man_page() -> Result<(), Error> {
+    let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+    page.render(&mut std::io::stdout()).map_err(|err| {
+        Error::external(
+            "stdout",
+            "write the manual page",
+            err,
+            crate::error::Transience::Final,
+        )
+    })
 }
 
 /// No credentials, or refused ones: say how to log in, and with which profile and region.
@@ -205,6 +227,16 @@ async fn run_command(command: Command, stack: &Deployment) -> Result<i32, Error>
         Command::Orphans(args) => keys::orphans(args, stack).await,
         Command::Report(args) => report::run(args, stack).await.map(|()| 0),
         Command::Audit(args) => audit::run(args, stack).await.map(|()| 0),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "keyrot",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man => man_page().map(|()| 0),
     }
 }
 

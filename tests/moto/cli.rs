@@ -1,6 +1,5 @@
 //! The `keyrot` operator CLI against moto and the simulator, run as an operator runs it.
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use tokio::process::Command;
@@ -264,21 +263,6 @@ async fn clear_configuration_test(world: &World, name: &str) {
     world.moto.clear_pending(name).await;
 }
 
-async fn tags(world: &World, name: &str) -> BTreeMap<String, String> {
-    let out = world
-        .moto
-        .sm
-        .describe_secret()
-        .secret_id(name)
-        .send()
-        .await
-        .expect("describe");
-    out.tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-        .collect()
-}
-
 #[tokio::test]
 async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_now() {
     let world = World::new().await;
@@ -297,7 +281,7 @@ async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_
         "{}",
         out.text()
     );
-    let set = tags(&world, &name).await;
+    let set = world.moto.tags(&name).await;
     assert_eq!(
         set.get("keyrot:trigger").map(String::as_str),
         Some("emergency")
@@ -336,7 +320,7 @@ async fn an_emergency_rotation_sets_the_one_shot_tags_and_says_the_old_key_dies_
         !world.sim.openai_key_works(&old_key),
         "the old key was revoked as the rotation finished"
     );
-    let set = tags(&world, &name).await;
+    let set = world.moto.tags(&name).await;
     assert!(
         !set.contains_key("keyrot:trigger") && !set.contains_key("keyrot:next-grace-hours"),
         "{set:?}"
@@ -352,7 +336,8 @@ async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
     world.rotate(&name).await;
     // A rotation that started and never finished: AWSPENDING on a version that is not AWSCURRENT.
     world.moto.rotate_secret(&name, true).await;
-    let (tags_before, labels_before) = (tags(&world, &name).await, world.moto.labels(&name).await);
+    let (tags_before, labels_before) =
+        (world.moto.tags(&name).await, world.moto.labels(&name).await);
     let out = cli(&world)
         .args(["rotate", &name, "--emergency"])
         .run()
@@ -363,7 +348,7 @@ async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
         "keyrot status",
         &format!("keyrot repair {name}"),
     ]);
-    assert_eq!(tags(&world, &name).await, tags_before);
+    assert_eq!(world.moto.tags(&name).await, tags_before);
     assert_eq!(world.moto.labels(&name).await, labels_before);
 
     // A secret whose rotation was never configured.
@@ -371,7 +356,7 @@ async fn a_refused_rotate_leaves_the_tags_and_labels_as_they_were() {
     let out = cli(&world).args(["rotate", &name]).run().await;
     out.exits_with(1);
     assert!(out.text().contains("not enabled"), "{}", out.text());
-    assert!(tags(&world, &name).await.is_empty());
+    assert!(world.moto.tags(&name).await.is_empty());
 }
 
 #[tokio::test]
@@ -986,7 +971,9 @@ async fn onboard_tags_the_admin_secret_to_serve_the_new_secret_and_says_so() {
         "Tagged {admin} keyrot-admin:serves=\"team-a/ it/\""
     )]);
     assert_eq!(
-        tags(&world, &admin)
+        world
+            .moto
+            .tags(&admin)
             .await
             .get("keyrot-admin:serves")
             .map(String::as_str),

@@ -14,7 +14,7 @@ use keyrot_sim::WireFault;
 use secrecy::SecretString;
 
 use crate::support::cli::cli;
-use crate::support::invariant::{Rotation, set_up, settings};
+use crate::support::invariant::{Rotation, served, set_up, settings};
 use crate::support::wire::Proxies;
 use crate::support::{Later, World, unique};
 
@@ -142,18 +142,7 @@ async fn served_and_working(world: &World, name: &str, vercel: &str, render: &st
     if !world.sim.openai_key_works(&current) {
         problems.push("AWSCURRENT's key does not work".to_owned());
     }
-    let served = [
-        (
-            "vercel",
-            world
-                .sim
-                .vercel_served_value(vercel, "production", "OPENAI_API_KEY"),
-        ),
-        (
-            "render",
-            world.sim.render_served_value(render, "OPENAI_API_KEY"),
-        ),
-    ];
+    let served = served(world, (vercel, render));
     for (target, key) in served {
         if key.as_deref() != Some(current.as_str()) {
             problems.push(format!("{target} does not serve AWSCURRENT's key"));

@@ -156,7 +156,10 @@ pub async fn watching<T>(
 }
 
 /// The key each target's live deployment serves, by target.
-fn served(world: &World, (vercel, render): (&str, &str)) -> [(&'static str, Option<String>); 2] {
+pub fn served(
+    world: &World,
+    (vercel, render): (&str, &str),
+) -> [(&'static str, Option<String>); 2] {
     // The preview is watched apart ([`preview_problem`]): it may serve the old key, in its grace.
     [
         (

@@ -52,6 +52,13 @@ pub enum WireError {
     Throttled,
     /// Refused for good: AWS's AccessDeniedException, a provider's 403.
     Denied,
+    /// The credentials are refused: AWS's UnrecognizedClientException, a provider's 401.
+    Unauthorized,
+    /// Not there: AWS's ResourceNotFoundException, a provider's 404.
+    NotFound,
+    /// The encryption key refuses: Secrets Manager's DecryptionFailure, DynamoDB's
+    /// KMSAccessDeniedException (AWS only; a provider answers 403).
+    Kms,
 }
 
 /// One request a proxy of the plan saw.
@@ -306,12 +313,13 @@ impl Forwarder {
         let path = parts.uri.path().to_owned();
         let operation =
             operation(&parts.headers, &body).unwrap_or_else(|| format!("{} {path}", parts.method));
+        let secrets_manager = operation.starts_with("secretsmanager.");
         let (number, fault) = self
             .plan
             .arrive(&self.name, parts.method.as_str(), &path, operation);
         let protocol = Protocol::of(&parts.headers, &body);
         let response = match fault {
-            Some(WireFault::Error(error)) => error_answer(protocol, error),
+            Some(WireFault::Error(error)) => error_answer(protocol, error, secrets_manager),
             Some(WireFault::Reset) => return hang_up_now(hang_up).await,
             Some(WireFault::Delay(delay)) => {
                 tokio::time::sleep(delay).await;
@@ -429,7 +437,11 @@ fn query_action(body: &Bytes) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn error_answer(protocol: Protocol, error: WireError) -> Response<Full<Bytes>> {
+fn error_answer(
+    protocol: Protocol,
+    error: WireError,
+    is_secrets_manager: bool,
+) -> Response<Full<Bytes>> {
     let (status, code, message) = match (protocol, error) {
         (Protocol::Provider, WireError::Unavailable) => {
             (503, "server_error", "injected: unavailable")
@@ -437,10 +449,26 @@ fn error_answer(protocol: Protocol, error: WireError) -> Response<Full<Bytes>> {
         (Protocol::Provider, WireError::Throttled) => {
             (429, "rate_limit_exceeded", "injected: slow down")
         }
-        (Protocol::Provider, WireError::Denied) => (403, "forbidden", "injected: not allowed"),
+        (Protocol::Provider, WireError::Denied | WireError::Kms) => {
+            (403, "forbidden", "injected: not allowed")
+        }
+        (Protocol::Provider, WireError::Unauthorized) => {
+            (401, "invalid_api_key", "injected: unknown credentials")
+        }
+        (Protocol::Provider, WireError::NotFound) => (404, "not_found", "injected: no such thing"),
         (_, WireError::Unavailable) => (503, "ServiceUnavailable", "injected: unavailable"),
         (_, WireError::Throttled) => (400, "ThrottlingException", "injected: rate exceeded"),
         (_, WireError::Denied) => (400, "AccessDeniedException", "injected: not authorized"),
+        (_, WireError::Unauthorized) => (
+            400,
+            "UnrecognizedClientException",
+            "injected: the security token is invalid",
+        ),
+        (_, WireError::NotFound) => (400, "ResourceNotFoundException", "injected: not found"),
+        (Protocol::AwsJson, WireError::Kms) if is_secrets_manager => {
+            (400, "DecryptionFailure", "injected: KMS refused to decrypt")
+        }
+        (_, WireError::Kms) => (400, "KMSAccessDeniedException", "injected: KMS refused"),
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (content_type, body) = match protocol {

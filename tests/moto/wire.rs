@@ -1,9 +1,10 @@
 //! Faults on the wire. A full rotation (OpenAI key, a Vercel and a Render target) runs with the real
 //! adapters through fault proxies in front of moto and the simulator, so every HTTP request it makes,
 //! the SDK's and the adapters' retries included, is a fault point: an error answer in the service's own
-//! shape (unavailable, throttled, access denied, once or for good), a connection reset before the
-//! request was forwarded, an answer lost after the server acted on it, or a request held past the
-//! client's timeout and then forwarded, so that the server acts on it late (after the retry).
+//! shape (unavailable, throttled, access denied once or for good, credentials refused, not found, KMS
+//! refused), a connection reset before the request was forwarded, an answer lost after the server
+//! acted on it, or a request held past the client's timeout and then forwarded, so that the server
+//! acts on it late (after the retry).
 //! Secrets Manager's part is played as it plays it: each failed step is invoked again. A rotation that
 //! never succeeds is repaired and the grace keeper run, and then held to the same invariant
 //! (docs/steps.md, "The guarantees").
@@ -30,7 +31,7 @@ use crate::support::wire::Proxies;
 type Clock = keyrot::adapters::clock::SystemClock;
 
 /// The kinds every request meets: once, or (`Lasting::Yes`) from then on for that operation.
-const KINDS: [(&str, WireFault, Lasting); 7] = [
+const KINDS: [(&str, WireFault, Lasting); 10] = [
     ("503", WireFault::Error(WireError::Unavailable), Lasting::No),
     (
         "throttled",
@@ -43,6 +44,17 @@ const KINDS: [(&str, WireFault, Lasting); 7] = [
         WireFault::Error(WireError::Denied),
         Lasting::Yes,
     ),
+    (
+        "unauthorized",
+        WireFault::Error(WireError::Unauthorized),
+        Lasting::No,
+    ),
+    (
+        "not found",
+        WireFault::Error(WireError::NotFound),
+        Lasting::No,
+    ),
+    ("KMS refused", WireFault::Error(WireError::Kms), Lasting::No),
     ("reset", WireFault::Reset, Lasting::No),
     ("answer lost", WireFault::LoseAnswer, Lasting::No),
     (

@@ -53,8 +53,8 @@ enum Act {
 #[derive(Clone)]
 enum Stdin {
     Text(String),
-    /// A terminal with nobody typing.
-    Terminal,
+    /// A terminal, at which a person types this.
+    Terminal(&'static str),
 }
 
 struct Case {
@@ -453,9 +453,9 @@ fn cli_cases() -> Vec<Case> {
             &["bytes long"],
         ),
         line(
-            "a terminal with nobody typing",
+            "only Enter typed at the terminal's prompt",
             &["stage", "{name}"],
-            Stdin::Terminal,
+            Stdin::Terminal("\n"),
             &["input hidden", "no key was given"],
         ),
         line(
@@ -633,7 +633,14 @@ async fn act(world: &World, scene: &Scene, act: &Act) -> (String, bool) {
             let args: Vec<String> = args.iter().map(|a| a.replace("{name}", name)).collect();
             let out = match stdin {
                 Stdin::Text(text) => cli(world).args(&args).stdin(text).run().await,
-                Stdin::Terminal => cli(world).args(&args).on_a_terminal().run().await,
+                Stdin::Terminal(typed) => {
+                    cli(world)
+                        .args(&args)
+                        .on_a_terminal()
+                        .stdin(typed)
+                        .run()
+                        .await
+                }
             };
             (out.text(), out.status.success())
         }

@@ -16,6 +16,8 @@ use super::World;
 pub struct Cli {
     command: Command,
     stdin: String,
+    /// Run under a pseudo-terminal ([`Cli::on_a_terminal`]).
+    terminal: bool,
 }
 
 /// `keyrot` with the world's stand-ins.
@@ -33,6 +35,7 @@ pub fn cli(world: &World) -> Cli {
     Cli {
         command,
         stdin: String::new(),
+        terminal: false,
     }
 }
 
@@ -99,6 +102,7 @@ impl Cli {
             };
         }
         self.command = command;
+        self.terminal = true;
         self
     }
 
@@ -113,13 +117,23 @@ impl Cli {
             .spawn()
             .expect("keyrot runs");
         if let Some(mut input) = child.stdin.take() {
+            // At a terminal, what is typed goes in once the command waits for it: a prompt that
+            // turns echo off flushes whatever was typed before (as a person's terminal would).
+            if self.terminal {
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+            }
             // A command that exits before reading (a usage error) closes the pipe: no failure here.
             match input.write_all(self.stdin.as_bytes()).await {
                 Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => panic!("stdin: {err}"),
                 _ => {}
             }
         }
-        Ran(child.wait_with_output().await.expect("keyrot finishes"))
+        // A command waiting at a terminal for what nobody types would hang the suite: it fails.
+        let waited = std::time::Duration::from_secs(if self.terminal { 30 } else { 300 });
+        let output = tokio::time::timeout(waited, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("keyrot did not finish within {} s", waited.as_secs()));
+        Ran(output.expect("keyrot finishes"))
     }
 }
 

@@ -10,8 +10,9 @@ help: ## list the targets
 tools: ## install the Python venv with moto's server and the AWS CLI into .venv
 	scripts/tools.sh
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check and clippy with warnings as errors, with and without the sim-clock feature
 	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 unit: ## unit tests only (in-memory fakes, no moto)

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod iam;
 pub mod invariant;
+#[cfg(feature = "sim-clock")]
 pub mod lambda;
 pub mod wire;
 mod world;
@@ -57,6 +58,7 @@ pub fn capture_logs() {
 }
 
 /// Adds what a process of the real binaries wrote, so that the same scans cover it.
+#[cfg(feature = "sim-clock")]
 pub fn append_logs(bytes: &[u8]) {
     if let Ok(mut logs) = LOGS.lock() {
         logs.extend_from_slice(bytes);
@@ -180,6 +182,23 @@ impl Moto {
         self.version_of(name, "AWSPENDING")
             .await
             .expect("rotate-secret creates an AWSPENDING version")
+    }
+
+    /// The version of the rotation RotateSecret just started: the empty placeholder under
+    /// AWSPENDING, waited for (10 s at most) while another process calls RotateSecret.
+    pub async fn placeholder_token(&self, name: &str) -> String {
+        for _ in 0..100 {
+            if let Some(pending) = self.version_of(name, "AWSPENDING").await
+                && self
+                    .value(name, "AWSPENDING", Some(&pending))
+                    .await
+                    .is_none()
+            {
+                return pending;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("rotate-secret made no pending version of {name}")
     }
 
     pub async fn arn(&self, name: &str) -> String {

@@ -93,21 +93,7 @@ async fn onboard_rotate_with_wait_validate_and_status_work_end_to_end() {
         command.spawn().expect("rotate runs")
     };
     // The rotation's version is the empty placeholder rotate-secret creates.
-    let mut token = None;
-    for _ in 0..100 {
-        if let Some(pending) = world.moto.version_of(&name, "AWSPENDING").await
-            && world
-                .moto
-                .value(&name, "AWSPENDING", Some(&pending))
-                .await
-                .is_none()
-        {
-            token = Some(pending);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let token = token.expect("rotate-secret made a pending version");
+    let token = world.moto.placeholder_token(&name).await;
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         world
             .step(step, &name, &token)
@@ -1096,18 +1082,7 @@ async fn rotate_wait_shows_the_builds_and_exits_3_while_the_rotation_runs() {
         .args(["rotate", &name, "--wait", "--wait-seconds", "12"])
         .run();
     let steps = async {
-        let token = loop {
-            if let Some(pending) = world.moto.version_of(&name, "AWSPENDING").await
-                && world
-                    .moto
-                    .value(&name, "AWSPENDING", Some(&pending))
-                    .await
-                    .is_none()
-            {
-                break pending;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        };
+        let token = world.moto.placeholder_token(&name).await;
         for step in ["createSecret", "setSecret"] {
             world.step(step, &name, &token).await.expect(step);
         }

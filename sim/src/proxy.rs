@@ -21,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// What a faulty request meets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,18 +271,7 @@ impl FaultProxy {
 }
 
 async fn accept(listener: TcpListener, forwarder: Forwarder) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve(stream, forwarder.clone()));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    crate::server::accept_each(listener, move |stream| serve(stream, forwarder.clone())).await;
 }
 
 async fn serve(stream: TcpStream, forwarder: Forwarder) {

@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use axum::http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -20,7 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -132,18 +131,7 @@ impl RuntimeApi {
 }
 
 async fn accept(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve(stream, shared.clone()));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    crate::server::accept_each(listener, move |stream| serve(stream, shared.clone())).await;
 }
 
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {

@@ -39,19 +39,32 @@ struct App {
     router: Router,
 }
 
-/// Accepts connections until the task running it is aborted; aborting also
-/// drops the `JoinSet`, which aborts every open connection with it.
+/// Serves the simulator's routes on every connection `listener` accepts (see [`accept_each`]).
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let app = App {
         router: router(shared.clone()),
         shared,
     };
+    accept_each(listener, move |stream| {
+        serve_connection(stream, app.clone())
+    })
+    .await;
+}
+
+/// Accepts connections until the task running it is aborted, each served by a task of its own that
+/// `serve` makes; aborting also drops the `JoinSet`, which aborts every open connection with it. The
+/// simulator, the fault proxy and the Runtime API stand-in all accept this way.
+pub(crate) async fn accept_each<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, app.clone()));
+                    connections.spawn(serve(stream));
                 }
                 // Accept errors are transient (out of file descriptors, a peer
                 // that reset before we got to it); pause instead of spinning.

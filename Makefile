@@ -60,8 +60,8 @@ build-GraceKeeperFunction:
 check-infra: ## offline checks of the templates: cfn-lint, checkov, tsc, cdk synth + cdk-nag, SAM vs CDK
 	scripts/check-infra.sh
 
-clean-infra: ## remove .venv-infra and infra/node_modules
-	rm -rf .venv-infra infra/node_modules infra/cdk.out
+clean-infra: ## remove .venv-infra, .venv-sam, infra/node_modules and infra/dist
+	rm -rf .venv-infra .venv-sam infra/node_modules infra/cdk.out infra/dist
 
 # ---- performance -------------------------------------------------------------------------------------------
 .PHONY: bench

@@ -6,6 +6,10 @@
 #   scripts/infra-build.sh zip BIN...              target/lambda/BIN/bootstrap.zip for each BIN, sizes printed
 #   scripts/infra-build.sh artifacts DIR BIN       target/lambda/BIN/bootstrap copied into DIR (sam build)
 #
+# With KEYROT_LAMBDA_DIR set (the same variable the CDK app reads), `artifacts` builds nothing: it unpacks
+# $KEYROT_LAMBDA_DIR/BIN/bootstrap.zip (a release's zip, or `make build`'s elsewhere) into DIR, so
+# `KEYROT_LAMBDA_DIR=dist sam build --build-in-source` needs no Rust toolchain.
+#
 # The release profile in Cargo.toml (LTO, one codegen unit, strip, opt-level "s") is what shapes the binary;
 # the `sim-clock` feature stays off.
 set -euo pipefail
@@ -14,6 +18,21 @@ cd "$root"
 
 ZIG_PIN="ziglang==0.15.2"
 TARGET=aarch64-unknown-linux-gnu
+
+if [ "${1:-}" = artifacts ] && [ -n "${KEYROT_LAMBDA_DIR:-}" ]; then
+  dir=${2:?artifacts needs a directory (sam build passes ARTIFACTS_DIR)}
+  bin=${3:?artifacts needs a binary name}
+  zip="$KEYROT_LAMBDA_DIR/$bin/bootstrap.zip"
+  if [ ! -f "$zip" ]; then
+    echo "infra-build: $zip does not exist: put the release's $bin zip there, or unset KEYROT_LAMBDA_DIR to build it" >&2
+    exit 1
+  fi
+  mkdir -p "$dir"
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap", sys.argv[2])' "$zip" "$dir"
+  chmod 755 "$dir/bootstrap"
+  echo "infra-build: $bin from $zip (KEYROT_LAMBDA_DIR), nothing compiled" >&2
+  exit 0
+fi
 
 "$root/scripts/tools.sh"
 export PATH="$root/.venv/bin:$PATH"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make check-infra` needs, once, inside the repo: a Python venv .venv-infra with cfn-lint,
-# checkov and the SAM transform (aws-sam-translator), and infra/node_modules (aws-cdk-lib, cdk-nag, the CDK
+# checkov and the SAM transform (aws-sam-translator); .venv-sam with the SAM CLI (its boto3
+# pin and checkov's cannot share a venv); and infra/node_modules (aws-cdk-lib, cdk-nag, the CDK
 # CLI, and the devDependencies typescript and @types/node that type-check the app) from
 # infra/package-lock.json. Stamp files record the pins, so a second run costs nothing.
 set -euo pipefail
@@ -28,4 +29,15 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
   touch "$stamp"
   echo "infra-tools: installed ${PINS[*]} into $VENV"
+fi
+
+# The SAM CLI, for `sam validate --lint` and `sam build`. It pins the same cfn-lint and translator as above.
+SAM_VENV=.venv-sam
+SAM_PIN="aws-sam-cli==1.170.0"
+sam_stamp="$SAM_VENV/.keyrot-sam-$(printf '%s' "$SAM_PIN" | sha256sum | cut -c1-12)"
+if [ ! -f "$sam_stamp" ]; then
+  python3 -m venv "$SAM_VENV"
+  "$SAM_VENV/bin/pip" install --quiet --disable-pip-version-check "$SAM_PIN"
+  touch "$sam_stamp"
+  echo "infra-tools: installed $SAM_PIN into $SAM_VENV"
 fi

@@ -73,13 +73,23 @@ def _parts(value):
     if isinstance(value, dict) and len(value) == 1:
         (fn, arg), = value.items()
         if fn == "Fn::Sub" and isinstance(arg, str):
+            arg = [arg, {}]
+        if fn == "Fn::Sub" and isinstance(arg, list) and len(arg) == 2 and isinstance(arg[1], dict):
+            # Fn::Sub [text, {var: value}] is the text with each ${var} replaced by value.
+            text, variables = arg
             out, pos = [], 0
-            for m in _SUB_VAR.finditer(arg):
-                out.append(arg[pos:m.start()])
+            for m in _SUB_VAR.finditer(text):
+                out.append(text[pos:m.start()])
                 name = m.group(1)
-                out.append(("getatt", *name.split(".", 1)) if "." in name else ("ref", name))
+                if name in variables:
+                    p = _parts(variables[name])
+                    if p is None:
+                        return None
+                    out.extend(p)
+                else:
+                    out.append(("getatt", *name.split(".", 1)) if "." in name else ("ref", name))
                 pos = m.end()
-            out.append(arg[pos:])
+            out.append(text[pos:])
             return out
         if fn == "Fn::Join" and isinstance(arg, list) and arg[0] == "":
             out = []

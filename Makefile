@@ -25,9 +25,9 @@ TEST_FEATURES = --features keyrot/sim-clock
 # The contract tests read the official provider specs from KEYROT_SPECS_DIR; without it they are skipped.
 SPECS_NOTE = [ -n "$$KEYROT_SPECS_DIR" ] || echo "NOTE: KEYROT_SPECS_DIR is unset, so the contract tests against the official provider specs were SKIPPED; run them with: scripts/fetch-specs.sh && KEYROT_SPECS_DIR=.specs make test"
 
-test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator), and the end-to-end demo
+test: lint check-infra ## every test: lint, deployment checks, unit and integration tests (moto + simulator + PostgreSQL), and the end-to-end demo
 	@$(SPECS_NOTE)
-	scripts/moto.sh cargo test --workspace --all-targets --locked $(TEST_FEATURES)
+	scripts/moto.sh scripts/postgres.sh cargo test --workspace --all-targets --locked $(TEST_FEATURES)
 	scripts/demo.sh
 	@$(SPECS_NOTE)
 

@@ -11,6 +11,7 @@ pub mod http;
 pub mod issuers;
 pub mod metrics;
 pub mod openai;
+pub mod postgres;
 pub mod render;
 pub mod secrets_manager;
 pub mod sns;

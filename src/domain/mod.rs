@@ -6,6 +6,7 @@ pub mod event;
 mod fields;
 pub mod keys;
 pub mod policy;
+pub mod postgres;
 pub mod provenance;
 pub mod secret;
 pub mod targets;

@@ -1,0 +1,349 @@
+//! PostgreSQL, as the alternating-users rotation uses it (`domain::postgres`): a login checked with
+//! `SELECT 1`, a password set on a role through the master user (the clone created on first use, as a member
+//! of the application role so it has the same privileges), and a retired role locked out with a password
+//! nobody knows. Never a dropped role: objects it owns and sessions it has stay.
+//!
+//! Passwords reach the server already hashed (SCRAM-SHA-256, as PostgreSQL stores them), so the plaintext is
+//! never in a statement the server could log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::distr::{Alphanumeric, SampleString};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::domain::keys::redacted;
+use crate::domain::postgres::{Endpoint, Login, MasterCredentials, SslMode};
+use crate::error::{Error, Result, Transience};
+
+const SYSTEM: &str = "postgres";
+
+/// One database, reached with the TLS its secret asks for.
+#[derive(Clone)]
+pub struct PostgresDatabase {
+    timeout: Duration,
+    /// TLS without a certificate check (`require`) and with one (`verify-full`), built once.
+    require: Arc<ClientConfig>,
+    verify_full: Arc<ClientConfig>,
+}
+
+/// Which database a call is for, and which managed secret it is on behalf of (for errors).
+#[derive(Debug, Clone, Copy)]
+pub struct Database<'a> {
+    pub secret: &'a str,
+    pub endpoint: &'a Endpoint,
+    pub sslmode: SslMode,
+}
+
+/// Who keyrot connects as, for messages: the application's role, or the master user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum As {
+    Application,
+    Master,
+}
+
+impl PostgresDatabase {
+    pub fn new(timeout: Duration) -> Result<Self> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = || {
+            ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|err| Error::external(SYSTEM, "TLS setup", err, Transience::Final))
+        };
+        let require = builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider.clone())))
+            .with_no_client_auth();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let verify_full = builder()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(PostgresDatabase {
+            timeout,
+            require: Arc::new(require),
+            verify_full: Arc::new(verify_full),
+        })
+    }
+
+    /// Logs in as `login` and runs `SELECT 1`. A refused password is [`Error::KeyRejected`].
+    pub async fn check_login(&self, db: Database<'_>, login: &Login) -> Result<()> {
+        let Database {
+            secret, endpoint, ..
+        } = db;
+        let client = self.connect(db, login, As::Application).await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|err| self.failure(secret, endpoint, login, As::Application, &err))?;
+        Ok(())
+    }
+
+    /// Sets `password` on `role` as the master user. A role that does not exist yet is created as a member of
+    /// `member_of` (the application role it alternates with), so it holds the same privileges.
+    pub async fn set_password(
+        &self,
+        db: Database<'_>,
+        master: &MasterCredentials,
+        role: &str,
+        member_of: &str,
+        password: &SecretString,
+    ) -> Result<()> {
+        let Database {
+            secret, endpoint, ..
+        } = db;
+        let client = self.connect(db, &master.login, As::Master).await?;
+        let fail = |err: &tokio_postgres::Error| {
+            self.failure(secret, endpoint, &master.login, As::Master, err)
+        };
+        let hashed =
+            postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(|err| fail(&err))?
+            .is_some();
+        let statement = if exists {
+            format!(
+                "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+                ident(role),
+                literal(&hashed)
+            )
+        } else {
+            format!(
+                "CREATE ROLE {} WITH LOGIN PASSWORD {} IN ROLE {}",
+                ident(role),
+                literal(&hashed),
+                ident(member_of)
+            )
+        };
+        match client.batch_execute(&statement).await {
+            // Two attempts of one step may both see no role: the second one's CREATE finds it made.
+            Err(err) if !exists && err.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
+                let alter = format!(
+                    "ALTER ROLE {} WITH LOGIN PASSWORD {}",
+                    ident(role),
+                    literal(&hashed)
+                );
+                client.batch_execute(&alter).await.map_err(|err| fail(&err))
+            }
+            other => other.map_err(|err| fail(&err)),
+        }
+    }
+
+    /// Gives `role` a random password nobody is told, so its old password stops working; the role, what it
+    /// owns and its open sessions stay.
+    pub async fn lock_out(
+        &self,
+        db: Database<'_>,
+        master: &MasterCredentials,
+        role: &str,
+    ) -> Result<()> {
+        let Database {
+            secret, endpoint, ..
+        } = db;
+        let unknown = SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 48));
+        let client = self.connect(db, &master.login, As::Master).await?;
+        let hashed = postgres_protocol::password::scram_sha_256(unknown.expose_secret().as_bytes());
+        let statement = format!(
+            "ALTER ROLE {} WITH PASSWORD {}",
+            ident(role),
+            literal(&hashed)
+        );
+        client
+            .batch_execute(&statement)
+            .await
+            .map_err(|err| self.failure(secret, endpoint, &master.login, As::Master, &err))
+    }
+
+    async fn connect(&self, db: Database<'_>, login: &Login, who: As) -> Result<Client> {
+        let Database {
+            secret,
+            endpoint,
+            sslmode,
+        } = db;
+        let mut config = Config::new();
+        config
+            .host(&endpoint.host)
+            .port(endpoint.port)
+            .dbname(&endpoint.dbname)
+            .user(&login.username)
+            .password(login.password.expose_secret())
+            .application_name("keyrot")
+            .connect_timeout(self.timeout);
+        let fail = |err: tokio_postgres::Error| self.failure(secret, endpoint, login, who, &err);
+        let client = match sslmode {
+            SslMode::Disable => {
+                let (client, connection) = config
+                    .ssl_mode(tokio_postgres::config::SslMode::Disable)
+                    .connect(NoTls)
+                    .await
+                    .map_err(fail)?;
+                tokio::spawn(connection);
+                client
+            }
+            SslMode::Require | SslMode::VerifyFull => {
+                let tls = if sslmode == SslMode::Require {
+                    &self.require
+                } else {
+                    &self.verify_full
+                };
+                let connector = MakeRustlsConnect::new((**tls).clone());
+                let (client, connection) = config
+                    .ssl_mode(tokio_postgres::config::SslMode::Require)
+                    .connect(connector)
+                    .await
+                    .map_err(fail)?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        Ok(client)
+    }
+
+    /// A PostgreSQL error in the secret's terms: which login, which field to fix, and whether to retry.
+    fn failure(
+        &self,
+        secret: &str,
+        endpoint: &Endpoint,
+        login: &Login,
+        who: As,
+        err: &tokio_postgres::Error,
+    ) -> Error {
+        let at = format!("{}:{}/{}", endpoint.host, endpoint.port, endpoint.dbname);
+        match (err.code(), who) {
+            (Some(code), As::Application) if refused_login(code) => Error::KeyRejected {
+                secret: secret.to_owned(),
+                provider: SYSTEM.to_owned(),
+                hint: redacted(&login.password),
+                detail: format!("{at} refused role {}: {}", login.username, code.code()),
+            },
+            (Some(code), As::Master) if refused_login(code) => Error::config(
+                secret,
+                "masterarn",
+                format!("{at} refused the master user {}", login.username),
+                "put the master user's current password in the master secret",
+            ),
+            (Some(code), As::Master) if *code == SqlState::INSUFFICIENT_PRIVILEGE => Error::config(
+                secret,
+                "masterarn",
+                format!(
+                    "the master user {} may not create or alter roles at {at}",
+                    login.username
+                ),
+                "name a master secret whose user has CREATEROLE (RDS's master user has it)",
+            ),
+            (Some(code), _) => Error::external(
+                SYSTEM,
+                format!("{at} as {}", login.username),
+                format!("SQLSTATE {}", code.code()),
+                Transience::Final,
+            ),
+            (None, _) if tls_refusal(err).is_some() => Error::config(
+                secret,
+                "postgres.sslmode",
+                format!(
+                    "{at}: TLS failed ({})",
+                    tls_refusal(err).unwrap_or_default()
+                ),
+                "give the server a certificate the system's roots sign for its host name (verify-full), or use sslmode require",
+            ),
+            // No SQLSTATE: the connection failed or timed out, which a later attempt may get past.
+            (None, _) => Error::external(
+                SYSTEM,
+                format!("connect to {at} as {}", login.username),
+                err,
+                Transience::Retryable,
+            ),
+        }
+    }
+}
+
+/// The TLS error under a failed connection, if that is what failed.
+fn tls_refusal(err: &tokio_postgres::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(tls) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+fn refused_login(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+}
+
+/// A quoted SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A quoted SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// libpq's `sslmode=require`: the connection is encrypted, the server's certificate not checked (its
+/// signatures are still verified, so the handshake is a real one).
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

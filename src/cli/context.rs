@@ -155,7 +155,7 @@ impl AuditHistory for DynamoAuditLog {
 /// (`config::STACK_OUTPUTS`). Read at most once, and not at all when every variable is set.
 pub struct StackOutputs {
     name: String,
-    outputs: Option<std::result::Result<HashMap<String, String>, String>>,
+    outputs: Option<Result<HashMap<String, String>>>,
 }
 
 impl StackOutputs {
@@ -165,11 +165,7 @@ impl StackOutputs {
         let outputs = if vars.iter().all(|var| env_var(var).is_some()) {
             None
         } else {
-            Some(
-                cloudformation::stack_outputs(sdk, name)
-                    .await
-                    .map_err(|err| err.to_string()),
-            )
+            Some(cloudformation::stack_outputs(sdk, name).await)
         };
         StackOutputs {
             name: name.to_owned(),
@@ -209,6 +205,18 @@ impl StackOutputs {
     }
 
     fn missing(&self, var: &str) -> Error {
+        // Credentials that could not be loaded are the problem to fix, not the variable: said as such,
+        // the CLI adds how to log in.
+        if let Some(Err(Error::External {
+            system,
+            operation,
+            detail,
+            transience,
+        })) = &self.outputs
+            && detail.starts_with(crate::adapters::aws::CREDENTIALS_PROBLEM)
+        {
+            return Error::external(system, operation.clone(), detail, *transience);
+        }
         let output = STACK_OUTPUTS
             .iter()
             .find(|(name, _)| *name == var)

@@ -1163,3 +1163,46 @@ async fn profile_and_region_are_the_aws_clis_and_missing_credentials_say_how_to_
     out.exits_with(1);
     out.says(&["no secret of this name here"]);
 }
+
+/// An SSO profile whose login has expired (no cached token), with the stack to be found from its outputs:
+/// the CLI says to log in with that profile, in the profile's region, instead of "KEYROT_AUDIT_TABLE is
+/// not set", and the SDK's own warnings stay off the terminal.
+#[tokio::test]
+async fn an_expired_sso_login_says_how_to_log_in_again() {
+    let world = World::new().await;
+    let home = std::env::temp_dir().join(unique("sso-home").replace('/', "-"));
+    std::fs::create_dir_all(&home).expect("home");
+    let config = home.join("config");
+    std::fs::write(
+        &config,
+        "[profile corp-dev]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\nregion = eu-west-1\n\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n",
+    )
+    .expect("config");
+    let out = cli(&world)
+        .without_keyrot_variables()
+        .args(["status", "--profile", "corp-dev"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env("HOME", &home)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[
+        "credentials",
+        "SSO",
+        "profile corp-dev",
+        "aws sso login --profile corp-dev",
+    ]);
+    let text = out.text();
+    assert!(!text.contains("KEYROT_AUDIT_TABLE: is not set"), "{text}");
+    assert!(
+        !text.contains(" WARN "),
+        "the SDK's warnings reached the terminal: {text}"
+    );
+}

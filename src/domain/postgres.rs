@@ -103,22 +103,15 @@ impl PostgresSettings {
                 "store the multi-user format docs/secret-format.md describes",
             )
         };
-        let document: Value =
-            serde_json::from_str(text.expose_secret()).map_err(|_| bad("is not valid JSON"))?;
-        let Value::Object(mut fields) = document else {
-            return Err(bad("is JSON but not an object"));
-        };
-        let password = match fields.remove("password") {
-            Some(Value::String(p)) if !p.is_empty() && p.len() <= 1024 => SecretString::from(p),
-            _ => {
-                return Err(Error::config(
-                    secret,
-                    format!("{path}password"),
-                    "is missing, empty or not a string",
-                    "put the role's current password in password",
-                ));
-            }
-        };
+        let (fields, password) = split_password(text).ok_or_else(|| bad("is not a JSON object"))?;
+        let password = password.ok_or_else(|| {
+            Error::config(
+                secret,
+                format!("{path}password"),
+                "is missing, empty or not a string",
+                "put the role's current password in password",
+            )
+        })?;
         let settings = PostgresSettings::parse(&Fields::new(secret, path, &fields))?;
         let login = Login {
             username: settings.username.clone(),
@@ -236,15 +229,8 @@ impl MasterCredentials {
                 "store the master credentials there as RDS does: {\"username\", \"password\", \"host\", \"port\"}",
             )
         };
-        let document: Value =
-            serde_json::from_str(text.expose_secret()).map_err(|_| bad("is not a JSON object"))?;
-        let Value::Object(mut fields) = document else {
-            return Err(bad("is not a JSON object"));
-        };
-        let password = match fields.remove("password") {
-            Some(Value::String(p)) if !p.is_empty() => SecretString::from(p),
-            _ => return Err(bad("has no password")),
-        };
+        let (fields, password) = split_password(text).ok_or_else(|| bad("is not a JSON object"))?;
+        let password = password.ok_or_else(|| bad("has no password"))?;
         let map: Map<String, Value> = fields;
         let doc = Fields::new(secret, path, &map);
         let username = doc.required_str("username", "store the master user's name in username")?;
@@ -314,6 +300,19 @@ fn endpoint_fields(doc: &Fields<'_>, dbname_required: bool) -> Result<Endpoint> 
         None => String::new(),
     };
     Ok(Endpoint { host, port, dbname })
+}
+
+/// A value's JSON object, and its `password` taken out of it (`None` when missing, empty, longer than
+/// 1024 bytes or not a string); `None` when the text is not a JSON object.
+fn split_password(text: &SecretString) -> Option<(Map<String, Value>, Option<SecretString>)> {
+    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(text.expose_secret()) else {
+        return None;
+    };
+    let password = match fields.remove("password") {
+        Some(Value::String(p)) if !p.is_empty() && p.len() <= 1024 => Some(SecretString::from(p)),
+        _ => None,
+    };
+    Some((fields, password))
 }
 
 /// A role name keyrot will quote into SQL: letters, digits, `_` and `$`, short enough for its clone.

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 
 use crate::domain::audit::{KeyHandle, Revocation, RevocationStatus};
 use crate::domain::keys::{KeyView, fingerprint};
-use crate::domain::policy::AWSPREVIOUS;
+use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Stage};
 use crate::domain::provenance::KeyRecord;
 use crate::domain::secret::Provider;
 use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
@@ -190,21 +190,21 @@ impl<F: Family> Ports<F> {
             Err(err) => return Revoke::Unclaimed(err),
         };
         if !still_owed(&claimed).await {
-            let released = self
-                .audit
-                .update_revocation(
-                    &claimed.settled(RevocationStatus::Pending),
-                    claimed.as_read(),
-                )
-                .await;
-            return Revoke::Declined { released };
+            return self.decline(&claimed).await;
         }
         let handle = claimed.handle();
         let revoked = match self.vouched(&handle, &claimed.fingerprint).await {
             // No record of keyrot's names these ids for this key: they were written into a value, and
             // only a person may act on them.
             Ok(false) => Ok(RevocationStatus::Manual),
-            Ok(true) => self.issuer.revoke(&handle).await,
+            Ok(true) => match self.role_in_use(&handle).await {
+                Ok(None) => self.issuer.revoke(&handle).await,
+                // Setting the later version's password already ended this one: nothing to lock out,
+                // and the check below sees the old password refused.
+                Ok(Some(AWSCURRENT)) => Ok(RevocationStatus::Revoked),
+                Ok(Some(_)) => return self.decline(&claimed).await,
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
         let sent = matches!(revoked, Ok(RevocationStatus::Revoked));
@@ -305,6 +305,37 @@ impl<F: Family> Ports<F> {
         (fingerprint(&old.api_key) == revocation.fingerprint).then_some(old)
     }
 
+    /// Releases a claim whose key must stay for now, unrevoked.
+    async fn decline(&self, claimed: &Revocation) -> Revoke {
+        let released = self
+            .audit
+            .update_revocation(
+                &claimed.settled(RevocationStatus::Pending),
+                claimed.as_read(),
+            )
+            .await;
+        Revoke::Declined { released }
+    }
+
+    /// A database's roles alternate: the stage whose version logs in as the role `handle` would lock
+    /// out (AWSCURRENT or AWSPENDING, after a rotation within the grace period), if any. Locking that
+    /// role out would lock out the later version.
+    async fn role_in_use(&self, handle: &KeyHandle) -> Result<Option<Stage>> {
+        if handle.provider != Provider::Postgres {
+            return Ok(None);
+        }
+        for stage in [AWSCURRENT, AWSPENDING] {
+            let Some(text) = self.store.value(&handle.secret_name, stage, None).await? else {
+                continue;
+            };
+            let value = ManagedSecret::parse(&handle.secret_name, stage, &text)?;
+            if value.key_id.is_some() && value.key_id == handle.key_id {
+                return Ok(Some(stage));
+            }
+        }
+        Ok(None)
+    }
+
     /// Revokes a key no record describes: one minted by an attempt that lost its race, or an orphan.
     pub(crate) async fn revoke_unrecorded(&self, key: &KeyHandle) -> Result<RevocationStatus> {
         self.issuer.revoke(key).await
@@ -330,6 +361,7 @@ pub(crate) fn revocation_of(
         ),
         ProviderSettings::Anthropic(anthropic) => (None, Some(anthropic.admin_key_secret.clone())),
         ProviderSettings::Generic(_) => (None, None),
+        ProviderSettings::Postgres(postgres) => (None, Some(postgres.master_secret.clone())),
     };
     Revocation {
         secret_name: secret.name.clone(),

@@ -11,6 +11,7 @@ use crate::adapters::generic::GenericIssuer;
 use crate::adapters::issuers::ProviderIssuers;
 use crate::adapters::metrics::EmfMetrics;
 use crate::adapters::openai::OpenAiIssuer;
+use crate::adapters::postgres::{PostgresDatabase, PostgresIssuer};
 use crate::adapters::render::RenderClient;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
@@ -78,6 +79,10 @@ pub fn build_from<C: Clock>(
             )?,
             openai: OpenAiIssuer::new(http.clone(), &config.openai_base_url, admin_keys()),
             anthropic: AnthropicIssuer::new(http.clone(), &config.anthropic_base_url, admin_keys()),
+            postgres: PostgresIssuer::new(
+                PostgresDatabase::new(config.request_timeout)?,
+                admin_keys(),
+            ),
         },
         targets: PlatformTargets {
             vercel: VercelClient::new(http.clone(), &config.vercel_base_url, admin_keys()),

@@ -11,7 +11,7 @@ use aws_sdk_secretsmanager::Client;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::aws::{error_code, sdk_error};
-use crate::domain::admin::{AdminRequest, AdminSecret};
+use crate::domain::admin::{AdminRequest, AdminSecret, secret_name_of};
 use crate::domain::policy::AWSCURRENT;
 use crate::error::{Error, Result};
 
@@ -19,11 +19,11 @@ use crate::error::{Error, Result};
 /// key or token (or a changed `keyrot-admin:` tag) is picked up within a minute.
 const REUSE_FOR: Duration = Duration::from_secs(60);
 
-/// An admin secret as last read: its tags and kind, and its credential.
+/// An admin secret as last read: its tags and kind, and its value.
 struct Read {
     at: Instant,
     secret: AdminSecret,
-    credential: SecretString,
+    value: SecretString,
 }
 
 #[derive(Clone)]
@@ -53,16 +53,46 @@ impl AdminKeys {
     /// Reads the credential the request names, once the admin secret's name, kind and
     /// `keyrot-admin:` tags allow it to serve the request's managed secret and resources.
     pub async fn read(&self, request: AdminRequest<'_>) -> Result<SecretString> {
-        if !request.admin_secret.starts_with(&self.prefix) {
+        let value = self.read_value(request).await?;
+        credential_from(&value).ok_or_else(|| {
+            let name = request.admin_secret;
+            Error::config(
+                request.managed,
+                request.field,
+                format!("{name} holds no credential"),
+                format!(
+                    "create the secret {name} holding the credential, or correct {}",
+                    request.field
+                ),
+            )
+        })
+    }
+
+    /// Reads the whole value of the admin secret the request names (a database's master credentials),
+    /// under the same checks as [`AdminKeys::read`].
+    pub async fn read_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
+        if !secret_name_of(request.admin_secret).starts_with(&self.prefix) {
             // Refused before any call: the check names the prefix and the fix.
             request.check(&self.prefix, &AdminSecret::default())?;
         }
-        let (secret, credential) = match self.reuse(request.admin_secret) {
+        let (secret, value) = match self.reuse(request.admin_secret) {
             Some(read) => read,
             None => self.fetch(request).await?,
         };
         request.check(&self.prefix, &secret)?;
-        Ok(credential)
+        Ok(value)
+    }
+
+    /// [`AdminKeys::read_value`] of an admin secret that must carry a `keyrot-admin:scope` tag (a
+    /// database's master credentials), so that only the resources it lists are touched.
+    pub async fn read_scoped_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
+        let value = self.read_value(request).await?;
+        let secret = self
+            .reuse(request.admin_secret)
+            .map(|(secret, _)| secret)
+            .unwrap_or_default();
+        request.check_scope_tagged(&secret)?;
+        Ok(value)
     }
 
     fn reuse(&self, admin_secret: &str) -> Option<(AdminSecret, SecretString)> {
@@ -71,7 +101,7 @@ impl AdminKeys {
         (read.at.elapsed() < REUSE_FOR).then(|| {
             (
                 read.secret.clone(),
-                SecretString::from(read.credential.expose_secret().to_owned()),
+                SecretString::from(read.value.expose_secret().to_owned()),
             )
         })
     }
@@ -106,30 +136,19 @@ impl AdminKeys {
             .send()
             .await
             .map_err(|err| refusal(request, "GetSecretValue", &err))?;
-        let raw = SecretString::from(out.secret_string().unwrap_or_default().to_owned());
-        let credential = credential_from(&raw).ok_or_else(|| {
-            Error::config(
-                request.managed,
-                request.field,
-                format!("{name} holds no credential"),
-                format!(
-                    "create the secret {name} holding the credential, or correct {}",
-                    request.field
-                ),
-            )
-        })?;
+        let value = SecretString::from(out.secret_string().unwrap_or_default().to_owned());
         if let Ok(mut recent) = self.recent.lock() {
-            let copy = SecretString::from(credential.expose_secret().to_owned());
+            let copy = SecretString::from(value.expose_secret().to_owned());
             recent.insert(
                 name.to_owned(),
                 Read {
                     at: Instant::now(),
                     secret: secret.clone(),
-                    credential: copy,
+                    value: copy,
                 },
             );
         }
-        Ok((secret, credential))
+        Ok((secret, value))
     }
 }
 

@@ -59,6 +59,7 @@ impl GenericIssuer {
             key_id: None,
             api_key_id: None,
             leftovers: Vec::new(),
+            password: None,
         })
     }
 

@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::openai::OpenAiIssuer;
+use crate::adapters::postgres::PostgresIssuer;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::secret::Provider;
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
@@ -16,6 +17,7 @@ pub struct ProviderIssuers {
     pub generic: GenericIssuer,
     pub openai: OpenAiIssuer,
     pub anthropic: AnthropicIssuer,
+    pub postgres: PostgresIssuer,
 }
 
 impl KeyIssuer for ProviderIssuers {
@@ -34,6 +36,14 @@ impl KeyIssuer for ProviderIssuers {
                 secret_name,
                 "Anthropic keys cannot be minted: createSecret adopts the key a person staged",
             )),
+            ProviderSettings::Postgres(settings) => self.postgres.mint(secret_name, settings).await,
+        }
+    }
+
+    async fn install(&self, secret_name: &str, pending: &ManagedSecret) -> Result<()> {
+        match &pending.provider {
+            ProviderSettings::Postgres(_) => self.postgres.install(secret_name, pending).await,
+            _ => Ok(()),
         }
     }
 
@@ -64,6 +74,7 @@ impl KeyIssuer for ProviderIssuers {
             ProviderSettings::Anthropic(anthropic) => {
                 self.anthropic.identify(secret_name, anthropic, key).await
             }
+            ProviderSettings::Postgres(_) => self.postgres.identify(secret_name, settings).await,
             _ => Ok(None),
         }
     }
@@ -80,6 +91,8 @@ impl KeyIssuer for ProviderIssuers {
             }
             ProviderSettings::OpenAi(_) => self.openai.validate(secret_name, key).await,
             ProviderSettings::Anthropic(_) => self.anthropic.validate(secret_name, key).await,
+            // A database login is the value's role and password; `key` is its connection string.
+            ProviderSettings::Postgres(_) => self.postgres.validate(secret_name, settings).await,
         }
     }
 
@@ -87,7 +100,7 @@ impl KeyIssuer for ProviderIssuers {
         match revocation.provider {
             Provider::OpenAi => self.openai.last_used(revocation).await,
             // Anthropic reports no last use, and generic keys have no provider to ask.
-            Provider::Anthropic | Provider::Generic => Ok(None),
+            Provider::Anthropic | Provider::Generic | Provider::Postgres => Ok(None),
         }
     }
 
@@ -109,6 +122,7 @@ impl KeyIssuer for ProviderIssuers {
             Provider::Generic => Ok(RevocationStatus::Retired),
             Provider::OpenAi => self.openai.revoke(revocation).await,
             Provider::Anthropic => self.anthropic.revoke(revocation).await,
+            Provider::Postgres => self.postgres.revoke(revocation).await,
         }
     }
 }

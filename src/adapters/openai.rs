@@ -138,6 +138,7 @@ impl OpenAiIssuer {
             key_id: Some(created.id),
             api_key_id: Some(key.id),
             leftovers,
+            password: None,
         })
     }
 

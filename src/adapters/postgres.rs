@@ -5,8 +5,12 @@
 //!
 //! Passwords reach the server already hashed (SCRAM-SHA-256, as PostgreSQL stores them), so the plaintext is
 //! never in a statement the server could log.
+//!
+//! [`PostgresIssuer`] is the provider of the rotation: createSecret draws the new password (nothing is
+//! written then, so any attempt's value may win), setSecret sets it on the role not in use (`install`),
+//! and revocation locks the old role out. The master credentials are read from their admin secret.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -18,8 +22,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::domain::keys::redacted;
-use crate::domain::postgres::{Endpoint, Login, MasterCredentials, SslMode};
+use crate::adapters::admin_keys::AdminKeys;
+use crate::domain::ManagedSecret;
+use crate::domain::admin::AdminRequest;
+use crate::domain::audit::{KeyHandle, RevocationStatus};
+use crate::domain::keys::{NewKey, redacted};
+use crate::domain::postgres::{
+    CLONE_SUFFIX, Endpoint, Login, MasterCredentials, PostgresSettings, SslMode,
+};
 use crate::error::{Error, Result, Transience};
 
 const SYSTEM: &str = "postgres";
@@ -28,9 +38,10 @@ const SYSTEM: &str = "postgres";
 #[derive(Clone)]
 pub struct PostgresDatabase {
     timeout: Duration,
-    /// TLS without a certificate check (`require`) and with one (`verify-full`), built once.
+    /// TLS without a certificate check (`require`), and with one (`verify-full`, built on first use:
+    /// loading the system's roots costs milliseconds a cold start should not pay).
     require: Arc<ClientConfig>,
-    verify_full: Arc<ClientConfig>,
+    verify_full: Arc<OnceLock<Arc<ClientConfig>>>,
 }
 
 /// Which database a call is for, and which managed secret it is on behalf of (for errors).
@@ -51,25 +62,39 @@ enum As {
 impl PostgresDatabase {
     pub fn new(timeout: Duration) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = || {
-            ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .map_err(|err| Error::external(SYSTEM, "TLS setup", err, Transience::Final))
-        };
-        let require = builder()?
+        let require = tls_builder(&provider)?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider.clone())))
-            .with_no_client_auth();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        let verify_full = builder()?
-            .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(PostgresDatabase {
             timeout,
             require: Arc::new(require),
-            verify_full: Arc::new(verify_full),
+            verify_full: Arc::default(),
         })
+    }
+
+    fn verify_full(&self) -> Result<Arc<ClientConfig>> {
+        if let Some(config) = self.verify_full.get() {
+            return Ok(config.clone());
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let config = tls_builder(&provider)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(self.verify_full.get_or_init(|| Arc::new(config)).clone())
+    }
+
+    /// Logs in as the master user and runs `SELECT 1`: a wrong master password is refused before a
+    /// rotation stores anything.
+    pub async fn check_master(&self, db: Database<'_>, master: &MasterCredentials) -> Result<()> {
+        let client = self.connect(db, &master.login, As::Master).await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|err| self.failure(db.secret, db.endpoint, &master.login, As::Master, &err))?;
+        Ok(())
     }
 
     /// Logs in as `login` and runs `SELECT 1`. A refused password is [`Error::KeyRejected`].
@@ -190,11 +215,11 @@ impl PostgresDatabase {
             }
             SslMode::Require | SslMode::VerifyFull => {
                 let tls = if sslmode == SslMode::Require {
-                    &self.require
+                    self.require.clone()
                 } else {
-                    &self.verify_full
+                    self.verify_full()?
                 };
-                let connector = MakeRustlsConnect::new((**tls).clone());
+                let connector = MakeRustlsConnect::new((*tls).clone());
                 let (client, connection) = config
                     .ssl_mode(tokio_postgres::config::SslMode::Require)
                     .connect(connector)
@@ -262,6 +287,171 @@ impl PostgresDatabase {
                 Transience::Retryable,
             ),
         }
+    }
+}
+
+fn tls_builder(
+    provider: &Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier>> {
+    ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| Error::external(SYSTEM, "TLS setup", err, Transience::Final))
+}
+
+/// The provider of `"engine": "postgres"` secrets, over [`PostgresDatabase`] and the master secret.
+#[derive(Clone)]
+pub struct PostgresIssuer {
+    database: PostgresDatabase,
+    admin: AdminKeys,
+}
+
+/// The length of a new password: letters and digits only (about 238 bits), so it needs no quoting in a
+/// connection string, an env var or a shell.
+const PASSWORD_LEN: usize = 40;
+
+impl PostgresIssuer {
+    pub fn new(database: PostgresDatabase, admin: AdminKeys) -> Self {
+        PostgresIssuer { database, admin }
+    }
+
+    /// The next login: the role not in use, with a new random password. Only the master login is
+    /// checked; nothing is written until setSecret installs the value that was stored.
+    pub async fn mint(&self, secret_name: &str, settings: &PostgresSettings) -> Result<NewKey> {
+        let master = self.master(secret_name, settings).await?;
+        let db = as_master(secret_name, settings, &master);
+        self.database.check_master(db, &master).await?;
+        let login = Login {
+            username: settings.next_username(),
+            password: SecretString::from(
+                Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN),
+            ),
+        };
+        Ok(NewKey {
+            api_key: settings.connection_string(&login),
+            key_id: Some(login.username),
+            api_key_id: None,
+            leftovers: Vec::new(),
+            password: Some(login.password),
+        })
+    }
+
+    /// Sets the pending value's password on its role (creating the clone on first use, a member of the
+    /// role it alternates with). Repeating it sets the same password again.
+    pub async fn install(&self, secret_name: &str, pending: &ManagedSecret) -> Result<()> {
+        let (settings, login) = login_of(secret_name, pending)?;
+        let master = self.master(secret_name, settings).await?;
+        let db = as_master(secret_name, settings, &master);
+        self.database
+            .set_password(
+                db,
+                &master,
+                &login.username,
+                &settings.next_username(),
+                &login.password,
+            )
+            .await
+    }
+
+    /// The role a person's value logs in as, once the master credentials are checked: onboarding
+    /// records it as the id keyrot may later lock out.
+    pub async fn identify(
+        &self,
+        secret_name: &str,
+        value: &ManagedSecret,
+    ) -> Result<Option<String>> {
+        let (settings, login) = login_of(secret_name, value)?;
+        let master = self.master(secret_name, settings).await?;
+        let db = as_master(secret_name, settings, &master);
+        self.database.check_master(db, &master).await?;
+        Ok(Some(login.username))
+    }
+
+    /// Logs in with the value's credentials. A refused login is [`Error::KeyRejected`].
+    pub async fn validate(&self, secret_name: &str, value: &ManagedSecret) -> Result<()> {
+        let (settings, login) = login_of(secret_name, value)?;
+        let db = Database {
+            secret: secret_name,
+            endpoint: &settings.endpoint,
+            sslmode: settings.sslmode,
+        };
+        self.database.check_login(db, &login).await
+    }
+
+    /// Locks the handle's role out, on the database its master secret names. The caller has made sure
+    /// no later version logs in as that role (`revocation.rs`).
+    pub async fn revoke(&self, handle: &KeyHandle) -> Result<RevocationStatus> {
+        let (Some(role), Some(master_secret)) = (&handle.key_id, &handle.admin_key_secret) else {
+            return Ok(RevocationStatus::Manual);
+        };
+        let master = self
+            .read_master(&handle.secret_name, master_secret, role)
+            .await?;
+        let db = Database {
+            secret: &handle.secret_name,
+            endpoint: &master.endpoint,
+            sslmode: master.sslmode(None),
+        };
+        self.database.lock_out(db, &master, role).await?;
+        Ok(RevocationStatus::Revoked)
+    }
+
+    /// The master credentials of the value's database, once their secret may serve this one and
+    /// names the same host and port.
+    async fn master(
+        &self,
+        secret_name: &str,
+        settings: &PostgresSettings,
+    ) -> Result<MasterCredentials> {
+        let master = self
+            .read_master(secret_name, &settings.master_secret, &settings.username)
+            .await?;
+        settings.check_master(secret_name, &master)?;
+        Ok(master)
+    }
+
+    /// Reads the master secret for `role`: its `keyrot-admin:scope` tag must name the role's pair (by
+    /// the first role's name, `app` for `app` and `app_clone`).
+    async fn read_master(
+        &self,
+        secret_name: &str,
+        master_secret: &str,
+        role: &str,
+    ) -> Result<MasterCredentials> {
+        let pair = role
+            .strip_suffix(CLONE_SUFFIX)
+            .filter(|base| !base.is_empty())
+            .unwrap_or(role);
+        let value = self
+            .admin
+            .read_scoped_value(AdminRequest {
+                managed: secret_name,
+                field: "masterarn",
+                admin_secret: master_secret,
+                resources: &[pair],
+            })
+            .await?;
+        MasterCredentials::parse(secret_name, master_secret, &value)
+    }
+}
+
+/// Where keyrot connects as the master user: the value's database, with TLS no weaker than the master
+/// secret asks.
+fn as_master<'a>(
+    secret: &'a str,
+    settings: &'a PostgresSettings,
+    master: &MasterCredentials,
+) -> Database<'a> {
+    Database {
+        secret,
+        endpoint: &settings.endpoint,
+        sslmode: master.sslmode(Some(settings.sslmode)),
+    }
+}
+
+fn login_of<'a>(secret: &str, value: &'a ManagedSecret) -> Result<(&'a PostgresSettings, Login)> {
+    match (&value.provider, value.login()) {
+        (crate::domain::ProviderSettings::Postgres(settings), Some(login)) => Ok((settings, login)),
+        _ => Err(Error::protocol(secret, "the value is not a database's")),
     }
 }
 

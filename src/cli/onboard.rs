@@ -256,6 +256,7 @@ fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> V
         ProviderSettings::OpenAi(openai) => Some(openai.admin_key_secret.as_str()),
         ProviderSettings::Anthropic(anthropic) => Some(anthropic.admin_key_secret.as_str()),
         ProviderSettings::Generic(_) => None,
+        ProviderSettings::Postgres(postgres) => Some(postgres.master_secret.as_str()),
     };
     let tokens = targets.iter().map(|target| match target {
         TargetSpec::Vercel(vercel) => vercel.token_secret.as_str(),

@@ -45,7 +45,7 @@ impl AdminRequest<'_> {
     /// change, with the command.
     pub fn check(&self, admin_prefix: &str, admin: &AdminSecret) -> Result<()> {
         let (managed, field, name) = (self.managed, self.field, self.admin_secret);
-        if !name.starts_with(admin_prefix) {
+        if !secret_name_of(name).starts_with(admin_prefix) {
             return Err(Error::config(
                 managed,
                 field,
@@ -104,6 +104,39 @@ impl AdminRequest<'_> {
     }
 }
 
+/// The name in a secret's ARN (`arn:aws:secretsmanager:region:account:secret:NAME-AbCdEf`, the name
+/// with Secrets Manager's six-character suffix), or the name itself. A database value names its master
+/// secret by ARN (`masterarn`), and the prefix rule reads the name in it.
+pub fn secret_name_of(arn_or_name: &str) -> &str {
+    let mut parts = arn_or_name.splitn(7, ':');
+    match (parts.next(), parts.nth(4), parts.next()) {
+        (Some("arn"), Some("secret"), Some(name)) => name,
+        _ => arn_or_name,
+    }
+}
+
+impl AdminRequest<'_> {
+    /// Refuses an admin secret without a `keyrot-admin:scope` tag, for credentials that reach further
+    /// than a provider's project: a database's master user can set any role's password, so its secret
+    /// names the roles it serves, and a managed value cannot name another.
+    pub fn check_scope_tagged(&self, admin: &AdminSecret) -> Result<()> {
+        if admin.tags.contains_key(TAG_SCOPE) {
+            return Ok(());
+        }
+        let (managed, field, name) = (self.managed, self.field, self.admin_secret);
+        Err(Error::config(
+            managed,
+            field,
+            format!("names {name}, which has no {TAG_SCOPE} tag naming the roles it may rotate"),
+            format!(
+                "tag it with the application roles it serves: aws secretsmanager tag-resource \
+                 --secret-id {name} --tags Key={TAG_SCOPE},Value=\"{}\"",
+                self.resources.join(" ")
+            ),
+        ))
+    }
+}
+
 /// The `keyrot-admin:serves` value with the managed secret's own prefix (up to its last `/`) added.
 fn with_prefix(serves: &[&str], managed: &str) -> String {
     let own = managed
@@ -135,6 +168,25 @@ mod tests {
                 .collect(),
             managed: false,
         }
+    }
+
+    #[test]
+    fn an_arn_is_checked_by_the_name_in_it() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:keyrot-admin/db-AbCdEf";
+        assert_eq!(secret_name_of(arn), "keyrot-admin/db-AbCdEf");
+        assert_eq!(secret_name_of("keyrot-admin/db"), "keyrot-admin/db");
+        let elsewhere =
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-master-AbCdEf";
+        let err = request(elsewhere, &[])
+            .check(DEFAULT_ADMIN_PREFIX, &admin(&[(TAG_SERVES, "prod/")]))
+            .expect_err("outside the admin prefix");
+        assert!(
+            err.to_string().contains("not under the admin prefix"),
+            "{err}"
+        );
+        request(arn, &[])
+            .check(DEFAULT_ADMIN_PREFIX, &admin(&[(TAG_SERVES, "prod/")]))
+            .expect("an admin secret by ARN");
     }
 
     fn request<'a>(admin_secret: &'a str, resources: &'a [&'a str]) -> AdminRequest<'a> {

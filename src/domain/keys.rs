@@ -13,6 +13,8 @@ pub struct NewKey {
     /// Provider ids of other keys minted for the same rotation by attempts that died, still alive; to be
     /// removed once this key is stored.
     pub leftovers: Vec<String>,
+    /// A database role's new password (`key_id` names the role); `api_key` is then the connection string.
+    pub password: Option<SecretString>,
 }
 
 impl std::fmt::Debug for NewKey {
@@ -111,6 +113,7 @@ mod tests {
             key_id: Some("svc_acct_1".into()),
             api_key_id: None,
             leftovers: Vec::new(),
+            password: None,
         };
         let shown = format!("{key:?}");
         assert!(!shown.contains("0123456789abcdef"), "{shown}");

@@ -95,23 +95,15 @@ impl PostgresSettings {
         text: &SecretString,
     ) -> Result<(Self, Login)> {
         let path = format!("{stage} value: ");
-        let bad = |problem: &str| {
+        let mut fields = json_object(text).ok_or_else(|| {
             Error::config(
                 secret,
                 format!("{path}SecretString"),
-                problem,
+                "is not a JSON object",
                 "store the multi-user format docs/secret-format.md describes",
             )
-        };
-        let (fields, password) = split_password(text).ok_or_else(|| bad("is not a JSON object"))?;
-        let password = password.ok_or_else(|| {
-            Error::config(
-                secret,
-                format!("{path}password"),
-                "is missing, empty or not a string",
-                "put the role's current password in password",
-            )
         })?;
+        let password = take_password(secret, &path, &mut fields)?;
         let settings = PostgresSettings::parse(&Fields::new(secret, path, &fields))?;
         let login = Login {
             username: settings.username.clone(),
@@ -196,6 +188,17 @@ impl PostgresSettings {
                 "set host and port to the master secret's, or name the master secret of this database in masterarn",
             ));
         }
+        if self.sslmode == SslMode::Disable && master.sslmode != Some(SslMode::Disable) {
+            return Err(Error::config(
+                secret,
+                "postgres.sslmode",
+                format!(
+                    "is disable, but the master secret {} does not allow connections without TLS",
+                    self.master_secret
+                ),
+                "use \"require\" or \"verify-full\"; for a local server, add \"sslmode\": \"disable\" to the master secret",
+            ));
+        }
         if master.login.username == self.username || master.login.username == self.next_username() {
             return Err(Error::config(
                 secret,
@@ -211,10 +214,12 @@ impl PostgresSettings {
     }
 }
 
-/// The master secret's value: `{"username", "password", "host", "port", "dbname"?}` as RDS writes it.
+/// The master secret's value: `{"username", "password", "host", "port", "dbname"?}` as RDS writes it, with
+/// an optional `"sslmode"`: the admin's word on TLS, which a managed value cannot weaken.
 pub struct MasterCredentials {
     pub login: Login,
     pub endpoint: Endpoint,
+    pub sslmode: Option<SslMode>,
 }
 
 impl MasterCredentials {
@@ -229,19 +234,38 @@ impl MasterCredentials {
                 "store the master credentials there as RDS does: {\"username\", \"password\", \"host\", \"port\"}",
             )
         };
-        let (fields, password) = split_password(text).ok_or_else(|| bad("is not a JSON object"))?;
-        let password = password.ok_or_else(|| bad("has no password"))?;
-        let map: Map<String, Value> = fields;
-        let doc = Fields::new(secret, path, &map);
+        let mut fields = json_object(text).ok_or_else(|| bad("is not a JSON object"))?;
+        let password =
+            take_password(secret, &path, &mut fields).map_err(|_| bad("has no password"))?;
+        let doc = Fields::new(secret, path, &fields);
         let username = doc.required_str("username", "store the master user's name in username")?;
         let mut endpoint = endpoint_fields(&doc, false)?;
         if endpoint.dbname.is_empty() {
             endpoint.dbname = "postgres".to_owned();
         }
+        let sslmode = match doc.optional_str("sslmode")? {
+            None => None,
+            Some(text) => Some(SslMode::parse(&text).ok_or_else(|| {
+                bad("has an sslmode that is not require, verify-full or disable")
+            })?),
+        };
         Ok(MasterCredentials {
             login: Login { username, password },
             endpoint,
+            sslmode,
         })
+    }
+
+    /// The TLS keyrot uses as the master user: the value's `wanted` mode, but never less than the
+    /// master secret's (verify-full there is verify-full here), and `require` where only the master
+    /// secret speaks (a revocation).
+    pub fn sslmode(&self, wanted: Option<SslMode>) -> SslMode {
+        match (self.sslmode, wanted) {
+            (Some(SslMode::VerifyFull), _) => SslMode::VerifyFull,
+            (_, Some(wanted)) => wanted,
+            (Some(own), None) => own,
+            (None, None) => SslMode::Require,
+        }
     }
 }
 
@@ -302,17 +326,28 @@ fn endpoint_fields(doc: &Fields<'_>, dbname_required: bool) -> Result<Endpoint> 
     Ok(Endpoint { host, port, dbname })
 }
 
-/// A value's JSON object, and its `password` taken out of it (`None` when missing, empty, longer than
-/// 1024 bytes or not a string); `None` when the text is not a JSON object.
-fn split_password(text: &SecretString) -> Option<(Map<String, Value>, Option<SecretString>)> {
-    let Ok(Value::Object(mut fields)) = serde_json::from_str::<Value>(text.expose_secret()) else {
-        return None;
-    };
-    let password = match fields.remove("password") {
-        Some(Value::String(p)) if !p.is_empty() && p.len() <= 1024 => Some(SecretString::from(p)),
+fn json_object(text: &SecretString) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(text.expose_secret()) {
+        Ok(Value::Object(fields)) => Some(fields),
         _ => None,
-    };
-    Some((fields, password))
+    }
+}
+
+/// Takes `password` out of a value's fields: a string of 1 to 1024 bytes.
+pub(crate) fn take_password(
+    secret: &str,
+    path: &str,
+    fields: &mut Map<String, Value>,
+) -> Result<SecretString> {
+    match fields.remove("password") {
+        Some(Value::String(p)) if !p.is_empty() && p.len() <= 1024 => Ok(SecretString::from(p)),
+        _ => Err(Error::config(
+            secret,
+            format!("{path}password"),
+            "is missing, empty, longer than 1024 bytes or not a string",
+            "put the role's current password in password",
+        )),
+    }
 }
 
 /// A role name keyrot will quote into SQL: letters, digits, `_` and `$`, short enough for its clone.
@@ -423,7 +458,7 @@ mod tests {
             (
                 "password",
                 json!(5),
-                "password: is missing, empty or not a string",
+                "password: is missing, empty, longer than 1024 bytes or not a string",
             ),
             (
                 "postgres",

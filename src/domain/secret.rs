@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::fields::{Fields, IdShape};
 use crate::domain::keys::NewKey;
+use crate::domain::postgres::{Login, PostgresSettings};
 use crate::error::{Error, Result};
 
 /// Which provider issues the secret's keys, with the settings its block carries.
@@ -17,6 +18,8 @@ pub enum ProviderSettings {
     OpenAi(OpenAiSettings),
     Anthropic(AnthropicSettings),
     Generic(GenericSettings),
+    /// A database password with alternating users (`"engine": "postgres"`, domain::postgres).
+    Postgres(PostgresSettings),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,7 @@ pub enum Provider {
     OpenAi,
     Anthropic,
     Generic,
+    Postgres,
 }
 
 impl Provider {
@@ -60,13 +64,19 @@ impl Provider {
             Provider::OpenAi => "openai",
             Provider::Anthropic => "anthropic",
             Provider::Generic => "generic",
+            Provider::Postgres => "postgres",
         }
     }
 
     pub fn parse(name: &str) -> Option<Provider> {
-        [Provider::OpenAi, Provider::Anthropic, Provider::Generic]
-            .into_iter()
-            .find(|provider| provider.as_str() == name)
+        [
+            Provider::OpenAi,
+            Provider::Anthropic,
+            Provider::Generic,
+            Provider::Postgres,
+        ]
+        .into_iter()
+        .find(|provider| provider.as_str() == name)
     }
 }
 
@@ -89,6 +99,7 @@ impl ProviderSettings {
             ProviderSettings::OpenAi(_) => Provider::OpenAi,
             ProviderSettings::Anthropic(_) => Provider::Anthropic,
             ProviderSettings::Generic(_) => Provider::Generic,
+            ProviderSettings::Postgres(_) => Provider::Postgres,
         }
     }
 
@@ -99,14 +110,20 @@ impl ProviderSettings {
 
 /// A parsed version of a managed secret.
 pub struct ManagedSecret {
-    /// Everything in the document but `api_key`, kept verbatim so the next version carries unknown fields.
+    /// Everything in the document but `api_key` (or a database's `password`), kept verbatim so the next
+    /// version carries unknown fields.
     fields: Map<String, Value>,
     pub provider: ProviderSettings,
+    /// What the secret's consumers and targets receive, and what fingerprints and hints describe: the
+    /// API key, or a database's connection string (which holds its password).
     pub api_key: SecretString,
+    /// The provider's id of the key: for a database, the role this version logs in as.
     pub key_id: Option<String>,
     pub api_key_id: Option<String>,
     /// Deployment targets, as configured; validated by the targets layer.
     pub targets: Vec<Value>,
+    /// A database role's password (the `password` field); `None` for API keys.
+    password: Option<SecretString>,
 }
 
 impl std::fmt::Debug for ManagedSecret {
@@ -121,7 +138,7 @@ impl std::fmt::Debug for ManagedSecret {
     }
 }
 
-const PROVIDERS: &str = "openai, anthropic or generic";
+const PROVIDERS: &str = "openai, anthropic, generic or postgres";
 /// No provider issues longer keys; a longer value is a mistake, not a key.
 const MAX_KEY_LEN: usize = 4096;
 
@@ -130,21 +147,22 @@ impl ManagedSecret {
     pub fn parse(secret: &str, stage: impl std::fmt::Display, text: &SecretString) -> Result<Self> {
         let path = format!("{stage} value: ");
         let mut fields = document_of(secret, &path, text)?;
+        if is_database(&fields) {
+            return Self::parse_database(secret, path, fields);
+        }
+        if fields.contains_key("engine") && !fields.contains_key("provider") {
+            return Err(Error::config(
+                secret,
+                format!("{path}engine"),
+                "names a database keyrot does not rotate",
+                "keyrot rotates \"engine\": \"postgres\" values; rotate other databases with AWS's own rotation templates",
+            ));
+        }
         let api_key = take_api_key(secret, &path, &mut fields)?;
         let doc = Fields::new(secret, path, &fields);
         let provider = provider_of(&doc)?;
         let (key_id, api_key_id) = key_ids(&doc, &provider)?;
-        let targets = match doc.get("targets") {
-            None => Vec::new(),
-            Some(Value::Array(targets)) => targets.clone(),
-            Some(_) => {
-                return Err(doc.bad(
-                    "targets",
-                    "must be an array",
-                    "make targets a JSON array of target objects",
-                ));
-            }
-        };
+        let targets = targets_of(&doc)?;
         Ok(ManagedSecret {
             fields,
             provider,
@@ -152,12 +170,50 @@ impl ManagedSecret {
             key_id,
             api_key_id,
             targets,
+            password: None,
+        })
+    }
+
+    /// A database value, in AWS's multi-user format: its key is the connection string targets receive.
+    fn parse_database(secret: &str, path: String, mut fields: Map<String, Value>) -> Result<Self> {
+        let password = crate::domain::postgres::take_password(secret, &path, &mut fields)?;
+        let doc = Fields::new(secret, path, &fields);
+        let settings = PostgresSettings::parse(&doc)?;
+        let targets = targets_of(&doc)?;
+        let login = Login {
+            username: settings.username.clone(),
+            password,
+        };
+        Ok(ManagedSecret {
+            api_key: settings.connection_string(&login),
+            key_id: Some(login.username),
+            api_key_id: None,
+            targets,
+            password: Some(login.password),
+            provider: ProviderSettings::Postgres(settings),
+            fields,
+        })
+    }
+
+    /// The role and password a database value logs in with; `None` for an API key.
+    pub fn login(&self) -> Option<Login> {
+        let ProviderSettings::Postgres(settings) = &self.provider else {
+            return None;
+        };
+        let password = self.password.as_ref()?;
+        Some(Login {
+            username: settings.username.clone(),
+            password: SecretString::from(password.expose_secret().to_owned()),
         })
     }
 
     /// The document of the next version: this one with the new key and its ids, all else unchanged.
     pub fn with_new_key(&self, new_key: &NewKey) -> Result<SecretString> {
         let mut fields = self.fields.clone();
+        if let ProviderSettings::Postgres(_) = self.provider {
+            database_login(&mut fields, new_key)?;
+            return serialise(fields);
+        }
         for (name, value) in [
             ("key_id", &new_key.key_id),
             ("api_key_id", &new_key.api_key_id),
@@ -171,13 +227,51 @@ impl ManagedSecret {
             "api_key".to_owned(),
             Value::String(new_key.api_key.expose_secret().to_owned()),
         );
-        let text = serde_json::to_string(&Value::Object(fields)).map_err(|err| {
-            Error::protocol(
-                "(new version)",
-                format!("could not serialise the new value: {err}"),
-            )
-        })?;
-        Ok(SecretString::from(text))
+        serialise(fields)
+    }
+}
+
+/// A database value's next login: the role in `username` and its password, in AWS's own fields.
+fn database_login(fields: &mut Map<String, Value>, new_key: &NewKey) -> Result<()> {
+    let (Some(role), Some(password)) = (&new_key.key_id, &new_key.password) else {
+        return Err(Error::protocol(
+            "(new version)",
+            "a database's new login needs its role and password",
+        ));
+    };
+    fields.insert("username".to_owned(), Value::String(role.clone()));
+    fields.insert(
+        "password".to_owned(),
+        Value::String(password.expose_secret().to_owned()),
+    );
+    Ok(())
+}
+
+fn serialise(fields: Map<String, Value>) -> Result<SecretString> {
+    let text = serde_json::to_string(&Value::Object(fields)).map_err(|err| {
+        Error::protocol(
+            "(new version)",
+            format!("could not serialise the new value: {err}"),
+        )
+    })?;
+    Ok(SecretString::from(text))
+}
+
+/// Whether a value is a database's: AWS's `"engine": "postgres"`, or `"provider": "postgres"`.
+fn is_database(fields: &Map<String, Value>) -> bool {
+    let named = |field: &str| fields.get(field).and_then(Value::as_str) == Some("postgres");
+    named("engine") || named("provider")
+}
+
+fn targets_of(doc: &Fields<'_>) -> Result<Vec<Value>> {
+    match doc.get("targets") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(targets)) => Ok(targets.clone()),
+        Some(_) => Err(doc.bad(
+            "targets",
+            "must be an array",
+            "make targets a JSON array of target objects",
+        )),
     }
 }
 
@@ -248,6 +342,8 @@ fn key_ids(
         ProviderSettings::Generic(_) => {
             (doc.optional_str("key_id")?, doc.optional_str("api_key_id")?)
         }
+        // A database value is parsed apart (`parse_database`): its role is its id.
+        ProviderSettings::Postgres(settings) => (Some(settings.username.clone()), None),
     })
 }
 
@@ -282,6 +378,7 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
         "generic" => Ok(ProviderSettings::Generic(parse_generic(
             doc.block("generic")?,
         )?)),
+
         _ => Err(doc.bad("provider", "names a provider keyrot does not know", set)),
     }
 }
@@ -473,6 +570,47 @@ mod tests {
     }
 
     #[test]
+    fn a_database_value_is_read_in_aws_format_and_its_next_login_written_there() {
+        let current = parse(
+            json!({"engine": "postgres", "username": "app", "password": "PW-CURRENT-0000",
+            "host": "db.internal", "port": 5432, "dbname": "shop", "masterarn": "keyrot-admin/db",
+            "postgres": {"sslmode": "disable"}}),
+        )
+        .expect("AWS's multi-user format needs no provider field");
+        assert_eq!(current.provider.provider(), Provider::Postgres);
+        assert_eq!(current.key_id.as_deref(), Some("app"));
+        assert_eq!(
+            current.api_key.expose_secret(),
+            "postgres://app:PW-CURRENT-0000@db.internal:5432/shop?sslmode=require",
+            "targets receive the connection string"
+        );
+        let next = current
+            .with_new_key(&NewKey {
+                api_key: SecretString::from("postgres://..."),
+                key_id: Some("app_clone".into()),
+                api_key_id: None,
+                leftovers: Vec::new(),
+                password: Some(SecretString::from("PW-NEXT-1111")),
+            })
+            .expect("serialises");
+        let value: Value = serde_json::from_str(next.expose_secret()).expect("json");
+        assert_eq!(value["username"], "app_clone");
+        assert_eq!(value["password"], "PW-NEXT-1111");
+        assert_eq!(value["engine"], "postgres");
+        assert_eq!(value["postgres"]["sslmode"], "disable");
+        assert!(
+            value.get("api_key").is_none() && value.get("key_id").is_none(),
+            "{value}"
+        );
+        let mysql = parse(json!({"engine": "mysql", "username": "app", "password": "x"}))
+            .expect_err("not a database keyrot rotates");
+        assert!(
+            mysql.to_string().contains("engine: names a database"),
+            "{mysql}"
+        );
+    }
+
+    #[test]
     fn the_next_version_keeps_unknown_fields_and_replaces_the_key_and_its_ids() {
         let current = parse(
             json!({"provider": "generic", "api_key": "old-key-0000000000",
@@ -485,6 +623,7 @@ mod tests {
                 key_id: None,
                 api_key_id: Some("key_2".into()),
                 leftovers: Vec::new(),
+                password: None,
             })
             .expect("serialises");
         let value: Value = serde_json::from_str(next.expose_secret()).expect("json");

@@ -147,6 +147,10 @@ impl<F: Family> GraceKeeper<'_, F> {
             if !same_scope(revocation, current) {
                 continue;
             }
+            // Two secrets of one database logging in as one role: locking it out would stop the other.
+            if current.login().is_some() && current.key_id == revocation.key_id {
+                return Some(format!("managed secret {name} logs in as the same role"));
+            }
             if self.pending_fingerprint(secret).await.as_deref() == Some(fingerprint) {
                 return Some(format!(
                     "the rotation under way of managed secret {name} holds the key"
@@ -717,7 +721,8 @@ impl<F: Family> GraceKeeper<'_, F> {
 }
 
 /// Whether a key of `revocation` could serve `current`'s secret: the same OpenAI project, or the same
-/// Anthropic admin key. A generic key is a random string no other secret would share.
+/// Anthropic admin key, or the same database's master secret. A generic key is a random string no other
+/// secret would share.
 fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
     match &current.provider {
         crate::domain::ProviderSettings::OpenAi(openai) => {
@@ -727,5 +732,8 @@ fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
             revocation.admin_key_secret.as_deref() == Some(anthropic.admin_key_secret.as_str())
         }
         crate::domain::ProviderSettings::Generic(_) => false,
+        crate::domain::ProviderSettings::Postgres(postgres) => {
+            revocation.admin_key_secret.as_deref() == Some(postgres.master_secret.as_str())
+        }
     }
 }

@@ -53,6 +53,7 @@ impl<F: Family> Operator<'_, F> {
             key_id: None,
             api_key_id: None,
             leftovers: Vec::new(),
+            password: None,
         })?;
         let version_id = self.ports.store.put_staged(secret_id, &value).await?;
         let placeholder = self.clear_placeholder(&secret, secret_id).await?;

@@ -160,6 +160,11 @@ pub trait KeyIssuer {
         kept: &NewKey,
     ) -> Result<()>;
 
+    /// Puts the pending value's key into service where the provider only has it once it is set (a
+    /// database role's password, set in setSecret); nothing for keys that exist from their mint. A
+    /// repeat sets the same key again.
+    async fn install(&self, secret_name: &str, pending: &ManagedSecret) -> Result<()>;
+
     /// The provider's id of a key a person created (to revoke it later), if the provider can tell.
     async fn identify(
         &self,

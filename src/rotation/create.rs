@@ -5,10 +5,10 @@ use serde_json::json;
 
 use crate::domain::audit::RevocationStatus;
 use crate::domain::keys::{AccountOwner, KeyView, NewKey};
-use crate::domain::policy::{AWSPENDING, KEYROT_STAGED};
+use crate::domain::policy::{AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
 use crate::domain::provenance::{self, KeyIds, KeyRecord};
 use crate::domain::targets::TargetSpec;
-use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription};
+use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Trigger};
 use crate::error::{Error, Result};
 use crate::ports::{
     Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, Ports, PutOutcome, SecretStore, Severity,
@@ -61,6 +61,8 @@ impl<F: Family> Rotator<'_, F> {
             evidence.new_key = Some(KeyView::of(&pending.api_key));
             return Ok(Progress::AlreadyDone);
         }
+        self.check_role_free(secret, &current, evidence.trigger)
+            .await?;
         let (new_key, origin) = self.new_key(event, secret, &current).await?;
         let key = NewCandidate {
             record: self.record_key(event, secret, &current, &new_key, origin, evidence),
@@ -114,6 +116,47 @@ impl<F: Family> Rotator<'_, F> {
                 Ok(Progress::AlreadyDone)
             }
         }
+    }
+
+    /// A database's next role is the one AWSPREVIOUS logs in as: a new password on it ends that
+    /// version's grace at once. Refused while the grace lasts, unless the rotation is an emergency
+    /// (whose point is to end it).
+    async fn check_role_free(
+        &self,
+        secret: &SecretDescription,
+        current: &ManagedSecret,
+        trigger: Option<Trigger>,
+    ) -> Result<()> {
+        let ProviderSettings::Postgres(settings) = &current.provider else {
+            return Ok(());
+        };
+        let Some(previous) = secret.version_with(AWSPREVIOUS) else {
+            return Ok(());
+        };
+        if trigger == Some(Trigger::Emergency) {
+            return Ok(());
+        }
+        let role = settings.next_username();
+        let revocation = self.ports.audit.revocation(&secret.name, previous).await?;
+        let Some(revocation) = revocation.filter(|r| r.status.is_owed()) else {
+            return Ok(());
+        };
+        if revocation.key_id.as_deref() != Some(role.as_str()) {
+            return Ok(());
+        }
+        Err(Error::config(
+            &secret.name,
+            "username",
+            format!(
+                "the next role {role} still serves AWSPREVIOUS (version {previous}) until its grace ends at {}; a new password on it now would end that grace early",
+                revocation.due.to_rfc3339()
+            ),
+            format!(
+                "rotate after {}, or now with `keyrot rotate {} --emergency`, which ends the grace",
+                revocation.due.to_rfc3339(),
+                secret.name
+            ),
+        ))
     }
 
     /// The record of the rotation's new key, as this attempt obtained it.
@@ -323,6 +366,7 @@ impl<F: Family> Rotator<'_, F> {
             key_id,
             api_key_id: None,
             leftovers: Vec::new(),
+            password: None,
         })
     }
 

@@ -10,6 +10,8 @@ mod set;
 mod test;
 
 #[cfg(test)]
+mod database_tests;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};

@@ -29,6 +29,8 @@ impl<F: Family> Rotator<'_, F> {
         let new_view = KeyView::of(&pending.api_key);
         evidence.provider = Some(pending.provider.name());
         evidence.new_key = Some(new_view.clone());
+        // A database's new password exists only once it is set on its role.
+        self.ports.issuer.install(&secret.name, &pending).await?;
         self.validate_new_key(secret, &pending, &new_view).await?;
 
         let mut progress = Progress::AlreadyDone;

@@ -30,13 +30,13 @@ impl Clock for ShiftedClock {
 }
 
 /// Runs keeper passes over one test's secrets only (its own name prefix), at a shifted time.
-struct Keeper {
+pub(crate) struct Keeper {
     ports: Ports<AwsWith<ShiftedClock>>,
     settings: KeeperSettings,
 }
 
 impl Keeper {
-    async fn new(world: &World, scope: &str) -> Keeper {
+    pub(crate) async fn new(world: &World, scope: &str) -> Keeper {
         let ports = wiring::build_with_clock(&world.config, ShiftedClock::default())
             .await
             .expect("ports");
@@ -48,7 +48,7 @@ impl Keeper {
         Keeper { ports, settings }
     }
 
-    async fn pass_at(&self, offset: Duration) -> KeeperReport {
+    pub(crate) async fn pass_at(&self, offset: Duration) -> KeeperReport {
         self.ports.clock.shift(offset);
         GraceKeeper::new(&self.ports, self.settings.clone())
             .run()
@@ -58,7 +58,7 @@ impl Keeper {
 }
 
 /// A name prefix no other test uses: `it/<scope>-xxxxxxxx/`.
-fn scope() -> (String, String) {
+pub(crate) fn scope() -> (String, String) {
     let scope = unique("keeper");
     let prefix = format!("{}/s", scope.trim_start_matches("it/"));
     (format!("{scope}/"), prefix)

@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 #[cfg(feature = "sim-clock")]
 mod crashes;
+mod database;
 mod iam;
 mod keeper;
 mod providers;
@@ -16,3 +17,6 @@ mod rotation;
 mod support;
 mod targets;
 mod wire;
+
+#[path = "../shared/postgres.rs"]
+mod pg;

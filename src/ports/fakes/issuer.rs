@@ -1,7 +1,7 @@
 //! A provider in memory: mints numbered keys, rejects the keys a test names, records revocations.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +32,9 @@ pub(crate) struct FakeIssuer {
     pub(crate) ineffective_revocations: Cell<u32>,
     /// The fingerprints of the keys revoked for good: the provider refuses them from then on.
     pub(crate) dead: RefCell<BTreeSet<String>>,
+    /// A database's roles and the password each logs in with now (set by `install`, locked out by
+    /// `revoke`). A role it has never seen accepts any password: it was made before the fake.
+    pub(crate) roles: RefCell<BTreeMap<String, String>>,
 }
 
 impl FakeIssuer {
@@ -56,8 +59,21 @@ impl KeyIssuer for FakeIssuer {
         let n = self.minted.get() + 1;
         self.minted.set(n);
         // Each provider's own id shape, as the value's parser requires.
-        let key_id = match current.provider {
+        let key_id = match &current.provider {
             crate::domain::ProviderSettings::OpenAi(_) => format!("svc_acct_{n}"),
+            crate::domain::ProviderSettings::Postgres(settings) => {
+                let login = crate::domain::postgres::Login {
+                    username: settings.next_username(),
+                    password: SecretString::from(format!("PGPASSWORD{n:04}XXXXXXXXXXXX")),
+                };
+                return Ok(NewKey {
+                    api_key: settings.connection_string(&login),
+                    key_id: Some(login.username),
+                    api_key_id: None,
+                    leftovers: Vec::new(),
+                    password: Some(login.password),
+                });
+            }
             _ => format!("key_{n}"),
         };
         Ok(NewKey {
@@ -65,7 +81,18 @@ impl KeyIssuer for FakeIssuer {
             key_id: Some(key_id),
             api_key_id: None,
             leftovers: Vec::new(),
+            password: None,
         })
+    }
+
+    async fn install(&self, _secret_name: &str, pending: &ManagedSecret) -> Result<()> {
+        if let Some(login) = pending.login() {
+            self.roles.borrow_mut().insert(
+                login.username.clone(),
+                login.password.expose_secret().to_owned(),
+            );
+        }
+        Ok(())
     }
 
     async fn remove_leftovers(
@@ -96,12 +123,18 @@ impl KeyIssuer for FakeIssuer {
     async fn validate(
         &self,
         secret_name: &str,
-        _settings: &ManagedSecret,
+        settings: &ManagedSecret,
         key: &SecretString,
     ) -> Result<()> {
         self.validated
             .borrow_mut()
             .push(key.expose_secret().to_owned());
+        let wrong_password = settings.login().is_some_and(|login| {
+            self.roles
+                .borrow()
+                .get(&login.username)
+                .is_some_and(|now| now != login.password.expose_secret())
+        });
         let propagating = self.refuse_next_validations.get() > 0;
         if propagating {
             self.refuse_next_validations
@@ -111,7 +144,11 @@ impl KeyIssuer for FakeIssuer {
             .dead
             .borrow()
             .contains(&crate::domain::keys::fingerprint(key));
-        if propagating || dead || self.rejected.borrow().contains(key.expose_secret()) {
+        if propagating
+            || dead
+            || wrong_password
+            || self.rejected.borrow().contains(key.expose_secret())
+        {
             return Err(Error::KeyRejected {
                 secret: secret_name.into(),
                 provider: "generic".into(),
@@ -159,6 +196,9 @@ impl KeyIssuer for FakeIssuer {
         if self.ineffective_revocations.get() > 0 {
             self.ineffective_revocations
                 .set(self.ineffective_revocations.get() - 1);
+        } else if revocation.provider == crate::domain::secret::Provider::Postgres {
+            let role = revocation.key_id.clone().unwrap_or_default();
+            self.roles.borrow_mut().insert(role, "LOCKED-OUT".into());
         } else if let Some(fingerprint) = &revocation.fingerprint {
             self.dead.borrow_mut().insert(fingerprint.clone());
         }

@@ -105,10 +105,19 @@ impl Moto {
         value: &Value,
         tags: &[(&str, &str)],
     ) -> String {
-        let name = unique(prefix);
+        self.create_secret_named(&unique(prefix), value, tags).await
+    }
+
+    /// Creates the secret `name` (an admin secret, outside the tests' `it/` names); returns its name.
+    pub async fn create_secret_named(
+        &self,
+        name: &str,
+        value: &Value,
+        tags: &[(&str, &str)],
+    ) -> String {
         self.sm
             .create_secret()
-            .name(&name)
+            .name(name)
             .secret_string(value.to_string())
             .set_tags(Some(
                 tags.iter()
@@ -118,7 +127,7 @@ impl Moto {
             .send()
             .await
             .expect("create secret");
-        name
+        name.to_owned()
     }
 
     /// keyrot's audit log on this moto's two tables.

@@ -13,7 +13,7 @@ use crate::cli::context::{Deployment, Session, read_key};
 use crate::domain::ManagedSecret;
 use crate::domain::ProviderSettings;
 use crate::domain::Trigger;
-use crate::domain::admin::TAG_SERVES;
+use crate::domain::admin::{TAG_SERVES, secret_name_of};
 use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
@@ -29,6 +29,8 @@ enum Provider {
     Openai,
     Anthropic,
     Generic,
+    /// A PostgreSQL role's password, with alternating users (the key on stdin is the password).
+    Postgres,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +57,27 @@ pub struct OnboardArgs {
     /// Generic: URL that answers 2xx to a valid key sent as a bearer token.
     #[arg(long)]
     validate_url: Option<String>,
+    /// Postgres: the role the application logs in as [default: the existing value's].
+    #[arg(long)]
+    username: Option<String>,
+    /// Postgres: the database's host (the master secret's own).
+    #[arg(long)]
+    host: Option<String>,
+    /// Postgres: the database's port [default: 5432].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Postgres: the application's database.
+    #[arg(long)]
+    dbname: Option<String>,
+    /// Postgres: the ARN or name of the admin secret with the master credentials (masterarn).
+    #[arg(long)]
+    master_secret: Option<String>,
+    /// Postgres: require (default), verify-full, or disable (only if the master secret allows it).
+    #[arg(long)]
+    sslmode: Option<String>,
+    /// Postgres: what targets receive, with {username}, {password}, {host}, {port}, {dbname}.
+    #[arg(long)]
+    url_template: Option<String>,
     /// A Vercel target, PROJECT:ENV_KEY (repeatable).
     #[arg(long = "vercel", value_name = "PROJECT:ENV_KEY", value_parser = args::target)]
     vercel: Vec<TargetArg>,
@@ -112,8 +135,17 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
             "token_secret": args.render_token_secret}),
         );
     }
+    if let Provider::Postgres = args.provider {
+        // AWS's multi-user format; a flag not given (null) keeps the existing value's field.
+        return json!({"engine": "postgres", "password": key.expose_secret(), "targets": targets,
+            "username": args.username, "host": args.host, "port": args.port, "dbname": args.dbname,
+            "masterarn": args.master_secret,
+            "postgres": {"sslmode": args.sslmode, "url_template": args.url_template}});
+    }
     let mut value = json!({"api_key": key.expose_secret(), "targets": targets});
     match args.provider {
+        // Returned above.
+        Provider::Postgres => {}
         Provider::Openai => {
             value["provider"] = json!("openai");
             value["openai"] =
@@ -272,7 +304,7 @@ fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> V
 /// when the caller may tag it, and says so. Anything it cannot do is left for the checks that follow,
 /// which refuse with the command that would allow it.
 async fn serve(ports: &Ports<Aws>, admin_prefix: &str, admin: &str, name: &str) {
-    if !admin.starts_with(admin_prefix) {
+    if !secret_name_of(admin).starts_with(admin_prefix) {
         return;
     }
     let Ok(Some(described)) = ports.store.describe_if_exists(admin).await else {
@@ -462,7 +494,8 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }
     let key_id = check_before_writing(ports, &args.name, &managed, &targets).await?;
-    if let Some(id) = &key_id {
+    // A database value names its role in username already: AWS's format has no key_id.
+    if let Some(id) = key_id.as_ref().filter(|_| managed.login().is_none()) {
         value["key_id"] = json!(id);
     }
     vouch(&session, &args, &managed, key_id.as_deref()).await?;

@@ -13,6 +13,7 @@ use tokio_postgres::NoTls;
 
 use crate::keeper::{Keeper, scope};
 use crate::pg::{admin, conninfo, scene, server};
+use crate::support::cli::cli;
 use crate::support::{AlertQueue, World, assert_no_key, captured_logs, unique};
 
 /// The master secret, as RDS writes one, under the admin prefix and tagged to serve the test's
@@ -252,4 +253,73 @@ async fn a_master_secret_that_may_not_serve_or_does_not_log_in_is_refused_with_n
             "nothing stored"
         );
     }
+}
+
+#[tokio::test]
+async fn onboard_puts_a_database_password_under_keyrot_in_aws_format_checked_first() {
+    let Some((endpoint, superuser)) = server() else {
+        return;
+    };
+    let base = format!("it{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let master = scene(&endpoint, &superuser, &base).await;
+    let world = World::new().await;
+    let (user, master_password) = (
+        &master.login.username,
+        master.login.password.expose_secret(),
+    );
+    let masterarn = master_secret(&world, &endpoint, user, master_password, &base).await;
+    let name = unique("cli-db");
+    let onboard = |password: &str| {
+        cli(&world)
+            .args(["onboard", &name])
+            .flag("--provider", "postgres")
+            .flag("--username", &base)
+            .flag("--host", &endpoint.host)
+            .flag("--port", endpoint.port.to_string())
+            .flag("--dbname", &endpoint.dbname)
+            .flag("--master-secret", &masterarn)
+            .flag("--every-days", "90")
+            .stdin(password)
+    };
+    let refused = onboard("WRONG-ROLE-PASSWORD").run().await;
+    refused
+        .exits_with(1)
+        .says(&[&format!("refused role {base}")]);
+    assert_no_key(&refused.text(), "WRONG-ROLE-PASSWORD", "onboard's output");
+    assert!(
+        world.moto.value(&name, "AWSCURRENT", None).await.is_none(),
+        "nothing written"
+    );
+
+    onboard(&format!("first-pw-{base}")).run().await.success();
+    let value = world
+        .moto
+        .value(&name, "AWSCURRENT", None)
+        .await
+        .expect("written");
+    assert_eq!(value["engine"], "postgres");
+    assert_eq!(value["username"], base.as_str());
+    assert!(
+        value.get("api_key").is_none() && value.get("key_id").is_none(),
+        "{value}"
+    );
+    // Secrets Manager's configuration test, on the version onboard's rotate-secret labelled
+    // AWSPENDING: the role logs in. moto leaves that label behind (AWS removes it): play AWS's part.
+    let placeholder = world
+        .moto
+        .version_of(&name, "AWSPENDING")
+        .await
+        .expect("the configuration test's version");
+    world
+        .step("testSecret", &name, &placeholder)
+        .await
+        .expect("the configuration test passes");
+    world.moto.clear_pending(&name).await;
+    world.rotate(&name).await;
+    let rotated = current(&world.moto.sm, &name).await.expect("AWSCURRENT");
+    assert_eq!(rotated["username"], format!("{base}_clone"));
+    assert!(
+        connect(&rotated).await.is_some(),
+        "the first rotation works"
+    );
 }

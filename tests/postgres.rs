@@ -12,7 +12,7 @@ use keyrot::error::Error;
 use secrecy::SecretString;
 use tokio_postgres::NoTls;
 
-#[path = "shared/postgres.rs"]
+#[path = "common/postgres.rs"]
 mod pg;
 
 use pg::{admin, conninfo, login, scene, server};

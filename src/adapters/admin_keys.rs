@@ -71,6 +71,19 @@ impl AdminKeys {
     /// Reads the whole value of the admin secret the request names (a database's master credentials),
     /// under the same checks as [`AdminKeys::read`].
     pub async fn read_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
+        Ok(self.checked(request).await?.1)
+    }
+
+    /// [`AdminKeys::read_value`] of an admin secret that must carry a `keyrot-admin:scope` tag (a
+    /// database's master credentials), so that only the resources it lists are touched.
+    pub async fn read_scoped_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
+        let (secret, value) = self.checked(request).await?;
+        request.check_scope_tagged(&secret)?;
+        Ok(value)
+    }
+
+    /// The admin secret's tags and value, once its name, kind and tags allow the request.
+    async fn checked(&self, request: AdminRequest<'_>) -> Result<(AdminSecret, SecretString)> {
         if !secret_name_of(request.admin_secret).starts_with(&self.prefix) {
             // Refused before any call: the check names the prefix and the fix.
             request.check(&self.prefix, &AdminSecret::default())?;
@@ -80,19 +93,7 @@ impl AdminKeys {
             None => self.fetch(request).await?,
         };
         request.check(&self.prefix, &secret)?;
-        Ok(value)
-    }
-
-    /// [`AdminKeys::read_value`] of an admin secret that must carry a `keyrot-admin:scope` tag (a
-    /// database's master credentials), so that only the resources it lists are touched.
-    pub async fn read_scoped_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
-        let value = self.read_value(request).await?;
-        let secret = self
-            .reuse(request.admin_secret)
-            .map(|(secret, _)| secret)
-            .unwrap_or_default();
-        request.check_scope_tagged(&secret)?;
-        Ok(value)
+        Ok((secret, value))
     }
 
     fn reuse(&self, admin_secret: &str) -> Option<(AdminSecret, SecretString)> {

@@ -89,24 +89,20 @@ impl PostgresDatabase {
     /// Logs in as the master user and runs `SELECT 1`: a wrong master password is refused before a
     /// rotation stores anything.
     pub async fn check_master(&self, db: Database<'_>, master: &MasterCredentials) -> Result<()> {
-        let client = self.connect(db, &master.login, As::Master).await?;
-        client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|err| self.failure(db.secret, db.endpoint, &master.login, As::Master, &err))?;
-        Ok(())
+        self.select_one(db, &master.login, As::Master).await
     }
 
     /// Logs in as `login` and runs `SELECT 1`. A refused password is [`Error::KeyRejected`].
     pub async fn check_login(&self, db: Database<'_>, login: &Login) -> Result<()> {
-        let Database {
-            secret, endpoint, ..
-        } = db;
-        let client = self.connect(db, login, As::Application).await?;
+        self.select_one(db, login, As::Application).await
+    }
+
+    async fn select_one(&self, db: Database<'_>, login: &Login, who: As) -> Result<()> {
+        let client = self.connect(db, login, who).await?;
         client
             .simple_query("SELECT 1")
             .await
-            .map_err(|err| self.failure(secret, endpoint, login, As::Application, &err))?;
+            .map_err(|err| self.failure(db.secret, db.endpoint, login, who, &err))?;
         Ok(())
     }
 
@@ -127,35 +123,28 @@ impl PostgresDatabase {
         let fail = |err: &tokio_postgres::Error| {
             self.failure(secret, endpoint, &master.login, As::Master, err)
         };
-        let hashed =
-            postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
         let exists = client
             .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
             .await
             .map_err(|err| fail(&err))?
             .is_some();
-        let statement = if exists {
-            format!(
-                "ALTER ROLE {} WITH LOGIN PASSWORD {}",
-                ident(role),
-                literal(&hashed)
-            )
-        } else {
-            format!(
-                "CREATE ROLE {} WITH LOGIN PASSWORD {} IN ROLE {}",
-                ident(role),
-                literal(&hashed),
-                ident(member_of)
-            )
-        };
-        match client.batch_execute(&statement).await {
+        let alter = format!(
+            "ALTER ROLE {} WITH LOGIN {}",
+            ident(role),
+            password_clause(password)
+        );
+        if exists {
+            return client.batch_execute(&alter).await.map_err(|err| fail(&err));
+        }
+        let create = format!(
+            "CREATE ROLE {} WITH LOGIN {} IN ROLE {}",
+            ident(role),
+            password_clause(password),
+            ident(member_of)
+        );
+        match client.batch_execute(&create).await {
             // Two attempts of one step may both see no role: the second one's CREATE finds it made.
-            Err(err) if !exists && err.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
-                let alter = format!(
-                    "ALTER ROLE {} WITH LOGIN PASSWORD {}",
-                    ident(role),
-                    literal(&hashed)
-                );
+            Err(err) if err.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
                 client.batch_execute(&alter).await.map_err(|err| fail(&err))
             }
             other => other.map_err(|err| fail(&err)),
@@ -173,13 +162,11 @@ impl PostgresDatabase {
         let Database {
             secret, endpoint, ..
         } = db;
-        let unknown = SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), 48));
         let client = self.connect(db, &master.login, As::Master).await?;
-        let hashed = postgres_protocol::password::scram_sha_256(unknown.expose_secret().as_bytes());
         let statement = format!(
-            "ALTER ROLE {} WITH PASSWORD {}",
+            "ALTER ROLE {} WITH {}",
             ident(role),
-            literal(&hashed)
+            password_clause(&random_password(48))
         );
         client
             .batch_execute(&statement)
@@ -317,14 +304,10 @@ impl PostgresIssuer {
     /// The next login: the role not in use, with a new random password. Only the master login is
     /// checked; nothing is written until setSecret installs the value that was stored.
     pub async fn mint(&self, secret_name: &str, settings: &PostgresSettings) -> Result<NewKey> {
-        let master = self.master(secret_name, settings).await?;
-        let db = as_master(secret_name, settings, &master);
-        self.database.check_master(db, &master).await?;
+        self.logged_in_master(secret_name, settings).await?;
         let login = Login {
             username: settings.next_username(),
-            password: SecretString::from(
-                Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN),
-            ),
+            password: random_password(PASSWORD_LEN),
         };
         Ok(NewKey {
             api_key: settings.connection_string(&login),
@@ -360,9 +343,7 @@ impl PostgresIssuer {
         value: &ManagedSecret,
     ) -> Result<Option<String>> {
         let (settings, login) = login_of(secret_name, value)?;
-        let master = self.master(secret_name, settings).await?;
-        let db = as_master(secret_name, settings, &master);
-        self.database.check_master(db, &master).await?;
+        self.logged_in_master(secret_name, settings).await?;
         Ok(Some(login.username))
     }
 
@@ -407,6 +388,14 @@ impl PostgresIssuer {
             .await?;
         settings.check_master(secret_name, &master)?;
         Ok(master)
+    }
+
+    /// [`PostgresIssuer::master`], once the master user has logged in: a wrong master password is
+    /// refused before anything is stored or recorded.
+    async fn logged_in_master(&self, secret_name: &str, settings: &PostgresSettings) -> Result<()> {
+        let master = self.master(secret_name, settings).await?;
+        let db = as_master(secret_name, settings, &master);
+        self.database.check_master(db, &master).await
     }
 
     /// Reads the master secret for `role`: its `keyrot-admin:scope` tag must name the role's pair (by
@@ -476,6 +465,18 @@ fn tls_refusal(err: &tokio_postgres::Error) -> Option<String> {
 
 fn refused_login(code: &SqlState) -> bool {
     *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+}
+
+/// A password nobody has seen: letters and digits from the thread's CSPRNG (seeded by the OS).
+fn random_password(len: usize) -> SecretString {
+    SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), len))
+}
+
+/// `PASSWORD '<verifier>'`: the password as the server stores it (SCRAM-SHA-256), so the plaintext is in
+/// no statement the server could log.
+fn password_clause(password: &SecretString) -> String {
+    let hashed = postgres_protocol::password::scram_sha_256(password.expose_secret().as_bytes());
+    format!("PASSWORD {}", literal(&hashed))
 }
 
 /// A quoted SQL identifier.

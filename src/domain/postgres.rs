@@ -88,30 +88,6 @@ impl std::fmt::Debug for Login {
 }
 
 impl PostgresSettings {
-    /// Parses one version's value: the settings, and the login it holds. `stage` only labels errors.
-    pub fn from_value(
-        secret: &str,
-        stage: impl std::fmt::Display,
-        text: &SecretString,
-    ) -> Result<(Self, Login)> {
-        let path = format!("{stage} value: ");
-        let mut fields = json_object(text).ok_or_else(|| {
-            Error::config(
-                secret,
-                format!("{path}SecretString"),
-                "is not a JSON object",
-                "store the multi-user format docs/secret-format.md describes",
-            )
-        })?;
-        let password = take_password(secret, &path, &mut fields)?;
-        let settings = PostgresSettings::parse(&Fields::new(secret, path, &fields))?;
-        let login = Login {
-            username: settings.username.clone(),
-            password,
-        };
-        Ok((settings, login))
-    }
-
     /// Parses the fields of a postgres value (the caller has taken `password` out).
     pub(crate) fn parse(doc: &Fields<'_>) -> Result<Self> {
         let username = doc.required_str(
@@ -401,9 +377,16 @@ mod tests {
 
     use super::*;
 
-    fn settings(value: Value) -> Result<PostgresSettings> {
+    fn parsed(value: Value) -> Result<crate::domain::ManagedSecret> {
         let text = SecretString::from(value.to_string());
-        PostgresSettings::from_value("prod/db", "AWSCURRENT", &text).map(|(settings, _)| settings)
+        crate::domain::ManagedSecret::parse("prod/db", "AWSCURRENT", &text)
+    }
+
+    fn settings(value: Value) -> Result<PostgresSettings> {
+        match parsed(value)?.provider {
+            crate::domain::ProviderSettings::Postgres(settings) => Ok(settings),
+            other => panic!("not a database: {other:?}"),
+        }
     }
 
     fn value() -> Value {
@@ -484,9 +467,7 @@ mod tests {
             assert!(text.contains("fix:"), "{text}");
             assert!(!text.contains("CURRENT-PASSWORD"), "{text}");
         }
-        let text = SecretString::from(value().to_string());
-        let (_, login) =
-            PostgresSettings::from_value("prod/db", "AWSCURRENT", &text).expect("valid");
+        let login = parsed(value()).expect("valid").login().expect("a login");
         assert_eq!(login.username, "app");
         assert_eq!(login.password.expose_secret(), "CURRENT-PASSWORD");
     }

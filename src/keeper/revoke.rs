@@ -148,7 +148,9 @@ impl<F: Family> GraceKeeper<'_, F> {
                 continue;
             }
             // Two secrets of one database logging in as one role: locking it out would stop the other.
-            if current.login().is_some() && current.key_id == revocation.key_id {
+            if revocation.provider == crate::domain::secret::Provider::Postgres
+                && current.key_id == revocation.key_id
+            {
                 return Some(format!("managed secret {name} logs in as the same role"));
             }
             if self.pending_fingerprint(secret).await.as_deref() == Some(fingerprint) {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use keyrot::domain::postgres::Endpoint;
+use keyrot::domain::postgres::{Endpoint, Login, MasterCredentials};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio_postgres::NoTls;
@@ -16,21 +16,62 @@ use crate::pg::{admin, conninfo, scene, server};
 use crate::support::cli::cli;
 use crate::support::{AlertQueue, World, assert_no_key, captured_logs, unique};
 
-/// The master secret, as RDS writes one, under the admin prefix and tagged to serve the test's
-/// secrets and the role pair `base`.
-async fn master_secret(
-    world: &World,
-    endpoint: &Endpoint,
-    user: &str,
-    password: &str,
-    base: &str,
-) -> String {
-    let name = format!("keyrot-admin/{}", unique("db-master"));
-    let value = json!({"engine": "postgres", "username": user, "password": password,
-        "host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname});
-    let tags = [("keyrot-admin:serves", "it/"), ("keyrot-admin:scope", base)];
-    world.moto.create_secret_named(&name, &value, &tags).await;
-    world.moto.arn(&name).await
+/// One test's database: a fresh role pair (`base` and its clone) with a table and a master user on the
+/// test server, and a world of moto and the simulator.
+struct Db {
+    endpoint: Endpoint,
+    superuser: Login,
+    base: String,
+    master: MasterCredentials,
+    world: World,
+}
+
+impl Db {
+    /// None (and a loud note) without a test server.
+    async fn start() -> Option<Db> {
+        let (endpoint, superuser) = server()?;
+        let base = format!("it{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let master = scene(&endpoint, &superuser, &base).await;
+        let world = World::new().await;
+        Some(Db {
+            endpoint,
+            superuser,
+            base,
+            master,
+            world,
+        })
+    }
+
+    /// A master secret as RDS writes one, holding `password` for the master user, under the admin
+    /// prefix and tagged to serve the test's secrets and the role pair `scope`. Returns its ARN.
+    async fn master_secret(&self, password: &str, scope: &str) -> String {
+        let name = format!("keyrot-admin/{}", unique("db-master"));
+        let e = &self.endpoint;
+        let value = json!({"engine": "postgres", "username": self.master.login.username, "password": password,
+            "host": e.host, "port": e.port, "dbname": e.dbname});
+        let tags = [
+            ("keyrot-admin:serves", "it/"),
+            ("keyrot-admin:scope", scope),
+        ];
+        self.world
+            .moto
+            .create_secret_named(&name, &value, &tags)
+            .await;
+        self.world.moto.arn(&name).await
+    }
+
+    /// [`Db::master_secret`] with the master user's own password, serving this test's role pair.
+    async fn own_master_secret(&self) -> String {
+        self.master_secret(self.master.login.password.expose_secret(), &self.base)
+            .await
+    }
+
+    /// The application's value in AWS's multi-user format: the first role with `password`.
+    fn value(&self, password: &str, masterarn: &str) -> Value {
+        let e = &self.endpoint;
+        json!({"engine": "postgres", "username": self.base, "password": password,
+            "host": e.host, "port": e.port, "dbname": e.dbname, "masterarn": masterarn})
+    }
 }
 
 /// Applications of the database: one session opened before the rotation and kept, and a new login
@@ -120,30 +161,20 @@ async fn connect(value: &Value) -> Option<tokio_postgres::Client> {
 
 #[tokio::test]
 async fn a_database_password_rotates_under_live_connections_and_the_old_role_is_locked_out() {
-    let Some((endpoint, superuser)) = server() else {
+    let Some(db) = Db::start().await else {
         return;
     };
-    let base = format!("it{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let master = scene(&endpoint, &superuser, &base).await;
-    let world = World::new().await;
+    let (world, base) = (&db.world, &db.base);
     let (keeper_scope, prefix) = scope();
-    let masterarn = master_secret(
-        &world,
-        &endpoint,
-        &master.login.username,
-        master.login.password.expose_secret(),
-        &base,
-    )
-    .await;
+    let masterarn = db.own_master_secret().await;
     // A password with nothing of the role's name in it, so that the scan below finds only leaks.
     let first_password = format!("Pw{}", uuid::Uuid::new_v4().simple());
-    admin(&endpoint, &superuser)
+    admin(&db.endpoint, &db.superuser)
         .await
         .batch_execute(&format!("ALTER ROLE {base} PASSWORD '{first_password}'"))
         .await
         .expect("first password");
-    let value = json!({"engine": "postgres", "username": base, "password": first_password,
-        "host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname, "masterarn": masterarn});
+    let value = db.value(&first_password, &masterarn);
     let name = world
         .moto
         .onboard_secret(&prefix, &value, &[("keyrot:grace-hours", "1")])
@@ -172,7 +203,7 @@ async fn a_database_password_rotates_under_live_connections_and_the_old_role_is_
         "the old login works through its grace"
     );
 
-    let keeper = Keeper::new(&world, &keeper_scope).await;
+    let keeper = Keeper::new(world, &keeper_scope).await;
     let report = keeper.pass_at(Duration::minutes(61)).await;
     assert_eq!(report.revoked, 1, "{report:?}");
     assert!(
@@ -214,31 +245,21 @@ async fn a_database_password_rotates_under_live_connections_and_the_old_role_is_
 
 #[tokio::test]
 async fn a_master_secret_that_may_not_serve_or_does_not_log_in_is_refused_with_nothing_stored() {
-    let Some((endpoint, superuser)) = server() else {
+    let Some(db) = Db::start().await else {
         return;
     };
-    let base = format!("it{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let master = scene(&endpoint, &superuser, &base).await;
-    let world = World::new().await;
-    let user = master.login.username.clone();
+    let (world, base) = (&db.world, &db.base);
     // Tagged for another role pair: it may not set this role's password.
-    let other_roles = master_secret(
-        &world,
-        &endpoint,
-        &user,
-        master.login.password.expose_secret(),
-        "billing",
-    )
-    .await;
+    let other_roles = db
+        .master_secret(db.master.login.password.expose_secret(), "billing")
+        .await;
     // Tagged for this pair, with a wrong password.
-    let wrong_password =
-        master_secret(&world, &endpoint, &user, "WRONG-MASTER-PASSWORD", &base).await;
+    let wrong_password = db.master_secret("WRONG-MASTER-PASSWORD", base).await;
     for (masterarn, expected) in [
         (other_roles, "keyrot-admin:scope tag does not include"),
         (wrong_password, "refused the master user"),
     ] {
-        let value = json!({"engine": "postgres", "username": base, "password": format!("first-pw-{base}"),
-            "host": endpoint.host, "port": endpoint.port, "dbname": endpoint.dbname, "masterarn": masterarn});
+        let value = db.value(&format!("first-pw-{base}"), &masterarn);
         let name = world.moto.onboard_secret("db-bad", &value, &[]).await;
         let token = world.moto.rotate_secret(&name, true).await;
         let err = world
@@ -257,23 +278,17 @@ async fn a_master_secret_that_may_not_serve_or_does_not_log_in_is_refused_with_n
 
 #[tokio::test]
 async fn onboard_puts_a_database_password_under_keyrot_in_aws_format_checked_first() {
-    let Some((endpoint, superuser)) = server() else {
+    let Some(db) = Db::start().await else {
         return;
     };
-    let base = format!("it{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let master = scene(&endpoint, &superuser, &base).await;
-    let world = World::new().await;
-    let (user, master_password) = (
-        &master.login.username,
-        master.login.password.expose_secret(),
-    );
-    let masterarn = master_secret(&world, &endpoint, user, master_password, &base).await;
+    let (world, base, endpoint) = (&db.world, &db.base, &db.endpoint);
+    let masterarn = db.own_master_secret().await;
     let name = unique("cli-db");
     let onboard = |password: &str| {
-        cli(&world)
+        cli(world)
             .args(["onboard", &name])
             .flag("--provider", "postgres")
-            .flag("--username", &base)
+            .flag("--username", base)
             .flag("--host", &endpoint.host)
             .flag("--port", endpoint.port.to_string())
             .flag("--dbname", &endpoint.dbname)

@@ -18,5 +18,5 @@ mod support;
 mod targets;
 mod wire;
 
-#[path = "../shared/postgres.rs"]
+#[path = "../common/postgres.rs"]
 mod pg;

@@ -33,6 +33,8 @@ pub struct Config {
     pub anthropic_base_url: String,
     pub vercel_base_url: String,
     pub render_base_url: String,
+    pub stripe_base_url: String,
+    pub github_base_url: String,
     /// The rotator's ARN, by which the grace keeper recognises the secrets keyrot rotates.
     pub rotator_arn: Option<String>,
     /// Only secrets whose names start with this are the grace keeper's (`KEYROT_MANAGED_PREFIX`).
@@ -132,6 +134,8 @@ impl Config {
             anthropic_base_url: url("KEYROT_ANTHROPIC_BASE_URL", "https://api.anthropic.com")?,
             vercel_base_url: url("KEYROT_VERCEL_BASE_URL", "https://api.vercel.com")?,
             render_base_url: url("KEYROT_RENDER_BASE_URL", "https://api.render.com")?,
+            stripe_base_url: url("KEYROT_STRIPE_BASE_URL", "https://api.stripe.com")?,
+            github_base_url: url("KEYROT_GITHUB_BASE_URL", "https://api.github.com")?,
             rotator_arn: get("KEYROT_ROTATOR_ARN"),
             managed_prefix,
             admin_prefix,

@@ -198,7 +198,11 @@ impl<F: Family> Ports<F> {
             // only a person may act on them.
             Ok(false) => Ok(RevocationStatus::Manual),
             Ok(true) => match self.role_in_use(&handle).await {
-                Ok(None) => self.issuer.revoke(&handle).await,
+                Ok(None) => {
+                    let old = self.value_to_revoke(&claimed).await;
+                    let value = old.as_ref().map(|old| &old.api_key);
+                    self.issuer.revoke(&handle, value).await
+                }
                 // Setting the later version's password already ended this one: nothing to lock out,
                 // and the check below sees the old password refused.
                 Ok(Some(AWSCURRENT)) => Ok(RevocationStatus::Revoked),
@@ -288,7 +292,7 @@ impl<F: Family> Ports<F> {
 
     /// The value that held a revoked key, while its version is still AWSPREVIOUS and holds that key.
     /// Generic keys are retired, not revoked: no provider can answer for them.
-    async fn revoked_value(&self, revocation: &Revocation) -> Option<ManagedSecret> {
+    pub(crate) async fn revoked_value(&self, revocation: &Revocation) -> Option<ManagedSecret> {
         if revocation.provider == Provider::Generic {
             return None;
         }
@@ -338,7 +342,16 @@ impl<F: Family> Ports<F> {
 
     /// Revokes a key no record describes: one minted by an attempt that lost its race, or an orphan.
     pub(crate) async fn revoke_unrecorded(&self, key: &KeyHandle) -> Result<RevocationStatus> {
-        self.issuer.revoke(key).await
+        // Only minted keys go unrecorded, and they are revoked by id.
+        self.issuer.revoke(key, None).await
+    }
+
+    /// The old value, for a provider that revokes a key by its value (GitHub); read for no other.
+    async fn value_to_revoke(&self, claimed: &Revocation) -> Option<ManagedSecret> {
+        if claimed.provider != Provider::GitHub {
+            return None;
+        }
+        self.revoked_value(claimed).await
     }
 }
 
@@ -360,7 +373,9 @@ pub(crate) fn revocation_of(
             Some(openai.admin_key_secret.clone()),
         ),
         ProviderSettings::Anthropic(anthropic) => (None, Some(anthropic.admin_key_secret.clone())),
-        ProviderSettings::Generic(_) => (None, None),
+        ProviderSettings::Generic(_)
+        | ProviderSettings::Stripe(_)
+        | ProviderSettings::GitHub(_) => (None, None),
         ProviderSettings::Postgres(postgres) => (None, Some(postgres.master_secret.clone())),
     };
     Revocation {

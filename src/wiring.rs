@@ -8,6 +8,7 @@ use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::clock::SystemClock;
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::generic::GenericIssuer;
+use crate::adapters::github::GitHubIssuer;
 use crate::adapters::issuers::ProviderIssuers;
 use crate::adapters::metrics::EmfMetrics;
 use crate::adapters::openai::OpenAiIssuer;
@@ -15,6 +16,7 @@ use crate::adapters::postgres::{PostgresDatabase, PostgresIssuer};
 use crate::adapters::render::RenderClient;
 use crate::adapters::secrets_manager::SecretsManagerStore;
 use crate::adapters::sns::SnsAlerts;
+use crate::adapters::stripe::StripeIssuer;
 use crate::adapters::targets::PlatformTargets;
 use crate::adapters::vercel::VercelClient;
 use crate::adapters::{aws, http};
@@ -83,6 +85,8 @@ pub fn build_from<C: Clock>(
                 PostgresDatabase::new(config.request_timeout)?,
                 admin_keys(),
             ),
+            stripe: StripeIssuer::new(http.clone(), &config.stripe_base_url),
+            github: GitHubIssuer::new(http.clone(), &config.github_base_url),
         },
         targets: PlatformTargets {
             vercel: VercelClient::new(http.clone(), &config.vercel_base_url, admin_keys()),

@@ -24,8 +24,11 @@ use crate::ports::{Alert, AlertKind, AuditLog, Listed, ParkedAlert, Severity};
 const SYSTEM: &str = "dynamodb";
 /// GSI over `gsi1pk = MONTH#YYYY-MM`, `gsi1sk = <rfc3339>#<name>`: everything in one month.
 pub const MONTH_INDEX: &str = "gsi1";
-/// Sparse GSI over `gsi2pk = REVOKE#PENDING`, `gsi2sk = <due>`: revocations waiting for their time.
+/// Sparse GSI over `gsi2pk = REVOKE#PENDING`, `gsi2sk = <due>`: revocations waiting for their time;
+/// and over `gsi2pk = REVOKE#TASK`: revocations waiting for a person.
 pub const PENDING_REVOCATIONS_INDEX: &str = "gsi2";
+const PENDING_PARTITION: &str = "REVOKE#PENDING";
+const TASK_PARTITION: &str = "REVOKE#TASK";
 const NOT_EXISTS: &str = "attribute_not_exists(pk)";
 
 #[derive(Clone)]
@@ -259,8 +262,15 @@ fn revocation_item(revocation: &Revocation) -> Item {
         item.insert("confirmed_at".to_owned(), s(rfc3339_ms(confirmed.at)));
         item.insert("confirmed_by".to_owned(), s(&confirmed.by));
     }
-    if revocation.status.is_owed() {
-        item.insert("gsi2pk".to_owned(), s("REVOKE#PENDING"));
+    // The sparse index holds what is still to do: revocations waiting for their time, and tasks
+    // waiting for a person.
+    let waiting = match revocation.status {
+        status if status.is_owed() => Some(PENDING_PARTITION),
+        RevocationStatus::Manual => Some(TASK_PARTITION),
+        _ => None,
+    };
+    if let Some(partition) = waiting {
+        item.insert("gsi2pk".to_owned(), s(partition));
         item.insert("gsi2sk".to_owned(), s(rfc3339_ms(revocation.due)));
     }
     item
@@ -541,15 +551,25 @@ impl EventsTable {
 }
 
 impl DynamoAuditLog {
-    async fn query_pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>> {
-        let items = self
+    /// The records of the index's `partition`, those due before `before` when given.
+    async fn query_waiting_revocations(
+        &self,
+        partition: &str,
+        before: Option<DateTime<Utc>>,
+    ) -> Result<Listed<Revocation>> {
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(PENDING_REVOCATIONS_INDEX)
-            .key_condition_expression("gsi2pk = :pending AND gsi2sk < :before")
-            .expression_attribute_values(":pending", s("REVOKE#PENDING"))
-            .expression_attribute_values(":before", s(rfc3339_ms(before)))
+            .key_condition_expression("gsi2pk = :waiting")
+            .expression_attribute_values(":waiting", s(partition));
+        if let Some(before) = before {
+            query = query
+                .key_condition_expression("gsi2pk = :waiting AND gsi2sk < :before")
+                .expression_attribute_values(":before", s(rfc3339_ms(before)));
+        }
+        let items = query
             .into_paginator()
             .items()
             .send()
@@ -742,7 +762,12 @@ impl AuditLog for DynamoAuditLog {
     }
 
     async fn pending_revocations(&self, before: DateTime<Utc>) -> Result<Listed<Revocation>> {
-        self.query_pending_revocations(before).await
+        self.query_waiting_revocations(PENDING_PARTITION, Some(before))
+            .await
+    }
+
+    async fn revocation_tasks(&self) -> Result<Listed<Revocation>> {
+        self.query_waiting_revocations(TASK_PARTITION, None).await
     }
 
     async fn revocations_of(&self, secret_name: &str) -> Result<Listed<Revocation>> {

@@ -5,8 +5,10 @@ use secrecy::SecretString;
 
 use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::generic::GenericIssuer;
+use crate::adapters::github::GitHubIssuer;
 use crate::adapters::openai::OpenAiIssuer;
 use crate::adapters::postgres::PostgresIssuer;
+use crate::adapters::stripe::StripeIssuer;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
 use crate::domain::secret::Provider;
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
@@ -18,6 +20,8 @@ pub struct ProviderIssuers {
     pub openai: OpenAiIssuer,
     pub anthropic: AnthropicIssuer,
     pub postgres: PostgresIssuer,
+    pub stripe: StripeIssuer,
+    pub github: GitHubIssuer,
 }
 
 impl KeyIssuer for ProviderIssuers {
@@ -32,11 +36,16 @@ impl KeyIssuer for ProviderIssuers {
             ProviderSettings::OpenAi(settings) => {
                 self.openai.mint(secret_name, settings, account).await
             }
-            ProviderSettings::Anthropic(_) => Err(Error::protocol(
-                secret_name,
-                "Anthropic keys cannot be minted: createSecret adopts the key a person staged",
-            )),
             ProviderSettings::Postgres(settings) => self.postgres.mint(secret_name, settings).await,
+            staged @ (ProviderSettings::Anthropic(_)
+            | ProviderSettings::Stripe(_)
+            | ProviderSettings::GitHub(_)) => Err(Error::protocol(
+                secret_name,
+                format!(
+                    "{} keys cannot be minted: createSecret adopts the key a person staged",
+                    staged.provider().title()
+                ),
+            )),
         }
     }
 
@@ -91,6 +100,8 @@ impl KeyIssuer for ProviderIssuers {
             }
             ProviderSettings::OpenAi(_) => self.openai.validate(secret_name, key).await,
             ProviderSettings::Anthropic(_) => self.anthropic.validate(secret_name, key).await,
+            ProviderSettings::Stripe(_) => self.stripe.validate(secret_name, key).await,
+            ProviderSettings::GitHub(_) => self.github.validate(secret_name, key).await,
             // A database login is the value's role and password; `key` is its connection string.
             ProviderSettings::Postgres(_) => self.postgres.validate(secret_name, settings).await,
         }
@@ -99,8 +110,12 @@ impl KeyIssuer for ProviderIssuers {
     async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
         match revocation.provider {
             Provider::OpenAi => self.openai.last_used(revocation).await,
-            // Anthropic reports no last use, and generic keys have no provider to ask.
-            Provider::Anthropic | Provider::Generic | Provider::Postgres => Ok(None),
+            // The others report no last use, and generic keys have no provider to ask.
+            Provider::Anthropic
+            | Provider::Generic
+            | Provider::Postgres
+            | Provider::Stripe
+            | Provider::GitHub => Ok(None),
         }
     }
 
@@ -115,7 +130,33 @@ impl KeyIssuer for ProviderIssuers {
         }
     }
 
-    async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
+    async fn compare_staged(
+        &self,
+        secret_name: &str,
+        current: &ManagedSecret,
+        staged: &SecretString,
+    ) -> Result<Vec<String>> {
+        let old = &current.api_key;
+        match &current.provider {
+            ProviderSettings::Stripe(settings) => {
+                self.stripe
+                    .compare_staged(secret_name, settings, old, staged)
+                    .await
+            }
+            ProviderSettings::GitHub(settings) => {
+                self.github
+                    .compare_staged(secret_name, settings, old, staged)
+                    .await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        revocation: &KeyHandle,
+        value: Option<&SecretString>,
+    ) -> Result<RevocationStatus> {
         match revocation.provider {
             // keyrot has nothing to revoke at a provider for a generic key: it is retired, and the audit
             // trail records when it left service.
@@ -123,6 +164,8 @@ impl KeyIssuer for ProviderIssuers {
             Provider::OpenAi => self.openai.revoke(revocation).await,
             Provider::Anthropic => self.anthropic.revoke(revocation).await,
             Provider::Postgres => self.postgres.revoke(revocation).await,
+            Provider::Stripe => self.stripe.revoke(revocation).await,
+            Provider::GitHub => self.github.revoke(revocation, value).await,
         }
     }
 }

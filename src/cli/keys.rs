@@ -30,6 +30,9 @@ pub async fn stage(args: StageArgs, deployment: &Deployment) -> Result<()> {
         "Staged {} for {} as version {} (KEYROT_STAGED).",
         staged.key, args.name, staged.version_id
     );
+    for note in &staged.notes {
+        println!("{note}");
+    }
     match staged.placeholder {
         Placeholder::UnderWay(pending) => {
             println!(
@@ -55,6 +58,33 @@ pub async fn stage(args: StageArgs, deployment: &Deployment) -> Result<()> {
 pub struct NameArgs {
     /// The secret (name or ARN).
     name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokedArgs {
+    /// The secret (name).
+    name: String,
+    /// The version whose old key you revoked (the alert names it); needed when several are open.
+    #[arg(long)]
+    version: Option<String>,
+}
+
+pub async fn revoked(args: RevokedArgs, deployment: &Deployment) -> Result<()> {
+    let session = Session::connect(deployment).await?;
+    let done = session
+        .actions()
+        .record_revoked(&args.name, args.version.as_deref(), &session.actor)
+        .await?;
+    let checked = if done.verified {
+        "the provider refuses it"
+    } else {
+        "its old value could no longer be read, so keyrot could not ask the provider"
+    };
+    println!(
+        "Recorded the old key {} of {} (version {}) as revoked: {checked}.",
+        done.key, args.name, done.version_id
+    );
+    Ok(())
 }
 
 pub async fn confirm(args: NameArgs, deployment: &Deployment) -> Result<()> {

@@ -79,12 +79,21 @@ pub enum Command {
     /// out (exit 3: still running). At a terminal, --emergency (or --grace-hours 0) asks to type the
     /// secret's name first, unless --yes.
     Rotate(rotate::RotateArgs),
-    /// Stage a key a person created (Anthropic) for the next rotation to adopt.
+    /// Stage a key a person created (Anthropic, Stripe, GitHub) for the next rotation to adopt.
     ///
-    /// Only for Anthropic secrets (OpenAI and generic rotations mint their own keys). Validates the
-    /// key (from standard input or --key-file) and writes it under KEYROT_STAGED; clears an empty
-    /// AWSPENDING left by a rotation that found nothing staged, so the next rotation can start.
+    /// Only for providers with no API that creates keys (OpenAI, database and generic rotations make
+    /// their own). Validates the key (from standard input or --key-file), refuses one of another
+    /// account (or Stripe mode), reports how a GitHub token's scopes differ from the current one's,
+    /// and writes it under KEYROT_STAGED; clears an empty AWSPENDING left by a rotation that found
+    /// nothing staged, so the next rotation can start.
     Stage(keys::StageArgs),
+    /// Record that you revoked an old key keyrot left to a person (a revocation task).
+    ///
+    /// Stripe keys, and keys whose provider id keyrot never recorded, are revoked by a person in the
+    /// provider's console; the grace keeper's daily revocation_task alert says how. This records it:
+    /// while the old version still holds the key, the provider is asked first, and a key that still
+    /// works is refused, changing nothing. --version picks the task when several are open.
+    Revoked(keys::RevokedArgs),
     /// During the grace period, go back to the previous key.
     ///
     /// In this order: AWSCURRENT moves back to the previous version; that key goes back on every
@@ -222,6 +231,7 @@ async fn run_command(command: Command, stack: &Deployment) -> Result<i32, Error>
         Command::Stage(args) => keys::stage(args, stack).await.map(|()| 0),
         Command::Rollback(args) => keys::rollback(args, stack).await.map(|()| 0),
         Command::Confirm(args) => keys::confirm(args, stack).await.map(|()| 0),
+        Command::Revoked(args) => keys::revoked(args, stack).await.map(|()| 0),
         Command::Validate(args) => keys::validate(args, stack).await,
         Command::Repair(args) => keys::repair(args, stack).await.map(|()| 0),
         Command::Orphans(args) => keys::orphans(args, stack).await,

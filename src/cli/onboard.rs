@@ -287,7 +287,9 @@ fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> V
     let provider = match &managed.provider {
         ProviderSettings::OpenAi(openai) => Some(openai.admin_key_secret.as_str()),
         ProviderSettings::Anthropic(anthropic) => Some(anthropic.admin_key_secret.as_str()),
-        ProviderSettings::Generic(_) => None,
+        ProviderSettings::Generic(_)
+        | ProviderSettings::Stripe(_)
+        | ProviderSettings::GitHub(_) => None,
         ProviderSettings::Postgres(postgres) => Some(postgres.master_secret.as_str()),
     };
     let tokens = targets.iter().map(|target| match target {

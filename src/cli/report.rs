@@ -8,8 +8,9 @@ use crate::cli::audit::month_bounds;
 use crate::cli::context::{Deployment, Session, print_json};
 use crate::cli::csv_out::CsvOut;
 use crate::domain::Step;
-use crate::domain::audit::{AuditEvent, Outcome};
+use crate::domain::audit::{AuditEvent, Outcome, Revocation};
 use crate::error::{Error, Result, Transience};
+use crate::ports::AuditLog;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -43,6 +44,8 @@ pub struct Line {
     /// Key age at the end of the month beyond `keyrot:max-age-days`.
     pub overdue: bool,
     pub mean_days_between_rotations: Option<f64>,
+    /// Old keys left to a person (revocation tasks) that nobody has recorded as revoked yet.
+    pub open_tasks: Vec<Revocation>,
 }
 
 fn is_rotation(event: &AuditEvent) -> bool {
@@ -90,6 +93,7 @@ pub fn line(
             .is_some_and(|at| (end - at).num_seconds() as f64 / 86_400.0 > max_age_days),
         mean_days_between_rotations: (!gaps.is_empty())
             .then(|| gaps.iter().sum::<f64>() / gaps.len() as f64),
+        open_tasks: Vec::new(),
     }
 }
 
@@ -97,6 +101,12 @@ pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
     let (start, end) = args.month;
     let session = Session::connect(deployment).await?;
     let managed = session.keeper().managed_secrets().await?;
+    let tasks = session
+        .ports
+        .audit
+        .revocation_tasks()
+        .await?
+        .reporting(|problem| eprintln!("warning: {problem}"));
     let mut lines = Vec::new();
     for item in &managed {
         let history = session
@@ -112,7 +122,7 @@ pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
             .map(|p| p.max_age_days)
             .unwrap_or(90.0);
         let provider = item.current.as_ref().map_or("-", |c| c.provider.name());
-        lines.push(line(
+        let mut line = line(
             &item.secret.name,
             provider,
             &history,
@@ -120,7 +130,13 @@ pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
             end,
             item.secret.created,
             max_age,
-        ));
+        );
+        line.open_tasks = tasks
+            .iter()
+            .filter(|task| task.secret_name == item.secret.name)
+            .cloned()
+            .collect();
+        lines.push(line);
     }
     lines.sort_by(|a, b| a.secret.cmp(&b.secret));
     let month = start.format("%Y-%m").to_string();
@@ -144,26 +160,43 @@ pub fn markdown(month: &str, lines: &[Line]) -> String {
     let mut out = format!("# keyrot compliance report, {month}\n\n");
     let total = |f: fn(&Line) -> usize| lines.iter().map(f).sum::<usize>();
     out.push_str(&format!(
-        "{} managed secrets; {} rotations, {} failed steps, {} emergency rotations; {} keys overdue at month end.\n\n",
+        "{} managed secrets; {} rotations, {} failed steps, {} emergency rotations; {} keys overdue at month end; {} old keys wait for a person to revoke them.\n\n",
         lines.len(),
         total(|l| l.rotations),
         total(|l| l.failures),
         total(|l| l.emergency),
-        lines.iter().filter(|l| l.overdue).count()
+        lines.iter().filter(|l| l.overdue).count(),
+        total(|l| l.open_tasks.len()),
     ));
-    out.push_str("| secret | provider | rotations | failed steps | emergency | overdue | mean days between rotations |\n");
-    out.push_str("| --- | --- | ---: | ---: | ---: | --- | ---: |\n");
+    out.push_str("| secret | provider | rotations | failed steps | emergency | overdue | mean days between rotations | open revocation tasks |\n");
+    out.push_str("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
     for l in lines {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             l.secret,
             l.provider,
             l.rotations,
             l.failures,
             l.emergency,
             if l.overdue { "yes" } else { "no" },
-            mean(l.mean_days_between_rotations)
+            mean(l.mean_days_between_rotations),
+            l.open_tasks.len(),
         ));
+    }
+    let open: Vec<&Revocation> = lines.iter().flat_map(|l| &l.open_tasks).collect();
+    if !open.is_empty() {
+        out.push_str("\n## Open revocation tasks\n\nOld keys keyrot could not revoke itself; each is alive until a person revokes it and records it with `keyrot revoked`.\n\n");
+        out.push_str("| secret | provider | old key | version | grace ended |\n| --- | --- | --- | --- | --- |\n");
+        for task in open {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                task.secret_name,
+                task.provider,
+                task.hint,
+                task.old_version_id,
+                task.due.format("%Y-%m-%d %H:%M UTC"),
+            ));
+        }
     }
     out
 }
@@ -179,6 +212,11 @@ pub fn json_report(month: &str, lines: &[Line]) -> Value {
             "emergency_rotations": l.emergency,
             "overdue": l.overdue,
             "mean_days_between_rotations": l.mean_days_between_rotations,
+            "open_revocation_tasks": l.open_tasks.iter().map(|t| json!({
+                "version_id": t.old_version_id,
+                "key": t.hint,
+                "grace_ended": t.due.to_rfc3339(),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
@@ -193,6 +231,7 @@ fn csv_out(lines: &[Line]) -> std::io::Result<()> {
         "emergency_rotations",
         "overdue",
         "mean_days_between_rotations",
+        "open_revocation_tasks",
     ])?;
     for l in lines {
         writer.row([
@@ -203,6 +242,7 @@ fn csv_out(lines: &[Line]) -> std::io::Result<()> {
             l.emergency.to_string(),
             l.overdue.to_string(),
             mean(l.mean_days_between_rotations),
+            l.open_tasks.len().to_string(),
         ])?;
     }
     writer.flush()
@@ -255,7 +295,7 @@ mod tests {
         assert_eq!(l.mean_days_between_rotations, Some(15.0));
         let text = markdown("2026-10", &[l]);
         assert!(
-            text.contains("| s | openai | 3 | 1 | 1 | no | 15.0 |"),
+            text.contains("| s | openai | 3 | 1 | 1 | no | 15.0 | 0 |"),
             "{text}"
         );
         let stale = line(

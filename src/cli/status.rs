@@ -38,6 +38,8 @@ pub enum State {
     Stuck,
     /// The old key is alive until the given time.
     Grace(DateTime<Utc>),
+    /// An old key (its hint) must be revoked by a person: a revocation task is open.
+    RevokeByHand(String),
 }
 
 impl State {
@@ -52,6 +54,18 @@ impl State {
                 "GRACE (old key alive until {})",
                 until.format("%Y-%m-%d %H:%M UTC")
             ),
+            State::RevokeByHand(hint) => {
+                format!("REVOKE BY HAND (old key {hint}; then `keyrot revoked`)")
+            }
+        }
+    }
+
+    /// An open revocation task outranks a grace period and a rotation coming up; a rotation under
+    /// way or an overdue key still comes first.
+    fn with_task(self, task: Option<&Revocation>) -> State {
+        match (self, task) {
+            (state @ (State::Stuck | State::Rotating | State::Overdue), _) | (state, None) => state,
+            (_, Some(task)) => State::RevokeByHand(task.hint.clone()),
         }
     }
 }
@@ -172,6 +186,11 @@ pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
     for revocation in pending.reporting(|problem| eprintln!("warning: {problem}")) {
         grace.insert(revocation.secret_name.clone(), revocation);
     }
+    let mut tasks: BTreeMap<String, Revocation> = BTreeMap::new();
+    let open = ports.audit.revocation_tasks().await?;
+    for task in open.reporting(|problem| eprintln!("warning: {problem}")) {
+        tasks.insert(task.secret_name.clone(), task);
+    }
     let mut rows = Vec::new();
     for item in &managed {
         let secret = &item.secret;
@@ -188,7 +207,8 @@ pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
             None => None,
         };
         let grace_until = grace.get(&secret.name).map(|r| r.due);
-        let state = state_of(secret, pending_since, grace_until, now);
+        let state =
+            state_of(secret, pending_since, grace_until, now).with_task(tasks.get(&secret.name));
         rows.push(StatusRow::of(item, &state, now));
     }
     if args.json {

@@ -19,6 +19,7 @@ pub enum IdShape {
     VercelProject,
     VercelTeam,
     RenderService,
+    StripeAccount,
 }
 
 impl IdShape {
@@ -31,6 +32,7 @@ impl IdShape {
             IdShape::VercelProject => "prj_",
             IdShape::VercelTeam => "team_",
             IdShape::RenderService => "srv-",
+            IdShape::StripeAccount => "acct_",
         }
     }
 
@@ -43,6 +45,7 @@ impl IdShape {
             IdShape::VercelProject => "a Vercel project id",
             IdShape::VercelTeam => "a Vercel team id",
             IdShape::RenderService => "a Render service id",
+            IdShape::StripeAccount => "a Stripe account id",
         }
     }
 

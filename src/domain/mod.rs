@@ -9,6 +9,7 @@ pub mod policy;
 pub mod postgres;
 pub mod provenance;
 pub mod secret;
+pub mod staged;
 pub mod targets;
 
 pub use event::{RotationEvent, Step};

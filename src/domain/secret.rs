@@ -20,6 +20,24 @@ pub enum ProviderSettings {
     Generic(GenericSettings),
     /// A database password with alternating users (`"engine": "postgres"`, domain::postgres).
     Postgres(PostgresSettings),
+    /// A Stripe secret or restricted key a person creates in the Dashboard (domain::staged).
+    Stripe(StripeSettings),
+    /// A GitHub token a person creates in their settings (domain::staged).
+    GitHub(GitHubSettings),
+}
+
+/// The account a staged Stripe key must belong to (`"stripe": {"account": "acct_..."}`), when the value
+/// records one; otherwise the account of the key AWSCURRENT holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StripeSettings {
+    pub account: Option<String>,
+}
+
+/// The user a staged GitHub token must belong to (`"github": {"login": "..."}`), when the value records
+/// one; otherwise the user of the token AWSCURRENT holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitHubSettings {
+    pub login: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +74,8 @@ pub enum Provider {
     Anthropic,
     Generic,
     Postgres,
+    Stripe,
+    GitHub,
 }
 
 impl Provider {
@@ -65,6 +85,8 @@ impl Provider {
             Provider::Anthropic => "anthropic",
             Provider::Generic => "generic",
             Provider::Postgres => "postgres",
+            Provider::Stripe => "stripe",
+            Provider::GitHub => "github",
         }
     }
 
@@ -74,6 +96,8 @@ impl Provider {
             Provider::Anthropic,
             Provider::Generic,
             Provider::Postgres,
+            Provider::Stripe,
+            Provider::GitHub,
         ]
         .into_iter()
         .find(|provider| provider.as_str() == name)
@@ -100,6 +124,8 @@ impl ProviderSettings {
             ProviderSettings::Anthropic(_) => Provider::Anthropic,
             ProviderSettings::Generic(_) => Provider::Generic,
             ProviderSettings::Postgres(_) => Provider::Postgres,
+            ProviderSettings::Stripe(_) => Provider::Stripe,
+            ProviderSettings::GitHub(_) => Provider::GitHub,
         }
     }
 
@@ -138,7 +164,7 @@ impl std::fmt::Debug for ManagedSecret {
     }
 }
 
-const PROVIDERS: &str = "openai, anthropic, generic or postgres";
+const PROVIDERS: &str = "openai, anthropic, stripe, github, generic or postgres";
 /// No provider issues longer keys; a longer value is a mistake, not a key.
 const MAX_KEY_LEN: usize = 4096;
 
@@ -339,7 +365,10 @@ fn key_ids(
             doc.optional_id("key_id", IdShape::AnthropicKey)?,
             doc.optional_str("api_key_id")?,
         ),
-        ProviderSettings::Generic(_) => {
+        // Stripe and GitHub have no ids keyrot could revoke by: their keys are found by value.
+        ProviderSettings::Generic(_)
+        | ProviderSettings::Stripe(_)
+        | ProviderSettings::GitHub(_) => {
             (doc.optional_str("key_id")?, doc.optional_str("api_key_id")?)
         }
         // A database value is parsed apart (`parse_database`): its role is its id.
@@ -378,6 +407,18 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
         "generic" => Ok(ProviderSettings::Generic(parse_generic(
             doc.block("generic")?,
         )?)),
+        "stripe" => Ok(ProviderSettings::Stripe(StripeSettings {
+            account: match doc.block("stripe")? {
+                Some(block) => block.optional_id("account", IdShape::StripeAccount)?,
+                None => None,
+            },
+        })),
+        "github" => Ok(ProviderSettings::GitHub(GitHubSettings {
+            login: match doc.block("github")? {
+                Some(block) => block.optional_str("login")?,
+                None => None,
+            },
+        })),
 
         _ => Err(doc.bad("provider", "names a provider keyrot does not know", set)),
     }

@@ -6,6 +6,7 @@ mod orphans;
 
 pub use orphans::Orphan;
 mod revoke;
+mod tasks;
 mod watch;
 
 #[cfg(test)]
@@ -102,6 +103,8 @@ pub struct KeeperReport {
     pub overdue: usize,
     pub stuck: usize,
     pub orphans: usize,
+    /// Old keys a person must revoke (revocation tasks), reminded once a day.
+    pub tasks: usize,
     /// AWSPREVIOUS versions found without a revocation record, and recorded.
     pub previous_recorded: usize,
     pub alerts_sent: usize,
@@ -143,6 +146,7 @@ impl<F: Family> GraceKeeper<'_, F> {
 
         self.deliver_parked(&mut report).await;
         self.revoke_due(now, &by_name, &mut report).await;
+        self.remind_tasks(now, &by_name, &mut report).await;
         for item in &managed {
             isolated(&item.secret.name, &mut report, async |part| {
                 self.watch(now, item, part).await
@@ -325,6 +329,7 @@ impl KeeperReport {
             overdue,
             stuck,
             orphans,
+            tasks,
             previous_recorded,
             alerts_sent,
             parked_delivered,
@@ -338,6 +343,7 @@ impl KeeperReport {
         self.overdue += overdue;
         self.stuck += stuck;
         self.orphans += orphans;
+        self.tasks += tasks;
         self.previous_recorded += previous_recorded;
         self.alerts_sent += alerts_sent;
         self.parked_delivered += parked_delivered;

@@ -556,13 +556,20 @@ impl<F: Family> GraceKeeper<'_, F> {
             self.alert_lost_current(secret, &revocation, current, report)
                 .await;
         }
+        if status == RevocationStatus::Manual {
+            // Not revoked: a task for a person, which `remind_tasks` announces in this same pass.
+            let note = format!(
+                "left to a person: revoke it in the provider's console, then record it with `keyrot revoked {} --version {}`",
+                secret.name, revocation.old_version_id
+            );
+            let (action, version) = (Action::Revoke, &revocation.old_version_id);
+            return self
+                .audit(secret, action, Outcome::Skipped, version, Some(note))
+                .await;
+        }
         report.revoked += 1;
         let forced = reason == Reason::PostponedTooOften;
         let note = match status {
-            RevocationStatus::Manual => Some(
-                "keyrot has no record of this key's provider id: a person must revoke it"
-                    .to_owned(),
-            ),
             RevocationStatus::Retired => {
                 Some("generic key retired (nothing to revoke at a provider)".to_owned())
             }
@@ -585,12 +592,6 @@ impl<F: Family> GraceKeeper<'_, F> {
         .await;
         let (name, hint) = (&secret.name, &revocation.hint);
         let (severity, text) = match status {
-            RevocationStatus::Manual => (
-                Severity::Warning,
-                format!(
-                    "The old key {hint} of {name} must be revoked by a person: keyrot has no record that it minted, identified or onboarded this key with a provider id (a key made by hand, or an id written into the secret's value), and never acts on ids it did not record. Nothing holds the key any more; revoke it in the provider's console."
-                ),
-            ),
             _ if forced => (
                 Severity::Critical,
                 format!(
@@ -723,8 +724,8 @@ impl<F: Family> GraceKeeper<'_, F> {
 }
 
 /// Whether a key of `revocation` could serve `current`'s secret: the same OpenAI project, or the same
-/// Anthropic admin key, or the same database's master secret. A generic key is a random string no other
-/// secret would share.
+/// Anthropic admin key, or the same database's master secret, or any Stripe or GitHub secret. A generic
+/// key is a random string no other secret would share.
 fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
     match &current.provider {
         crate::domain::ProviderSettings::OpenAi(openai) => {
@@ -734,6 +735,10 @@ fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
             revocation.admin_key_secret.as_deref() == Some(anthropic.admin_key_secret.as_str())
         }
         crate::domain::ProviderSettings::Generic(_) => false,
+        // One Stripe or GitHub key is often kept under two secrets (two services, one account).
+        crate::domain::ProviderSettings::Stripe(_) | crate::domain::ProviderSettings::GitHub(_) => {
+            revocation.provider == current.provider.provider()
+        }
         crate::domain::ProviderSettings::Postgres(postgres) => {
             revocation.admin_key_secret.as_deref() == Some(postgres.master_secret.as_str())
         }

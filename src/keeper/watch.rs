@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
-use crate::domain::{ManagedSecret, Policy, ProviderSettings, SecretDescription};
+use crate::domain::{ManagedSecret, Policy, SecretDescription};
 use crate::error::Result;
 use crate::ports::{Alert, AlertKind, AuditLog, Family, Metric, Metrics, SecretStore, Severity};
 
@@ -102,7 +102,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         }
     }
 
-    /// `rotation_upcoming` (or `key_needed` for an Anthropic secret with nothing staged) once per
+    /// `rotation_upcoming` (or `key_needed` for a staged provider's secret with nothing staged) once per
     /// scheduled rotation, within the policy's alert days before it.
     async fn upcoming(
         &self,
@@ -123,17 +123,23 @@ impl<F: Family> GraceKeeper<'_, F> {
         report.upcoming += 1;
         let name = &secret.name;
         let when = next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let needs_key = matches!(
-            item.current.as_ref().map(|c| &c.provider),
-            Some(ProviderSettings::Anthropic(_))
-        ) && secret.version_with(KEYROT_STAGED).is_none();
-        let alert = if needs_key {
+        let console = item
+            .current
+            .as_ref()
+            .map(|current| current.provider.provider())
+            .and_then(|provider| Some((provider, provider.console()?)))
+            .filter(|_| secret.version_with(KEYROT_STAGED).is_none());
+        let alert = if let Some((provider, console)) = console {
             Alert::new(AlertKind::KeyNeeded, Severity::Warning, name)
                 .subject(format!("keyrot: stage a new key for {name} before {}", &when[..10]))
                 .text(format!(
-                    "{name} rotates at {when}, and Anthropic keys are created by a person. Create a key in the Anthropic Console, then run `keyrot stage {name}` with the key on stdin."
+                    "{name} rotates at {when}, and {title} keys are created by a person. Open {url} and {steps}; then run `keyrot stage {name}` with the key on stdin.",
+                    title = provider.title(),
+                    url = console.create_url,
+                    steps = console.create_steps,
                 ))
                 .details(json!({"event": "key_needed", "secret": name, "next_rotation": when,
+                    "provider": provider.as_str(), "console": console.create_url,
                     "command": format!("keyrot stage {name}")}))
         } else {
             Alert::new(AlertKind::RotationUpcoming, Severity::Info, name)

@@ -4,6 +4,7 @@
 mod confirm;
 mod orphans;
 mod repair;
+mod revoked;
 mod rollback;
 mod rotate;
 mod stage;
@@ -19,6 +20,7 @@ use crate::rotation::deploy::Deploys;
 pub use confirm::Confirmed;
 pub use orphans::OrphanDeletion;
 pub use repair::Repaired;
+pub use revoked::RecordedRevoked;
 pub use rollback::RolledBack;
 pub use rotate::{FollowEnd, RotateRequest, Started};
 pub use stage::{Placeholder, Staged};

@@ -1,5 +1,6 @@
-//! `keyrot stage`: a key a person created (Anthropic has no API that creates keys) is validated and
-//! stored under `KEYROT_STAGED`, for the next rotation's createSecret to adopt.
+//! `keyrot stage`: a key a person created (Anthropic, Stripe and GitHub have no API that creates keys)
+//! is validated, compared with the current key, and stored under `KEYROT_STAGED`, for the next
+//! rotation's createSecret to adopt.
 
 use secrecy::SecretString;
 
@@ -9,7 +10,7 @@ use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::keys::{KeyView, NewKey};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, KEYROT_STAGED};
-use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
+use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Family, KeyIssuer, SecretStore, StageMove};
 
@@ -18,6 +19,8 @@ use crate::ports::{Clock, Family, KeyIssuer, SecretStore, StageMove};
 pub struct Staged {
     pub version_id: String,
     pub key: String,
+    /// What a person should know of the key beside the current one (a GitHub token's scopes).
+    pub notes: Vec<String>,
     /// What became of an empty AWSPENDING placeholder, if there was one.
     pub placeholder: Placeholder,
 }
@@ -48,6 +51,11 @@ impl<F: Family> Operator<'_, F> {
         refuse_unstageable(&secret, &current, &view)?;
         self.refuse_during_rotation(&secret, secret_id).await?;
         self.refuse_unusable(&secret, &current, &key, &view).await?;
+        let notes = self
+            .ports
+            .issuer
+            .compare_staged(&secret.name, &current, &key)
+            .await?;
         let value = current.with_new_key(&NewKey {
             api_key: key,
             key_id: None,
@@ -73,6 +81,7 @@ impl<F: Family> Operator<'_, F> {
         Ok(Staged {
             version_id,
             key: view.redacted,
+            notes,
             placeholder,
         })
     }
@@ -185,22 +194,22 @@ impl<F: Family> Operator<'_, F> {
     }
 }
 
-/// Only Anthropic's createSecret adopts a staged key; OpenAI and generic rotations mint their own, so
-/// a key staged there would stay alive with nobody to adopt or revoke it. The key AWSCURRENT holds is
-/// no new key either.
+/// Only the providers with no API that creates keys (domain::staged) adopt a staged key; OpenAI,
+/// database and generic rotations make their own, so a key staged there would stay alive with nobody to
+/// adopt or revoke it. The key AWSCURRENT holds is no new key either.
 fn refuse_unstageable(
     secret: &SecretDescription,
     current: &ManagedSecret,
     view: &KeyView,
 ) -> Result<()> {
     let name = &secret.name;
-    if !matches!(current.provider, ProviderSettings::Anthropic(_)) {
+    if !current.provider.provider().is_staged() {
         let provider = current.provider.name();
         return Err(Error::config(
             name,
             "provider",
             format!(
-                "is {provider}: only Anthropic secrets adopt a staged key (keyrot mints {provider} keys itself)"
+                "is {provider}: only Anthropic, Stripe and GitHub secrets adopt a staged key (keyrot makes {provider} keys itself)"
             ),
             format!(
                 "revoke the key you created at the provider, and rotate with `keyrot rotate {name}` instead"

@@ -182,8 +182,24 @@ pub trait KeyIssuer {
         key: &SecretString,
     ) -> Result<()>;
 
-    /// Revokes the key `key` names. Returns the status it reached.
-    async fn revoke(&self, key: &KeyHandle) -> Result<RevocationStatus>;
+    /// Compares a key a person staged with the key AWSCURRENT holds, before it is adopted: a key of
+    /// another account is refused ([`crate::Error::Config`] naming `KEYROT_STAGED`); differences a
+    /// person should know of (a GitHub token with fewer or more scopes) come back as sentences.
+    async fn compare_staged(
+        &self,
+        secret_name: &str,
+        current: &ManagedSecret,
+        staged: &SecretString,
+    ) -> Result<Vec<String>>;
+
+    /// Revokes the key `key` names. `value` is the key itself, while its old version still holds it:
+    /// a provider that revokes by value (GitHub) needs it, and without it the revocation is a person's
+    /// (`Manual`). Returns the status it reached.
+    async fn revoke(
+        &self,
+        key: &KeyHandle,
+        value: Option<&SecretString>,
+    ) -> Result<RevocationStatus>;
 
     /// When the provider last saw the key used, where it tells (OpenAI's `last_used_at`).
     async fn last_used(&self, key: &KeyHandle) -> Result<Option<DateTime<Utc>>>;
@@ -304,6 +320,9 @@ pub trait AuditLog {
 
     /// Every revocation record of one secret, whatever its status.
     async fn revocations_of(&self, secret_name: &str) -> Result<Listed<Revocation>>;
+
+    /// Every revocation left to a person (`manual`) that nobody has recorded as done: the open tasks.
+    async fn revocation_tasks(&self) -> Result<Listed<Revocation>>;
 
     /// Rewrites a revocation record (status, attempts, postponements, due time) whose status is still
     /// `expected`. Returns false, writing nothing, when it is not: a rollback, a revocation or another
@@ -428,10 +447,12 @@ pub enum AlertKind {
     RotationOverdue,
     RotationStuck,
     OrphanKey,
+    /// An old key a person must revoke: repeated daily until `keyrot revoked` records it.
+    RevocationTask,
 }
 
 impl AlertKind {
-    const ALL: [AlertKind; 12] = [
+    const ALL: [AlertKind; 13] = [
         AlertKind::RotationSucceeded,
         AlertKind::RotationFailed,
         AlertKind::RotationRolledBack,
@@ -444,6 +465,7 @@ impl AlertKind {
         AlertKind::RotationOverdue,
         AlertKind::RotationStuck,
         AlertKind::OrphanKey,
+        AlertKind::RevocationTask,
     ];
 
     pub fn parse(text: &str) -> Option<AlertKind> {
@@ -464,6 +486,7 @@ impl AlertKind {
             AlertKind::RotationOverdue => "rotation_overdue",
             AlertKind::RotationStuck => "rotation_stuck",
             AlertKind::OrphanKey => "orphan_key",
+            AlertKind::RevocationTask => "revocation_task",
         }
     }
 }

@@ -88,9 +88,9 @@ async fn a_revocation_naming_ids_its_key_record_does_not_is_left_to_a_person() {
         .sent
         .borrow()
         .iter()
-        .find(|alert| alert.event == AlertKind::KeyRevoked)
+        .find(|alert| alert.event == AlertKind::RevocationTask)
         .map(|alert| alert.text.clone())
-        .expect("a key_revoked alert");
+        .expect("a revocation_task alert");
     assert!(alert.contains("must be revoked by a person"), "{alert}");
     assert!(
         alert.contains("never acts on ids it did not record"),

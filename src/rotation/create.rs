@@ -7,6 +7,7 @@ use crate::domain::audit::RevocationStatus;
 use crate::domain::keys::{AccountOwner, KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
 use crate::domain::provenance::{self, KeyIds, KeyRecord};
+use crate::domain::staged::{Console, Revoker};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Trigger};
 use crate::error::{Error, Result};
@@ -63,7 +64,7 @@ impl<F: Family> Rotator<'_, F> {
         }
         self.check_role_free(secret, &current, evidence.trigger)
             .await?;
-        let (new_key, origin) = self.new_key(event, secret, &current).await?;
+        let (new_key, origin) = self.new_key(event, secret, &current, evidence).await?;
         let key = NewCandidate {
             record: self.record_key(event, secret, &current, &new_key, origin, evidence),
             key: new_key,
@@ -254,21 +255,30 @@ impl<F: Family> Rotator<'_, F> {
         revoked.map(|_| ())
     }
 
-    /// The rotation's new key: minted at the provider, or, for Anthropic (which has no API that
-    /// creates keys), the one a person staged. Refused when it is AWSCURRENT's key, or a staged key an
-    /// earlier rotation retired (adopting it would bring back a key that is being revoked).
+    /// The rotation's new key: minted at the provider, or, for a provider with no API that creates
+    /// keys (domain::staged), the one a person staged. Refused when it is AWSCURRENT's key, or a staged
+    /// key an earlier rotation retired (adopting it would bring back a key that is being revoked).
     async fn new_key(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
         current: &ManagedSecret,
+        evidence: &mut Evidence,
     ) -> Result<(NewKey, Origin)> {
-        let (new_key, origin) = match current.provider {
-            ProviderSettings::Anthropic(_) => (
-                self.adopt_staged_key(event, secret, current).await?,
-                Origin::Adopted,
-            ),
-            _ => (
+        let provider = current.provider.provider();
+        let (new_key, origin) = match provider.console() {
+            Some(console) => {
+                let staged = Staged {
+                    console,
+                    fix: console.stage_fix(provider, &secret.name),
+                };
+                (
+                    self.adopt_staged_key(event, secret, current, &staged, evidence)
+                        .await?,
+                    Origin::Adopted,
+                )
+            }
+            None => (
                 self.ports
                     .issuer
                     .mint(
@@ -295,28 +305,28 @@ impl<F: Family> Rotator<'_, F> {
                 &secret.name,
                 "KEYROT_STAGED",
                 "the staged key is an old key of this secret, revoked or due for revocation",
-                format!(
-                    "create a new key in the Anthropic Console and stage it with `keyrot stage {}`",
-                    secret.name
-                ),
+                provider
+                    .console()
+                    .map(|console| console.stage_fix(provider, &secret.name))
+                    .unwrap_or_default(),
             ));
         }
         Ok((new_key, origin))
     }
 
-    /// The key a person staged under `KEYROT_STAGED`, validated and identified at the provider.
+    /// The key a person staged under `KEYROT_STAGED`, validated, compared with the current key and
+    /// identified at the provider.
     async fn adopt_staged_key(
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
         current: &ManagedSecret,
+        staged: &Staged,
+        evidence: &mut Evidence,
     ) -> Result<NewKey> {
-        let fix = format!(
-            "create a key in the Anthropic Console, stage it with `keyrot stage {name}` (key on stdin), then start the rotation again with `aws secretsmanager rotate-secret --secret-id {name}`",
-            name = secret.name
-        );
+        let fix = &staged.fix;
         let Some(staged_version) = secret.version_with(KEYROT_STAGED) else {
-            return Err(self.nothing_staged(event, secret, fix).await);
+            return Err(self.nothing_staged(event, secret, current, staged).await);
         };
         let text = self
             .ports
@@ -344,19 +354,15 @@ impl<F: Family> Rotator<'_, F> {
                 &secret.name,
                 KEYROT_STAGED,
                 "the staged key is the key AWSCURRENT already holds",
-                fix,
+                fix.clone(),
             ));
         }
-        self.ports
-            .issuer
-            .validate(&secret.name, current, &key)
-            .await?;
-        let key_id = self
-            .ports
-            .issuer
-            .identify(&secret.name, current, &key)
-            .await?;
-        if key_id.is_none() {
+        let issuer = &self.ports.issuer;
+        issuer.validate(&secret.name, current, &key).await?;
+        let notes = issuer.compare_staged(&secret.name, current, &key).await?;
+        evidence.notes.extend(notes);
+        let key_id = issuer.identify(&secret.name, current, &key).await?;
+        if key_id.is_none() && staged.console.revoked_by == Revoker::Api {
             tracing::warn!(
                 "the staged key's provider id was not found: its revocation will need a person"
             );
@@ -377,7 +383,8 @@ impl<F: Family> Rotator<'_, F> {
         &self,
         event: &RotationEvent,
         secret: &SecretDescription,
-        fix: String,
+        current: &ManagedSecret,
+        staged: &Staged,
     ) -> Error {
         let unblocked = async {
             self.ports
@@ -395,12 +402,15 @@ impl<F: Family> Rotator<'_, F> {
         if let Err(err) = unblocked.await {
             return err;
         }
-        self.alert_key_needed(secret, &fix).await;
+        self.alert_key_needed(secret, &staged.fix).await;
         Error::config(
             &secret.name,
             KEYROT_STAGED,
-            "no key is staged, and Anthropic has no API that creates one",
-            fix,
+            format!(
+                "no key is staged, and {} has no API that creates one",
+                current.provider.provider().title()
+            ),
+            staged.fix.clone(),
         )
     }
 
@@ -420,6 +430,12 @@ impl<F: Family> Rotator<'_, F> {
             }));
         self.ports.send_quietly(&alert).await;
     }
+}
+
+/// A rotation of a provider whose keys a person creates: its console, and the fix that asks for a key.
+struct Staged {
+    console: &'static Console,
+    fix: String,
 }
 
 /// The key of a staged version: a managed-secret document's `api_key`, or the bare key.

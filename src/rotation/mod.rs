@@ -12,6 +12,8 @@ mod test;
 #[cfg(test)]
 mod database_tests;
 #[cfg(test)]
+mod staged_tests;
+#[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
@@ -267,6 +269,7 @@ impl<F: Family> Rotator<'_, F> {
         .by(&evidence.actor)
         .targets(evidence.targets.clone())
         .took(started, self.ports.clock.now())
+        .error((!evidence.notes.is_empty()).then(|| evidence.notes.join(" ")))
     }
 
     async fn alert_success(&self, event: &RotationEvent, evidence: &Evidence) {

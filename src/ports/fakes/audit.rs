@@ -202,6 +202,14 @@ impl AuditLog for FakeAudit {
         Ok(self.listed(self.revocations.borrow().values().cloned()))
     }
 
+    async fn revocation_tasks(&self) -> Result<Listed<Revocation>> {
+        let revocations = self.revocations.borrow();
+        let open = revocations
+            .values()
+            .filter(|r| r.status == RevocationStatus::Manual);
+        Ok(self.listed(open.cloned()))
+    }
+
     async fn update_revocation(&self, revocation: &Revocation, expected: Expected) -> Result<bool> {
         let mut revocations = self.revocations.borrow_mut();
         if let Some((version, status)) = self

@@ -35,6 +35,12 @@ pub(crate) struct FakeIssuer {
     /// A database's roles and the password each logs in with now (set by `install`, locked out by
     /// `revoke`). A role it has never seen accepts any password: it was made before the fake.
     pub(crate) roles: RefCell<BTreeMap<String, String>>,
+    /// Keys of another account: a staged one is refused as the wrong account's.
+    pub(crate) foreign: RefCell<BTreeSet<String>>,
+    /// What comparing a staged key with the current one reports (a GitHub token's scopes).
+    pub(crate) staged_notes: RefCell<Vec<String>>,
+    /// The keys revoked by their value (GitHub), in order.
+    pub(crate) revoked_values: RefCell<Vec<String>>,
 }
 
 impl FakeIssuer {
@@ -111,9 +117,17 @@ impl KeyIssuer for FakeIssuer {
     async fn identify(
         &self,
         _secret_name: &str,
-        _settings: &ManagedSecret,
+        settings: &ManagedSecret,
         key: &SecretString,
     ) -> Result<Option<String>> {
+        // Stripe and GitHub keys have no id keyrot revokes by, as with the real adapters.
+        use crate::domain::secret::Provider;
+        if matches!(
+            settings.provider.provider(),
+            Provider::Stripe | Provider::GitHub
+        ) {
+            return Ok(None);
+        }
         Ok(Some(format!(
             "apikey_{}",
             crate::domain::keys::fingerprint(key)
@@ -171,7 +185,28 @@ impl KeyIssuer for FakeIssuer {
         Ok(self.minted_keys.borrow().clone())
     }
 
-    async fn revoke(&self, revocation: &KeyHandle) -> Result<RevocationStatus> {
+    async fn compare_staged(
+        &self,
+        secret_name: &str,
+        _current: &ManagedSecret,
+        staged: &SecretString,
+    ) -> Result<Vec<String>> {
+        if self.foreign.borrow().contains(staged.expose_secret()) {
+            return Err(Error::config(
+                secret_name,
+                crate::domain::policy::KEYROT_STAGED,
+                "the staged key belongs to another account than the current key",
+                "create the key in the current key's account",
+            ));
+        }
+        Ok(self.staged_notes.borrow().clone())
+    }
+
+    async fn revoke(
+        &self,
+        revocation: &KeyHandle,
+        value: Option<&SecretString>,
+    ) -> Result<RevocationStatus> {
         if self.panic_revocations.get() > 0 {
             self.panic_revocations.set(self.panic_revocations.get() - 1);
             panic!(
@@ -188,10 +223,23 @@ impl KeyIssuer for FakeIssuer {
                 crate::error::Transience::Retryable,
             ));
         }
-        // As the real adapters: without an id, an OpenAI or Anthropic key is a person's to revoke.
-        let ids_known = revocation.key_id.is_some() || revocation.api_key_id.is_some();
-        if revocation.provider != crate::domain::secret::Provider::Generic && !ids_known {
-            return Ok(RevocationStatus::Manual);
+        // As the real adapters: Stripe has no revocation API, GitHub revokes by value, and without an
+        // id an OpenAI or Anthropic key is a person's to revoke.
+        use crate::domain::secret::Provider;
+        match (revocation.provider, value) {
+            (Provider::Stripe, _) | (Provider::GitHub, None) => {
+                return Ok(RevocationStatus::Manual);
+            }
+            (Provider::GitHub, Some(value)) => {
+                self.revoked_values
+                    .borrow_mut()
+                    .push(value.expose_secret().to_owned());
+            }
+            (Provider::Generic, _) => {}
+            _ if revocation.key_id.is_none() && revocation.api_key_id.is_none() => {
+                return Ok(RevocationStatus::Manual);
+            }
+            _ => {}
         }
         if self.ineffective_revocations.get() > 0 {
             self.ineffective_revocations

@@ -28,6 +28,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(create_user_key),
         )
         .route("/_sim/anthropic/keys", post(create_anthropic_key))
+        .route("/_sim/stripe/keys", post(create_stripe_key))
+        .route("/_sim/stripe/keys/delete", post(delete_stripe_key))
+        .route("/_sim/github/tokens", post(create_github_token))
         .route("/_sim/vercel/projects", post(create_vercel_project))
         .route(
             "/_sim/vercel/projects/{project_id}/served",
@@ -54,7 +57,10 @@ pub(crate) fn state(shared: &Shared) -> Value {
     let anthropic = shared.anthropic().snapshot();
     let vercel = shared.vercel().snapshot();
     let render = shared.render().snapshot();
-    json!({ "openai": openai, "anthropic": anthropic, "vercel": vercel, "render": render })
+    let stripe = shared.stripe().snapshot();
+    let github = shared.github().snapshot();
+    json!({ "openai": openai, "anthropic": anthropic, "vercel": vercel, "render": render,
+        "stripe": stripe, "github": github })
 }
 
 async fn create_project(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -81,6 +87,53 @@ async fn create_anthropic_key(State(shared): State<Arc<Shared>>, body: Bytes) ->
     let request: NewAnthropicKey = parse(&body)?;
     let (value, id) = shared.anthropic().create_key(&request.name);
     Ok(Json(json!({ "value": value, "id": id })))
+}
+
+#[derive(Deserialize)]
+struct NewStripeKey {
+    /// The simulator's own account when absent.
+    account: Option<String>,
+}
+
+async fn create_stripe_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: NewStripeKey = parse(&body)?;
+    let mut stripe = shared.stripe();
+    let account = request
+        .account
+        .unwrap_or_else(|| stripe.default_account().to_owned());
+    let value = stripe.create_key(&account, true);
+    Ok(Json(json!({ "value": value, "account": account })))
+}
+
+#[derive(Deserialize)]
+struct DeleteStripeKey {
+    key: String,
+}
+
+/// A person deleting a key in the Dashboard (the revocation task of a Stripe key).
+async fn delete_stripe_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: DeleteStripeKey = parse(&body)?;
+    let deleted = shared.stripe().delete_key(&request.key);
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+#[derive(Deserialize)]
+struct NewGitHubToken {
+    login: String,
+    /// A classic token's scopes; a fine-grained token when absent.
+    scopes: Option<Vec<String>>,
+}
+
+async fn create_github_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: NewGitHubToken = parse(&body)?;
+    let scopes: Option<Vec<&str>> = request
+        .scopes
+        .as_ref()
+        .map(|s| s.iter().map(String::as_str).collect());
+    let value = shared
+        .github()
+        .create_token(&request.login, scopes.as_deref());
+    Ok(Json(json!({ "value": value })))
 }
 
 #[derive(Deserialize)]
@@ -208,6 +261,8 @@ async fn clear_faults(State(shared): State<Arc<Shared>>) -> StatusCode {
 enum Provider {
     Openai,
     Anthropic,
+    Stripe,
+    Github,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +276,8 @@ async fn check_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
     let works = match request.provider {
         Provider::Openai => shared.openai().key_works(&request.key),
         Provider::Anthropic => shared.anthropic().key_works(&request.key),
+        Provider::Stripe => shared.stripe().key_works(&request.key),
+        Provider::Github => shared.github().token_works(&request.key),
     };
     Ok(Json(json!({ "works": works })))
 }

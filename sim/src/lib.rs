@@ -1,5 +1,5 @@
-//! A stateful HTTP simulator of the OpenAI and Anthropic endpoints keyrot
-//! uses to mint, probe and retire API keys, and of the Vercel and Render
+//! A stateful HTTP simulator of the OpenAI, Anthropic, Stripe and GitHub
+//! endpoints keyrot uses to mint, probe and retire keys, and of the Vercel and Render
 //! endpoints it uses to hand a new key to the services that use it.
 //!
 //! Tests start one in-process with [`Simulator::start`], seed it through the
@@ -16,6 +16,7 @@ mod anthropic;
 mod builds;
 mod control;
 mod faults;
+mod github;
 mod openai;
 mod proxy;
 mod render;
@@ -23,6 +24,7 @@ mod reply;
 mod runtime;
 mod server;
 mod state;
+mod stripe;
 mod vercel;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -201,6 +203,60 @@ impl Simulator {
     /// `"active"`, `"inactive"` or `"archived"`; `None` for an unknown id.
     pub fn anthropic_key_status(&self, api_key_id: &str) -> Option<String> {
         self.shared.anthropic().key_status(api_key_id)
+    }
+
+    // ---- Stripe -------------------------------------------------------
+
+    /// Base URL for a Stripe client: paths below it carry `/v1`.
+    pub fn stripe_base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The account (`acct_...`) keys are made in unless a test names another, created at start.
+    pub fn stripe_account(&self) -> String {
+        self.shared.stripe().default_account().to_owned()
+    }
+
+    /// A live secret key of `account` (created when unknown), as a person creates it in the Dashboard.
+    pub fn stripe_create_key(&self, account: &str) -> String {
+        self.shared.stripe().create_key(account, true)
+    }
+
+    /// A test mode secret key of `account`.
+    pub fn stripe_create_test_key(&self, account: &str) -> String {
+        self.shared.stripe().create_key(account, false)
+    }
+
+    /// Deletes a key as a person does in the Dashboard; false when no such key is alive.
+    pub fn stripe_delete_key(&self, key: &str) -> bool {
+        self.shared.stripe().delete_key(key)
+    }
+
+    /// Whether `GET /v1/balance` would succeed with this key.
+    pub fn stripe_key_works(&self, key: &str) -> bool {
+        self.shared.stripe().key_works(key)
+    }
+
+    // ---- GitHub -------------------------------------------------------
+
+    /// Base URL for a GitHub client: paths below it carry no version (`/user`).
+    pub fn github_base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// A classic token (`ghp_...`) of `login` with `scopes`, as a person generates it.
+    pub fn github_create_token(&self, login: &str, scopes: &[&str]) -> String {
+        self.shared.github().create_token(login, Some(scopes))
+    }
+
+    /// A fine-grained token (`github_pat_...`) of `login`, whose permissions GitHub does not report.
+    pub fn github_create_fine_grained_token(&self, login: &str) -> String {
+        self.shared.github().create_token(login, None)
+    }
+
+    /// Whether `GET /user` would succeed with this token.
+    pub fn github_token_works(&self, token: &str) -> bool {
+        self.shared.github().token_works(token)
     }
 
     // ---- Vercel -------------------------------------------------------

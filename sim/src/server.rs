@@ -28,7 +28,7 @@ use tower::ServiceExt;
 use crate::Call;
 use crate::faults::{self, FaultKind};
 use crate::state::Shared;
-use crate::{anthropic, control, openai, render, vercel};
+use crate::{anthropic, control, github, openai, render, stripe, vercel};
 
 /// Paths under this prefix are the simulator's own control API.
 const CONTROL_PREFIX: &str = "/_sim/";
@@ -165,6 +165,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .merge(anthropic::routes())
         .merge(vercel::routes())
         .merge(render::routes())
+        .merge(stripe::routes())
+        .merge(github::routes())
         .merge(control::routes())
         .fallback(unknown_route)
         // The real APIs answer a wrong method on a known path like an unknown URL.

@@ -10,8 +10,10 @@ use sha2::{Digest, Sha256};
 use crate::Call;
 use crate::anthropic::Anthropic;
 use crate::faults::Faults;
+use crate::github::GitHub;
 use crate::openai::OpenAi;
 use crate::render::Render;
+use crate::stripe::Stripe;
 use crate::vercel::Vercel;
 
 /// Everything the simulator knows. Each provider has its own lock so a slow
@@ -21,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) anthropic: Mutex<Anthropic>,
     pub(crate) vercel: Mutex<Vercel>,
     pub(crate) render: Mutex<Render>,
+    pub(crate) stripe: Mutex<Stripe>,
+    pub(crate) github: Mutex<GitHub>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) calls: Mutex<Vec<Call>>,
 }
@@ -32,6 +36,8 @@ impl Shared {
             anthropic: Mutex::new(Anthropic::new()),
             vercel: Mutex::new(Vercel::new()),
             render: Mutex::new(Render::new()),
+            stripe: Mutex::new(Stripe::new()),
+            github: Mutex::new(GitHub::default()),
             faults: Mutex::new(Faults::default()),
             calls: Mutex::new(Vec::new()),
         }
@@ -59,6 +65,14 @@ impl Shared {
         let mut render = lock(&self.render);
         render.settle();
         render
+    }
+
+    pub(crate) fn stripe(&self) -> MutexGuard<'_, Stripe> {
+        lock(&self.stripe)
+    }
+
+    pub(crate) fn github(&self) -> MutexGuard<'_, GitHub> {
+        lock(&self.github)
     }
 
     pub(crate) fn faults(&self) -> MutexGuard<'_, Faults> {

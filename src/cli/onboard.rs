@@ -31,6 +31,10 @@ enum Provider {
     Generic,
     /// A PostgreSQL role's password, with alternating users (the key on stdin is the password).
     Postgres,
+    /// A Stripe secret or restricted key, staged by a person at each rotation.
+    Stripe,
+    /// A GitHub personal access token, staged by a person at each rotation.
+    Github,
 }
 
 #[derive(Debug, Args)]
@@ -57,6 +61,12 @@ pub struct OnboardArgs {
     /// Generic: URL that answers 2xx to a valid key sent as a bearer token.
     #[arg(long)]
     validate_url: Option<String>,
+    /// Stripe: the account the key belongs to (acct_...) [default: the one Stripe names for the key].
+    #[arg(long)]
+    stripe_account: Option<String>,
+    /// GitHub: the user the token belongs to [default: the one GitHub names for the token].
+    #[arg(long)]
+    github_login: Option<String>,
     /// Postgres: the role the application logs in as [default: the existing value's].
     #[arg(long)]
     username: Option<String>,
@@ -157,6 +167,14 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
         Provider::Anthropic => {
             value["provider"] = json!("anthropic");
             value["anthropic"] = json!({"admin_key_secret": args.admin_key_secret});
+        }
+        Provider::Stripe => {
+            value["provider"] = json!("stripe");
+            value["stripe"] = json!({"account": args.stripe_account});
+        }
+        Provider::Github => {
+            value["provider"] = json!("github");
+            value["github"] = json!({"login": args.github_login});
         }
         Provider::Generic => {
             value["provider"] = json!("generic");
@@ -280,6 +298,42 @@ async fn check_before_writing(
         ports.targets.held_fingerprint(name, target).await?;
     }
     Ok(id)
+}
+
+/// A staged key must come from the account of the key it replaces: the value records that account
+/// (Stripe) or user (GitHub) as the provider names it now. One given by a flag or the existing value
+/// must be the key's own.
+async fn record_owner(
+    ports: &Ports<Aws>,
+    name: &str,
+    managed: &ManagedSecret,
+    value: &mut Value,
+) -> Result<()> {
+    let issuer = &ports.issuer;
+    let (block, field, given, found) = match &managed.provider {
+        ProviderSettings::Stripe(stripe) => {
+            let found = issuer.stripe.account_of(name, &managed.api_key).await?;
+            ("stripe", "account", stripe.account.clone(), found)
+        }
+        ProviderSettings::GitHub(github) => {
+            let info = issuer.github.token_info(name, &managed.api_key).await?;
+            ("github", "login", github.login.clone(), Some(info.login))
+        }
+        _ => return Ok(()),
+    };
+    match (given, found) {
+        (Some(given), Some(found)) if given != found => Err(Error::config(
+            name,
+            format!("{block}.{field}"),
+            format!("is {given}, but the key belongs to {found}"),
+            format!("give the key of {given}, or onboard with --{block}-{field} {found}"),
+        )),
+        (None, Some(found)) => {
+            value[block] = json!({ field: found });
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The admin and token secrets a value names.
@@ -496,6 +550,7 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }
     let key_id = check_before_writing(ports, &args.name, &managed, &targets).await?;
+    record_owner(ports, &args.name, &managed, &mut value).await?;
     // A database value names its role in username already: AWS's format has no key_id.
     if let Some(id) = key_id.as_ref().filter(|_| managed.login().is_none()) {
         value["key_id"] = json!(id);

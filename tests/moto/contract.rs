@@ -344,3 +344,77 @@ async fn anthropic_key_validation_satisfies_the_published_excerpt() {
     assert!(matches!(err, keyrot::Error::KeyRejected { .. }), "{err}");
     prism.assert_no_violations().await;
 }
+
+/// Stripe's balance endpoint, the one keyrot calls to validate a key, through Prism on the subset of
+/// Stripe's spec that Prism loads (`stripe-openapi-excerpt-prism.json`: `GET /v1/balance` and its 200).
+/// The subset declares no error answer, so only a working key goes through Prism; a refused key's
+/// 401 is checked against Stripe's error shape by the simulator's own tests.
+#[tokio::test]
+async fn stripe_key_validation_satisfies_the_published_excerpt() {
+    let Some(spec) = spec_file(
+        "the Stripe contract test",
+        "stripe-openapi-excerpt-prism.json",
+    ) else {
+        return;
+    };
+    let sim = Simulator::start().await.expect("simulator");
+    let prism = Prism::proxy(&spec, &sim.stripe_base_url()).await;
+    let world = World::on(sim, |config| config.stripe_base_url = prism.url.clone()).await;
+    let key = world.sim.stripe_create_key(&world.sim.stripe_account());
+    world
+        .ports
+        .issuer
+        .stripe
+        .validate("it/stripe", &secrecy::SecretString::from(key))
+        .await
+        .expect("a working key");
+    assert!(
+        world
+            .sim
+            .calls()
+            .iter()
+            .any(|c| c.path == "/v1/balance" && c.status == 200),
+        "the balance call went through Prism to the simulator"
+    );
+    prism.assert_no_violations().await;
+}
+
+/// GitHub's `GET /user` (validation, for a working and for a revoked token) and the unauthenticated
+/// `POST /credentials/revoke` (revocation by value) through Prism on the excerpt of GitHub's REST API
+/// description (`github-openapi-excerpt.json`).
+#[tokio::test]
+async fn github_validation_and_revocation_satisfy_the_published_excerpt() {
+    let Some(spec) = spec_file("the GitHub contract test", "github-openapi-excerpt.json") else {
+        return;
+    };
+    let sim = Simulator::start().await.expect("simulator");
+    let prism = Prism::proxy(&spec, &sim.github_base_url()).await;
+    let world = World::on(sim, |config| config.github_base_url = prism.url.clone()).await;
+    let token = world.sim.github_create_token("octo-ops", &["repo"]);
+    let key = secrecy::SecretString::from(token.clone());
+    let github = &world.ports.issuer.github;
+    let info = github
+        .token_info("it/github", &key)
+        .await
+        .expect("a working token");
+    assert_eq!(info.login, "octo-ops");
+    let handle = keyrot::domain::audit::KeyHandle {
+        secret_name: "it/github".into(),
+        old_version_id: "v0".into(),
+        provider: keyrot::domain::secret::Provider::GitHub,
+        project_id: None,
+        key_id: None,
+        api_key_id: None,
+        admin_key_secret: None,
+        fingerprint: None,
+    };
+    let status = github.revoke(&handle, Some(&key)).await.expect("revoked");
+    assert_eq!(status, keyrot::domain::audit::RevocationStatus::Revoked);
+    assert!(!world.sim.github_token_works(&token));
+    let err = github
+        .validate("it/github", &key)
+        .await
+        .expect_err("revoked");
+    assert!(matches!(err, keyrot::Error::KeyRejected { .. }), "{err}");
+    prism.assert_no_violations().await;
+}

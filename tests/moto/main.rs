@@ -14,6 +14,7 @@ mod iam;
 mod keeper;
 mod providers;
 mod rotation;
+mod staged;
 mod support;
 mod targets;
 mod wire;

@@ -31,6 +31,8 @@ pub fn cli(world: &World) -> Cli {
         )
         .env("KEYROT_VERCEL_BASE_URL", &world.config.vercel_base_url)
         .env("KEYROT_RENDER_BASE_URL", &world.config.render_base_url)
+        .env("KEYROT_STRIPE_BASE_URL", &world.config.stripe_base_url)
+        .env("KEYROT_GITHUB_BASE_URL", &world.config.github_base_url)
         .env("KEYROT_ROTATOR_ARN", &world.moto.rotator_arn);
     Cli {
         command,

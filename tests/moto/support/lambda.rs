@@ -54,6 +54,8 @@ impl Function {
             ),
             ("KEYROT_VERCEL_BASE_URL", config.vercel_base_url.clone()),
             ("KEYROT_RENDER_BASE_URL", config.render_base_url.clone()),
+            ("KEYROT_STRIPE_BASE_URL", config.stripe_base_url.clone()),
+            ("KEYROT_GITHUB_BASE_URL", config.github_base_url.clone()),
             ("KEYROT_ROTATOR_ARN", arn),
             // Quick polls of the simulator's builds (read only with the sim-clock feature).
             ("KEYROT_DEPLOY_POLL_MS", "50".to_owned()),

@@ -64,6 +64,8 @@ impl World {
             anthropic_base_url: sim.anthropic_base_url(),
             vercel_base_url: vercel_base_url.unwrap_or_else(|| sim.vercel_base_url()),
             render_base_url: sim.render_base_url(),
+            stripe_base_url: sim.stripe_base_url(),
+            github_base_url: sim.github_base_url(),
             ..moto.config.clone()
         };
         change(&mut config);

@@ -1,5 +1,5 @@
-"""keyrot's demo and end-to-end test: an OpenAI key with a Vercel target rotated with zero downtime, on
-this machine's stand-ins.
+"""keyrot's demo and end-to-end test: an OpenAI key with a Vercel target, and a PostgreSQL password under a
+live connection pool, rotated with zero downtime on this machine's stand-ins.
 
 moto plays AWS; keyrot-sim plays OpenAI and Vercel; `cargo lambda watch` runs the real keyrot-rotator and
 keyrot-grace-keeper binaries behind a local Lambda Invoke API; the AWS CLI plays Secrets Manager and the
@@ -7,7 +7,8 @@ operator; the `keyrot` CLI is the operator's tool. A "service" thread calls the 
 whatever key the live Vercel deployment serves, and must never see a 401.
 
 Every claim the demo prints is checked: a check that fails stops the demo with exit code 1, which is what
-makes it the end-to-end test `make test` runs. Run through scripts/demo.sh, which starts moto.
+makes it the end-to-end test `make test` runs. Run through scripts/demo.sh, which starts moto and a
+PostgreSQL server (scripts/postgres.sh, KEYROT_TEST_POSTGRES).
 """
 
 import json
@@ -23,6 +24,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLOR = sys.stdout.isatty()
 SECRET = "demo/openai-key"
+DATABASE = "demo/orders-db"
 FEATURES = "sim-clock"
 
 
@@ -113,6 +115,59 @@ class Service(threading.Thread):
             self.stopping.wait(0.1)
 
 
+class Pool(threading.Thread):
+    """An application's connection pool, as AWS's rotation guide has it: each connection logs in with the
+    secret's AWSCURRENT value when it opens and lives a second; every connection queries all the time."""
+
+    def __init__(self, size=4):
+        super().__init__(daemon=True)
+        import boto3
+        import psycopg
+        self.psycopg, self.sm = psycopg, boto3.client("secretsmanager")
+        self.size, self.queries, self.failures, self.roles = size, 0, [], []
+        self.login = None
+        self.stopping = threading.Event()
+
+    def credentials(self):
+        # A read that fails (moto moves labels in two writes) keeps the last value, as a cached client does.
+        try:
+            got = self.sm.get_secret_value(SecretId=DATABASE, VersionStage="AWSCURRENT")
+            self.login = json.loads(got["SecretString"])
+        except Exception:  # noqa: BLE001 - any failed read keeps the cached value
+            pass
+        return self.login
+
+    def connect(self):
+        v = self.credentials()
+        if not self.roles or self.roles[-1] != v["username"]:
+            self.roles.append(v["username"])
+        conn = self.psycopg.connect(host=v["host"], port=v["port"], dbname=v["dbname"], user=v["username"],
+                                    password=v["password"], sslmode="require", connect_timeout=5)
+        return conn, time.monotonic()
+
+    def run(self):
+        pool = []
+        while not self.stopping.is_set():
+            try:
+                kept = []
+                for conn, opened in pool:
+                    if time.monotonic() - opened < 1.0:
+                        kept.append((conn, opened))
+                    else:
+                        conn.close()
+                        kept.append(self.connect())
+                pool = kept
+                while len(pool) < self.size:
+                    pool.append(self.connect())
+                for conn, _ in pool:
+                    conn.execute("SELECT count(*) FROM orders").fetchone()
+                    self.queries += 1
+            except Exception as error:  # noqa: BLE001 - every failure is what the demo counts
+                self.failures.append((time.strftime("%H:%M:%S"), type(error).__name__, str(error)[:120]))
+                pool = []
+            self.stopping.wait(0.02)
+
+
 class Watch:
     """`cargo lambda watch`: the Lambda runtime API emulator running the real binaries."""
 
@@ -165,13 +220,80 @@ def key_works(sim, key):
     return http("POST", f"{sim}/_sim/check", {"provider": "openai", "key": key})[1]["works"]
 
 
-def clear_configuration_test():
+def clear_configuration_test(name=SECRET):
     """moto's gap: onboard's RotateImmediately=false configuration test leaves its AWSPENDING version, which AWS
     removes once testSecret ran, and without which AWS (and keyrot's moto) refuses the next rotation. Play AWS's part."""
-    pending = version_with(SECRET, "AWSPENDING")
-    if pending and pending != version_with(SECRET, "AWSCURRENT"):
-        aws("secretsmanager", "update-secret-version-stage", "--secret-id", SECRET, "--version-stage", "AWSPENDING",
+    pending = version_with(name, "AWSPENDING")
+    if pending and pending != version_with(name, "AWSCURRENT"):
+        aws("secretsmanager", "update-secret-version-stage", "--secret-id", name, "--version-stage", "AWSPENDING",
             "--remove-from-version-id", pending)
+
+
+def run_steps(rotator, name, token):
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"]:
+        answer = rotator.invoke("keyrot-rotator", {"Step": step, "SecretId": name, "ClientRequestToken": token})
+        if answer.get("errorMessage"):
+            raise DemoFailure(f"{step}: {answer['errorMessage']}")
+        say(f"{paint('32', step):<24} {answer.get('outcome')}")
+
+
+def database_scene(env):
+    """What a team has before keyrot: an application role `app` that owns its table, and a master user
+    `app_master` with CREATEROLE, whose credentials live in an admin secret as RDS writes one."""
+    import psycopg
+    server = dict(part.split("=", 1) for part in env["KEYROT_TEST_POSTGRES"].split())
+    with psycopg.connect(**server, autocommit=True) as db:
+        db.execute("CREATE ROLE app_master WITH LOGIN CREATEROLE PASSWORD 'master-demo-pw'")
+        db.execute("CREATE ROLE app WITH LOGIN PASSWORD 'first-demo-pw'")
+        db.execute("GRANT app TO app_master WITH ADMIN OPTION")
+        db.execute("CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2)")
+        db.execute("ALTER TABLE orders OWNER TO app")
+    master = {"engine": "postgres", "username": "app_master", "password": "master-demo-pw",
+              "host": server["host"], "port": int(server["port"]), "dbname": server["dbname"]}
+    aws("secretsmanager", "create-secret", "--name", "keyrot-admin/orders-db-master", "--secret-string", json.dumps(master),
+        "--tags", "Key=keyrot-admin:serves,Value=demo/", "Key=keyrot-admin:scope,Value=app")
+    return server
+
+
+def logs_in(server, user, password):
+    import psycopg
+    try:
+        psycopg.connect(host=server["host"], port=server["port"], dbname=server["dbname"], user=user,
+                        password=password, sslmode="require", connect_timeout=5).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def database_stage(env, keyrot, rotator, keeper, rotator_arn):
+    server = database_scene(env)
+    out = run([keyrot, "onboard", DATABASE, "--provider", "postgres", "--username", "app", "--host", server["host"],
+               "--port", server["port"], "--dbname", server["dbname"], "--master-secret", "keyrot-admin/orders-db-master",
+               "--every-days", "90", "--grace-hours", "1", "--rotator-arn", rotator_arn], stdin="first-demo-pw", env=env)
+    say(out.stdout.strip())
+    clear_configuration_test(DATABASE)
+    pool = Pool()
+    pool.start()
+    time.sleep(1.5)
+    check(pool.queries > 0 and not pool.failures, f"an application's pool of {pool.size} connections queries as app")
+    before = set(labels(DATABASE))
+    aws("secretsmanager", "rotate-secret", "--secret-id", DATABASE, "--rotation-lambda-arn", rotator_arn)
+    token = next(v for v, s in labels(DATABASE).items() if "AWSPENDING" in s and v not in before)
+    run_steps(rotator, DATABASE, token)
+    current = value(DATABASE, "AWSCURRENT")
+    check(current["username"] == "app_clone", "AWSCURRENT logs in as app_clone, which keyrot created from app")
+    check(logs_in(server, "app", "first-demo-pw"), "app keeps its password through the 1 h grace period")
+    time.sleep(2.5)
+    check(pool.roles[-1] == "app_clone", f"the pool's new connections log in as app_clone ({' -> '.join(pool.roles)})")
+    report = keeper.invoke("keyrot-grace-keeper", {"source": "aws.events", "detail-type": "Scheduled Event"})
+    say(f"grace keeper pass: {json.dumps({k: v for k, v in report.items() if v})}")
+    check(report.get("revoked") == 1, "the grace keeper locked the old login out")
+    check(not logs_in(server, "app", "first-demo-pw"), "app's old password is refused now")
+    time.sleep(1.5)
+    pool.stopping.set()
+    pool.join(timeout=10)
+    check(not pool.failures, f"{pool.queries} queries through the rotation and the revocation, none failed {pool.failures[:2]}")
+    return current["password"]
 
 
 def rotate_with_steps(rotator, sim, project, rotator_arn):
@@ -316,12 +438,16 @@ def main():
         tags = [t["Key"] for t in aws("secretsmanager", "describe-secret", "--secret-id", SECRET).get("Tags", [])]
         check("keyrot:next-grace-hours" not in tags and "keyrot:trigger" not in tags, "the one-shot tags are gone; the 24 h policy stays")
 
+        stage("8. A database password, rotated under a live connection pool (alternating users)")
+        db_password = database_stage(env, keyrot, rotator, keeper, rotator_arn)
+
         stage("Secrets never leak")
         for watch in watches:
             watch.log.flush()
         logs = "".join(open(w.log.name).read() for w in watches)
         evidence = logs + audit + status + json.dumps(messages)
-        leaked = [hint(k) for k in (first, current, newest, ready["openai_admin_key"], vercel_token) if k and k[-12:] in evidence]
+        keys = (first, current, newest, ready["openai_admin_key"], vercel_token, db_password, "master-demo-pw", "first-demo-pw")
+        leaked = [hint(k) for k in keys if k and k[-12:] in evidence]
         check(not leaked, f"no key value in the functions' logs, the audit trail, the alerts or the CLI output ({len(logs.splitlines())} log lines scanned)")
 
         stage("The service's view")
@@ -329,7 +455,7 @@ def main():
         service.join(timeout=5)
         say(f"{service.calls} calls with the served key, through {len(service.keys)} keys: {', '.join(hint(k) for k in service.keys)}")
         check(not service.failures, f"no call failed ({len(service.failures)} failures: {service.failures[:3]})")
-        print("\n" + paint("1", "Done: three keys, two rotations, zero downtime. Everything started is stopped now."))
+        print("\n" + paint("1", "Done: three keys and a database password, three rotations, zero downtime. Everything started is stopped now."))
         return 0
     except DemoFailure as failure:
         print("\n" + paint("31", f"FAILED: {failure}"), flush=True)

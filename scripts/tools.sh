@@ -9,6 +9,8 @@ VENV=.venv
 PINS=(
   "moto[server]==5.2.5"
   "awscli==1.46.3"
+  # The demo's application pool (scripts/demo.py) talks to PostgreSQL with it.
+  "psycopg[binary]==3.2.10"
 )
 # cargo-lambda's wheel carries its binary; its Python dependencies (zig) are only for cross builds.
 NO_DEPS_PINS=(

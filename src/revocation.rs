@@ -9,7 +9,6 @@
 //! first one's write lands; the other learns it lost and does nothing more.
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 
 use crate::domain::audit::{KeyHandle, Revocation, RevocationStatus};
 use crate::domain::keys::{KeyView, fingerprint};
@@ -83,24 +82,24 @@ enum Check {
 }
 
 impl<F: Family> Ports<F> {
-    /// The revocation of `key`, which `version_id` of `secret` held under `provider`'s settings, with
-    /// the provider ids keyrot recorded for that key (docs/security.md, provenance).
+    /// The revocation of the key of `old`, which `version_id` of `secret` held, with the provider ids
+    /// keyrot recorded for that key (docs/security.md, provenance).
     pub(crate) async fn revocation_for(
         &self,
         secret: &SecretDescription,
         version_id: &str,
-        (provider, key): (&ProviderSettings, &SecretString),
+        old: &ManagedSecret,
         due: DateTime<Utc>,
     ) -> Result<Revocation> {
+        let view = old.key_view();
         let record = self
             .audit
-            .key_record(&secret.name, &fingerprint(key))
+            .key_record(&secret.name, &view.fingerprint)
             .await?;
         Ok(revocation_of(
             secret,
             version_id,
-            provider,
-            key,
+            (&old.provider, view),
             record.as_ref(),
             due,
         ))
@@ -361,12 +360,10 @@ impl<F: Family> Ports<F> {
 pub(crate) fn revocation_of(
     secret: &SecretDescription,
     version_id: &str,
-    provider: &ProviderSettings,
-    key: &SecretString,
+    (provider, view): (&ProviderSettings, KeyView),
     record: Option<&KeyRecord>,
     due: DateTime<Utc>,
 ) -> Revocation {
-    let view = KeyView::of(key);
     let (project_id, admin_key_secret) = match provider {
         ProviderSettings::OpenAi(openai) => (
             Some(openai.project_id.clone()),

@@ -15,7 +15,6 @@ use crate::domain::ProviderSettings;
 use crate::domain::Trigger;
 use crate::domain::admin::{TAG_SERVES, secret_name_of};
 use crate::domain::audit::{Action, AuditEvent, Outcome};
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
 use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
 use crate::domain::targets::TargetSpec;
@@ -405,7 +404,7 @@ async fn audit_onboard(
         "onboard",
     )
     .provider(managed.provider.name())
-    .keys(None, Some(&KeyView::of(&managed.api_key)))
+    .keys(None, Some(&managed.key_view()))
     .triggered(Some(Trigger::Manual))
     .by(&session.actor)
     .targets(targets.iter().map(TargetSpec::label).collect())
@@ -426,7 +425,7 @@ async fn vouch(
     let record = KeyRecord::new(
         (&args.name, "onboard"),
         &managed.provider,
-        &KeyView::of(&managed.api_key),
+        &managed.key_view(),
         KeyIds {
             key_id,
             api_key_id: args.api_key_id.as_deref(),
@@ -445,7 +444,7 @@ async fn vouch(
 /// Refuses a key another managed secret already holds: each rotation would revoke it under the other
 /// secret's services.
 async fn refuse_shared_key(session: &Session, name: &str, managed: &ManagedSecret) -> Result<()> {
-    let key = KeyView::of(&managed.api_key).fingerprint;
+    let key = managed.key_view().fingerprint;
     let holder = session
         .keeper()
         .managed_secrets()
@@ -455,7 +454,7 @@ async fn refuse_shared_key(session: &Session, name: &str, managed: &ManagedSecre
         .find(|item| {
             item.current
                 .as_ref()
-                .is_some_and(|current| KeyView::of(&current.api_key).fingerprint == key)
+                .is_some_and(|current| current.key_view().fingerprint == key)
         });
     match holder {
         Some(item) => Err(Error::config(
@@ -583,7 +582,7 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
         if created { "Created" } else { "Updated" },
         args.name,
         managed.provider.name(),
-        KeyView::of(&managed.api_key).redacted,
+        managed.key_view().redacted,
         rotator_arn,
         if args.rotate_now {
             ", rotating now"

@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::cli::context::{Deployment, Session, print_json, print_table};
 use crate::domain::SecretDescription;
 use crate::domain::audit::Revocation;
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result, Transience};
@@ -129,7 +128,7 @@ impl StatusRow {
             secret: secret.name.clone(),
             provider: current.as_ref().map(|c| c.provider.name()),
             targets: targets.iter().map(TargetSpec::label).collect(),
-            key: current.as_ref().map(|c| KeyView::of(&c.api_key).redacted),
+            key: current.as_ref().map(|c| c.key_view().redacted),
             last_rotated: secret.last_rotated.map(|t| t.to_rfc3339()),
             next_rotation: secret.next_rotation_due().map(|t| t.to_rfc3339()),
             age_days: secret.days_since_rotation(now).map(f64::floor),

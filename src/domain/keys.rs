@@ -43,6 +43,28 @@ impl KeyView {
             fingerprint: fingerprint(key),
         }
     }
+
+    /// `key` as fingerprinted, shown by `shown` where that is what people recognise: a database's
+    /// connection string is fingerprinted whole (targets hold it) and shown by its password, whose tail
+    /// is the part that changes (a connection string's tail is its `sslmode`).
+    /// A password has no public prefix the way `sk-` is one: only its tail is shown.
+    pub fn shown_by(key: &SecretString, password: Option<&SecretString>) -> Self {
+        let Some(password) = password else {
+            return KeyView::of(key);
+        };
+        KeyView {
+            last4: last4(password),
+            redacted: format!("...{}", last4(password)),
+            fingerprint: fingerprint(key),
+        }
+    }
+}
+
+impl NewKey {
+    /// How people see this key (see [`KeyView::shown_by`]).
+    pub fn key_view(&self) -> KeyView {
+        KeyView::shown_by(&self.api_key, self.password.as_ref())
+    }
 }
 
 /// The first 12 hex characters of the key's SHA-256: enough to tell keys apart, useless to an attacker.

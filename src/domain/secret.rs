@@ -221,6 +221,11 @@ impl ManagedSecret {
         })
     }
 
+    /// How people see this version's key: its password for a database (see [`KeyView::shown_by`]).
+    pub fn key_view(&self) -> crate::domain::keys::KeyView {
+        crate::domain::keys::KeyView::shown_by(&self.api_key, self.password.as_ref())
+    }
+
     /// The role and password a database value logs in with; `None` for an API key.
     pub fn login(&self) -> Option<Login> {
         let ProviderSettings::Postgres(settings) = &self.provider else {

@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::domain::audit::{Action, Outcome, Revocation, RevocationStatus};
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::provenance::Origin;
 use crate::domain::targets::TargetSpec;
@@ -141,7 +140,7 @@ impl<F: Family> GraceKeeper<'_, F> {
                 continue;
             };
             let name = &secret.name;
-            if KeyView::of(&current.api_key).fingerprint == fingerprint {
+            if current.key_view().fingerprint == fingerprint {
                 return Some(format!("managed secret {name} still holds the key"));
             }
             if !same_scope(revocation, current) {
@@ -191,7 +190,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             .await
             .ok()??;
         let value = ManagedSecret::parse(&secret.name, AWSPENDING, &text).ok()?;
-        Some(KeyView::of(&value.api_key).fingerprint)
+        Some(value.key_view().fingerprint)
     }
 
     /// Whether `version` carries AWSCURRENT, asked afresh; `None` when DescribeSecret fails.
@@ -318,7 +317,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         };
         // The same key under another version: staged again by hand, or put back with
         // put-secret-value. Version labels alone would not see it.
-        if KeyView::of(&current.api_key).fingerprint == revocation.fingerprint {
+        if current.key_view().fingerprint == revocation.fingerprint {
             return Ok(Some(Hold::InService(
                 "AWSCURRENT holds this same key under another version".to_owned(),
             )));
@@ -409,7 +408,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             let made = self
                 .ports
                 .audit
-                .key_record(&secret.name, &KeyView::of(&current.api_key).fingerprint)
+                .key_record(&secret.name, &current.key_view().fingerprint)
                 .await?
                 .map(|record| record.at);
             if made.is_some_and(|at| now - at >= chrono::Duration::hours(i64::from(hours))) {

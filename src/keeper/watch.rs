@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
 use crate::domain::{ManagedSecret, Policy, SecretDescription};
 use crate::error::Result;
@@ -76,7 +75,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             };
             let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
             let same_key = item.current.as_ref().is_some_and(|current| {
-                KeyView::of(&current.api_key).fingerprint == KeyView::of(&old.api_key).fingerprint
+                current.key_view().fingerprint == old.key_view().fingerprint
             });
             if same_key {
                 return Ok(false);
@@ -84,7 +83,7 @@ impl<F: Family> GraceKeeper<'_, F> {
             let due = now + policy.grace();
             let revocation = self
                 .ports
-                .revocation_for(secret, previous, (&old.provider, &old.api_key), due)
+                .revocation_for(secret, previous, &old, due)
                 .await?;
             self.ports.record_revocation(&revocation).await
         }

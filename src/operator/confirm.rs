@@ -4,7 +4,6 @@
 use crate::domain::audit::{
     Action, AuditEvent, Confirmation, Outcome, Revocation, RevocationStatus,
 };
-use crate::domain::keys::KeyView;
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
@@ -39,7 +38,7 @@ impl<F: Family> Operator<'_, F> {
                 "has no target with redeploy (or deploy) false, so no revocation waits for a confirmation",
             ));
         }
-        let fingerprint = KeyView::of(&current.api_key).fingerprint;
+        let fingerprint = current.key_view().fingerprint;
         self.holding_current(name, &targets, &fingerprint).await?;
         let waiting = self.waiting_for_confirmation(name).await?;
         let now = self.ports.clock.now();

@@ -4,10 +4,9 @@
 use super::Operator;
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::{Redeploy, TargetSpec};
-use crate::domain::{ManagedSecret, ProviderSettings, SecretDescription};
+use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::{Error, Result};
 use crate::ports::{AuditLog, Clock, Family, SecretStore, StageMove, Target};
 use crate::rotation::deploy::Redeploys;
@@ -76,11 +75,8 @@ impl<F: Family> Operator<'_, F> {
         )
         .provider(current.provider.name())
         .keys(
-            pending_value
-                .as_ref()
-                .map(|p| KeyView::of(&p.api_key))
-                .as_ref(),
-            Some(&KeyView::of(&current.api_key)),
+            pending_value.as_ref().map(|p| p.key_view()).as_ref(),
+            Some(&current.key_view()),
         )
         .triggered(Some(Trigger::Manual))
         .by(actor)
@@ -105,7 +101,7 @@ impl<F: Family> Operator<'_, F> {
         current: &ManagedSecret,
         pending_value: &ManagedSecret,
     ) -> Result<Vec<String>> {
-        let pending_fingerprint = KeyView::of(&pending_value.api_key).fingerprint;
+        let pending_fingerprint = pending_value.key_view().fingerprint;
         let mut serving = Vec::new();
         for target in TargetSpec::parse_all(&secret.name, &current.targets)? {
             let holds_pending = self
@@ -155,17 +151,11 @@ impl<F: Family> Operator<'_, F> {
         pending: &str,
         pending_value: Option<&ManagedSecret>,
     ) -> Result<bool> {
-        let revocation = match pending_value
-            .filter(|value| !matches!(value.provider, ProviderSettings::Anthropic(_)))
+        let revocation = match pending_value.filter(|value| !value.provider.provider().is_staged())
         {
             Some(value) => Some(
                 self.ports
-                    .revocation_for(
-                        secret,
-                        pending,
-                        (&value.provider, &value.api_key),
-                        self.ports.clock.now(),
-                    )
+                    .revocation_for(secret, pending, value, self.ports.clock.now())
                     .await?,
             ),
             None => None,

@@ -15,7 +15,6 @@ use crate::domain::Trigger;
 use crate::domain::audit::{
     Action, AuditEvent, CLAIM_LEASE, Outcome, Revocation, RevocationStatus,
 };
-use crate::domain::keys::KeyView;
 use crate::domain::policy::{AWSCURRENT, AWSPREVIOUS};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, SecretDescription};
@@ -72,11 +71,7 @@ impl<F: Family> Operator<'_, F> {
         let bad = self
             .labelled_value(&secret, secret_id, &plan.abandon)
             .await?;
-        plan.check_keys(
-            &secret,
-            &KeyView::of(&kept.api_key),
-            &KeyView::of(&bad.api_key),
-        )?;
+        plan.check_keys(&secret, &kept.key_view(), &bad.key_view())?;
         let run = Run {
             secret: &secret,
             secret_id,
@@ -118,12 +113,7 @@ impl<F: Family> Operator<'_, F> {
         if plan.abandon_record.is_none() {
             let abandoned = self
                 .ports
-                .revocation_for(
-                    run.secret,
-                    &plan.abandon,
-                    (&run.bad.provider, &run.bad.api_key),
-                    self.ports.clock.now(),
-                )
+                .revocation_for(run.secret, &plan.abandon, &run.bad, self.ports.clock.now())
                 .await?;
             self.ports.record_revocation(&abandoned).await?;
         }
@@ -297,10 +287,7 @@ impl<F: Family> Operator<'_, F> {
         changed: Vec<String>,
     ) -> RolledBack {
         let (plan, name) = (&run.plan, &run.secret.name);
-        let (kept_view, bad_view) = (
-            KeyView::of(&run.kept.api_key),
-            KeyView::of(&run.bad.api_key),
-        );
+        let (kept_view, bad_view) = (run.kept.key_view(), run.bad.key_view());
         let resumed = plan.start == Start::Resume;
         let event = AuditEvent::new(
             started,

@@ -73,7 +73,7 @@ impl<F: Family> Operator<'_, F> {
             &version_id,
         )
         .provider(current.provider.name())
-        .keys(Some(&KeyView::of(&current.api_key)), Some(&view))
+        .keys(Some(&current.key_view()), Some(&view))
         .triggered(Some(Trigger::Manual))
         .by(actor);
         self.ports.record_quietly(&event).await;
@@ -216,7 +216,7 @@ fn refuse_unstageable(
             ),
         ));
     }
-    if view.fingerprint == KeyView::of(&current.api_key).fingerprint {
+    if view.fingerprint == current.key_view().fingerprint {
         return Err(Error::config(
             name,
             "staged key",

@@ -110,7 +110,7 @@ impl<F: Family> Operator<'_, F> {
             secret_name: secret.name.clone(),
             stage,
             version,
-            key: KeyView::of(&checked.api_key),
+            key: checked.key_view(),
             provider: checked.provider.name(),
             rejected,
             targets,
@@ -146,7 +146,7 @@ impl<F: Family> Operator<'_, F> {
         secret_id: &str,
         current: &ManagedSecret,
     ) -> Result<Vec<(Holds, String)>> {
-        let mut known = vec![(Holds::Current, KeyView::of(&current.api_key).fingerprint)];
+        let mut known = vec![(Holds::Current, current.key_view().fingerprint)];
         for (label, holds) in [(AWSPREVIOUS, Holds::Previous), (AWSPENDING, Holds::Pending)] {
             let Some(other) = secret
                 .version_with(label)
@@ -161,7 +161,7 @@ impl<F: Family> Operator<'_, F> {
                 .await?
                 && let Ok(value) = ManagedSecret::parse(&secret.name, label, &text)
             {
-                known.push((holds, KeyView::of(&value.api_key).fingerprint));
+                known.push((holds, value.key_view().fingerprint));
             }
         }
         Ok(known)

@@ -97,7 +97,7 @@ impl<F: Family> Rotator<'_, F> {
                 return Ok(());
             }
             let now = self.ports.clock.now();
-            let revocation = self.ports.revocation_for(secret, token, (&abandoned.provider, &abandoned.api_key), now).await?;
+            let revocation = self.ports.revocation_for(secret, token, &abandoned, now).await?;
             if self.ports.record_revocation(&revocation).await? {
                 tracing::warn!(version = %token, "the key of an abandoned rotation is due for revocation");
             }

@@ -53,13 +53,13 @@ impl<F: Family> Rotator<'_, F> {
     ) -> Result<Progress> {
         let current = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(current.provider.name());
-        evidence.old_key = Some(KeyView::of(&current.api_key));
+        evidence.old_key = Some(current.key_view());
         // Refuse a malformed target before a key is minted for it.
         TargetSpec::parse_all(&secret.name, &current.targets)?;
 
         // Secrets Manager repeats createSecret; once the pending version holds a value it is final.
         if let Some(pending) = self.ports.pending_value(event, secret).await? {
-            evidence.new_key = Some(KeyView::of(&pending.api_key));
+            evidence.new_key = Some(pending.key_view());
             return Ok(Progress::AlreadyDone);
         }
         self.check_role_free(secret, &current, evidence.trigger)
@@ -170,7 +170,7 @@ impl<F: Family> Rotator<'_, F> {
         origin: Origin,
         evidence: &mut Evidence,
     ) -> KeyRecord {
-        let view = KeyView::of(&new_key.api_key);
+        let view = new_key.key_view();
         evidence.new_key = Some(view.clone());
         KeyRecord::new(
             (&secret.name, &event.client_request_token),
@@ -217,9 +217,7 @@ impl<F: Family> Rotator<'_, F> {
             return;
         }
         match self.ports.pending_value(event, secret).await {
-            Ok(Some(stored))
-                if KeyView::of(&stored.api_key).fingerprint == key.record.fingerprint =>
-            {
+            Ok(Some(stored)) if stored.key_view().fingerprint == key.record.fingerprint => {
                 tracing::warn!("the pending value was stored although its PutSecretValue failed");
             }
             Ok(_) => {
@@ -243,8 +241,7 @@ impl<F: Family> Rotator<'_, F> {
         let discarded = revocation_of(
             secret,
             &event.client_request_token,
-            &current.provider,
-            &key.key.api_key,
+            (&current.provider, key.key.key_view()),
             Some(&key.record),
             self.ports.clock.now(),
         );
@@ -291,8 +288,8 @@ impl<F: Family> Rotator<'_, F> {
                 Origin::Minted,
             ),
         };
-        let new_view = KeyView::of(&new_key.api_key);
-        if new_view.fingerprint == KeyView::of(&current.api_key).fingerprint {
+        let new_view = new_key.key_view();
+        if new_view.fingerprint == current.key_view().fingerprint {
             return Err(Error::config(
                 &secret.name,
                 "new key",
@@ -349,7 +346,7 @@ impl<F: Family> Rotator<'_, F> {
                 fix.clone(),
             )
         })?;
-        if KeyView::of(&key).fingerprint == KeyView::of(&current.api_key).fingerprint {
+        if KeyView::of(&key).fingerprint == current.key_view().fingerprint {
             return Err(Error::config(
                 &secret.name,
                 KEYROT_STAGED,

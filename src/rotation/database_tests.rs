@@ -139,3 +139,22 @@ async fn the_keeper_never_locks_out_the_role_a_later_version_logs_in_as() {
     let managed = crate::domain::ManagedSecret::parse(NAME, AWSCURRENT, &text).expect("parses");
     assert_eq!(managed.key_id.as_deref(), Some("app"));
 }
+
+#[tokio::test]
+async fn a_database_key_is_shown_by_its_password_not_by_its_connection_string() {
+    let r = database();
+    rotate(&r, "t1").await;
+    let hints: Vec<Option<String>> = r
+        .audit
+        .events
+        .borrow()
+        .iter()
+        .map(|e| e.old_key_hint.clone())
+        .collect();
+    assert!(
+        hints.iter().flatten().all(|hint| hint == "0000"),
+        "the old password's tail, never the connection string's (\"uire\"): {hints:?}"
+    );
+    let record = r.audit.revocation_of("v0").expect("scheduled");
+    assert_eq!(record.hint, "...0000");
+}

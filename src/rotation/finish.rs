@@ -28,7 +28,7 @@ impl<F: Family> Rotator<'_, F> {
             .to_owned();
         let old = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(old.provider.name());
-        evidence.old_key = Some(KeyView::of(&old.api_key));
+        evidence.old_key = Some(old.key_view());
         self.refuse_untested(secret, token).await?;
         let adopted = self.adopted_staged(event, secret, AWSPENDING).await?;
 
@@ -58,7 +58,7 @@ impl<F: Family> Rotator<'_, F> {
         let due = self.ports.clock.now() + policy.grace_for_this_rotation();
         let revocation = self
             .ports
-            .revocation_for(secret, &current_version, (&old.provider, &old.api_key), due)
+            .revocation_for(secret, &current_version, &old, due)
             .await?;
         // Without this record nobody would ever revoke the old key: its failure fails the step, and the
         // retried finishSecret writes it.
@@ -136,11 +136,11 @@ impl<F: Family> Rotator<'_, F> {
                     if let Some(text) = text {
                         let old = ManagedSecret::parse(&secret.name, AWSPREVIOUS, &text)?;
                         evidence.provider = Some(old.provider.name());
-                        evidence.old_key = Some(KeyView::of(&old.api_key));
+                        evidence.old_key = Some(old.key_view());
                         let due = self.ports.clock.now() + policy.grace_for_this_rotation();
                         let revocation = self
                             .ports
-                            .revocation_for(secret, previous, (&old.provider, &old.api_key), due)
+                            .revocation_for(secret, previous, &old, due)
                             .await?;
                         let revocation = self.ports.schedule(&revocation).await?;
                         owed = Some((policy, revocation));
@@ -348,9 +348,8 @@ impl<F: Family> Rotator<'_, F> {
             return Ok(None);
         };
         let new = ManagedSecret::parse(&secret.name, stage, &new_text)?;
-        let same = staged_key(&staged_text).is_some_and(|key| {
-            KeyView::of(&key).fingerprint == KeyView::of(&new.api_key).fingerprint
-        });
+        let same = staged_key(&staged_text)
+            .is_some_and(|key| KeyView::of(&key).fingerprint == new.key_view().fingerprint);
         Ok(same.then(|| staged.to_owned()))
     }
 

@@ -26,7 +26,7 @@ impl<F: Family> Rotator<'_, F> {
                 ),
             )
         })?;
-        let new_view = KeyView::of(&pending.api_key);
+        let new_view = pending.key_view();
         evidence.provider = Some(pending.provider.name());
         evidence.new_key = Some(new_view.clone());
         // A database's new password exists only once it is set on its role.

@@ -23,14 +23,14 @@ impl<F: Family> Rotator<'_, F> {
             // so what can be tested is the current key and the access to the provider.
             let current = self.ports.current_value(&event.secret_id, secret).await?;
             evidence.provider = Some(current.provider.name());
-            evidence.old_key = Some(KeyView::of(&current.api_key));
+            evidence.old_key = Some(current.key_view());
             self.ports
                 .issuer
                 .validate(&secret.name, &current, &current.api_key)
                 .await?;
             return Ok(Progress::Done);
         };
-        let new_view = KeyView::of(&pending.api_key);
+        let new_view = pending.key_view();
         evidence.provider = Some(pending.provider.name());
         evidence.new_key = Some(new_view.clone());
         let targets = TargetSpec::parse_all(&secret.name, &pending.targets)?;

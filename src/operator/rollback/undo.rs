@@ -7,7 +7,6 @@ use serde_json::json;
 
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome, Revocation, RevocationStatus};
-use crate::domain::keys::KeyView;
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::targets::TargetSpec;
 use crate::error::Error;
@@ -58,7 +57,7 @@ impl<F: Family> Operator<'_, F> {
             dead,
         )
         .provider(run.bad.provider.name())
-        .keys(None, Some(&KeyView::of(&run.bad.api_key)))
+        .keys(None, Some(&run.bad.key_view()))
         .triggered(Some(Trigger::Manual))
         .by(run.actor)
         .targets(targets.iter().map(TargetSpec::label).collect())

@@ -167,7 +167,6 @@ pub(crate) fn world() -> World {
 /// Records the ids of `value`'s key as `keyrot onboard` would. A value that does not parse (the tests
 /// of bad input) has no key to vouch for.
 fn vouch_for(audit: &FakeAudit, value: &Value) {
-    use crate::domain::keys::KeyView;
     use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
     let text = secrecy::SecretString::from(value.to_string());
     let Ok(managed) = crate::domain::ManagedSecret::parse(NAME, "AWSCURRENT", &text) else {
@@ -176,7 +175,7 @@ fn vouch_for(audit: &FakeAudit, value: &Value) {
     let record = KeyRecord::new(
         (NAME, "v0"),
         &managed.provider,
-        &KeyView::of(&managed.api_key),
+        &managed.key_view(),
         KeyIds {
             key_id: managed.key_id.as_deref(),
             api_key_id: managed.api_key_id.as_deref(),

@@ -158,7 +158,12 @@ def policy_documents(logical_id: str, resource: dict):
     if rtype == "AWS::IAM::Role":
         yield f"{logical_id} trust", props.get("AssumeRolePolicyDocument", {})
         for policy in props.get("Policies", []):
-            yield f"{logical_id} policy {policy['PolicyName']}", policy["PolicyDocument"]
+            # A policy the role holds only under a condition: {"Fn::If": [condition, policy, AWS::NoValue]}.
+            condition = ""
+            if isinstance(policy, dict) and set(policy) == {"Fn::If"}:
+                name, policy, _ = policy["Fn::If"]
+                condition = f" (if {name})"
+            yield f"{logical_id} policy {policy['PolicyName']}{condition}", policy["PolicyDocument"]
     elif rtype in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         yield f"{logical_id} policy", props.get("PolicyDocument", {})
     elif rtype == "AWS::KMS::Key":

@@ -51,6 +51,14 @@ export interface KeyrotRotationProps {
   readonly alertEmail?: string;
   /** Days the functions' logs are kept. @default 365 */
   readonly logRetentionDays?: number;
+  /**
+   * Private subnets both functions run in, to reach a database in a VPC; the subnets must reach the providers and
+   * AWS through a NAT gateway or VPC endpoints (docs/deploy.md). May be a list token (a CommaDelimitedList
+   * parameter): an empty list at deploy time runs the functions outside any VPC. @default outside any VPC
+   */
+  readonly vpcSubnetIds?: string[];
+  /** The functions' security groups when `vpcSubnetIds` is given. @default none */
+  readonly vpcSecurityGroupIds?: string[];
   /** Start of the functions', log groups' and key alias's names. @default the stack's name */
   readonly namePrefix?: string;
   /**
@@ -193,6 +201,10 @@ export class KeyrotRotation extends Construct {
       },
     }));
     this.scheduleKeeper();
+    this.placeInVpc(props, [
+      [rotatorRole, this.rotator, 'keyrot-rotator'],
+      [keeperRole, this.graceKeeper, 'keyrot-grace-keeper'],
+    ]);
 
     this.cliReadPolicy = this.createCliReadPolicy();
     this.createFailureRule();
@@ -538,6 +550,48 @@ export class KeyrotRotation extends Construct {
       "keyrot keys overdue: DaysSinceRotation of at least one secret exceeds its keyrot:max-age-days (the grace keeper's Overdue count)",
       new cloudwatch.Metric({ namespace: 'keyrot', metricName: 'Overdue', statistic: 'Maximum', period: Duration.minutes(15) }),
     );
+  }
+
+  // ------------------------------------------------------------ optional VPC
+  // Written as template.yaml writes it, a condition on the subnets (which may be an empty parameter at deploy
+  // time) choosing the functions' VpcConfig and each role's second policy: in a VPC, Lambda manages the
+  // functions' network interfaces with the role's own permissions (AWSLambdaVPCAccessExecutionRole's actions).
+  private placeInVpc(props: KeyrotRotationProps, functions: [iam.Role, lambda.Function, string][]): void {
+    const subnets = props.vpcSubnetIds;
+    if (subnets === undefined) {
+      return;
+    }
+    const inVpc = this.named('InVpc', new CfnCondition(this, 'InVpc', {
+      expression: Fn.conditionNot(Fn.conditionEquals(Fn.join(',', subnets), '')),
+    }));
+    for (const [role, fn, name] of functions) {
+      const vpcConfig = { SubnetIds: subnets, SecurityGroupIds: props.vpcSecurityGroupIds ?? [] };
+      (fn.node.defaultChild as lambda.CfnFunction).addPropertyOverride(
+        'VpcConfig',
+        Fn.conditionIf(inVpc.logicalId, vpcConfig, Aws.NO_VALUE),
+      );
+      const policy = {
+        PolicyName: `${name}-vpc`,
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [{
+            Sid: 'VpcNetworkInterfaces',
+            Effect: 'Allow',
+            Action: [
+              'ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets',
+              'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses',
+            ],
+            Resource: '*',
+          }],
+        },
+      };
+      (role.node.defaultChild as iam.CfnRole).addPropertyOverride('Policies.1', Fn.conditionIf(inVpc.logicalId, policy, Aws.NO_VALUE));
+      // aws-cdk-lib's validation reads the lists as their empty default, which the condition keeps out.
+      const reason = 'VpcConfig is set only under the InVpc condition, when the subnet list is not empty; validation reads the empty default.';
+      for (const id of ['CloudFormation-Validate::F3031', 'CloudFormation-Validate::E1150']) {
+        Validations.of(fn).acknowledge({ id, reason });
+      }
+    }
   }
 
   // ------------------------------------------------------------ cdk-nag: each acknowledgment says why

@@ -52,6 +52,18 @@ export class KeyrotStack extends Stack {
       description: "Days the functions' CloudWatch logs are kept.",
     });
 
+    const vpcSubnetIds = new CfnParameter(this, 'VpcSubnetIds', {
+      type: 'CommaDelimitedList',
+      default: '',
+      description:
+        'Optional: private subnets both functions run in, to reach a database in a VPC. They must reach the providers and AWS through a NAT gateway or VPC endpoints (docs/deploy.md). Empty runs them outside any VPC.',
+    });
+    const vpcSecurityGroupIds = new CfnParameter(this, 'VpcSecurityGroupIds', {
+      type: 'CommaDelimitedList',
+      default: '',
+      description: "Security groups of the functions when VpcSubnetIds is set: outbound 443 (providers, AWS) and the database's port.",
+    });
+
     this.keyrot = new KeyrotRotation(this, 'Keyrot', {
       code: props.code,
       managedSecretPrefix: managedSecretPrefix.valueAsString,
@@ -59,6 +71,8 @@ export class KeyrotStack extends Stack {
       defaultGraceHours: defaultGraceHours.valueAsString,
       alertEmail: alertEmail.valueAsString,
       logRetentionDays: logRetentionDays.valueAsNumber,
+      vpcSubnetIds: vpcSubnetIds.valueAsList,
+      vpcSecurityGroupIds: vpcSecurityGroupIds.valueAsList,
       samLogicalIds: true,
     });
     this.exampleSecret(managedSecretPrefix);

@@ -184,3 +184,28 @@ test('codeFromDirectory says what to build when a zip is missing', () => {
   assert.throws(() => codeFromDirectory(dir), /keyrot-rotator\/bootstrap\.zip does not exist: run `make build`/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('runs both functions in the given subnets, with the network-interface permissions Lambda needs there', () => {
+  const template = Template.fromStack(
+    withKeyrot({ vpcSubnetIds: ['subnet-0a1b2c3d'], vpcSecurityGroupIds: ['sg-0a1b2c3d'] }).stack,
+  );
+  const functions = Object.values(template.findResources('AWS::Lambda::Function'));
+  assert.equal(functions.length, 2);
+  for (const fn of functions) {
+    const [condition, config] = fn.Properties.VpcConfig['Fn::If'];
+    assert.match(condition, /InVpc/);
+    assert.deepEqual(config, { SubnetIds: ['subnet-0a1b2c3d'], SecurityGroupIds: ['sg-0a1b2c3d'] });
+  }
+  const roles = Object.values(template.findResources('AWS::IAM::Role'));
+  const vpcPolicies = roles.map((role) => role.Properties.Policies[1]?.['Fn::If']?.[1]).filter(Boolean);
+  assert.equal(vpcPolicies.length, 2, 'the rotator and the keeper each get the network-interface policy');
+  assert.ok(vpcPolicies[0].PolicyDocument.Statement[0].Action.includes('ec2:CreateNetworkInterface'));
+});
+
+test('without subnets the functions run outside any VPC', () => {
+  const template = Template.fromStack(withKeyrot().stack);
+  for (const fn of Object.values(template.findResources('AWS::Lambda::Function'))) {
+    assert.equal(fn.Properties.VpcConfig, undefined);
+  }
+  assert.deepEqual(Object.keys(template.toJSON().Conditions ?? {}), []);
+});

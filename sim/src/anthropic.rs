@@ -25,6 +25,8 @@ pub(crate) struct Anthropic {
     admin_key: String,
     /// Creation order; keys are never removed.
     keys: Vec<ApiKey>,
+    /// Every successful use of a key: its id and the unix second, for the usage report.
+    uses: Vec<(String, i64)>,
 }
 
 struct ApiKey {
@@ -66,6 +68,7 @@ impl Anthropic {
         Self {
             admin_key: format!("sk-ant-admin01-{}AA", random_url_safe(86)),
             keys: Vec::new(),
+            uses: Vec::new(),
         }
     }
 
@@ -92,6 +95,20 @@ impl Anthropic {
         self.keys
             .iter()
             .any(|k| k.value == value && k.status == Status::Active)
+    }
+
+    /// A request made with the key now (what a service's call would count in the usage report).
+    pub(crate) fn record_use(&mut self, value: &str) -> bool {
+        let Some(id) = self
+            .keys
+            .iter()
+            .find(|k| k.value == value && k.status == Status::Active)
+            .map(|k| k.id.clone())
+        else {
+            return false;
+        };
+        self.uses.push((id, now()));
+        true
     }
 
     pub(crate) fn key_status(&self, api_key_id: &str) -> Option<String> {
@@ -144,12 +161,13 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/v1/organizations/api_keys/{api_key_id}",
             get(get_key).post(update_key),
         )
+        .route("/v1/organizations/usage_report/messages", get(usage_report))
 }
 
 /// `GET /v1/models` with `x-api-key`; only active keys get through.
 pub(crate) fn models(shared: &Shared, headers: &HeaderMap) -> Reply {
     require_version(headers)?;
-    let works = api_key_header(headers).is_some_and(|key| shared.anthropic().key_works(key));
+    let works = api_key_header(headers).is_some_and(|key| shared.anthropic().record_use(key));
     if !works {
         return Err(invalid_api_key());
     }
@@ -199,6 +217,77 @@ async fn list_keys(
         "first_id": page.first().map(|k| &k.id),
         "last_id": page.last().map(|k| &k.id),
     })))
+}
+
+const BUCKET_SECS: i64 = 60;
+
+/// `GET /v1/organizations/usage_report/messages` with `bucket_width=1m`: one bucket per minute from
+/// `starting_at` to `ending_at` (or now), each with the token use of the keys named by `api_key_ids[]`
+/// (every key without it), 60 buckets a page.
+async fn usage_report(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Reply {
+    let anthropic = shared.anthropic();
+    anthropic.authorize_admin(&headers)?;
+    let Query(query) = query.map_err(|e| bad_request(&e.body_text()))?;
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let time = |name: &str| -> Result<Option<i64>, ApiError> {
+        param(name)
+            .map(|raw| {
+                state::parse_rfc3339(&raw)
+                    .ok_or_else(|| bad_request(&format!("{name}: invalid datetime")))
+            })
+            .transpose()
+    };
+    let start = time("starting_at")?.ok_or_else(|| bad_request("starting_at: Field required"))?;
+    let end = time("ending_at")?.unwrap_or_else(now);
+    if param("bucket_width").as_deref().unwrap_or("1d") != "1m" {
+        return Err(bad_request(
+            "bucket_width: the simulator serves 1m buckets only",
+        ));
+    }
+    let limit =
+        state::parse_limit(param("limit").as_ref(), 60, 1440).map_err(|m| bad_request(&m))?;
+    let wanted: Vec<&String> = query
+        .iter()
+        .filter(|(k, _)| k == "api_key_ids[]")
+        .map(|(_, v)| v)
+        .collect();
+    let first = start - start.rem_euclid(BUCKET_SECS);
+    let buckets: Vec<Value> = (0..)
+        .map(|i| first + i * BUCKET_SECS)
+        .take_while(|at| *at < end)
+        .take(limit)
+        .map(|at| {
+            let tokens = anthropic
+                .uses
+                .iter()
+                .filter(|(id, when)| (at..at + BUCKET_SECS).contains(when) && (wanted.is_empty() || wanted.contains(&id)))
+                .count() as u64
+                * 100;
+            let results = if tokens == 0 { vec![] } else { vec![usage_result(tokens)] };
+            json!({"starting_at": state::rfc3339(at), "ending_at": state::rfc3339(at + BUCKET_SECS), "results": results})
+        })
+        .collect();
+    Ok(Json(
+        json!({ "data": buckets, "has_more": false, "next_page": null }),
+    ))
+}
+
+fn usage_result(tokens: u64) -> Value {
+    json!({
+        "uncached_input_tokens": tokens, "cache_read_input_tokens": 0, "output_tokens": tokens / 4,
+        "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
+        "server_tool_use": {"web_search_requests": 0},
+        "api_key_id": null, "workspace_id": null, "model": null, "service_tier": null, "context_window": null,
+    })
 }
 
 async fn get_key(

@@ -200,6 +200,12 @@ impl Simulator {
         self.shared.anthropic().key_works(key)
     }
 
+    /// A service's request with the key now, as the usage report counts it; false for a key that
+    /// does not work.
+    pub fn anthropic_use_key(&self, key: &str) -> bool {
+        self.shared.anthropic().record_use(key)
+    }
+
     /// `"active"`, `"inactive"` or `"archived"`; `None` for an unknown id.
     pub fn anthropic_key_status(&self, api_key_id: &str) -> Option<String> {
         self.shared.anthropic().key_status(api_key_id)

@@ -167,6 +167,44 @@ pub(crate) fn rfc3339(unix_secs: i64) -> String {
     )
 }
 
+/// Unix seconds of an RFC 3339 time in UTC as keyrot writes it (`2025-09-29T00:00:00Z`); `None` for
+/// anything else.
+pub(crate) fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.strip_suffix('Z')?.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse().ok() };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a (year, month, day) in the proleptic Gregorian
 /// calendar; Howard Hinnant's `civil_from_days` algorithm.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -213,6 +251,20 @@ pub(crate) fn start_after<T>(
             .iter()
             .position(|item| id(item) == cursor)
             .map(|i| i + 1),
+    }
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_it_formats() {
+        for secs in [0, 1_764_633_600, 1_796_169_599, 951_782_400] {
+            assert_eq!(parse_rfc3339(&rfc3339(secs)), Some(secs));
+        }
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-12-01 00:00:00"), None);
     }
 }
 

@@ -1,7 +1,9 @@
 //! Anthropic: no API creates keys, so a person stages one (`keyrot stage`) and keyrot adopts it. Keys are
 //! validated with `GET /v1/models`, found by their `partial_key_hint` through the Admin API, and revoked
-//! by setting their status to `inactive` (reversible; archiving is a person's later decision).
+//! by setting their status to `inactive` (reversible; archiving is a person's later decision). Whether an old
+//! key is still in use is read from the messages usage report, filtered to its id.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -32,6 +34,32 @@ struct ApiKey {
     id: String,
     partial_key_hint: Option<String>,
 }
+
+/// One bucket of the usage report: its time span and the usage of each key in it.
+#[derive(Deserialize)]
+struct UsageBucket {
+    ending_at: String,
+    results: Vec<UsageResult>,
+}
+
+#[derive(Deserialize)]
+struct UsageResult {
+    #[serde(default)]
+    uncached_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct UsageReport {
+    data: Vec<UsageBucket>,
+}
+
+/// How far back the usage report is asked: the keeper holds a key used within its in-use window (an
+/// hour), and the report's minute buckets cover that.
+const USAGE_LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 #[derive(Deserialize)]
 struct ApiKeyList {
@@ -149,6 +177,39 @@ impl AnthropicIssuer {
         Ok(RevocationStatus::Revoked)
     }
 
+    /// When the key was last used, from the Admin API's messages usage report over the last hour, in
+    /// minute buckets filtered to the key's id (`api_key_ids[]`): the end of the latest bucket with any
+    /// tokens. `None` for a key with no id, or no use in that hour.
+    pub async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
+        let (Some(key_id), Some(admin_secret)) = (&revocation.key_id, &revocation.admin_key_secret)
+        else {
+            return Ok(None);
+        };
+        let settings = AnthropicSettings {
+            admin_key_secret: admin_secret.clone(),
+        };
+        let admin = self.admin_key(&revocation.secret_name, &settings).await?;
+        let url = http::endpoint(
+            &self.base_url,
+            &["v1", "organizations", "usage_report", "messages"],
+        )?;
+        let since = (Utc::now() - USAGE_LOOKBACK).to_rfc3339_opts(SecondsFormat::Secs, true);
+        let operation = "GET usage_report/messages";
+        let response = http::send(self.retry, SYSTEM, operation, || {
+            self.with_key(self.http.get(url.clone()), &admin).query(&[
+                ("starting_at", since.as_str()),
+                ("bucket_width", "1m"),
+                // An hour of minutes is 61 buckets once the start is rounded down; room to spare.
+                ("limit", "90"),
+                ("api_key_ids[]", key_id.as_str()),
+            ])
+        })
+        .await?;
+        let report: UsageReport =
+            admin_json(&revocation.secret_name, &settings, response, operation).await?;
+        Ok(latest_use(&report))
+    }
+
     async fn admin_key(
         &self,
         secret_name: &str,
@@ -163,6 +224,22 @@ impl AnthropicIssuer {
             })
             .await
     }
+}
+
+/// The end of the latest bucket in which the key used any tokens.
+fn latest_use(report: &UsageReport) -> Option<DateTime<Utc>> {
+    report
+        .data
+        .iter()
+        .filter(|bucket| {
+            bucket
+                .results
+                .iter()
+                .any(|r| r.uncached_input_tokens + r.cache_read_input_tokens + r.output_tokens > 0)
+        })
+        .filter_map(|bucket| DateTime::parse_from_rfc3339(&bucket.ending_at).ok())
+        .map(|at| at.with_timezone(&Utc))
+        .max()
 }
 
 /// `sk-ant-api03-R2D...igAA` matches a key that starts with the part before `...` and ends with the part
@@ -196,6 +273,25 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latest_bucket_with_tokens_is_the_last_use() {
+        let report: UsageReport = serde_json::from_value(serde_json::json!({"data": [
+            {"starting_at": "2026-12-02T10:00:00Z", "ending_at": "2026-12-02T10:01:00Z",
+             "results": [{"uncached_input_tokens": 12, "output_tokens": 3}]},
+            {"starting_at": "2026-12-02T10:05:00Z", "ending_at": "2026-12-02T10:06:00Z",
+             "results": [{"uncached_input_tokens": 0, "output_tokens": 0}]},
+            {"starting_at": "2026-12-02T10:06:00Z", "ending_at": "2026-12-02T10:07:00Z", "results": []},
+        ]}))
+        .expect("report");
+        assert_eq!(
+            latest_use(&report).map(|at| at.to_rfc3339()),
+            Some("2026-12-02T10:01:00+00:00".to_owned())
+        );
+        let idle: UsageReport =
+            serde_json::from_value(serde_json::json!({"data": []})).expect("report");
+        assert_eq!(latest_use(&idle), None);
+    }
 
     #[test]
     fn hints_match_on_both_ends_only() {

@@ -110,12 +110,11 @@ impl KeyIssuer for ProviderIssuers {
     async fn last_used(&self, revocation: &KeyHandle) -> Result<Option<DateTime<Utc>>> {
         match revocation.provider {
             Provider::OpenAi => self.openai.last_used(revocation).await,
+            Provider::Anthropic => self.anthropic.last_used(revocation).await,
             // The others report no last use, and generic keys have no provider to ask.
-            Provider::Anthropic
-            | Provider::Generic
-            | Provider::Postgres
-            | Provider::Stripe
-            | Provider::GitHub => Ok(None),
+            Provider::Generic | Provider::Postgres | Provider::Stripe | Provider::GitHub => {
+                Ok(None)
+            }
         }
     }
 

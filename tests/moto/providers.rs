@@ -574,3 +574,48 @@ async fn an_admin_secret_serves_only_what_its_own_tags_allow() {
         );
     }
 }
+
+/// Anthropic reports no last use on a key, but its usage report counts each key's tokens by minute: an
+/// old key a service still used within the hour is held, as OpenAI's `last_used_at` holds one, and
+/// revoked once the use is an hour old.
+#[tokio::test]
+async fn an_old_anthropic_key_still_used_within_the_hour_is_held_by_the_usage_report() {
+    let world = World::new().await;
+    let (scope, prefix) = crate::keeper::scope();
+    let (first_key, first_id) = world.sim.anthropic_create_key("first");
+    let admin = world
+        .admin_secret(&json!({"admin_key": world.sim.anthropic_admin_key()}).to_string())
+        .await;
+    let value = json!({"provider": "anthropic", "api_key": first_key, "key_id": first_id,
+        "anthropic": {"admin_key_secret": admin}});
+    let name = world
+        .moto
+        .onboard_secret(&prefix, &value, &[("keyrot:grace-hours", "0.001")])
+        .await;
+    let (staged, _) = world.sim.anthropic_create_key("staged");
+    crate::support::cli::cli(&world)
+        .args(["stage", &name])
+        .stdin(&staged)
+        .run()
+        .await
+        .success();
+    world.rotate(&name).await;
+    assert!(
+        world.sim.anthropic_use_key(&first_key),
+        "a service still calls with the old key"
+    );
+
+    let keeper = crate::keeper::Keeper::new(&world, &scope).await;
+    let report = keeper.pass_at(chrono::Duration::seconds(10)).await;
+    assert_eq!((report.revoked, report.postponed), (0, 1), "{report:?}");
+    assert!(
+        world.sim.anthropic_key_works(&first_key),
+        "held while in use"
+    );
+    let report = keeper.pass_at(chrono::Duration::hours(2)).await;
+    assert_eq!(report.revoked, 1, "{report:?}");
+    assert_eq!(
+        world.sim.anthropic_key_status(&first_id).as_deref(),
+        Some("inactive")
+    );
+}

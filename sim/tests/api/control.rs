@@ -43,6 +43,24 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
         Some("active")
     );
 
+    let (status, stripe_key) = send(
+        client
+            .post(format!("{base}/_sim/stripe/keys"))
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let stripe_value = stripe_key["value"].as_str().unwrap();
+    assert_eq!(stripe_key["account"], sim.stripe_account().as_str());
+    let (status, token) = send(
+        client
+            .post(format!("{base}/_sim/github/tokens"))
+            .json(&json!({"login": "octo", "scopes": ["repo"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let github_value = token["value"].as_str().unwrap();
+
     let (status, state) = send(client.get(format!("{base}/_sim/state"))).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -58,16 +76,24 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
             },
             "vercel": {"token": sim.vercel_token(), "team_id": sim.vercel_team_id(), "projects": []},
             "render": {"token": sim.render_token(), "services": []},
+            "stripe": {"accounts": [{"id": sim.stripe_account(), "live_keys": 1}]},
+            "github": {"tokens": [{"login": "octo", "classic": true}]},
         })
     );
     let text = state.to_string();
-    assert!(!text.contains(user_value) && !text.contains(ant_value));
+    for value in [user_value, ant_value, stripe_value, github_value] {
+        assert!(!text.contains(value), "no key value in the state");
+    }
 
     for (provider, key, works) in [
         ("openai", user_value, true),
         ("anthropic", ant_value, true),
         ("openai", ant_value, false),
         ("anthropic", "sk-ant-api03-nope", false),
+        ("stripe", stripe_value, true),
+        ("stripe", ant_value, false),
+        ("github", github_value, true),
+        ("github", stripe_value, false),
     ] {
         let (status, body) = send(
             client

@@ -191,24 +191,9 @@ impl<F: Family> Ports<F> {
         if !still_owed(&claimed).await {
             return self.decline(&claimed).await;
         }
-        let handle = claimed.handle();
-        let revoked = match self.vouched(&handle, &claimed.fingerprint).await {
-            // No record of keyrot's names these ids for this key: they were written into a value, and
-            // only a person may act on them.
-            Ok(false) => Ok(RevocationStatus::Manual),
-            Ok(true) => match self.role_in_use(&handle).await {
-                Ok(None) => {
-                    let old = self.value_to_revoke(&claimed).await;
-                    let value = old.as_ref().map(|old| &old.api_key);
-                    self.issuer.revoke(&handle, value).await
-                }
-                // Setting the later version's password already ended this one: nothing to lock out,
-                // and the check below sees the old password refused.
-                Ok(Some(AWSCURRENT)) => Ok(RevocationStatus::Revoked),
-                Ok(Some(_)) => return self.decline(&claimed).await,
-                Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
+        let revoked = match self.at_provider(&claimed).await {
+            Some(revoked) => revoked,
+            None => return self.decline(&claimed).await,
         };
         let sent = matches!(revoked, Ok(RevocationStatus::Revoked));
         let checked = match revoked {
@@ -254,6 +239,30 @@ impl<F: Family> Ports<F> {
                     released,
                 }
             }
+        }
+    }
+
+    /// Revokes the claimed key at its provider; `None` when it must stay after all (a later version of
+    /// a database logs in as its role, and is not yet current).
+    async fn at_provider(&self, claimed: &Revocation) -> Option<Result<RevocationStatus>> {
+        let handle = claimed.handle();
+        match self.vouched(&handle, &claimed.fingerprint).await {
+            // No record of keyrot's names these ids for this key: they were written into a value, and
+            // only a person may act on them.
+            Ok(false) => Some(Ok(RevocationStatus::Manual)),
+            Ok(true) => match self.role_in_use(&handle).await {
+                Ok(None) => {
+                    let old = self.value_to_revoke(claimed).await;
+                    let value = old.as_ref().map(|old| &old.api_key);
+                    Some(self.issuer.revoke(&handle, value).await)
+                }
+                // Setting the later version's password already ended this one: nothing to lock out,
+                // and the check that follows sees the old password refused.
+                Ok(Some(AWSCURRENT)) => Some(Ok(RevocationStatus::Revoked)),
+                Ok(Some(_)) => None,
+                Err(error) => Some(Err(error)),
+            },
+            Err(error) => Some(Err(error)),
         }
     }
 

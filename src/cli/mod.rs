@@ -7,6 +7,7 @@ mod context;
 mod csv_out;
 mod keys;
 mod onboard;
+mod policy;
 mod report;
 mod rotate;
 mod status;
@@ -66,6 +67,8 @@ pub enum Command {
     /// --key-file. Rotation is enabled with RotateImmediately=false (Secrets Manager only tests the
     /// configuration) unless --rotate-now is given.
     Onboard(Box<onboard::OnboardArgs>),
+    /// A secret's rotation policy: its tier (prod-critical, prod, staging, dev), schedule and grace.
+    Policy(policy::PolicyArgs),
     /// Rotate a secret now. With --emergency the old key dies as the new one goes live.
     ///
     /// Refuses, changing nothing, when rotation is not configured or a rotation is in progress or
@@ -227,6 +230,7 @@ async fn run_command(command: Command, stack: &Deployment) -> Result<i32, Error>
     match command {
         Command::Status(args) => status::run(args, stack).await.map(|()| 0),
         Command::Onboard(args) => onboard::run(*args, stack).await.map(|()| 0),
+        Command::Policy(args) => policy::run(args, stack).await.map(|()| 0),
         Command::Rotate(args) => rotate::run(args, stack).await,
         Command::Stage(args) => keys::stage(args, stack).await.map(|()| 0),
         Command::Rollback(args) => keys::rollback(args, stack).await.map(|()| 0),

@@ -7,15 +7,15 @@ use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::adapters::secrets_manager::Schedule;
 use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Deployment, Session, read_key};
+use crate::cli::policy;
 use crate::domain::ManagedSecret;
 use crate::domain::ProviderSettings;
 use crate::domain::Trigger;
 use crate::domain::admin::{TAG_SERVES, secret_name_of};
 use crate::domain::audit::{Action, AuditEvent, Outcome};
-use crate::domain::policy::{AWSCURRENT, AWSPENDING, TAG_GRACE_HOURS};
+use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
 use crate::domain::targets::TargetSpec;
 use crate::error::{Error, Result};
@@ -110,10 +110,14 @@ pub struct OnboardArgs {
     #[arg(
         long,
         conflicts_with = "every_days",
-        required_unless_present = "every_days",
+        required_unless_present_any = ["every_days", "tier"],
         value_parser = args::schedule
     )]
     schedule: Option<String>,
+    /// The secret's tier: its schedule, grace and maximum age (prod-critical, prod, staging, dev, or
+    /// the tiers KEYROT_TIERS defines). --every-days, --schedule and --grace-hours override it.
+    #[arg(long)]
+    tier: Option<String>,
     /// Rotation schedule in days, 1 to 1000 (Secrets Manager's limits).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1000))]
     every_days: Option<i64>,
@@ -501,34 +505,12 @@ async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>>
 }
 
 /// Turns rotation on with the schedule asked for (every 90 days by default); returns it, as words.
-async fn enable_rotation(
-    ports: &Ports<Aws>,
-    args: &OnboardArgs,
-    rotator_arn: &str,
-) -> Result<String> {
-    let schedule = match (&args.schedule, args.every_days) {
-        (Some(expression), _) => Schedule::Expression(expression.clone()),
-        (None, Some(days)) => Schedule::EveryDays(days),
-        (None, None) => Schedule::EveryDays(90),
-    };
-    let words = match &schedule {
-        Schedule::Expression(expression) => expression.clone(),
-        Schedule::EveryDays(days) => format!("every {days} days"),
-    };
-    ports
-        .store
-        .rotate(
-            &args.name,
-            Some(rotator_arn),
-            Some(schedule),
-            args.rotate_now,
-            None,
-        )
-        .await?;
-    Ok(words)
-}
-
 pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
+    let tiers = policy::tiers()?;
+    let tier = match &args.tier {
+        Some(name) => Some(tiers.named(&args.name, "--tier", name)?),
+        None => None,
+    };
     let key = read_key(args.key_file.as_deref())?;
     let session = Session::connect(deployment).await?;
     // Known before anything is checked or written, so that a missing rotator changes nothing.
@@ -557,15 +539,16 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     vouch(&session, &args, &managed, key_id.as_deref()).await?;
     let text = SecretString::from(value.to_string());
     let created = ports.store.create_or_put(&args.name, &text).await?;
-    if let Some(hours) = args.grace_hours {
-        ports
-            .store
-            .tag(&args.name, &[(TAG_GRACE_HOURS, format!("{hours}"))])
-            .await?;
-    }
-    let schedule = enable_rotation(ports, &args, &rotator_arn).await?;
+    let choice = policy::Choice {
+        tier,
+        schedule: args.schedule.as_deref(),
+        every_days: args.every_days,
+        grace_hours: args.grace_hours,
+    };
+    let schedule = policy::apply(ports, &args.name, &choice, &rotator_arn, args.rotate_now).await?;
+    let schedule = policy::describe(tier, &schedule, &choice.overrides());
     let change = format!(
-        "{} by keyrot onboard; rotation {schedule}{}{}",
+        "{} by keyrot onboard; {schedule}{}{}",
         if created { "created" } else { "updated" },
         args.grace_hours
             .map(|hours| format!("; keyrot:grace-hours={hours}"))
@@ -578,7 +561,7 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     );
     audit_onboard(&session, &args.name, &managed, &targets, change).await;
     println!(
-        "{} {} ({}, key {}); rotation enabled with {}{}.",
+        "{} {} ({}, key {}); {schedule}, by {}{}.",
         if created { "Created" } else { "Updated" },
         args.name,
         managed.provider.name(),

@@ -7,8 +7,10 @@ use clap::{Args, ValueEnum};
 use crate::cli::audit::month_bounds;
 use crate::cli::context::{Deployment, Session, print_json};
 use crate::cli::csv_out::CsvOut;
+use crate::cli::policy;
 use crate::domain::Step;
 use crate::domain::audit::{AuditEvent, Outcome, Revocation};
+use crate::domain::tier::Tiers;
 use crate::error::{Error, Result, Transience};
 use crate::ports::AuditLog;
 use serde_json::{Value, json};
@@ -37,6 +39,8 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Line {
     pub secret: String,
+    /// The secret's tier at the time of the report, `-` when the deployment defines none for it.
+    pub tier: String,
     pub provider: String,
     pub rotations: usize,
     pub failures: usize,
@@ -79,6 +83,7 @@ pub fn line(
     let last_change = rotations.last().copied().or(created);
     Line {
         secret: secret.to_owned(),
+        tier: "-".to_owned(),
         provider: provider.to_owned(),
         rotations: in_month.iter().filter(|e| is_rotation(e)).count(),
         failures: in_month
@@ -99,6 +104,7 @@ pub fn line(
 
 pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
     let (start, end) = args.month;
+    let tiers = policy::tiers()?;
     let session = Session::connect(deployment).await?;
     let managed = session.keeper().managed_secrets().await?;
     let tasks = session
@@ -131,6 +137,9 @@ pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
             item.secret.created,
             max_age,
         );
+        line.tier = policy::tier_of(&tiers, &item.secret)
+            .0
+            .map_or_else(|| "-".to_owned(), |t| t.name.clone());
         line.open_tasks = tasks
             .iter()
             .filter(|task| task.secret_name == item.secret.name)
@@ -138,13 +147,21 @@ pub async fn run(args: ReportArgs, deployment: &Deployment) -> Result<()> {
             .collect();
         lines.push(line);
     }
-    lines.sort_by(|a, b| a.secret.cmp(&b.secret));
+    let rank = |tier: &str| {
+        tiers
+            .all()
+            .iter()
+            .position(|t| t.name == tier)
+            .unwrap_or(usize::MAX)
+    };
+    lines.sort_by(|a, b| (rank(&a.tier), &a.secret).cmp(&(rank(&b.tier), &b.secret)));
     let month = start.format("%Y-%m").to_string();
     let format = if args.json { Format::Json } else { args.format };
     let written = match format {
         Format::Json => return print_json(&json_report(&month, &lines)),
         Format::Md => {
             print!("{}", markdown(&month, &lines));
+            print!("{}", tier_table(&tiers));
             Ok(())
         }
         Format::Csv => csv_out(&lines),
@@ -168,12 +185,13 @@ pub fn markdown(month: &str, lines: &[Line]) -> String {
         lines.iter().filter(|l| l.overdue).count(),
         total(|l| l.open_tasks.len()),
     ));
-    out.push_str("| secret | provider | rotations | failed steps | emergency | overdue | mean days between rotations | open revocation tasks |\n");
-    out.push_str("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
+    out.push_str("| secret | tier | provider | rotations | failed steps | emergency | overdue | mean days between rotations | open revocation tasks |\n");
+    out.push_str("| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n");
     for l in lines {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             l.secret,
+            l.tier,
             l.provider,
             l.rotations,
             l.failures,
@@ -201,11 +219,34 @@ pub fn markdown(month: &str, lines: &[Line]) -> String {
     out
 }
 
+/// The policy per tier, as the deployment defines it.
+pub fn tier_table(tiers: &Tiers) -> String {
+    let mut out = String::from(
+        "\n## Policy per tier\n\n| tier | rotation | grace | maximum key age |\n| --- | ---: | ---: | ---: |\n",
+    );
+    for tier in tiers.all() {
+        let default = if tier.name == tiers.default_name() {
+            " (default)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "| {}{default} | every {} days | {} h | {} days |\n",
+            tier.name,
+            tier.every_days,
+            tier.grace_hours,
+            tier.max_age_days()
+        ));
+    }
+    out
+}
+
 pub fn json_report(month: &str, lines: &[Line]) -> Value {
     json!({
         "month": month,
         "secrets": lines.iter().map(|l| json!({
             "secret": l.secret,
+            "tier": l.tier,
             "provider": l.provider,
             "rotations": l.rotations,
             "failed_steps": l.failures,
@@ -225,6 +266,7 @@ fn csv_out(lines: &[Line]) -> std::io::Result<()> {
     let mut writer = CsvOut::new(std::io::stdout().lock());
     writer.row([
         "secret",
+        "tier",
         "provider",
         "rotations",
         "failed_steps",
@@ -236,6 +278,7 @@ fn csv_out(lines: &[Line]) -> std::io::Result<()> {
     for l in lines {
         writer.row([
             l.secret.clone(),
+            l.tier.clone(),
             l.provider.clone(),
             l.rotations.to_string(),
             l.failures.to_string(),
@@ -295,7 +338,7 @@ mod tests {
         assert_eq!(l.mean_days_between_rotations, Some(15.0));
         let text = markdown("2026-10", &[l]);
         assert!(
-            text.contains("| s | openai | 3 | 1 | 1 | no | 15.0 | 0 |"),
+            text.contains("| s | - | openai | 3 | 1 | 1 | no | 15.0 | 0 |"),
             "{text}"
         );
         let stale = line(

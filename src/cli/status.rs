@@ -7,10 +7,12 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::context::{Deployment, Session, print_json, print_table};
+use crate::cli::policy;
 use crate::domain::SecretDescription;
 use crate::domain::audit::Revocation;
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::targets::TargetSpec;
+use crate::domain::tier::Tiers;
 use crate::error::{Error, Result, Transience};
 use crate::keeper::Managed;
 use crate::ports::{AuditLog, Clock, SecretStore};
@@ -107,6 +109,10 @@ pub fn state_of(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusRow {
     pub secret: String,
+    /// The secret's tier (its `keyrot:tier` tag, or the deployment's default).
+    pub tier: Option<String>,
+    /// What of its policy differs from the tier's (`every 45 days`).
+    pub overrides: Vec<String>,
     pub provider: Option<&'static str>,
     pub targets: Vec<String>,
     /// The current key, redacted.
@@ -118,14 +124,17 @@ pub struct StatusRow {
 }
 
 impl StatusRow {
-    fn of(managed: &Managed, state: &State, now: DateTime<Utc>) -> StatusRow {
+    fn of(managed: &Managed, state: &State, now: DateTime<Utc>, tiers: &Tiers) -> StatusRow {
         let Managed { secret, current } = managed;
+        let (tier, overrides) = policy::tier_of(tiers, secret);
         let targets = current
             .as_ref()
             .and_then(|c| TargetSpec::parse_all(&secret.name, &c.targets).ok())
             .unwrap_or_default();
         StatusRow {
             secret: secret.name.clone(),
+            tier: tier.map(|t| t.name.clone()),
+            overrides,
             provider: current.as_ref().map(|c| c.provider.name()),
             targets: targets.iter().map(TargetSpec::label).collect(),
             key: current.as_ref().map(|c| c.key_view().redacted),
@@ -143,8 +152,14 @@ impl StatusRow {
             v.as_ref()
                 .map_or_else(|| "-".to_owned(), |t| t.chars().take(10).collect())
         };
+        let tier = match (&self.tier, self.overrides.is_empty()) {
+            (Some(tier), true) => tier.clone(),
+            (Some(tier), false) => format!("{tier} ({})", self.overrides.join(", ")),
+            (None, _) => "-".to_owned(),
+        };
         vec![
             self.secret.clone(),
+            tier,
             self.provider.unwrap_or("-").to_owned(),
             self.targets.len().to_string(),
             text(&self.key),
@@ -157,11 +172,12 @@ impl StatusRow {
     }
 }
 
-const HEADER: [&str; 8] = [
-    "SECRET", "PROVIDER", "TARGETS", "KEY", "ROTATED", "NEXT", "AGE", "STATE",
+const HEADER: [&str; 9] = [
+    "SECRET", "TIER", "PROVIDER", "TARGETS", "KEY", "ROTATED", "NEXT", "AGE", "STATE",
 ];
 
 pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
+    let tiers = policy::tiers()?;
     let session = Session::connect(deployment).await?;
     let ports = &session.ports;
     let now = ports.clock.now();
@@ -177,7 +193,14 @@ pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
             ));
         }
     }
-    managed.sort_by(|a, b| a.secret.name.cmp(&b.secret.name));
+    // Grouped by tier, in the order the policy lists the tiers.
+    let rank = |secret: &SecretDescription| {
+        let (tier, _) = policy::tier_of(&tiers, secret);
+        tier.and_then(|t| tiers.all().iter().position(|x| x.name == t.name))
+            .unwrap_or(usize::MAX)
+    };
+    managed
+        .sort_by(|a, b| (rank(&a.secret), &a.secret.name).cmp(&(rank(&b.secret), &b.secret.name)));
     // One query of the pending-revocation index serves every secret's grace period.
     let far = now + Duration::days(3650);
     let mut grace: BTreeMap<String, Revocation> = BTreeMap::new();
@@ -208,7 +231,7 @@ pub async fn run(args: StatusArgs, deployment: &Deployment) -> Result<()> {
         let grace_until = grace.get(&secret.name).map(|r| r.due);
         let state =
             state_of(secret, pending_since, grace_until, now).with_task(tasks.get(&secret.name));
-        rows.push(StatusRow::of(item, &state, now));
+        rows.push(StatusRow::of(item, &state, now, &tiers));
     }
     if args.json {
         let rows = serde_json::to_value(&rows)

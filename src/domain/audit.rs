@@ -28,6 +28,8 @@ pub enum Action {
     Invoke,
     /// `keyrot confirm`: a person said the services keyrot does not redeploy run the current key.
     Confirm,
+    /// `keyrot policy set`: a secret's tier, schedule or grace changed.
+    Policy,
 }
 
 impl Action {
@@ -43,6 +45,7 @@ impl Action {
             Action::Onboard => "onboard",
             Action::Invoke => "invoke",
             Action::Confirm => "confirm",
+            Action::Policy => "policy",
         }
     }
 
@@ -58,6 +61,7 @@ impl Action {
                 Action::Onboard,
                 Action::Invoke,
                 Action::Confirm,
+                Action::Policy,
             ]
             .into_iter()
             .find(|action| action.as_str() == text)

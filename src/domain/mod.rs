@@ -11,6 +11,7 @@ pub mod provenance;
 pub mod secret;
 pub mod staged;
 pub mod targets;
+pub mod tier;
 
 pub use event::{RotationEvent, Step};
 pub use keys::NewKey;

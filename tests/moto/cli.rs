@@ -245,7 +245,7 @@ async fn refusals_say_why_exit_1_and_change_nothing() {
 
 /// What Secrets Manager does after a RotateImmediately=false configuration test and moto does not:
 /// the test's AWSPENDING version goes.
-async fn clear_configuration_test(world: &World, name: &str) {
+pub(crate) async fn clear_configuration_test(world: &World, name: &str) {
     world.moto.clear_pending(name).await;
 }
 

@@ -12,6 +12,7 @@ mod crashes;
 mod database;
 mod iam;
 mod keeper;
+mod policy;
 mod providers;
 mod rotation;
 mod staged;

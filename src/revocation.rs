@@ -251,11 +251,14 @@ impl<F: Family> Ports<F> {
             // only a person may act on them.
             Ok(false) => Some(Ok(RevocationStatus::Manual)),
             Ok(true) => match self.role_in_use(&handle).await {
-                Ok(None) => {
-                    let old = self.value_to_revoke(claimed).await;
-                    let value = old.as_ref().map(|old| &old.api_key);
-                    Some(self.issuer.revoke(&handle, value).await)
-                }
+                Ok(None) => match self.value_to_revoke(claimed).await {
+                    Ok(old) => {
+                        let value = old.as_ref().map(|old| &old.api_key);
+                        Some(self.issuer.revoke(&handle, value).await)
+                    }
+                    // A read that failed says nothing of the value: the attempt fails and is retried.
+                    Err(error) => Some(Err(error)),
+                },
                 // Setting the later version's password already ended this one: nothing to lock out,
                 // and the check that follows sees the old password refused.
                 Ok(Some(AWSCURRENT)) => Some(Ok(RevocationStatus::Revoked)),
@@ -355,11 +358,22 @@ impl<F: Family> Ports<F> {
     }
 
     /// The old value, for a provider that revokes a key by its value (GitHub); read for no other.
-    async fn value_to_revoke(&self, claimed: &Revocation) -> Option<ManagedSecret> {
+    /// `Ok(None)` when the version is gone or holds another key; an error when it could not be read.
+    async fn value_to_revoke(&self, claimed: &Revocation) -> Result<Option<ManagedSecret>> {
         if claimed.provider != Provider::GitHub {
-            return None;
+            return Ok(None);
         }
-        self.revoked_value(claimed).await
+        // By its id alone: the version may have lost AWSPREVIOUS to a later rotation since.
+        let secret_id = claimed.secret_arn_or_name();
+        let text = self
+            .store
+            .unlabelled_value(&secret_id, &claimed.old_version_id)
+            .await?;
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let old = ManagedSecret::parse(&claimed.secret_name, AWSPREVIOUS, &text).ok();
+        Ok(old.filter(|old| fingerprint(&old.api_key) == claimed.fingerprint))
     }
 }
 

@@ -74,11 +74,7 @@ pub fn build_from<C: Clock>(
     Ok(Ports {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {
-            generic: GenericIssuer::new(
-                secrets_manager.clone(),
-                config.validate_url_http,
-                config.request_timeout,
-            )?,
+            generic: GenericIssuer::new(config.validate_url_http, config.request_timeout)?,
             openai: OpenAiIssuer::new(http.clone(), &config.openai_base_url, admin_keys()),
             anthropic: AnthropicIssuer::new(http.clone(), &config.anthropic_base_url, admin_keys()),
             postgres: PostgresIssuer::new(

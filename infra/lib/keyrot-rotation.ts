@@ -370,8 +370,6 @@ export class KeyrotRotation extends Construct {
         conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': ONE_SHOT_TAGS } },
       }),
       ...this.adminSecretStatements(),
-      // GetRandomPassword has no resource type: IAM accepts only "*" for it.
-      new iam.PolicyStatement({ sid: 'RandomKeys', actions: ['secretsmanager:GetRandomPassword'], resources: ['*'] }),
       // DeleteItem clears a DEPLOY# record when testSecret rolls a target back.
       ...this.sharedStatements(['dynamodb:DeleteItem']),
     ];
@@ -614,13 +612,9 @@ export class KeyrotRotation extends Construct {
         resource(this.adminSecretsArn()),
         'Admin keys and platform tokens are read (DescribeSecret for their keyrot-admin: tags, GetSecretValue; nothing else) from the secrets under the AdminSecretPrefix parameter, named by each managed secret; a secret ARN ends in a random suffix.',
       );
-      ack(
-        role,
-        'Resource::*',
-        role === rotatorRole
-          ? 'Only secretsmanager:GetRandomPassword, which has no resource type: IAM accepts nothing but "*" for it.'
-          : 'Only secretsmanager:ListSecrets, which has no resource type: IAM accepts nothing but "*" for it.',
-      );
+      if (role === keeperRole) {
+        ack(role, 'Resource::*', 'Only secretsmanager:ListSecrets, which has no resource type: IAM accepts nothing but "*" for it.');
+      }
       ack(role, stateIndex, "Query on the state table's GSI (gsi2: pending revocations), of this stack's table only.");
       ack(
         role,

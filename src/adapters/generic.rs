@@ -1,21 +1,20 @@
-//! The `generic` provider: random keys from Secrets Manager's GetRandomPassword, validated (when the
-//! secret names a `validate_url`) by calling that URL with the key as a bearer token.
+//! The `generic` provider: random keys drawn in the process from the operating system's CSPRNG
+//! (`adapters::random`), validated (when the secret names a `validate_url`) by calling that URL with the
+//! key as a bearer token.
 
-use aws_sdk_secretsmanager::Client;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::adapters::aws::sdk_error;
 use crate::adapters::http::{self, RetryPolicy};
+use crate::adapters::random;
 use crate::adapters::url_policy::{PlainHttp, check_validate_url};
 use crate::domain::NewKey;
 use crate::domain::keys::redacted;
 use crate::domain::secret::GenericSettings;
-use crate::error::{Error, Result, Transience};
+use crate::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct GenericIssuer {
-    secrets_manager: Client,
     /// Built with [`http::validate_client`]: public addresses only, no redirects.
     http: reqwest::Client,
     plain_http: PlainHttp,
@@ -23,39 +22,18 @@ pub struct GenericIssuer {
 }
 
 impl GenericIssuer {
-    pub fn new(
-        secrets_manager: Client,
-        plain_http: PlainHttp,
-        timeout: std::time::Duration,
-    ) -> Result<Self> {
+    pub fn new(plain_http: PlainHttp, timeout: std::time::Duration) -> Result<Self> {
         Ok(GenericIssuer {
-            secrets_manager,
             http: http::validate_client(plain_http, timeout)?,
             plain_http,
             retry: RetryPolicy::default(),
         })
     }
 
-    pub async fn mint(&self, secret_name: &str, settings: &GenericSettings) -> Result<NewKey> {
-        let out = self
-            .secrets_manager
-            .get_random_password()
-            .password_length(i64::from(settings.length))
-            // Keys travel in headers and env vars, where punctuation needs quoting.
-            .exclude_punctuation(true)
-            .send()
-            .await
-            .map_err(|err| sdk_error("secretsmanager", "GetRandomPassword", &err))?;
-        let random = out.random_password().ok_or_else(|| {
-            Error::external(
-                "secretsmanager",
-                format!("GetRandomPassword for {secret_name}"),
-                "the answer held no password",
-                Transience::Retryable,
-            )
-        })?;
+    pub async fn mint(&self, _secret_name: &str, settings: &GenericSettings) -> Result<NewKey> {
+        let random = random::alphanumeric(settings.length as usize)?;
         Ok(NewKey {
-            api_key: SecretString::from(format!("{}{random}", settings.prefix)),
+            api_key: SecretString::from(format!("{}{}", settings.prefix, random.expose_secret())),
             key_id: None,
             api_key_id: None,
             leftovers: Vec::new(),
@@ -144,16 +122,22 @@ mod tests {
     }
 
     fn issuer(plain_http: PlainHttp) -> GenericIssuer {
-        let config = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
-            .build();
-        GenericIssuer::new(
-            Client::from_conf(config),
-            plain_http,
-            std::time::Duration::from_secs(20),
-        )
-        .expect("issuer")
+        GenericIssuer::new(plain_http, std::time::Duration::from_secs(20)).expect("issuer")
+    }
+
+    #[tokio::test]
+    async fn a_minted_key_is_the_prefix_and_the_length_asked_for() {
+        let settings = GenericSettings {
+            length: 32,
+            prefix: "gk_".into(),
+            validate_url: None,
+        };
+        let key = issuer(PlainHttp::Never)
+            .mint("it/generic", &settings)
+            .await
+            .expect("minted");
+        let key = key.api_key.expose_secret();
+        assert!(key.starts_with("gk_") && key.len() == 35, "{}", key.len());
     }
 
     fn settings(url: &str) -> GenericSettings {

@@ -122,7 +122,11 @@ impl GitHubIssuer {
                 ),
             ));
         }
-        Ok(compare_tokens(current_info.as_ref(), &staged_info))
+        let mut notes = compare_tokens(current_info.as_ref(), &staged_info);
+        if settings.login.is_none() && current_info.is_none() {
+            notes.push("The secret records no github.login and the current token no longer answers, so the staged token's user was not compared.".to_owned());
+        }
+        Ok(notes)
     }
 
     /// Revokes the token by its value; without it (the old version can no longer be read) a person

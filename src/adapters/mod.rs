@@ -13,6 +13,7 @@ pub mod issuers;
 pub mod metrics;
 pub mod openai;
 pub mod postgres;
+pub mod random;
 pub mod render;
 pub mod secrets_manager;
 pub mod sns;

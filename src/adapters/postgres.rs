@@ -13,7 +13,6 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rand::distr::{Alphanumeric, SampleString};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
@@ -23,6 +22,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::adapters::admin_keys::AdminKeys;
+use crate::adapters::random;
 use crate::domain::ManagedSecret;
 use crate::domain::admin::AdminRequest;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
@@ -166,7 +166,7 @@ impl PostgresDatabase {
         let statement = format!(
             "ALTER ROLE {} WITH {}",
             ident(role),
-            password_clause(&random_password(48))
+            password_clause(&random::alphanumeric(48)?)
         );
         client
             .batch_execute(&statement)
@@ -307,7 +307,7 @@ impl PostgresIssuer {
         self.logged_in_master(secret_name, settings).await?;
         let login = Login {
             username: settings.next_username(),
-            password: random_password(PASSWORD_LEN),
+            password: random::alphanumeric(PASSWORD_LEN)?,
         };
         Ok(NewKey {
             api_key: settings.connection_string(&login),
@@ -465,11 +465,6 @@ fn tls_refusal(err: &tokio_postgres::Error) -> Option<String> {
 
 fn refused_login(code: &SqlState) -> bool {
     *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-}
-
-/// A password nobody has seen: letters and digits from the thread's CSPRNG (seeded by the OS).
-fn random_password(len: usize) -> SecretString {
-    SecretString::from(Alphanumeric.sample_string(&mut rand::rng(), len))
 }
 
 /// `PASSWORD '<verifier>'`: the password as the server stores it (SCRAM-SHA-256), so the plaintext is in

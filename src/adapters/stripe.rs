@@ -134,6 +134,9 @@ impl StripeIssuer {
             (_, None) => Ok(vec![
                 "Stripe did not say which account the staged key belongs to (a restricted key without Account read access), so that was not compared.".to_owned(),
             ]),
+            (None, Some(_)) => Ok(vec![
+                "The secret records no stripe.account and the current key did not name one, so the staged key's account was not compared.".to_owned(),
+            ]),
             _ => Ok(Vec::new()),
         }
     }

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+use crate::adapters::secrets_manager::Schedule;
 use crate::cli::args::{self, TargetArg};
 use crate::cli::context::{Deployment, Session, read_key};
 use crate::cli::policy;
@@ -544,8 +545,17 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
         schedule: args.schedule.as_deref(),
         every_days: args.every_days,
         grace_hours: args.grace_hours,
+        ..policy::Choice::default()
     };
-    let schedule = policy::apply(ports, &args.name, &choice, &rotator_arn, args.rotate_now).await?;
+    let fallback = Some(Schedule::EveryDays(90));
+    let schedule = policy::apply(
+        ports,
+        &args.name,
+        &choice,
+        (&rotator_arn, fallback),
+        args.rotate_now,
+    )
+    .await?;
     let schedule = policy::describe(tier, &schedule, &choice.overrides());
     let change = format!(
         "{} by keyrot onboard; {schedule}{}{}",

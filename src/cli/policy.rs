@@ -26,32 +26,46 @@ pub fn tiers() -> Result<Tiers> {
     )
 }
 
-/// What a person chose: a tier, and any explicit setting that overrides it.
+/// What a person chose: a tier, and any explicit setting that overrides it. Only what was chosen is
+/// written; `in_tier` is the tier the secret is in already (for the overrides it keeps).
 #[derive(Debug, Clone, Default)]
 pub struct Choice<'a> {
     pub tier: Option<&'a Tier>,
+    pub in_tier: Option<&'a Tier>,
     pub schedule: Option<&'a str>,
     pub every_days: Option<i64>,
     pub grace_hours: Option<f64>,
 }
 
 impl Choice<'_> {
-    /// The rotation rules to write: the explicit schedule, else the tier's interval, else 90 days.
-    fn schedule(&self) -> Schedule {
+    /// The rotation rules to write, when any were chosen: the explicit schedule, else the explicit
+    /// interval, else the chosen tier's.
+    fn schedule(&self) -> Option<Schedule> {
         match (self.schedule, self.every_days, self.tier) {
-            (Some(expression), _, _) => Schedule::Expression(expression.to_owned()),
-            (None, Some(days), _) => Schedule::EveryDays(days),
-            (None, None, Some(tier)) => Schedule::EveryDays(tier.every_days),
-            (None, None, None) => Schedule::EveryDays(90),
+            (Some(expression), _, _) => Some(Schedule::Expression(expression.to_owned())),
+            (None, Some(days), _) => Some(Schedule::EveryDays(days)),
+            (None, None, Some(tier)) => Some(Schedule::EveryDays(tier.every_days)),
+            (None, None, None) => None,
         }
     }
 
-    /// The tags to write: the tier and its maximum age, and the grace (explicit, else the tier's).
+    /// The tags to write: the chosen tier; the maximum age of the interval chosen (an expression's
+    /// cannot be told, so the tag stays); the grace chosen, or the chosen tier's.
     fn tags(&self) -> Vec<(&'static str, String)> {
         let mut tags = Vec::new();
         if let Some(tier) = self.tier {
             tags.push((TAG_TIER, tier.name.clone()));
-            tags.push((TAG_MAX_AGE_DAYS, format!("{}", tier.max_age_days())));
+        }
+        // Only a tiered secret's maximum age follows its interval; others keep their own tag.
+        let tiered = self.tier.or(self.in_tier).is_some();
+        let days = match (self.schedule, self.every_days, self.tier) {
+            _ if !tiered => None,
+            (Some(_), _, _) => None,
+            (None, Some(days), _) => Some(days),
+            (None, None, tier) => tier.map(|t| t.every_days),
+        };
+        if let Some(days) = days {
+            tags.push((TAG_MAX_AGE_DAYS, format!("{}", Tier::max_age_for(days))));
         }
         if let Some(hours) = self.grace_hours.or(self.tier.map(|t| t.grace_hours)) {
             tags.push((TAG_GRACE_HOURS, format!("{hours}")));
@@ -61,7 +75,7 @@ impl Choice<'_> {
 
     /// The explicit settings that differ from the tier's, as words (`every 45 days`).
     pub fn overrides(&self) -> Vec<String> {
-        let Some(tier) = self.tier else {
+        let Some(tier) = self.tier.or(self.in_tier) else {
             return Vec::new();
         };
         let mut overrides = Vec::new();
@@ -77,23 +91,26 @@ impl Choice<'_> {
     }
 }
 
-/// Writes the choice onto `name`: the tags first, then the rotation rules (RotateSecret, rotating
-/// now only when `immediately`). Returns the schedule in words.
+/// Writes the choice onto `name`: the tags first, then the rotation rules when any were chosen, else
+/// `fallback` (onboard's, which always enables rotation), with RotateSecret (rotating now only when
+/// `immediately`). Returns the schedule in words.
 pub async fn apply(
     ports: &Ports<Aws>,
     name: &str,
     choice: &Choice<'_>,
-    rotator_arn: &str,
+    (rotator_arn, fallback): (&str, Option<Schedule>),
     immediately: bool,
 ) -> Result<String> {
     let tags = choice.tags();
     if !tags.is_empty() {
         ports.store.tag(name, &tags).await?;
     }
-    let schedule = choice.schedule();
+    let Some(schedule) = choice.schedule().or(fallback) else {
+        return Ok("schedule unchanged".to_owned());
+    };
     let words = match &schedule {
-        Schedule::Expression(expression) => expression.clone(),
-        Schedule::EveryDays(days) => format!("every {days} days"),
+        Schedule::Expression(expression) => format!("rotation {expression}"),
+        Schedule::EveryDays(days) => format!("rotation every {days} days"),
     };
     ports
         .store
@@ -182,16 +199,25 @@ pub async fn run(args: PolicyArgs, deployment: &Deployment) -> Result<()> {
             ),
         ));
     }
-    let tier = tier.or_else(|| tiers.of(secret.tags.get(TAG_TIER).map(String::as_str)));
+    let in_tier = tiers.of(secret.tags.get(TAG_TIER).map(String::as_str));
     let choice = Choice {
         tier,
+        in_tier,
         schedule: args.schedule.as_deref(),
         every_days: args.every_days,
         grace_hours: args.grace_hours,
     };
-    let words = apply(ports, &secret.name, &choice, &rotator_arn, false).await?;
+    if choice.tags().is_empty() && choice.schedule().is_none() {
+        return Err(Error::config(
+            &secret.name,
+            "keyrot policy set",
+            "names nothing to set",
+            "give --tier, --every-days, --schedule or --grace-hours",
+        ));
+    }
+    let words = apply(ports, &secret.name, &choice, (&rotator_arn, None), false).await?;
     let overrides = choice.overrides();
-    let said = describe(tier, &words, &overrides);
+    let said = describe(tier.or(in_tier), &words, &overrides);
     let event = AuditEvent::new(
         ports.clock.now(),
         (&secret.arn, &secret.name),
@@ -207,11 +233,11 @@ pub async fn run(args: PolicyArgs, deployment: &Deployment) -> Result<()> {
     Ok(())
 }
 
-/// `tier prod: rotation every 90 days; overrides: grace 12 h`.
+/// `tier prod: rotation every 90 days; overrides the tier: grace 12 h`.
 pub fn describe(tier: Option<&Tier>, schedule: &str, overrides: &[String]) -> String {
     let mut said = match tier {
-        Some(tier) => format!("tier {}: rotation {schedule}", tier.name),
-        None => format!("rotation {schedule}"),
+        Some(tier) => format!("tier {}: {schedule}", tier.name),
+        None => schedule.to_owned(),
     };
     if !overrides.is_empty() {
         said.push_str(&format!("; overrides the tier: {}", overrides.join(", ")));
@@ -233,7 +259,7 @@ mod tests {
             grace_hours: Some(24.0),
             ..Choice::default()
         };
-        assert!(matches!(choice.schedule(), Schedule::EveryDays(45)));
+        assert!(matches!(choice.schedule(), Some(Schedule::EveryDays(45))));
         assert_eq!(
             choice.overrides(),
             ["every 45 days"],
@@ -241,13 +267,30 @@ mod tests {
         );
         let tags = choice.tags();
         assert!(tags.contains(&(TAG_TIER, "prod-critical".to_owned())));
-        assert!(tags.contains(&(TAG_MAX_AGE_DAYS, "31".to_owned())));
+        assert!(
+            tags.contains(&(TAG_MAX_AGE_DAYS, "46".to_owned())),
+            "the interval used: {tags:?}"
+        );
         assert!(tags.contains(&(TAG_GRACE_HOURS, "24".to_owned())));
         let plain = Choice {
             tier: critical,
             ..Choice::default()
         };
-        assert!(matches!(plain.schedule(), Schedule::EveryDays(30)));
+        assert!(matches!(plain.schedule(), Some(Schedule::EveryDays(30))));
+        assert!(plain.tags().contains(&(TAG_MAX_AGE_DAYS, "31".to_owned())));
         assert!(plain.overrides().is_empty());
+    }
+
+    #[test]
+    fn a_grace_alone_leaves_the_schedule_the_tier_and_the_maximum_age_alone() {
+        let tiers = Tiers::default();
+        let choice = Choice {
+            in_tier: tiers.get("prod"),
+            grace_hours: Some(12.0),
+            ..Choice::default()
+        };
+        assert!(choice.schedule().is_none());
+        assert_eq!(choice.tags(), [(TAG_GRACE_HOURS, "12".to_owned())]);
+        assert_eq!(choice.overrides(), ["grace 12 h"]);
     }
 }

@@ -63,7 +63,7 @@ pub struct GenericSettings {
 impl GenericSettings {
     pub const DEFAULT_LENGTH: u32 = 48;
     pub const MIN_LENGTH: u32 = 16;
-    /// GetRandomPassword's own limit.
+    /// GetRandomPassword's own limit, kept when keyrot began drawing keys itself.
     pub const MAX_LENGTH: u32 = 4096;
 }
 

@@ -22,7 +22,12 @@ impl Tier {
     /// The age past which a key is overdue: its interval, plus the day within which Secrets Manager's
     /// rotation window may start a scheduled rotation.
     pub fn max_age_days(&self) -> f64 {
-        self.every_days as f64 + 1.0
+        Tier::max_age_for(self.every_days)
+    }
+
+    /// The maximum age of a key rotated every `days`.
+    pub fn max_age_for(days: i64) -> f64 {
+        days as f64 + 1.0
     }
 }
 

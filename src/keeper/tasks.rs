@@ -29,6 +29,18 @@ impl<F: Family> GraceKeeper<'_, F> {
         };
         for task in tasks.iter().filter(|t| self.in_scope(&t.secret_name)) {
             report.tasks += 1;
+            let current = managed
+                .get(task.secret_name.as_str())
+                .and_then(|item| item.current.as_ref());
+            if current.is_some_and(|c| c.key_view().fingerprint == task.fingerprint) {
+                // Put back in service (a value written over the rotation): revoking it now would break
+                // the secret, so the reminder waits, and a person is told why.
+                report.errors.push(format!(
+                    "{}: the old key {} of the open revocation task is AWSCURRENT's again; not reminded",
+                    task.secret_name, task.hint
+                ));
+                continue;
+            }
             // A deleted secret's old key may live on: its task is reminded all the same.
             let secret = match managed.get(task.secret_name.as_str()) {
                 Some(item) => item.secret.clone(),

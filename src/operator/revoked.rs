@@ -4,7 +4,7 @@
 
 use crate::domain::audit::{Action, AuditEvent, Outcome, Revocation, RevocationStatus};
 use crate::error::{Error, Result};
-use crate::ports::{AuditLog, Clock, Family, KeyIssuer};
+use crate::ports::{AuditLog, Clock, Family, KeyIssuer, SecretStore};
 
 use super::Operator;
 
@@ -28,6 +28,7 @@ impl<F: Family> Operator<'_, F> {
         actor: &str,
     ) -> Result<RecordedRevoked> {
         let task = self.open_task(name, version).await?;
+        self.refuse_in_service(name, &task).await?;
         let verified = self.refused_now(&task).await?;
         let settled = task.settled(RevocationStatus::Revoked);
         if self
@@ -107,6 +108,24 @@ impl<F: Family> Operator<'_, F> {
                 ))
             }
         }
+    }
+
+    /// Refuses when the task's key is AWSCURRENT's again: it must not be revoked, and saying it was
+    /// would hide that.
+    async fn refuse_in_service(&self, name: &str, task: &Revocation) -> Result<()> {
+        let secret = self.ports.store.describe(name).await?;
+        let current = self.ports.current_value(name, &secret).await?;
+        if current.key_view().fingerprint != task.fingerprint {
+            return Ok(());
+        }
+        Err(refusal(
+            name,
+            format!(
+                "the old key {} is the key AWSCURRENT holds again: it is in service",
+                task.hint
+            ),
+            "do not revoke it; rotate first (`keyrot rotate NAME`), and its task closes after that rotation",
+        ))
     }
 
     /// Whether the provider refuses the task's key now; an error when it still accepts it. `false`

@@ -79,8 +79,8 @@ pub trait SecretStore {
         version_id: Option<&str>,
     ) -> Result<Option<SecretString>>;
 
-    /// The value of a version that lost every label (an abandoned rotation's), which has no stage to
-    /// name; `None` when there is no such version or it holds no value.
+    /// The value of a version by its id alone, for one that may have lost every label (an abandoned
+    /// rotation's, an old key's); `None` when there is no such version or it holds no value.
     async fn unlabelled_value(
         &self,
         secret_id: &str,

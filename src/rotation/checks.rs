@@ -1,7 +1,7 @@
 //! The checks every step makes before it acts (docs/steps.md, "Entry checks").
 
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
-use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Step};
+use crate::domain::{ManagedSecret, RotationEvent, SecretDescription, Step};
 use crate::error::{Error, Result};
 use crate::ports::{Clock, Family, SecretStore};
 
@@ -93,7 +93,8 @@ impl<F: Family> Rotator<'_, F> {
                 return Ok(());
             };
             let abandoned = ManagedSecret::parse(&secret.name, "abandoned version", &text)?;
-            if abandoned.key_id.is_none() || matches!(abandoned.provider, ProviderSettings::Anthropic(_)) {
+            // A key a person staged is theirs, and may be staged again: never revoked for an abandoned rotation.
+            if abandoned.key_id.is_none() || abandoned.provider.provider().is_staged() {
                 return Ok(());
             }
             let now = self.ports.clock.now();

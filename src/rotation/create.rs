@@ -7,6 +7,7 @@ use crate::domain::audit::RevocationStatus;
 use crate::domain::keys::{AccountOwner, KeyView, NewKey};
 use crate::domain::policy::{AWSPENDING, AWSPREVIOUS, KEYROT_STAGED};
 use crate::domain::provenance::{self, KeyIds, KeyRecord};
+use crate::domain::secret::Provider;
 use crate::domain::staged::{Console, Revoker};
 use crate::domain::targets::TargetSpec;
 use crate::domain::{ManagedSecret, ProviderSettings, RotationEvent, SecretDescription, Trigger};
@@ -359,7 +360,9 @@ impl<F: Family> Rotator<'_, F> {
         let notes = issuer.compare_staged(&secret.name, current, &key).await?;
         evidence.notes.extend(notes);
         let key_id = issuer.identify(&secret.name, current, &key).await?;
-        if key_id.is_none() && staged.console.revoked_by == Revoker::Api {
+        // GitHub revokes by value, so only an Anthropic key is left to a person without its id.
+        let by_id = current.provider.provider() == Provider::Anthropic;
+        if key_id.is_none() && by_id && staged.console.revoked_by == Revoker::Api {
             tracing::warn!(
                 "the staged key's provider id was not found: its revocation will need a person"
             );

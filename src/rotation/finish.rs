@@ -282,6 +282,22 @@ impl<F: Family> Rotator<'_, F> {
                 ..
             } => {
                 self.settle_written(revocation, settled);
+                if status == RevocationStatus::Manual {
+                    // Nothing was revoked: the key lives until a person revokes it (a revocation task).
+                    let steps = revocation.provider.console().map_or_else(
+                        || format!("revoke it in the {} console", revocation.provider.title()),
+                        |console| {
+                            console.revoke_task(&secret.name, hint, &revocation.old_version_id)
+                        },
+                    );
+                    evidence.notes.push(format!(
+                        "The old key {hint} is STILL VALID: keyrot cannot revoke it, so a person must, now. {steps}"
+                    ));
+                    return Some((
+                        Outcome::Skipped,
+                        Some("left to a person: a revocation task".to_owned()),
+                    ));
+                }
                 evidence.notes.push(match status {
                     RevocationStatus::Retired => format!(
                         "The old key {hint} was retired at once (grace 0); {} keys cannot be revoked by keyrot.",

@@ -230,3 +230,32 @@ async fn an_openai_secret_takes_no_staged_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_emergency_stripe_rotation_says_the_old_key_still_works_and_asks_a_person() {
+    let r = staged_world("stripe", STRIPE_OLD);
+    r.store.set_tag(TAG_GRACE_HOURS, "0");
+    stage(&r, STRIPE_NEW).await;
+    rotate(&r, "t1").await;
+    assert_eq!(r.audit.status_of("v0"), Some(RevocationStatus::Manual));
+    let succeeded = alerts_of(&r, AlertKind::RotationSucceeded);
+    assert!(
+        succeeded.iter().any(|text| text.contains("STILL VALID")
+            && text.contains("https://dashboard.stripe.com/apikeys")
+            && !text.contains("revoked at once")),
+        "{succeeded:?}"
+    );
+    let revokes: Vec<Outcome> = r
+        .audit
+        .events
+        .borrow()
+        .iter()
+        .filter(|e| e.action == Action::Revoke)
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(
+        revokes,
+        [Outcome::Skipped],
+        "audited as left to a person, never as revoked"
+    );
+}

@@ -203,7 +203,7 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
         config: config.clone(),
     };
     let (name, first_key, admin_secret) = scene(&aws, &sim, &config.admin_prefix).await;
-    // A generic secret too: its keys come from GetRandomPassword.
+    // A generic secret too: its keys are drawn in the rotator, with no AWS call.
     let first_generic =
         json!({"provider": "generic", "api_key": "gk-first-generic-key-000000000000"});
     let generic = aws.create_secret("iam-generic", &first_generic, &[]).await;

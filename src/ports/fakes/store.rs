@@ -236,10 +236,10 @@ impl SecretStore for FakeStore {
         _secret_id: &str,
         version_id: &str,
     ) -> Result<Option<SecretString>> {
+        // As GetSecretValue by VersionId: any version, labelled or not.
         let versions = self.versions.borrow();
         Ok(versions
             .get(version_id)
-            .filter(|v| v.stages.is_empty())
             .and_then(|v| v.value.clone())
             .map(SecretString::from))
     }

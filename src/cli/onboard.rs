@@ -19,6 +19,7 @@ use crate::domain::audit::{Action, AuditEvent, Outcome};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
 use crate::domain::targets::TargetSpec;
+use crate::domain::tier::Tier;
 use crate::error::{Error, Result};
 use crate::ports::Ports;
 use crate::ports::{AuditLog, Clock, KeyIssuer, SecretStore, Target};
@@ -506,6 +507,27 @@ async fn existing_value(ports: &Ports<Aws>, name: &str) -> Result<Option<Value>>
 }
 
 /// Turns rotation on with the schedule asked for (every 90 days by default); returns it, as words.
+/// The secret's tier, grace and schedule as the flags give them (90 days without any), rotation
+/// enabled; returns them in words.
+async fn apply_policy(
+    ports: &Ports<Aws>,
+    args: &OnboardArgs,
+    tier: Option<&Tier>,
+    rotator_arn: &str,
+) -> Result<String> {
+    let choice = policy::Choice {
+        tier,
+        schedule: args.schedule.as_deref(),
+        every_days: args.every_days,
+        grace_hours: args.grace_hours,
+        ..policy::Choice::default()
+    };
+    let fallback = Some(Schedule::EveryDays(90));
+    let rotation = (rotator_arn, fallback);
+    let schedule = policy::apply(ports, &args.name, &choice, rotation, args.rotate_now).await?;
+    Ok(policy::describe(tier, &schedule, &choice.overrides()))
+}
+
 pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     let tiers = policy::tiers()?;
     let tier = match &args.tier {
@@ -540,23 +562,7 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     vouch(&session, &args, &managed, key_id.as_deref()).await?;
     let text = SecretString::from(value.to_string());
     let created = ports.store.create_or_put(&args.name, &text).await?;
-    let choice = policy::Choice {
-        tier,
-        schedule: args.schedule.as_deref(),
-        every_days: args.every_days,
-        grace_hours: args.grace_hours,
-        ..policy::Choice::default()
-    };
-    let fallback = Some(Schedule::EveryDays(90));
-    let schedule = policy::apply(
-        ports,
-        &args.name,
-        &choice,
-        (&rotator_arn, fallback),
-        args.rotate_now,
-    )
-    .await?;
-    let schedule = policy::describe(tier, &schedule, &choice.overrides());
+    let schedule = apply_policy(ports, &args, tier, &rotator_arn).await?;
     let change = format!(
         "{} by keyrot onboard; {schedule}{}{}",
         if created { "created" } else { "updated" },

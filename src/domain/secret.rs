@@ -90,17 +90,19 @@ impl Provider {
         }
     }
 
+    pub const ALL: [Provider; 6] = [
+        Provider::OpenAi,
+        Provider::Anthropic,
+        Provider::Generic,
+        Provider::Postgres,
+        Provider::Stripe,
+        Provider::GitHub,
+    ];
+
     pub fn parse(name: &str) -> Option<Provider> {
-        [
-            Provider::OpenAi,
-            Provider::Anthropic,
-            Provider::Generic,
-            Provider::Postgres,
-            Provider::Stripe,
-            Provider::GitHub,
-        ]
-        .into_iter()
-        .find(|provider| provider.as_str() == name)
+        Provider::ALL
+            .into_iter()
+            .find(|provider| provider.as_str() == name)
     }
 }
 

@@ -110,17 +110,10 @@ mod tests {
 
     #[test]
     fn only_providers_without_a_minting_api_are_staged() {
-        let staged: Vec<Provider> = [
-            Provider::OpenAi,
-            Provider::Anthropic,
-            Provider::Generic,
-            Provider::Postgres,
-            Provider::Stripe,
-            Provider::GitHub,
-        ]
-        .into_iter()
-        .filter(|p| p.is_staged())
-        .collect();
+        let staged: Vec<Provider> = Provider::ALL
+            .into_iter()
+            .filter(|p| p.is_staged())
+            .collect();
         assert_eq!(
             staged,
             [Provider::Anthropic, Provider::Stripe, Provider::GitHub]

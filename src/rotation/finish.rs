@@ -283,16 +283,7 @@ impl<F: Family> Rotator<'_, F> {
             } => {
                 self.settle_written(revocation, settled);
                 if status == RevocationStatus::Manual {
-                    // Nothing was revoked: the key lives until a person revokes it (a revocation task).
-                    let steps = revocation.provider.console().map_or_else(
-                        || format!("revoke it in the {} console", revocation.provider.title()),
-                        |console| {
-                            console.revoke_task(&secret.name, hint, &revocation.old_version_id)
-                        },
-                    );
-                    evidence.notes.push(format!(
-                        "The old key {hint} is STILL VALID: keyrot cannot revoke it, so a person must, now. {steps}"
-                    ));
+                    evidence.notes.push(still_valid(secret, revocation));
                     return Some((
                         Outcome::Skipped,
                         Some("left to a person: a revocation task".to_owned()),
@@ -406,4 +397,17 @@ impl<F: Family> Ports<F> {
         self.store.untag(secret_id, &present).await?;
         Ok(true)
     }
+}
+
+/// A grace-0 revocation left to a person: nothing was revoked, and the key lives until a person
+/// revokes it (a revocation task). Says so, with the console steps.
+fn still_valid(secret: &SecretDescription, revocation: &Revocation) -> String {
+    let hint = &revocation.hint;
+    let steps = revocation.provider.console().map_or_else(
+        || format!("revoke it in the {} console", revocation.provider.title()),
+        |console| console.revoke_task(&secret.name, hint, &revocation.old_version_id),
+    );
+    format!(
+        "The old key {hint} is STILL VALID: keyrot cannot revoke it, so a person must, now. {steps}"
+    )
 }

@@ -410,6 +410,15 @@ async fn a_refused_admin_key_fails_create_secret_naming_the_admin_secret_and_min
 }
 
 async fn anthropic_secret(world: &World, tags: &[(&str, &str)]) -> (String, String, String) {
+    anthropic_secret_named(world, "anthropic", tags).await
+}
+
+/// An onboarded Anthropic secret under `prefix`: its name, first key and that key's id.
+async fn anthropic_secret_named(
+    world: &World,
+    prefix: &str,
+    tags: &[(&str, &str)],
+) -> (String, String, String) {
     let (first_key, first_id) = world.sim.anthropic_create_key("first");
     let admin = world
         .admin_secret(&json!({"admin_key": world.sim.anthropic_admin_key()}).to_string())
@@ -417,7 +426,7 @@ async fn anthropic_secret(world: &World, tags: &[(&str, &str)]) -> (String, Stri
     let value = json!({"provider": "anthropic", "api_key": first_key, "key_id": first_id,
         "anthropic": {"admin_key_secret": admin}});
     (
-        world.moto.onboard_secret("anthropic", &value, tags).await,
+        world.moto.onboard_secret(prefix, &value, tags).await,
         first_key,
         first_id,
     )
@@ -582,16 +591,8 @@ async fn an_admin_secret_serves_only_what_its_own_tags_allow() {
 async fn an_old_anthropic_key_still_used_within_the_hour_is_held_by_the_usage_report() {
     let world = World::new().await;
     let (scope, prefix) = crate::keeper::scope();
-    let (first_key, first_id) = world.sim.anthropic_create_key("first");
-    let admin = world
-        .admin_secret(&json!({"admin_key": world.sim.anthropic_admin_key()}).to_string())
-        .await;
-    let value = json!({"provider": "anthropic", "api_key": first_key, "key_id": first_id,
-        "anthropic": {"admin_key_secret": admin}});
-    let name = world
-        .moto
-        .onboard_secret(&prefix, &value, &[("keyrot:grace-hours", "0.001")])
-        .await;
+    let (name, first_key, first_id) =
+        anthropic_secret_named(&world, &prefix, &[("keyrot:grace-hours", "0.001")]).await;
     let (staged, _) = world.sim.anthropic_create_key("staged");
     crate::support::cli::cli(&world)
         .args(["stage", &name])

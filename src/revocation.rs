@@ -397,6 +397,8 @@ pub(crate) fn revocation_of(
         | ProviderSettings::Stripe(_)
         | ProviderSettings::GitHub(_) => (None, None),
         ProviderSettings::Postgres(postgres) => (None, Some(postgres.master_secret.clone())),
+        // A credential is revoked with the key that replaced it: the secret's own AWSCURRENT.
+        ProviderSettings::Credential(_) => (None, Some(secret.name.clone())),
     };
     Revocation {
         secret_name: secret.name.clone(),

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use crate::adapters::admin_keys::AdminKeys;
 use crate::adapters::anthropic::AnthropicIssuer;
 use crate::adapters::clock::SystemClock;
+use crate::adapters::credentials::{CredentialApis, CredentialIssuer};
 use crate::adapters::dynamodb::DynamoAuditLog;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::github::GitHubIssuer;
@@ -83,6 +84,16 @@ pub fn build_from<C: Clock>(
             ),
             stripe: StripeIssuer::new(http.clone(), &config.stripe_base_url),
             github: GitHubIssuer::new(http.clone(), &config.github_base_url),
+            credentials: CredentialIssuer::new(
+                http.clone(),
+                CredentialApis {
+                    openai: config.openai_base_url.clone(),
+                    anthropic: config.anthropic_base_url.clone(),
+                    vercel: config.vercel_base_url.clone(),
+                    render: config.render_base_url.clone(),
+                },
+                admin_keys(),
+            ),
         },
         targets: PlatformTargets {
             vercel: VercelClient::new(http.clone(), &config.vercel_base_url, admin_keys()),

@@ -92,6 +92,10 @@ const ADMIN_SECRET_WRITES = [
   'secretsmanager:RemoveRegionsFromReplication',
   'secretsmanager:StopReplicationToReplica',
 ];
+/** The writes a rotation makes, which the rotator makes on keyrot's own credentials too. */
+const ROTATION_WRITES = ['secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage', 'secretsmanager:UntagResource'];
+/** The tag by which an admin secret's owner lets keyrot rotate it (docs/security.md). */
+const ROTATED_TAG = { 'secretsmanager:ResourceTag/keyrot-admin:rotated': 'true' };
 /** The tags the rotator clears when a rotation has used them (keyrot rotate's one-shot tags). */
 const ONE_SHOT_TAGS = ['keyrot:next-grace-hours', 'keyrot:trigger', 'keyrot:one-shot-for'];
 const SECRET_PREFIX = /^[A-Za-z0-9/_+=.@-]+$/;
@@ -369,7 +373,7 @@ export class KeyrotRotation extends Construct {
         resources: [managed],
         conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': ONE_SHOT_TAGS } },
       }),
-      ...this.adminSecretStatements(),
+      ...this.credentialStatements(),
       // DeleteItem clears a DEPLOY# record when testSecret rolls a target back.
       ...this.sharedStatements(['dynamodb:DeleteItem']),
     ];
@@ -399,18 +403,55 @@ export class KeyrotRotation extends Construct {
     ];
   }
 
+  // The rotator's: keyrot's own credentials (an admin secret whose owner tagged it keyrot-admin:rotated=true)
+  // are rotated like a managed secret, and no other admin secret is written.
+  private credentialStatements(): iam.PolicyStatement[] {
+    const admin = this.adminSecretsArn();
+    return [
+      new iam.PolicyStatement({
+        sid: 'RotateOwnCredentials',
+        actions: ['secretsmanager:PutSecretValue', 'secretsmanager:UpdateSecretVersionStage'],
+        resources: [admin],
+        conditions: { StringEquals: ROTATED_TAG },
+      }),
+      new iam.PolicyStatement({
+        sid: 'ClearCredentialOneShotTags',
+        actions: ['secretsmanager:UntagResource'],
+        resources: [admin],
+        conditions: { StringEquals: ROTATED_TAG, 'ForAllValues:StringEquals': { 'aws:TagKeys': ONE_SHOT_TAGS } },
+      }),
+      // Whatever else a policy attached later allows: no other admin secret is written by keyrot.
+      new iam.PolicyStatement({
+        sid: 'NeverWriteUnrotatedAdminSecrets',
+        effect: iam.Effect.DENY,
+        actions: ROTATION_WRITES,
+        resources: [admin],
+        conditions: { StringNotEquals: ROTATED_TAG },
+      }),
+      // Nor any admin secret changed otherwise, its tags and rotation included.
+      new iam.PolicyStatement({
+        sid: 'NeverWriteAdminSecrets',
+        effect: iam.Effect.DENY,
+        actions: ADMIN_SECRET_WRITES.filter((action) => !ROTATION_WRITES.includes(action)),
+        resources: [admin],
+      }),
+      this.readAdminKeys(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']),
+    ];
+  }
+
   private adminSecretStatements(): iam.PolicyStatement[] {
     const admin = this.adminSecretsArn();
     return [
       // Whatever else a policy attached later allows: the admin secrets are never written by keyrot.
       new iam.PolicyStatement({ sid: 'NeverWriteAdminSecrets', effect: iam.Effect.DENY, actions: ADMIN_SECRET_WRITES, resources: [admin] }),
-      new iam.PolicyStatement({
-        sid: 'ReadAdminKeys',
-        // DescribeSecret reads the keyrot-admin: tags that say what the secret may serve.
-        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
-        resources: [admin],
-      }),
+      // ListSecretVersionIds dates a stuck rotation of one of keyrot's own credentials.
+      this.readAdminKeys(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:ListSecretVersionIds']),
     ];
+  }
+
+  // DescribeSecret reads the keyrot-admin: tags that say what the secret may serve.
+  private readAdminKeys(actions: string[]): iam.PolicyStatement {
+    return new iam.PolicyStatement({ sid: 'ReadAdminKeys', actions, resources: [this.adminSecretsArn()] });
   }
 
   // What both functions share: the tables, the alert topic and its key. TransactWriteItems (a step's audit

@@ -67,7 +67,7 @@ test('declares both functions, both tables, the topic, the alarms, the rule and 
   });
 });
 
-test('the rotator writes only the managed prefix and never the admin secrets', () => {
+test('the rotator writes only the managed prefix and the admin secrets their owner tagged for rotation', () => {
   const { stack } = withKeyrot({ managedSecretPrefix: 'team/keyrot/', adminSecretPrefix: 'team/admin/' });
   const template = Template.fromStack(stack);
   const statements = roleStatements(template, 'KeyrotRotatorRole');
@@ -75,18 +75,29 @@ test('the rotator writes only the managed prefix and never the admin secrets', (
   assert.match(rotate, /:secret:team\/keyrot\/\*/);
   const deny = statement(statements, 'NeverWriteAdminSecrets');
   assert.equal(deny['Effect'], 'Deny');
-  assert.ok((deny['Action'] as string[]).includes('secretsmanager:PutSecretValue'));
+  assert.ok((deny['Action'] as string[]).includes('secretsmanager:TagResource'));
+  assert.ok(!('Condition' in deny), 'tags and rotation of every admin secret are denied outright');
   assert.match(JSON.stringify(deny['Resource']), /:secret:team\/admin\/\*/);
+  const rotated = { 'secretsmanager:ResourceTag/keyrot-admin:rotated': 'true' };
+  const unrotated = statement(statements, 'NeverWriteUnrotatedAdminSecrets');
+  assert.equal(unrotated['Effect'], 'Deny');
+  assert.ok((unrotated['Action'] as string[]).includes('secretsmanager:PutSecretValue'));
+  assert.deepEqual((unrotated['Condition'] as Record<string, unknown>)['StringNotEquals'], rotated);
   const untag = statement(statements, 'ClearOneShotTags');
   assert.deepEqual(untag['Action'], 'secretsmanager:UntagResource');
   assert.deepEqual((untag['Condition'] as Record<string, unknown>)['ForAllValues:StringEquals'], {
     'aws:TagKeys': ['keyrot:next-grace-hours', 'keyrot:trigger', 'keyrot:one-shot-for'],
   });
-  // Nothing in the rotator's policy allows a write beyond the managed prefix.
+  // Nothing in the rotator's policy allows a write beyond the managed prefix, but to a rotated credential.
   for (const s of statements) {
     const actions = ([] as string[]).concat(s['Action'] as string | string[]);
-    if (s['Effect'] === 'Allow' && actions.some((a) => /PutSecretValue|UpdateSecretVersionStage/.test(a))) {
-      assert.match(JSON.stringify(s['Resource']), /team\/keyrot\/\*/, `statement ${String(s['Sid'])}`);
+    if (s['Effect'] === 'Allow' && actions.some((a) => /PutSecretValue|UpdateSecretVersionStage|UntagResource/.test(a))) {
+      const resource = JSON.stringify(s['Resource']);
+      if (/team\/admin\//.test(resource)) {
+        assert.deepEqual((s['Condition'] as Record<string, unknown>)['StringEquals'], rotated, `statement ${String(s['Sid'])}`);
+      } else {
+        assert.match(resource, /team\/keyrot\/\*/, `statement ${String(s['Sid'])}`);
+      }
     }
   }
 });

@@ -15,6 +15,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::credentials::Credentials;
 use crate::reply::{ApiError, Reply};
 use crate::state::{self, Shared, new_id, now, random_url_safe};
 
@@ -22,7 +23,7 @@ const LIST_DEFAULT_LIMIT: usize = 20;
 const LIST_MAX_LIMIT: usize = 1000;
 
 pub(crate) struct Anthropic {
-    admin_key: String,
+    admin_keys: Credentials,
     /// Creation order; keys are never removed.
     keys: Vec<ApiKey>,
     /// Every successful use of a key: its id and the unix second, for the usage report.
@@ -66,14 +67,20 @@ impl Status {
 impl Anthropic {
     pub(crate) fn new() -> Self {
         Self {
-            admin_key: format!("sk-ant-admin01-{}AA", random_url_safe(86)),
+            admin_keys: Credentials::new("adminkey_", || {
+                format!("sk-ant-admin01-{}AA", random_url_safe(86))
+            }),
             keys: Vec::new(),
             uses: Vec::new(),
         }
     }
 
     pub(crate) fn admin_key(&self) -> &str {
-        &self.admin_key
+        self.admin_keys.primary()
+    }
+
+    pub(crate) fn admin_keys_mut(&mut self) -> &mut Credentials {
+        &mut self.admin_keys
     }
 
     /// An active key, as a person creates it in the Console. Returns (value, id).
@@ -122,7 +129,7 @@ impl Anthropic {
             .iter()
             .map(|k| json!({ "id": k.id, "name": k.name, "status": k.status.as_str() }))
             .collect();
-        json!({ "admin_key": self.admin_key, "keys": keys })
+        json!({ "admin_key": self.admin_key(), "admin_keys": self.admin_keys.snapshot(), "keys": keys })
     }
 
     fn key(&self, api_key_id: &str) -> Option<&ApiKey> {
@@ -131,7 +138,10 @@ impl Anthropic {
 
     fn authorize_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         require_version(headers)?;
-        if api_key_header(headers) == Some(self.admin_key.as_str()) {
+        if self
+            .admin_keys
+            .works(api_key_header(headers).unwrap_or_default())
+        {
             Ok(())
         } else {
             Err(invalid_api_key())

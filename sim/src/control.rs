@@ -46,6 +46,8 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/build_millis", post(set_build_millis))
         .route("/_sim/faults", post(inject_fault).delete(clear_faults))
         .route("/_sim/check", post(check_key))
+        .route("/_sim/credentials", post(create_credential))
+        .route("/_sim/credentials/delete", post(delete_credential))
 }
 
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Json<Value> {
@@ -263,6 +265,14 @@ enum Provider {
     Anthropic,
     Stripe,
     Github,
+    #[serde(rename = "openai-admin")]
+    OpenaiAdmin,
+    #[serde(rename = "anthropic-admin")]
+    AnthropicAdmin,
+    #[serde(rename = "vercel-token")]
+    VercelToken,
+    #[serde(rename = "render-token")]
+    RenderToken,
 }
 
 #[derive(Deserialize)]
@@ -278,8 +288,67 @@ async fn check_key(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
         Provider::Anthropic => shared.anthropic().key_works(&request.key),
         Provider::Stripe => shared.stripe().key_works(&request.key),
         Provider::Github => shared.github().token_works(&request.key),
+        Provider::OpenaiAdmin => shared.openai().admin_keys().works(&request.key),
+        Provider::AnthropicAdmin => shared.anthropic().admin_keys_mut().works(&request.key),
+        Provider::VercelToken => shared.vercel().tokens_mut().works(&request.key),
+        Provider::RenderToken => shared.render().tokens_mut().works(&request.key),
     };
     Ok(Json(json!({ "works": works })))
+}
+
+/// The admin credentials of one platform, as a person manages them in its console.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSystem {
+    Openai,
+    Anthropic,
+    Vercel,
+    Render,
+}
+
+pub(crate) fn with_credentials<T>(
+    shared: &Shared,
+    system: CredentialSystem,
+    act: impl FnOnce(&mut crate::credentials::Credentials) -> T,
+) -> T {
+    match system {
+        CredentialSystem::Openai => act(shared.openai().admin_keys_mut()),
+        CredentialSystem::Anthropic => act(shared.anthropic().admin_keys_mut()),
+        CredentialSystem::Vercel => act(shared.vercel().tokens_mut()),
+        CredentialSystem::Render => act(shared.render().tokens_mut()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewCredential {
+    system: CredentialSystem,
+    name: Option<String>,
+}
+
+/// A credential a person creates in the platform's console: `{"value", "id"}`.
+async fn create_credential(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: NewCredential = parse(&body)?;
+    let name = request
+        .name
+        .unwrap_or_else(|| "Created in the console".to_owned());
+    let (value, id) = with_credentials(&shared, request.system, |all| {
+        let created = all.create(&name, None);
+        (created.value.clone(), created.id.clone())
+    });
+    Ok(Json(json!({ "value": value, "id": id })))
+}
+
+#[derive(Deserialize)]
+struct GoneCredential {
+    system: CredentialSystem,
+    key: String,
+}
+
+/// A credential a person deletes in the console: `{"deleted": bool}`.
+async fn delete_credential(State(shared): State<Arc<Shared>>, body: Bytes) -> Reply {
+    let request: GoneCredential = parse(&body)?;
+    let deleted = with_credentials(&shared, request.system, |all| all.delete(&request.key));
+    Ok(Json(json!({ "deleted": deleted })))
 }
 
 /// Parses a JSON body ourselves (instead of axum's `Json` extractor) so a bad

@@ -15,6 +15,7 @@
 mod anthropic;
 mod builds;
 mod control;
+mod credentials;
 mod faults;
 mod github;
 mod openai;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use control::CredentialSystem;
 pub use faults::{Fault, FaultKind};
 pub use proxy::{FaultPlan, FaultProxy, Seen, WireError, WireFault};
 pub use runtime::{Outcome, RuntimeApi};
@@ -136,6 +138,33 @@ impl Simulator {
     /// Base URL for an Anthropic client: paths below it carry `/v1`.
     pub fn anthropic_base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    // ---- Admin credentials ---------------------------------------------
+
+    /// A credential a person creates in `system`'s console: (value, id).
+    pub fn create_credential(&self, system: CredentialSystem) -> (String, String) {
+        control::with_credentials(&self.shared, system, |all| {
+            let created = all.create("Created in the console", None);
+            (created.value.clone(), created.id.clone())
+        })
+    }
+
+    /// Whether `system` accepts the credential `value` (an admin key or a token).
+    pub fn credential_works(&self, system: CredentialSystem, value: &str) -> bool {
+        control::with_credentials(&self.shared, system, |all| all.works(value))
+    }
+
+    /// Deletes a credential by id or value, as a person would in the console.
+    pub fn delete_credential(&self, system: CredentialSystem, id_or_value: &str) -> bool {
+        control::with_credentials(&self.shared, system, |all| all.delete(id_or_value))
+    }
+
+    /// The ids of `system`'s live credentials, oldest first.
+    pub fn live_credentials(&self, system: CredentialSystem) -> Vec<String> {
+        control::with_credentials(&self.shared, system, |all| {
+            all.live().map(|c| c.id.clone()).collect()
+        })
     }
 
     // ---- OpenAI -------------------------------------------------------

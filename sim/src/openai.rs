@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::ServiceAccountInfo;
+use crate::credentials::{Credential, Credentials};
 use crate::reply::{ApiError, Reply};
 use crate::state::{self, Shared, new_id, now, random_alphanumeric};
 
@@ -25,7 +26,8 @@ const LIST_DEFAULT_LIMIT: usize = 20;
 const LIST_MAX_LIMIT: usize = 100;
 
 pub(crate) struct OpenAi {
-    admin_key: String,
+    /// The organisation's admin keys: the first made by hand, the others through the admin API.
+    admin_keys: Credentials,
     projects: Vec<Project>,
     /// Every key ever issued; revoked ones stay (flagged) so `/_sim/state`
     /// can show a user key as revoked rather than forget it.
@@ -66,14 +68,24 @@ enum Owner {
 impl OpenAi {
     pub(crate) fn new() -> Self {
         Self {
-            admin_key: format!("sk-admin-{}", random_alphanumeric(64)),
+            admin_keys: Credentials::new("key_", || {
+                format!("sk-admin-{}", random_alphanumeric(64))
+            }),
             projects: Vec::new(),
             keys: Vec::new(),
         }
     }
 
     pub(crate) fn admin_key(&self) -> &str {
-        &self.admin_key
+        self.admin_keys.primary()
+    }
+
+    pub(crate) fn admin_keys(&self) -> &Credentials {
+        &self.admin_keys
+    }
+
+    pub(crate) fn admin_keys_mut(&mut self) -> &mut Credentials {
+        &mut self.admin_keys
     }
 
     pub(crate) fn create_project(&mut self) -> String {
@@ -163,7 +175,7 @@ impl OpenAi {
                 json!({ "id": p.id, "service_accounts": accounts, "user_keys": user_keys })
             })
             .collect();
-        json!({ "admin_key": self.admin_key, "projects": projects })
+        json!({ "admin_key": self.admin_key(), "admin_keys": self.admin_keys.snapshot(), "projects": projects })
     }
 
     fn project(&self, project_id: &str) -> Option<&Project> {
@@ -196,8 +208,8 @@ impl OpenAi {
         &self.keys[self.keys.len() - 1]
     }
 
-    fn authorize_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if bearer(headers) == Some(self.admin_key.as_str()) {
+    fn authorize_admin(&mut self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.admin_keys.authorize(bearer(headers)) {
             Ok(())
         } else {
             Err(error(
@@ -241,6 +253,155 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/v1/organization/projects/{project_id}/api_keys/{api_key_id}",
             get(get_api_key).delete(delete_api_key),
         )
+        .route(
+            "/v1/organization/admin_api_keys",
+            get(list_admin_keys).post(create_admin_key),
+        )
+        .route(
+            "/v1/organization/admin_api_keys/{key_id}",
+            get(get_admin_key).delete(delete_admin_key),
+        )
+}
+
+fn admin_key_json(key: &Credential) -> Value {
+    json!({
+        "object": "organization.admin_api_key",
+        "id": key.id,
+        "name": key.name,
+        "redacted_value": redacted_value(&key.value),
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "last_used_at": key.last_used_at,
+        "owner": {
+            "type": "user",
+            "object": "organization.user",
+            "id": "user_owner",
+            "name": "Owner",
+            "created_at": USER_CREATED_AT,
+            "role": "owner",
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct CreateAdminKey {
+    name: Option<String>,
+    expires_in_seconds: Option<i64>,
+}
+
+/// `POST /organization/admin_api_keys`: a new admin key, its value shown once.
+async fn create_admin_key(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let mut openai = shared.openai();
+    openai.authorize_admin(&headers)?;
+    let request: CreateAdminKey = serde_json::from_slice(&body)
+        .map_err(|e| bad_request(&format!("Invalid JSON body: {e}"), None))?;
+    let Some(name) = request.name.filter(|n| !n.is_empty()) else {
+        return Err(bad_request(
+            "Missing required parameter: 'name'.",
+            Some("name"),
+        ));
+    };
+    if let Some(secs) = request.expires_in_seconds
+        && !(1..=31_536_000).contains(&secs)
+    {
+        return Err(bad_request(
+            "expires_in_seconds must be between 1 and 31536000.",
+            Some("expires_in_seconds"),
+        ));
+    }
+    let key = openai.admin_keys.create(&name, request.expires_in_seconds);
+    let mut answer = admin_key_json(key);
+    answer["value"] = Value::String(key.value.clone());
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+struct AdminKeyPage {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /organization/admin_api_keys`, oldest first, paged by `after`.
+async fn list_admin_keys(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<AdminKeyPage>, QueryRejection>,
+) -> Reply {
+    let mut openai = shared.openai();
+    openai.authorize_admin(&headers)?;
+    let Query(page) = query.map_err(|e| bad_request(&e.body_text(), None))?;
+    let limit = page
+        .limit
+        .as_deref()
+        .map_or(Ok(LIST_DEFAULT_LIMIT), str::parse::<usize>)
+        .ok()
+        .filter(|n| (1..=LIST_MAX_LIMIT).contains(n))
+        .ok_or_else(|| bad_request("limit must be between 1 and 100.", Some("limit")))?;
+    let live: Vec<&Credential> = openai.admin_keys.live().collect();
+    let start = page
+        .after
+        .as_deref()
+        .and_then(|after| live.iter().position(|k| k.id == after))
+        .map_or(0, |i| i + 1);
+    let data: Vec<Value> = live
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|k| admin_key_json(k))
+        .collect();
+    let has_more = start + data.len() < live.len();
+    Ok(Json(json!({
+        "object": "list",
+        "first_id": data.first().map(|k| k["id"].clone()),
+        "last_id": data.last().map(|k| k["id"].clone()),
+        "has_more": has_more,
+        "data": data,
+    })))
+}
+
+async fn get_admin_key(
+    State(shared): State<Arc<Shared>>,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut openai = shared.openai();
+    openai.authorize_admin(&headers)?;
+    match openai.admin_keys.by_id(&key_id) {
+        Some(key) => Ok(Json(admin_key_json(key))),
+        None => Err(admin_key_not_found(&key_id)),
+    }
+}
+
+async fn delete_admin_key(
+    State(shared): State<Arc<Shared>>,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
+    let mut openai = shared.openai();
+    openai.authorize_admin(&headers)?;
+    if openai.admin_keys.by_id(&key_id).is_none() {
+        return Err(admin_key_not_found(&key_id));
+    }
+    openai.admin_keys.delete(&key_id);
+    Ok(Json(json!({
+        "id": key_id,
+        "object": "organization.admin_api_key.deleted",
+        "deleted": true,
+    })))
+}
+
+fn admin_key_not_found(key_id: &str) -> ApiError {
+    error(
+        StatusCode::NOT_FOUND,
+        &format!("No admin API key found with id '{key_id}'."),
+        "invalid_request_error",
+        None,
+        None,
+    )
 }
 
 /// `GET /v1/models` with bearer auth; a success is what marks a key as used.

@@ -17,14 +17,18 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::builds::{Build, BuildPlan};
+use crate::credentials::Credentials;
 use crate::openai::bearer;
 use crate::reply::{ApiError, Reply};
+
+/// The one workspace every simulated Render token belongs to.
+const OWNER_ID: &str = "tea-keyrotsim0000000000";
 use crate::state::{
     Shared, fingerprint, now_millis, random_alphanumeric, random_lowercase, rfc3339_millis,
 };
 
 pub(crate) struct Render {
-    token: String,
+    tokens: Credentials,
     builds: BuildPlan,
     services: Vec<Service>,
 }
@@ -74,14 +78,18 @@ impl Status {
 impl Render {
     pub(crate) fn new() -> Self {
         Self {
-            token: format!("rnd_{}", random_alphanumeric(32)),
+            tokens: Credentials::new("rndkey-", || format!("rnd_{}", random_alphanumeric(32))),
             builds: BuildPlan::new(),
             services: Vec::new(),
         }
     }
 
     pub(crate) fn token(&self) -> &str {
-        &self.token
+        self.tokens.primary()
+    }
+
+    pub(crate) fn tokens_mut(&mut self) -> &mut Credentials {
+        &mut self.tokens
     }
 
     pub(crate) fn builds(&mut self) -> &mut BuildPlan {
@@ -201,7 +209,7 @@ impl Render {
                 json!({ "id": s.id, "env": fingerprints(&s.env), "deploys": deploys })
             })
             .collect();
-        json!({ "token": self.token, "services": services })
+        json!({ "token": self.token(), "tokens": self.tokens.snapshot(), "services": services })
     }
 
     fn service(&self, service_id: &str) -> Option<&Service> {
@@ -213,7 +221,7 @@ impl Render {
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if bearer(headers) == Some(self.token.as_str()) {
+        if self.tokens.works(bearer(headers).unwrap_or_default()) {
             Ok(())
         } else {
             Err(error(StatusCode::UNAUTHORIZED, "unauthorized"))
@@ -290,6 +298,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             get(get_env_var).put(put_env_var),
         )
         .route("/v1/services/{service_id}/deploys", post(create_deploy))
+        .route("/v1/owners", get(owners))
         .route(
             "/v1/services/{service_id}/deploys/{deploy_id}",
             get(get_deploy),
@@ -405,6 +414,15 @@ pub(crate) fn error(status: StatusCode, message: &str) -> ApiError {
 
 fn service_not_found() -> ApiError {
     error(StatusCode::NOT_FOUND, "service not found")
+}
+
+/// `GET /v1/owners`: the workspaces a token may act in (the simulator has one).
+async fn owners(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Reply {
+    shared.render().authorize(&headers)?;
+    Ok(Json(json!([{
+        "owner": {"id": OWNER_ID, "name": "keyrot-sim", "email": "keyrot-sim@example.com", "type": "team"},
+        "cursor": "c0",
+    }])))
 }
 
 #[cfg(test)]

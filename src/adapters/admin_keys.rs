@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::admin::{AdminRequest, AdminSecret, secret_name_of};
+use crate::domain::credential::CredentialKind;
 use crate::domain::policy::AWSCURRENT;
 use crate::error::{Error, Result};
 
@@ -68,6 +69,30 @@ impl AdminKeys {
         })
     }
 
+    /// Reads the credential of a secret that holds one of keyrot's own credentials, as its own
+    /// rotation uses it (the new key revokes the old): its owner must have tagged it for rotation.
+    pub async fn read_own(&self, secret: &str, kind: CredentialKind) -> Result<SecretString> {
+        let request = AdminRequest {
+            managed: secret,
+            field: kind.key_field(),
+            admin_secret: secret,
+            resources: &[],
+            wants: Some(kind),
+        };
+        // Never from the last minute's reads: right after finishSecret, only AWSCURRENT itself says
+        // which key is the new one.
+        let (described, value) = self.fetch_unchecked(request).await?;
+        request.check_kind(&described, provider_of(&value).as_deref())?;
+        credential_from(&value).ok_or_else(|| {
+            Error::config(
+                secret,
+                kind.key_field(),
+                "holds no credential",
+                format!("put the current credential in {}", kind.key_field()),
+            )
+        })
+    }
+
     /// Reads the whole value of the admin secret the request names (a database's master credentials),
     /// under the same checks as [`AdminKeys::read`].
     pub async fn read_value(&self, request: AdminRequest<'_>) -> Result<SecretString> {
@@ -93,6 +118,7 @@ impl AdminKeys {
             None => self.fetch(request).await?,
         };
         request.check(&self.prefix, &secret)?;
+        request.check_kind(&secret, provider_of(&value).as_deref())?;
         Ok((secret, value))
     }
 
@@ -109,6 +135,23 @@ impl AdminKeys {
 
     /// DescribeSecret (its tags and rotation), then GetSecretValue, of the request's admin secret.
     async fn fetch(&self, request: AdminRequest<'_>) -> Result<(AdminSecret, SecretString)> {
+        let secret = self.describe(request).await?;
+        // Checked before the value is read: a secret that may not serve this request is never opened.
+        request.check(&self.prefix, &secret)?;
+        self.read_current(request, secret).await
+    }
+
+    /// [`AdminKeys::fetch`] for a credential's own read, whose caller checks it by its own rule.
+    async fn fetch_unchecked(
+        &self,
+        request: AdminRequest<'_>,
+    ) -> Result<(AdminSecret, SecretString)> {
+        let secret = self.describe(request).await?;
+        request.check_own(&self.prefix, &secret)?;
+        self.read_current(request, secret).await
+    }
+
+    async fn describe(&self, request: AdminRequest<'_>) -> Result<AdminSecret> {
         let name = request.admin_secret;
         let described = self
             .client
@@ -127,8 +170,15 @@ impl AdminKeys {
                 .rotation_lambda_arn()
                 .is_some_and(|arn| self.rotators.iter().any(|r| r == function_name(arn))),
         };
-        // Checked before the value is read: a secret that may not serve this request is never opened.
-        request.check(&self.prefix, &secret)?;
+        Ok(secret)
+    }
+
+    async fn read_current(
+        &self,
+        request: AdminRequest<'_>,
+        secret: AdminSecret,
+    ) -> Result<(AdminSecret, SecretString)> {
+        let name = request.admin_secret;
         let out = self
             .client
             .get_secret_value()
@@ -195,6 +245,12 @@ fn function_name(arn_or_name: &str) -> &str {
         (Some("function"), Some(name)) => name,
         _ => arn_or_name,
     }
+}
+
+/// The `provider` a JSON value names, if any: a rotated credential's kind.
+fn provider_of(raw: &SecretString) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(raw.expose_secret().trim()).ok()?;
+    value.get("provider")?.as_str().map(str::to_owned)
 }
 
 /// The credential in a secret's value: the value itself, or the `admin_key`/`api_key`/`token` of a JSON

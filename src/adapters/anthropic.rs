@@ -217,6 +217,7 @@ impl AnthropicIssuer {
     ) -> Result<SecretString> {
         self.admin_keys
             .read(AdminRequest {
+                wants: Some(crate::domain::credential::CredentialKind::AnthropicAdmin),
                 managed: secret_name,
                 field: ADMIN_FIELD,
                 admin_secret: &settings.admin_key_secret,

@@ -4,12 +4,14 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use crate::adapters::anthropic::AnthropicIssuer;
+use crate::adapters::credentials::CredentialIssuer;
 use crate::adapters::generic::GenericIssuer;
 use crate::adapters::github::GitHubIssuer;
 use crate::adapters::openai::OpenAiIssuer;
 use crate::adapters::postgres::PostgresIssuer;
 use crate::adapters::stripe::StripeIssuer;
 use crate::domain::audit::{KeyHandle, RevocationStatus};
+use crate::domain::credential::{CredentialKind, CredentialSettings};
 use crate::domain::secret::Provider;
 use crate::domain::{ManagedSecret, NewKey, ProviderSettings};
 use crate::error::{Error, Result};
@@ -22,6 +24,7 @@ pub struct ProviderIssuers {
     pub postgres: PostgresIssuer,
     pub stripe: StripeIssuer,
     pub github: GitHubIssuer,
+    pub credentials: CredentialIssuer,
 }
 
 impl KeyIssuer for ProviderIssuers {
@@ -37,7 +40,18 @@ impl KeyIssuer for ProviderIssuers {
                 self.openai.mint(secret_name, settings, account).await
             }
             ProviderSettings::Postgres(settings) => self.postgres.mint(secret_name, settings).await,
-            staged @ (ProviderSettings::Anthropic(_)
+            ProviderSettings::Credential(
+                settings @ CredentialSettings {
+                    kind: CredentialKind::OpenAiAdmin,
+                    ..
+                },
+            ) => {
+                self.credentials
+                    .mint(secret_name, settings, &current.api_key, account)
+                    .await
+            }
+            staged @ (ProviderSettings::Credential(_)
+            | ProviderSettings::Anthropic(_)
             | ProviderSettings::Stripe(_)
             | ProviderSettings::GitHub(_)) => Err(Error::protocol(
                 secret_name,
@@ -67,6 +81,11 @@ impl KeyIssuer for ProviderIssuers {
             ProviderSettings::OpenAi(settings) => {
                 self.openai
                     .remove_leftovers(secret_name, settings, kept)
+                    .await
+            }
+            ProviderSettings::Credential(_) => {
+                self.credentials
+                    .remove_leftovers(secret_name, &current.api_key, kept)
                     .await
             }
             _ => Ok(()),
@@ -102,6 +121,11 @@ impl KeyIssuer for ProviderIssuers {
             ProviderSettings::Anthropic(_) => self.anthropic.validate(secret_name, key).await,
             ProviderSettings::Stripe(_) => self.stripe.validate(secret_name, key).await,
             ProviderSettings::GitHub(_) => self.github.validate(secret_name, key).await,
+            ProviderSettings::Credential(credential) => {
+                self.credentials
+                    .validate(secret_name, credential.kind, key)
+                    .await
+            }
             // A database login is the value's role and password; `key` is its connection string.
             ProviderSettings::Postgres(_) => self.postgres.validate(secret_name, settings).await,
         }
@@ -111,10 +135,15 @@ impl KeyIssuer for ProviderIssuers {
         match revocation.provider {
             Provider::OpenAi => self.openai.last_used(revocation).await,
             Provider::Anthropic => self.anthropic.last_used(revocation).await,
+            Provider::OpenAiAdmin => self.credentials.last_used(revocation).await,
             // The others report no last use, and generic keys have no provider to ask.
-            Provider::Generic | Provider::Postgres | Provider::Stripe | Provider::GitHub => {
-                Ok(None)
-            }
+            Provider::Generic
+            | Provider::Postgres
+            | Provider::Stripe
+            | Provider::GitHub
+            | Provider::AnthropicAdmin
+            | Provider::VercelToken
+            | Provider::RenderToken => Ok(None),
         }
     }
 
@@ -147,6 +176,11 @@ impl KeyIssuer for ProviderIssuers {
                     .compare_staged(secret_name, settings, old, staged)
                     .await
             }
+            ProviderSettings::Credential(credential) => {
+                self.credentials
+                    .compare_staged(secret_name, credential.kind, old, staged)
+                    .await
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -165,6 +199,10 @@ impl KeyIssuer for ProviderIssuers {
             Provider::Postgres => self.postgres.revoke(revocation).await,
             Provider::Stripe => self.stripe.revoke(revocation).await,
             Provider::GitHub => self.github.revoke(revocation, value).await,
+            Provider::OpenAiAdmin
+            | Provider::AnthropicAdmin
+            | Provider::VercelToken
+            | Provider::RenderToken => self.credentials.revoke(revocation).await,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod anthropic;
 pub mod aws;
 pub mod clock;
 pub mod cloudformation;
+pub mod credentials;
 pub mod dynamodb;
 pub mod generic;
 pub mod github;

@@ -266,6 +266,7 @@ impl OpenAiIssuer {
     ) -> Result<SecretString> {
         self.admin_keys
             .read(AdminRequest {
+                wants: Some(crate::domain::credential::CredentialKind::OpenAiAdmin),
                 managed: secret_name,
                 field: ADMIN_FIELD,
                 admin_secret: &settings.admin_key_secret,

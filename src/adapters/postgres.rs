@@ -413,6 +413,7 @@ impl PostgresIssuer {
         let value = self
             .admin
             .read_scoped_value(AdminRequest {
+                wants: None,
                 managed: secret_name,
                 field: "masterarn",
                 admin_secret: master_secret,

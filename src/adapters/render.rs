@@ -62,6 +62,7 @@ impl RenderClient {
     async fn token(&self, secret_name: &str, target: &RenderTarget) -> Result<SecretString> {
         self.tokens
             .read(AdminRequest {
+                wants: Some(crate::domain::credential::CredentialKind::RenderToken),
                 managed: secret_name,
                 field: "targets[].token_secret",
                 admin_secret: &target.token_secret,

@@ -139,6 +139,7 @@ impl VercelClient {
         resources.extend(target.team_id.as_deref());
         self.tokens
             .read(AdminRequest {
+                wants: Some(crate::domain::credential::CredentialKind::VercelToken),
                 managed: secret_name,
                 field: "targets[].token_secret",
                 admin_secret: &target.token_secret,

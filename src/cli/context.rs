@@ -111,6 +111,7 @@ impl Session {
             KeeperSettings {
                 rotator_arn: self.config.rotator_arn.clone(),
                 name_prefix: self.config.managed_prefix.clone(),
+                credentials: crate::keeper::Credentials::Listed(self.config.admin_prefix.clone()),
                 default_grace_hours: self.config.default_grace_hours,
                 ..KeeperSettings::default()
             },

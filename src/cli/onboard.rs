@@ -348,7 +348,8 @@ fn admin_secrets<'a>(managed: &'a ManagedSecret, targets: &'a [TargetSpec]) -> V
         ProviderSettings::Anthropic(anthropic) => Some(anthropic.admin_key_secret.as_str()),
         ProviderSettings::Generic(_)
         | ProviderSettings::Stripe(_)
-        | ProviderSettings::GitHub(_) => None,
+        | ProviderSettings::GitHub(_)
+        | ProviderSettings::Credential(_) => None,
         ProviderSettings::Postgres(postgres) => Some(postgres.master_secret.as_str()),
     };
     let tokens = targets.iter().map(|target| match target {

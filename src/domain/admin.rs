@@ -9,10 +9,12 @@
 //!
 //! Admin secrets live under their own prefix (`KEYROT_ADMIN_PREFIX`, default `keyrot-admin/`), apart
 //! from the managed secrets, and a managed secret (tagged `keyrot:` or rotated by keyrot) is never read
-//! as an admin credential.
+//! as an admin credential, unless its owner tagged it `keyrot-admin:rotated=true`: one of keyrot's own
+//! credentials, which serves only requests for its own kind (domain::credential).
 
 use std::collections::BTreeMap;
 
+use crate::domain::credential::{CredentialKind, TAG_ROTATED};
 use crate::error::{Error, Result};
 
 pub const TAG_SERVES: &str = "keyrot-admin:serves";
@@ -29,6 +31,9 @@ pub struct AdminRequest<'a> {
     pub admin_secret: &'a str,
     /// The provider resources the call will touch (a project, a team, a service).
     pub resources: &'a [&'a str],
+    /// The kind of credential the call sends (an OpenAI admin key, a Vercel token); `None` for a
+    /// database's master credentials.
+    pub wants: Option<CredentialKind>,
 }
 
 /// What keyrot knows of an admin secret before reading its value: its tags and whether keyrot manages
@@ -38,6 +43,13 @@ pub struct AdminSecret {
     pub tags: BTreeMap<String, String>,
     /// Rotated by keyrot's rotator (or tagged `keyrot:`): a managed secret, whose key its writer chose.
     pub managed: bool,
+}
+
+impl AdminSecret {
+    /// Whether its owner let keyrot rotate it as one of keyrot's own credentials.
+    pub fn is_rotated_credential(&self) -> bool {
+        self.tags.get(TAG_ROTATED).map(String::as_str) == Some("true")
+    }
 }
 
 impl AdminRequest<'_> {
@@ -55,14 +67,17 @@ impl AdminRequest<'_> {
                 ),
             ));
         }
-        if admin.managed || admin.tags.keys().any(|key| key.starts_with("keyrot:")) {
+        let rotated = admin.managed || admin.tags.keys().any(|key| key.starts_with("keyrot:"));
+        if rotated && !admin.is_rotated_credential() {
             return Err(Error::config(
                 managed,
                 field,
                 format!(
                     "names {name}, a secret keyrot manages: its key is never used as an admin credential"
                 ),
-                "name the secret that holds the provider's admin key or the platform's token",
+                format!(
+                    "name the secret that holds the provider's admin key or the platform's token (if {name} is one of keyrot's own credentials, its owner tags it {TAG_ROTATED}=true)"
+                ),
             ));
         }
         let serves: Vec<&str> = admin
@@ -116,6 +131,50 @@ pub fn secret_name_of(arn_or_name: &str) -> &str {
 }
 
 impl AdminRequest<'_> {
+    /// Refuses a rotated credential whose value holds another kind than the request sends: a Vercel
+    /// token is never sent to OpenAI. `provider` is the value's `provider` field, if any.
+    pub fn check_kind(&self, admin: &AdminSecret, provider: Option<&str>) -> Result<()> {
+        let Some(wants) = self.wants else {
+            return Ok(());
+        };
+        if !admin.is_rotated_credential() || provider == Some(wants.provider().as_str()) {
+            return Ok(());
+        }
+        let (managed, field, name) = (self.managed, self.field, self.admin_secret);
+        Err(Error::config(
+            managed,
+            field,
+            format!(
+                "names {name}, which holds a {} credential, not the {} credential {field} needs",
+                provider.unwrap_or("(no provider)"),
+                wants.provider()
+            ),
+            format!(
+                "name the secret that holds the {} credential",
+                wants.provider().title()
+            ),
+        ))
+    }
+
+    /// The check of a credential secret read as its own key (its rotation revokes the old key with
+    /// the new one): under the admin prefix, and tagged by its owner for keyrot to rotate.
+    pub fn check_own(&self, admin_prefix: &str, admin: &AdminSecret) -> Result<()> {
+        let name = self.admin_secret;
+        if secret_name_of(name).starts_with(admin_prefix) && admin.is_rotated_credential() {
+            return Ok(());
+        }
+        Err(Error::config(
+            self.managed,
+            "provider",
+            format!(
+                "is one of keyrot's own credentials, but {name} is not under {admin_prefix} tagged {TAG_ROTATED}=true"
+            ),
+            format!(
+                "keep the credential under {admin_prefix} and tag it: aws secretsmanager tag-resource --secret-id {name} --tags Key={TAG_ROTATED},Value=true"
+            ),
+        ))
+    }
+
     /// Refuses an admin secret without a `keyrot-admin:scope` tag, for credentials that reach further
     /// than a provider's project: a database's master user can set any role's password, so its secret
     /// names the roles it serves, and a managed value cannot name another.
@@ -191,6 +250,7 @@ mod tests {
 
     fn request<'a>(admin_secret: &'a str, resources: &'a [&'a str]) -> AdminRequest<'a> {
         AdminRequest {
+            wants: Some(CredentialKind::OpenAiAdmin),
             managed: "prod/openai",
             field: "openai.admin_key_secret",
             admin_secret,
@@ -240,6 +300,39 @@ mod tests {
             .expect_err("out of scope")
             .to_string();
         assert!(err.contains("proj_9") && err.contains(TAG_SCOPE), "{err}");
+    }
+
+    #[test]
+    fn a_credential_keyrot_rotates_serves_only_when_its_owner_tagged_it_and_only_its_kind() {
+        let mut rotated = admin(&[(TAG_SERVES, "prod/"), ("keyrot:tier", "prod")]);
+        rotated.managed = true;
+        let err = request("keyrot-admin/openai", &[])
+            .check(DEFAULT_ADMIN_PREFIX, &rotated)
+            .expect_err("rotated by keyrot, not tagged by its owner");
+        assert!(
+            err.to_string().contains("keyrot-admin:rotated=true"),
+            "{err}"
+        );
+
+        rotated.tags.insert(TAG_ROTATED.into(), "true".into());
+        let ask = request("keyrot-admin/openai", &[]);
+        ask.check(DEFAULT_ADMIN_PREFIX, &rotated)
+            .expect("one of keyrot's own credentials");
+        ask.check_kind(&rotated, Some("openai-admin"))
+            .expect("its kind");
+        let err = ask
+            .check_kind(&rotated, Some("vercel-token"))
+            .expect_err("a Vercel token is never sent to OpenAI")
+            .to_string();
+        assert!(err.contains("holds a vercel-token credential"), "{err}");
+        ask.check_own(DEFAULT_ADMIN_PREFIX, &rotated)
+            .expect("its own key");
+        let err = request("prod/openai-admin", &[])
+            .check_own(DEFAULT_ADMIN_PREFIX, &rotated)
+            .expect_err("outside the admin prefix");
+        assert!(err.to_string().contains("tag-resource"), "{err}");
+        ask.check_own(DEFAULT_ADMIN_PREFIX, &admin(&[]))
+            .expect_err("not tagged for rotation");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod credential;
 pub mod event;
 mod fields;
 pub mod keys;

@@ -7,6 +7,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::domain::credential::{CredentialKind, CredentialSettings};
 use crate::domain::fields::{Fields, IdShape};
 use crate::domain::keys::NewKey;
 use crate::domain::postgres::{Login, PostgresSettings};
@@ -24,6 +25,8 @@ pub enum ProviderSettings {
     Stripe(StripeSettings),
     /// A GitHub token a person creates in their settings (domain::staged).
     GitHub(GitHubSettings),
+    /// One of keyrot's own credentials, under the admin prefix (domain::credential).
+    Credential(CredentialSettings),
 }
 
 /// The account a staged Stripe key must belong to (`"stripe": {"account": "acct_..."}`), when the value
@@ -76,6 +79,10 @@ pub enum Provider {
     Postgres,
     Stripe,
     GitHub,
+    OpenAiAdmin,
+    AnthropicAdmin,
+    VercelToken,
+    RenderToken,
 }
 
 impl Provider {
@@ -87,16 +94,29 @@ impl Provider {
             Provider::Postgres => "postgres",
             Provider::Stripe => "stripe",
             Provider::GitHub => "github",
+            Provider::OpenAiAdmin => "openai-admin",
+            Provider::AnthropicAdmin => "anthropic-admin",
+            Provider::VercelToken => "vercel-token",
+            Provider::RenderToken => "render-token",
         }
     }
 
-    pub const ALL: [Provider; 6] = [
+    /// The value's field that holds the key (a database's `password` is read apart).
+    pub fn key_field(self) -> &'static str {
+        CredentialKind::of(self).map_or("api_key", CredentialKind::key_field)
+    }
+
+    pub const ALL: [Provider; 10] = [
         Provider::OpenAi,
         Provider::Anthropic,
         Provider::Generic,
         Provider::Postgres,
         Provider::Stripe,
         Provider::GitHub,
+        Provider::OpenAiAdmin,
+        Provider::AnthropicAdmin,
+        Provider::VercelToken,
+        Provider::RenderToken,
     ];
 
     pub fn parse(name: &str) -> Option<Provider> {
@@ -128,6 +148,7 @@ impl ProviderSettings {
             ProviderSettings::Postgres(_) => Provider::Postgres,
             ProviderSettings::Stripe(_) => Provider::Stripe,
             ProviderSettings::GitHub(_) => Provider::GitHub,
+            ProviderSettings::Credential(credential) => credential.kind.provider(),
         }
     }
 
@@ -166,7 +187,7 @@ impl std::fmt::Debug for ManagedSecret {
     }
 }
 
-const PROVIDERS: &str = "openai, anthropic, stripe, github, generic or postgres";
+const PROVIDERS: &str = "openai, anthropic, stripe, github, generic, postgres, or for keyrot's own credentials openai-admin, anthropic-admin, vercel-token or render-token";
 /// No provider issues longer keys; a longer value is a mistake, not a key.
 const MAX_KEY_LEN: usize = 4096;
 
@@ -186,7 +207,12 @@ impl ManagedSecret {
                 "keyrot rotates \"engine\": \"postgres\" values; rotate other databases with AWS's own rotation templates",
             ));
         }
-        let api_key = take_api_key(secret, &path, &mut fields)?;
+        let key_field = fields
+            .get("provider")
+            .and_then(Value::as_str)
+            .and_then(Provider::parse)
+            .map_or("api_key", Provider::key_field);
+        let api_key = take_key(secret, &path, &mut fields, key_field)?;
         let doc = Fields::new(secret, path, &fields);
         let provider = provider_of(&doc)?;
         let (key_id, api_key_id) = key_ids(&doc, &provider)?;
@@ -257,7 +283,7 @@ impl ManagedSecret {
             };
         }
         fields.insert(
-            "api_key".to_owned(),
+            self.provider.provider().key_field().to_owned(),
             Value::String(new_key.api_key.expose_secret().to_owned()),
         );
         serialise(fields)
@@ -329,11 +355,23 @@ fn document_of(secret: &str, path: &str, text: &SecretString) -> Result<Map<Stri
     }
 }
 
-/// Takes `api_key` out of the document (the rest is kept verbatim for the next version).
-fn take_api_key(secret: &str, path: &str, fields: &mut Map<String, Value>) -> Result<SecretString> {
-    let bad =
-        |problem: String, fix: &str| Error::config(secret, format!("{path}api_key"), problem, fix);
-    match fields.remove("api_key") {
+/// Takes the key (`api_key`, or a credential's `admin_key` or `token`) out of the document (the rest
+/// is kept verbatim for the next version).
+fn take_key(
+    secret: &str,
+    path: &str,
+    fields: &mut Map<String, Value>,
+    field: &str,
+) -> Result<SecretString> {
+    let bad = |problem: String, fix: &str| {
+        Error::config(
+            secret,
+            format!("{path}{field}"),
+            problem,
+            fix.replace("api_key", field),
+        )
+    };
+    match fields.remove(field) {
         Some(Value::String(key)) if key.len() > MAX_KEY_LEN => Err(bad(
             format!(
                 "is {} bytes long; API keys are at most {MAX_KEY_LEN}",
@@ -372,8 +410,13 @@ fn key_ids(
             doc.optional_id("key_id", IdShape::AnthropicKey)?,
             doc.optional_str("api_key_id")?,
         ),
+        ProviderSettings::Credential(CredentialSettings {
+            kind: CredentialKind::OpenAiAdmin,
+            ..
+        }) => (doc.optional_id("key_id", IdShape::OpenAiAdminKey)?, None),
         // Stripe and GitHub have no ids keyrot could revoke by: their keys are found by value.
-        ProviderSettings::Generic(_)
+        ProviderSettings::Credential(_)
+        | ProviderSettings::Generic(_)
         | ProviderSettings::Stripe(_)
         | ProviderSettings::GitHub(_) => {
             (doc.optional_str("key_id")?, doc.optional_str("api_key_id")?)
@@ -391,6 +434,16 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
         None => return Err(doc.bad("provider", "is missing", set)),
         Some(_) => return Err(doc.bad("provider", "must be a string", set)),
     };
+    if let Some(kind) = Provider::parse(name).and_then(CredentialKind::of) {
+        let expires_in_days = match kind {
+            CredentialKind::OpenAiAdmin => expiry_days(doc)?,
+            _ => CredentialSettings::MAX_EXPIRY_DAYS,
+        };
+        return Ok(ProviderSettings::Credential(CredentialSettings {
+            kind,
+            expires_in_days,
+        }));
+    }
     let block = |fix: &str| {
         doc.block(name)?
             .ok_or_else(|| doc.bad(name, format!("is missing for provider {name}"), fix))
@@ -426,8 +479,31 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
                 None => None,
             },
         })),
-
         _ => Err(doc.bad("provider", "names a provider keyrot does not know", set)),
+    }
+}
+
+/// `openai_admin.expires_in_days`: 1 to 365, the year OpenAI allows when absent.
+fn expiry_days(doc: &Fields<'_>) -> Result<u32> {
+    let Some(block) = doc.block("openai_admin")? else {
+        return Ok(CredentialSettings::MAX_EXPIRY_DAYS);
+    };
+    let max = CredentialSettings::MAX_EXPIRY_DAYS;
+    match block.get("expires_in_days") {
+        None => Ok(max),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(days) if (1..=u64::from(max)).contains(&days) => Ok(days as u32),
+            _ => Err(block.bad(
+                "expires_in_days",
+                format!("{n} is out of range"),
+                format!("use a whole number of days from 1 to {max}, well past the rotation schedule and grace"),
+            )),
+        },
+        Some(_) => Err(block.bad(
+            "expires_in_days",
+            "must be a number",
+            "use a whole number of days such as 120",
+        )),
     }
 }
 
@@ -656,6 +732,57 @@ mod tests {
             mysql.to_string().contains("engine: names a database"),
             "{mysql}"
         );
+    }
+
+    #[test]
+    fn keyrot_s_own_credentials_keep_their_key_where_admin_secret_readers_look() {
+        let admin = parse(
+            json!({"provider": "openai-admin", "admin_key": "sk-admin-OLD-0000",
+            "key_id": "key_1", "openai_admin": {"expires_in_days": 120}}),
+        )
+        .expect("an OpenAI admin key");
+        assert_eq!(
+            admin.provider,
+            ProviderSettings::Credential(CredentialSettings {
+                kind: CredentialKind::OpenAiAdmin,
+                expires_in_days: 120
+            })
+        );
+        assert_eq!(admin.key_id.as_deref(), Some("key_1"));
+        let next = admin
+            .with_new_key(&NewKey {
+                api_key: SecretString::from("sk-admin-NEW-1111"),
+                key_id: Some("key_2".into()),
+                api_key_id: None,
+                leftovers: Vec::new(),
+                password: None,
+            })
+            .expect("serialises");
+        let value: Value = serde_json::from_str(next.expose_secret()).expect("json");
+        assert_eq!(value["admin_key"], "sk-admin-NEW-1111");
+        assert_eq!(value["key_id"], "key_2");
+        assert!(value.get("api_key").is_none(), "{value}");
+
+        let token = parse(json!({"provider": "vercel-token", "token": "vcp_1"})).expect("token");
+        assert_eq!(token.provider.provider(), Provider::VercelToken);
+        for (value, expected) in [
+            (
+                json!({"provider": "render-token", "api_key": "rnd_1"}),
+                "AWSCURRENT value: token: is missing",
+            ),
+            (
+                json!({"provider": "openai-admin", "admin_key": "k", "openai_admin": {"expires_in_days": 400}}),
+                "openai_admin.expires_in_days: 400 is out of range",
+            ),
+            (
+                json!({"provider": "openai-admin", "admin_key": "k", "key_id": "sa_1"}),
+                "key_id",
+            ),
+        ] {
+            let err = parse(value.clone()).expect_err("refused").to_string();
+            assert!(err.contains(expected), "{value}: {err}");
+            assert!(err.contains("fix:"), "{err}");
+        }
     }
 
     #[test]

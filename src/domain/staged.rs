@@ -55,6 +55,30 @@ const GITHUB: Console = Console {
     revoked_by: Revoker::Api,
 };
 
+const ANTHROPIC_ADMIN: Console = Console {
+    create_url: "https://console.anthropic.com/settings/admin-keys",
+    create_steps: "as an organisation admin, choose Create Admin Key, name it after the secret, and copy the key (the Console shows it once)",
+    revoke_url: "https://console.anthropic.com/settings/admin-keys",
+    revoke_steps: "find the admin key by its hint and choose Delete",
+    revoked_by: Revoker::Person,
+};
+
+const VERCEL_TOKEN: Console = Console {
+    create_url: "https://vercel.com/account/settings/tokens",
+    create_steps: "signed in as the current token's user, choose Create Token with the same scope (the team keyrot deploys to) and an expiration past the rotation schedule and grace, and copy the token (Vercel shows it once)",
+    revoke_url: "https://vercel.com/account/settings/tokens",
+    revoke_steps: "find the old token by its name and creation date and choose Delete",
+    revoked_by: Revoker::Person,
+};
+
+const RENDER_TOKEN: Console = Console {
+    create_url: "https://dashboard.render.com/u/settings#api-keys",
+    create_steps: "signed in as a member of the current key's workspace, choose Create API Key, name it after the secret, and copy the key (Render shows it once)",
+    revoke_url: "https://dashboard.render.com/u/settings#api-keys",
+    revoke_steps: "find the old API key by its name and creation date and choose Delete",
+    revoked_by: Revoker::Person,
+};
+
 impl Provider {
     /// The console of a provider whose keys a person creates; `None` where keyrot mints them.
     pub fn console(self) -> Option<&'static Console> {
@@ -62,7 +86,12 @@ impl Provider {
             Provider::Anthropic => Some(&ANTHROPIC),
             Provider::Stripe => Some(&STRIPE),
             Provider::GitHub => Some(&GITHUB),
-            Provider::OpenAi | Provider::Generic | Provider::Postgres => None,
+            Provider::AnthropicAdmin => Some(&ANTHROPIC_ADMIN),
+            Provider::VercelToken => Some(&VERCEL_TOKEN),
+            Provider::RenderToken => Some(&RENDER_TOKEN),
+            Provider::OpenAi | Provider::Generic | Provider::Postgres | Provider::OpenAiAdmin => {
+                None
+            }
         }
     }
 
@@ -80,6 +109,10 @@ impl Provider {
             Provider::Postgres => "PostgreSQL",
             Provider::Stripe => "Stripe",
             Provider::GitHub => "GitHub",
+            Provider::OpenAiAdmin => "OpenAI admin",
+            Provider::AnthropicAdmin => "Anthropic admin",
+            Provider::VercelToken => "Vercel",
+            Provider::RenderToken => "Render",
         }
     }
 }
@@ -116,7 +149,14 @@ mod tests {
             .collect();
         assert_eq!(
             staged,
-            [Provider::Anthropic, Provider::Stripe, Provider::GitHub]
+            [
+                Provider::Anthropic,
+                Provider::Stripe,
+                Provider::GitHub,
+                Provider::AnthropicAdmin,
+                Provider::VercelToken,
+                Provider::RenderToken
+            ]
         );
         assert_eq!(
             Provider::Stripe.console().map(|c| c.revoked_by),

@@ -25,6 +25,7 @@ pub fn settings(config: &Config) -> KeeperSettings {
     KeeperSettings {
         rotator_arn: config.rotator_arn.clone(),
         name_prefix: config.managed_prefix.clone(),
+        credentials: crate::keeper::Credentials::Read(config.admin_prefix.clone()),
         default_grace_hours: config.default_grace_hours,
         ..KeeperSettings::default()
     }

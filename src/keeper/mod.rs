@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
+use crate::domain::credential::TAG_ROTATED;
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::Result;
@@ -39,6 +40,9 @@ pub struct KeeperSettings {
     pub rotator_arn: Option<String>,
     /// Only secrets whose name starts with this are looked at (the IAM policy's managed prefix).
     pub name_prefix: Option<String>,
+    /// keyrot's own credentials: the admin prefix's secrets whose owner tagged them
+    /// `keyrot-admin:rotated=true` (domain::credential).
+    pub credentials: Credentials,
     /// Secrets inspected at once (each inspection is a few calls).
     pub concurrency: usize,
     /// An OpenAI key used more recently than this is not revoked yet.
@@ -60,10 +64,13 @@ pub struct KeeperSettings {
 impl KeeperSettings {
     /// Whether `secret` is keyrot's: in scope, and rotated by our rotator or tagged `keyrot:`.
     pub fn manages(&self, secret: &SecretDescription) -> bool {
-        if !self
-            .name_prefix
-            .as_deref()
-            .is_none_or(|prefix| secret.name.starts_with(prefix))
+        let credential = self.is_credential_name(&secret.name)
+            && secret.tags.get(TAG_ROTATED).map(String::as_str) == Some("true");
+        if !credential
+            && !self
+                .name_prefix
+                .as_deref()
+                .is_none_or(|prefix| secret.name.starts_with(prefix))
         {
             return false;
         }
@@ -75,11 +82,29 @@ impl KeeperSettings {
     }
 }
 
+impl KeeperSettings {
+    fn is_credential_name(&self, name: &str) -> bool {
+        self.credentials
+            .prefix()
+            .is_some_and(|prefix| name.starts_with(prefix))
+    }
+
+    /// Whether a secret of this name may be keyrot's: under the managed prefix, or a credential's.
+    fn in_scope(&self, name: &str) -> bool {
+        self.is_credential_name(name)
+            || self
+                .name_prefix
+                .as_deref()
+                .is_none_or(|prefix| name.starts_with(prefix))
+    }
+}
+
 impl Default for KeeperSettings {
     fn default() -> Self {
         KeeperSettings {
             rotator_arn: None,
             name_prefix: None,
+            credentials: Credentials::Ignored,
             concurrency: 16,
             in_use_window: Duration::hours(1),
             postpone_limit: 24,
@@ -88,6 +113,27 @@ impl Default for KeeperSettings {
             orphan_min_age: Duration::hours(1),
             default_grace_hours: 24.0,
             revocation_check: crate::revocation::REVOCATION_CHECK,
+        }
+    }
+}
+
+/// How a pass sees keyrot's own credentials under the admin prefix.
+#[derive(Debug, Clone, Default)]
+pub enum Credentials {
+    /// Not at all.
+    #[default]
+    Ignored,
+    /// By name and tags only: the CLI's read policy never opens an admin secret.
+    Listed(String),
+    /// With their values, as the grace keeper reads them.
+    Read(String),
+}
+
+impl Credentials {
+    fn prefix(&self) -> Option<&str> {
+        match self {
+            Credentials::Ignored => None,
+            Credentials::Listed(prefix) | Credentials::Read(prefix) => Some(prefix),
         }
     }
 }
@@ -169,15 +215,26 @@ impl<F: Family> GraceKeeper<'_, F> {
 
     /// The secrets keyrot manages, each with its current value read (bounded concurrency).
     pub(crate) async fn managed_secrets(&self) -> Result<Vec<Managed>> {
-        let listed = self
+        let mut listed = self
             .ports
             .store
             .list(self.settings.name_prefix.as_deref())
             .await?;
+        if let (Some(_), Some(credentials)) = (
+            &self.settings.name_prefix,
+            self.settings.credentials.prefix(),
+        ) {
+            listed.extend(self.ports.store.list(Some(credentials)).await?);
+        }
         let managed: Vec<SecretDescription> =
             listed.into_iter().filter(|s| self.is_managed(s)).collect();
         let results: Vec<Managed> = stream::iter(managed)
             .map(|secret| async move {
+                if let Credentials::Listed(prefix) = &self.settings.credentials
+                    && secret.name.starts_with(prefix.as_str())
+                {
+                    return Managed { secret, current: None };
+                }
                 let current = match self.ports.store.value(&secret.arn_or_name(), AWSCURRENT, None).await {
                     Ok(Some(text)) => ManagedSecret::parse(&secret.name, AWSCURRENT, &text)
                         .map_err(|err| tracing::warn!(secret = %secret.name, error = %err, "unreadable current value"))
@@ -197,10 +254,7 @@ impl<F: Family> GraceKeeper<'_, F> {
     }
 
     fn in_scope(&self, secret_name: &str) -> bool {
-        self.settings
-            .name_prefix
-            .as_deref()
-            .is_none_or(|prefix| secret_name.starts_with(prefix))
+        self.settings.in_scope(secret_name)
     }
 
     fn is_managed(&self, secret: &SecretDescription) -> bool {

@@ -723,8 +723,8 @@ impl<F: Family> GraceKeeper<'_, F> {
 }
 
 /// Whether a key of `revocation` could serve `current`'s secret: the same OpenAI project, or the same
-/// Anthropic admin key, or the same database's master secret, or any Stripe or GitHub secret. A generic
-/// key is a random string no other secret would share.
+/// Anthropic admin key, or the same database's master secret, or any Stripe or GitHub secret, or any
+/// credential of the same kind. A generic key is a random string no other secret would share.
 fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
     match &current.provider {
         crate::domain::ProviderSettings::OpenAi(openai) => {
@@ -735,7 +735,9 @@ fn same_scope(revocation: &Revocation, current: &ManagedSecret) -> bool {
         }
         crate::domain::ProviderSettings::Generic(_) => false,
         // One Stripe or GitHub key is often kept under two secrets (two services, one account).
-        crate::domain::ProviderSettings::Stripe(_) | crate::domain::ProviderSettings::GitHub(_) => {
+        crate::domain::ProviderSettings::Stripe(_)
+        | crate::domain::ProviderSettings::GitHub(_)
+        | crate::domain::ProviderSettings::Credential(_) => {
             revocation.provider == current.provider.provider()
         }
         crate::domain::ProviderSettings::Postgres(postgres) => {

@@ -15,7 +15,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 use crate::support::iam::{
-    Decision, Deployment, EnforcingMoto, Request, actions_only, decide, sdk,
+    Decision, Deployment, EnforcingMoto, Request, actions_only, decide, sdk, tagged,
 };
 use crate::support::{Later, Moto, assert_no_key, unique};
 
@@ -90,6 +90,23 @@ async fn scene(aws: &Moto, sim: &Simulator, admin_prefix: &str) -> (String, Stri
     (name, first_key, admin)
 }
 
+/// The tags of the OpenAI admin key keyrot rotates as one of its own credentials.
+const OWN_CREDENTIAL_TAGS: [(&str, &str); 2] = [
+    ("keyrot-admin:rotated", "true"),
+    ("keyrot:grace-hours", "1"),
+];
+
+/// One of keyrot's own credentials: an OpenAI admin key under the admin prefix, its owner's tag on
+/// it, onboarded. Returns its name and its first key.
+async fn own_credential(aws: &Moto, sim: &Simulator, admin_prefix: &str) -> (String, String) {
+    let (key, id) = sim.create_credential(keyrot_sim::CredentialSystem::Openai);
+    let name = format!("{admin_prefix}{}", unique("own").trim_start_matches("it/"));
+    let value = json!({"provider": "openai-admin", "admin_key": key, "key_id": id});
+    aws.onboard_secret_named(&name, &value, &OWN_CREDENTIAL_TAGS)
+        .await;
+    (name, key)
+}
+
 async fn rotate_as(config: &Config, principal: &Principal, endpoint: &str, aws: &Moto, name: &str) {
     let ports = wiring::build_from(
         config,
@@ -117,6 +134,7 @@ async fn keeper_pass_as(config: &Config, principal: &Principal, endpoint: &str) 
     let settings = KeeperSettings {
         rotator_arn: config.rotator_arn.clone(),
         name_prefix: Some("it/".into()),
+        credentials: keyrot::keeper::Credentials::Read(config.admin_prefix.clone()),
         ..KeeperSettings::default()
     };
     let report = GraceKeeper::new(&ports, settings)
@@ -207,16 +225,32 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
     let first_generic =
         json!({"provider": "generic", "api_key": "gk-first-generic-key-000000000000"});
     let generic = aws.create_secret("iam-generic", &first_generic, &[]).await;
+    let (own, first_admin_key) = own_credential(&aws, &sim, &config.admin_prefix).await;
 
     moto.start_recording().await;
     rotate_as(&config, rotator_user, &moto.endpoint, &aws, &name).await;
     rotate_as(&config, rotator_user, &moto.endpoint, &aws, &generic).await;
+    rotate_as(&config, rotator_user, &moto.endpoint, &aws, &own).await;
     let revoked = keeper_pass_as(&config, keeper_user, &moto.endpoint).await;
-    assert_eq!(revoked, 1, "the first key's grace had ended");
+    assert_eq!(
+        revoked, 2,
+        "the first key's and the first admin key's grace had ended"
+    );
     assert!(
         !sim.openai_key_works(&first_key),
         "the keeper revoked the first key"
     );
+    let system = keyrot_sim::CredentialSystem::Openai;
+    assert!(
+        !sim.credential_works(system, &first_admin_key),
+        "the keeper deleted the first admin key with its successor"
+    );
+    let next = aws.value(&own, "AWSCURRENT", None).await.expect("current");
+    let next_key = next["admin_key"]
+        .as_str()
+        .expect("the admin key, in its own field");
+    assert!(sim.credential_works(system, next_key), "{next}");
+    assert_eq!(next["provider"], "openai-admin");
     let status = cli_as(&config, cli_user, &moto.endpoint, &["status", "--json"]).await;
     assert!(status.contains(&name), "{status}");
     let audit = cli_as(
@@ -228,7 +262,13 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
     .await;
     assert!(audit.contains("finishSecret"), "{audit}");
     assert_no_key(&format!("{status}{audit}"), &first_key, "the CLI's output");
-    let recorded = moto.recorded().await;
+    for key in [&first_admin_key, &sim.openai_admin_key()] {
+        assert_no_key(&crate::support::captured_logs(), key, "the logs");
+    }
+    let mut recorded = moto.recorded().await;
+    for requests in recorded.values_mut() {
+        tagged(requests, &own, &OWN_CREDENTIAL_TAGS);
+    }
     // Nothing keyrot does quietly (an alert, an audit event) was refused either.
     let logs = crate::support::captured_logs();
     let refused: Vec<&str> = logs
@@ -265,6 +305,34 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
     }
 
     attacks_are_denied(&moto, &deployment, &principals, &name, &admin_secret).await;
+    // The rotator writes the credential its owner tagged for rotation; the keeper never.
+    let own_arn = format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{own}-AbCdEf");
+    for (principal, expected) in [
+        (rotator_user, Decision::Allowed),
+        (keeper_user, Decision::ExplicitDeny),
+    ] {
+        let mut request = Request::new("secretsmanager:PutSecretValue", &own_arn);
+        tagged(
+            std::slice::from_mut(&mut request),
+            &own,
+            &OWN_CREDENTIAL_TAGS,
+        );
+        assert_eq!(
+            decide(&principal.policy, &request),
+            expected,
+            "{}",
+            principal.name
+        );
+        let mut retag = Request::new("secretsmanager:UntagResource", &own_arn);
+        retag.tag_keys = vec!["keyrot-admin:rotated".into()];
+        tagged(std::slice::from_mut(&mut retag), &own, &OWN_CREDENTIAL_TAGS);
+        assert_ne!(
+            decide(&principal.policy, &retag),
+            Decision::Allowed,
+            "{} may not remove the owner's tag",
+            principal.name
+        );
+    }
 }
 
 /// The writes a writer of a managed secret would want keyrot to make, denied by IAM: by the exact

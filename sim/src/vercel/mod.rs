@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::builds::BuildPlan;
+use crate::credentials::Credentials;
 use crate::openai::bearer;
 use crate::reply::ApiError;
 use crate::state::{Shared, fingerprint, new_id, now_millis, random_alphanumeric};
@@ -34,7 +35,7 @@ use env::EnvVar;
 const TEAM_SLUG: &str = "keyrot-sim";
 
 pub(crate) struct Vercel {
-    token: String,
+    tokens: Credentials,
     team_id: String,
     /// The user every variable and deployment is attributed to.
     user_id: String,
@@ -87,7 +88,7 @@ impl Target {
 impl Vercel {
     pub(crate) fn new() -> Self {
         Self {
-            token: format!("vcp_{}", random_alphanumeric(48)),
+            tokens: Credentials::new("tok_", || format!("vcp_{}", random_alphanumeric(48))),
             team_id: new_id("team_"),
             user_id: random_alphanumeric(24),
             builds: BuildPlan::new(),
@@ -97,7 +98,11 @@ impl Vercel {
     }
 
     pub(crate) fn token(&self) -> &str {
-        &self.token
+        self.tokens.primary()
+    }
+
+    pub(crate) fn tokens_mut(&mut self) -> &mut Credentials {
+        &mut self.tokens
     }
 
     pub(crate) fn team_id(&self) -> &str {
@@ -264,7 +269,7 @@ impl Vercel {
                 json!({ "id": p.id, "name": p.name, "env": env, "deployments": deployments })
             })
             .collect();
-        json!({ "token": self.token, "team_id": self.team_id, "projects": projects })
+        json!({ "token": self.token(), "tokens": self.tokens.snapshot(), "team_id": self.team_id, "projects": projects })
     }
 
     /// By id first, then by name: Vercel's `idOrName`.
@@ -281,12 +286,28 @@ impl Vercel {
 
     /// The token, then the team: Vercel refuses either with 403 before it
     /// looks at anything else. Returns the query parameters.
+    /// `GET /v2/user`: the user a token belongs to (AuthUserLimited, the fields every token sees).
+    fn user(&self, headers: &HeaderMap) -> Result<Value, ApiError> {
+        if !self.tokens.works(bearer(headers).unwrap_or_default()) {
+            return Err(forbidden());
+        }
+        Ok(json!({ "user": {
+            "limited": true,
+            "id": self.user_id,
+            "email": format!("{TEAM_SLUG}@example.com"),
+            "name": null,
+            "username": TEAM_SLUG,
+            "avatar": null,
+            "defaultTeamId": self.team_id,
+        }}))
+    }
+
     fn authorize(
         &self,
         headers: &HeaderMap,
         query: Result<Query<HashMap<String, String>>, QueryRejection>,
     ) -> Result<HashMap<String, String>, ApiError> {
-        if bearer(headers) != Some(self.token.as_str()) {
+        if !self.tokens.works(bearer(headers).unwrap_or_default()) {
             return Err(forbidden());
         }
         let Query(query) = query.map_err(|e| bad_request(&e.body_text()))?;
@@ -298,7 +319,9 @@ impl Vercel {
 }
 
 pub(crate) fn routes() -> Router<Arc<Shared>> {
-    env::routes()
+    Router::new()
+        .route("/v2/user", axum::routing::get(user))
+        .merge(env::routes())
         .merge(deployments::routes())
         .merge(projects::routes())
 }
@@ -340,6 +363,13 @@ fn body_object(body: Value) -> Result<Map<String, Value>, ApiError> {
             "Invalid request: the body should be an object.",
         )),
     }
+}
+
+async fn user(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> crate::reply::Reply {
+    Ok(axum::Json(shared.vercel().user(&headers)?))
 }
 
 #[cfg(test)]

@@ -403,3 +403,60 @@ async fn missing_bearer_token_is_a_401() {
             .starts_with("You didn't provide an API key")
     );
 }
+
+#[tokio::test]
+async fn admin_keys_are_created_with_an_expiry_listed_and_deleted() {
+    let sim = Simulator::start().await.unwrap();
+    let client = client();
+    let url = format!("{}/organization/admin_api_keys", sim.openai_base_url());
+    let first = sim.openai_admin_key();
+
+    let (status, created) = send(
+        client
+            .post(&url)
+            .bearer_auth(&first)
+            .json(&json!({ "name": "keyrot-next", "expires_in_seconds": 86_400 })),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["object"], "organization.admin_api_key");
+    let (id, value) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["value"].as_str().unwrap().to_owned(),
+    );
+    assert!(value.starts_with("sk-admin-"), "{created}");
+    let expires = created["expires_at"].as_i64().unwrap() - created["created_at"].as_i64().unwrap();
+    assert_eq!(expires, 86_400);
+
+    // The new key lists both, with no values; a limit pages them.
+    let (status, page) = send(client.get(format!("{url}?limit=1")).bearer_auth(&value)).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    assert_eq!(page["has_more"], true);
+    assert!(page["data"][0].get("value").is_none());
+    let (_, bad) = send(client.post(&url).bearer_auth(&value).json(&json!({}))).await;
+    assert_eq!(bad["error"]["param"], "name", "{bad}");
+
+    // The new key deletes the first, which is refused from then on.
+    let first_id = &sim.live_credentials(keyrot_sim::CredentialSystem::Openai)[0];
+    let (status, deleted) = send(
+        client
+            .delete(format!("{url}/{first_id}"))
+            .bearer_auth(&value),
+    )
+    .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["object"], "organization.admin_api_key.deleted");
+    let (status, _) = send(client.get(&url).bearer_auth(&first)).await;
+    assert_eq!(status, 401);
+    let (status, _) = send(
+        client
+            .delete(format!("{url}/{first_id}"))
+            .bearer_auth(&value),
+    )
+    .await;
+    assert_eq!(status, 404, "a deleted key is gone");
+    let (status, one) = send(client.get(format!("{url}/{id}")).bearer_auth(&value)).await;
+    assert_eq!(status, 200);
+    assert!(one["last_used_at"].as_i64().is_some(), "{one}");
+}

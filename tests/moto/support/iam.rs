@@ -159,6 +159,9 @@ pub struct Request {
     pub tag_keys: Vec<String>,
     /// `dynamodb:LeadingKeys`: the partition key an item request names.
     pub leading_keys: Vec<String>,
+    /// `secretsmanager:ResourceTag/*`: the tags of the secret the request names, as the test knows
+    /// them (moto's recording does not carry them).
+    pub resource_tags: BTreeMap<String, String>,
 }
 
 impl Request {
@@ -168,6 +171,7 @@ impl Request {
             resource: resource.to_owned(),
             tag_keys: Vec::new(),
             leading_keys: Vec::new(),
+            resource_tags: BTreeMap::new(),
         }
     }
 }
@@ -177,6 +181,17 @@ fn strings(value: &Value) -> Vec<&str> {
         Value::String(s) => vec![s.as_str()],
         Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The recorded requests on the secret `name`, given the tags it had.
+pub fn tagged(requests: &mut [Request], name: &str, tags: &[(&str, &str)]) {
+    let arn = secret_arn(name);
+    for request in requests.iter_mut().filter(|r| r.resource == arn) {
+        request.resource_tags = tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
     }
 }
 
@@ -223,6 +238,15 @@ fn condition_holds(condition: Option<&Value>, request: &Request) -> bool {
                             .leading_keys
                             .iter()
                             .all(|k| allowed.contains(&k.as_str()))
+                }
+                (equality @ ("StringEquals" | "StringNotEquals"), tag)
+                    if tag.starts_with("secretsmanager:ResourceTag/") =>
+                {
+                    let name = &tag["secretsmanager:ResourceTag/".len()..];
+                    // A tag the secret lacks equals nothing, so StringNotEquals holds for it.
+                    let equal =
+                        request.resource_tags.get(name).map(String::as_str) == allowed.as_str();
+                    equal == (equality == "StringEquals")
                 }
                 _ => panic!("the condition {operator} {key} is not evaluated here"),
             })

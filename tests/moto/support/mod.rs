@@ -147,10 +147,21 @@ impl Moto {
         value: &Value,
         tags: &[(&str, &str)],
     ) -> String {
+        self.onboard_secret_named(&unique(prefix), value, tags)
+            .await
+    }
+
+    /// [`Moto::onboard_secret`] of the secret `name` (one of keyrot's own credentials, say).
+    pub async fn onboard_secret_named(
+        &self,
+        name: &str,
+        value: &Value,
+        tags: &[(&str, &str)],
+    ) -> String {
         use keyrot::domain::keys::KeyView;
         use keyrot::domain::provenance::{KeyIds, KeyRecord, Origin};
         use keyrot::ports::AuditLog;
-        let name = self.create_secret(prefix, value, tags).await;
+        let name = self.create_secret_named(name, value, tags).await;
         let text = secrecy::SecretString::from(value.to_string());
         let managed = keyrot::domain::ManagedSecret::parse(&name, "onboarded", &text)
             .expect("an onboarded value parses");

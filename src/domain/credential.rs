@@ -1,0 +1,81 @@
+//! keyrot's own credentials as secrets it rotates: the OpenAI admin key (minted and deleted through
+//! OpenAI's Admin API), and the Anthropic admin key and the Vercel and Render tokens (created by a
+//! person and staged). Each lives under the admin prefix, where only its owner may write it, and is
+//! rotated only when that owner tags it `keyrot-admin:rotated=true` (docs/security.md, "keyrot's own
+//! credentials").
+
+use super::secret::Provider;
+
+/// The tag by which an admin secret's owner lets keyrot rotate it; IAM grants the rotator its writes
+/// on the admin prefix only under this tag.
+pub const TAG_ROTATED: &str = "keyrot-admin:rotated";
+
+/// Which of keyrot's own credentials a secret holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    OpenAiAdmin,
+    AnthropicAdmin,
+    VercelToken,
+    RenderToken,
+}
+
+/// A credential secret's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSettings {
+    pub kind: CredentialKind,
+    /// Days until a minted OpenAI admin key expires (`openai_admin.expires_in_days`), a net under a
+    /// schedule that stops: well past the rotation schedule and grace.
+    pub expires_in_days: u32,
+}
+
+impl CredentialSettings {
+    /// OpenAI's limit for `expires_in_seconds` is a year; keyrot's default is that year.
+    pub const MAX_EXPIRY_DAYS: u32 = 365;
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 4] = [
+        CredentialKind::OpenAiAdmin,
+        CredentialKind::AnthropicAdmin,
+        CredentialKind::VercelToken,
+        CredentialKind::RenderToken,
+    ];
+
+    pub const fn provider(self) -> Provider {
+        match self {
+            CredentialKind::OpenAiAdmin => Provider::OpenAiAdmin,
+            CredentialKind::AnthropicAdmin => Provider::AnthropicAdmin,
+            CredentialKind::VercelToken => Provider::VercelToken,
+            CredentialKind::RenderToken => Provider::RenderToken,
+        }
+    }
+
+    pub fn of(provider: Provider) -> Option<CredentialKind> {
+        CredentialKind::ALL
+            .into_iter()
+            .find(|kind| kind.provider() == provider)
+    }
+
+    /// The value's field that holds the credential, the one admin-secret readers look for.
+    pub const fn key_field(self) -> &'static str {
+        match self {
+            CredentialKind::OpenAiAdmin | CredentialKind::AnthropicAdmin => "admin_key",
+            CredentialKind::VercelToken | CredentialKind::RenderToken => "token",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_one_provider_with_its_own_field() {
+        for kind in CredentialKind::ALL {
+            assert_eq!(CredentialKind::of(kind.provider()), Some(kind));
+        }
+        assert_eq!(CredentialKind::of(Provider::OpenAi), None);
+        assert_eq!(CredentialKind::OpenAiAdmin.key_field(), "admin_key");
+        assert_eq!(CredentialKind::RenderToken.key_field(), "token");
+    }
+}

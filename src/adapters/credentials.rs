@@ -40,6 +40,8 @@ struct AdminKey {
     id: String,
     name: Option<String>,
     last_used_at: Option<i64>,
+    #[serde(default)]
+    redacted_value: String,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +143,20 @@ impl CredentialIssuer {
                 kind.provider().console().map_or("", |c| c.create_url)
             ),
         ))
+    }
+
+    /// The id of an OpenAI admin key, found by its redacted value among the organisation's admin keys
+    /// (`keyrot onboard`); `None` when no key, or more than one, matches.
+    pub async fn identify(&self, secret_name: &str, key: &SecretString) -> Result<Option<String>> {
+        let mut matching = self
+            .admin_keys_listed(secret_name, key)
+            .await?
+            .into_iter()
+            .filter(|listed| redaction_fits(&listed.redacted_value, key.expose_secret()));
+        Ok(match (matching.next(), matching.next()) {
+            (Some(only), None) => Some(only.id),
+            _ => None,
+        })
     }
 
     /// Mints the next OpenAI admin key, named for this rotation and expiring as the secret says.
@@ -380,6 +396,14 @@ impl CredentialIssuer {
     }
 }
 
+/// Whether OpenAI's redacted form of a key (`sk-admin...def`) fits `key`: its head and its tail.
+fn redaction_fits(redacted: &str, key: &str) -> bool {
+    match redacted.split_once("...") {
+        Some((head, tail)) if !tail.is_empty() => key.starts_with(head) && key.ends_with(tail),
+        _ => false,
+    }
+}
+
 /// The platform and call that proves a credential works.
 fn probe_of(kind: CredentialKind) -> (&'static str, &'static str) {
     match kind {
@@ -417,4 +441,16 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
         not_found: None,
     };
     http::read_json("openai", operation, response, refusal).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redacted_admin_key_fits_by_its_head_and_tail() {
+        assert!(redaction_fits("sk-admin...9xQa", "sk-admin-abcdef9xQa"));
+        assert!(!redaction_fits("sk-admin...9xQa", "sk-admin-abcdef0000"));
+        assert!(!redaction_fits("sk-admin", "sk-admin-abcdef"));
+    }
 }

@@ -103,6 +103,10 @@ impl KeyIssuer for ProviderIssuers {
                 self.anthropic.identify(secret_name, anthropic, key).await
             }
             ProviderSettings::Postgres(_) => self.postgres.identify(secret_name, settings).await,
+            ProviderSettings::Credential(CredentialSettings {
+                kind: CredentialKind::OpenAiAdmin,
+                ..
+            }) => self.credentials.identify(secret_name, key).await,
             _ => Ok(None),
         }
     }

@@ -16,6 +16,7 @@ use crate::domain::ProviderSettings;
 use crate::domain::Trigger;
 use crate::domain::admin::{TAG_SERVES, secret_name_of};
 use crate::domain::audit::{Action, AuditEvent, Outcome};
+use crate::domain::credential::{CredentialKind, TAG_ROTATED};
 use crate::domain::policy::{AWSCURRENT, AWSPENDING};
 use crate::domain::provenance::{KeyIds, KeyRecord, Origin};
 use crate::domain::targets::TargetSpec;
@@ -36,6 +37,27 @@ enum Provider {
     Stripe,
     /// A GitHub personal access token, staged by a person at each rotation.
     Github,
+    /// keyrot's own OpenAI admin key (under the admin prefix), minted through the Admin API.
+    OpenaiAdmin,
+    /// keyrot's own Anthropic admin key (under the admin prefix), staged by a person.
+    AnthropicAdmin,
+    /// keyrot's own Vercel token (under the admin prefix), staged by a person.
+    VercelToken,
+    /// keyrot's own Render API key (under the admin prefix), staged by a person.
+    RenderToken,
+}
+
+impl Provider {
+    /// The credential kind of keyrot's own credentials; `None` for a managed secret's provider.
+    fn credential(self) -> Option<CredentialKind> {
+        match self {
+            Provider::OpenaiAdmin => Some(CredentialKind::OpenAiAdmin),
+            Provider::AnthropicAdmin => Some(CredentialKind::AnthropicAdmin),
+            Provider::VercelToken => Some(CredentialKind::VercelToken),
+            Provider::RenderToken => Some(CredentialKind::RenderToken),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -157,10 +179,19 @@ fn document(args: &OnboardArgs, key: &SecretString) -> Value {
             "masterarn": args.master_secret,
             "postgres": {"sslmode": args.sslmode, "url_template": args.url_template}});
     }
+    if let Some(kind) = args.provider.credential() {
+        let mut value = json!({"provider": kind.provider().as_str()});
+        value[kind.key_field()] = json!(key.expose_secret());
+        return value;
+    }
     let mut value = json!({"api_key": key.expose_secret(), "targets": targets});
     match args.provider {
         // Returned above.
-        Provider::Postgres => {}
+        Provider::Postgres
+        | Provider::OpenaiAdmin
+        | Provider::AnthropicAdmin
+        | Provider::VercelToken
+        | Provider::RenderToken => {}
         Provider::Openai => {
             value["provider"] = json!("openai");
             value["openai"] =
@@ -212,7 +243,12 @@ fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
         return onboarded;
     };
     let mut value = existing.clone();
-    if value.get("api_key") != onboarded.get("api_key") {
+    let key_of = |v: &serde_json::Map<String, Value>| {
+        ["api_key", "admin_key", "token"]
+            .iter()
+            .find_map(|field| v.get(*field).cloned())
+    };
+    if key_of(&value) != onboarded.as_object().and_then(key_of) {
         value.remove("key_id");
         value.remove("api_key_id");
     }
@@ -540,6 +576,7 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     // Known before anything is checked or written, so that a missing rotator changes nothing.
     let rotator_arn = session.rotator_arn(&args.name, args.rotator_arn.as_deref())?;
     let ports = &session.ports;
+    refuse_credential_outside(&args, &session.config.admin_prefix)?;
     let existing = existing_value(ports, &args.name).await?;
     let kept_targets = existing
         .as_ref()
@@ -563,6 +600,13 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     vouch(&session, &args, &managed, key_id.as_deref()).await?;
     let text = SecretString::from(value.to_string());
     let created = ports.store.create_or_put(&args.name, &text).await?;
+    if args.provider.credential().is_some() {
+        // The owner's consent, which IAM asks for before the rotator may write an admin secret.
+        ports
+            .store
+            .tag(&args.name, &[(TAG_ROTATED, "true".to_owned())])
+            .await?;
+    }
     let schedule = apply_policy(ports, &args, tier, &rotator_arn).await?;
     let change = format!(
         "{} by keyrot onboard; {schedule}{}{}",
@@ -599,6 +643,26 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
         println!("{note}");
     }
     Ok(())
+}
+
+/// keyrot's own credentials live under the admin prefix, where only their owner writes them, and
+/// nowhere else: a managed secret's writer must not hold the key that serves other secrets.
+fn refuse_credential_outside(args: &OnboardArgs, admin_prefix: &str) -> Result<()> {
+    let Some(kind) = args.provider.credential() else {
+        return Ok(());
+    };
+    if args.name.starts_with(admin_prefix) {
+        return Ok(());
+    }
+    Err(Error::config(
+        &args.name,
+        "--provider",
+        format!(
+            "is {}, one of keyrot's own credentials, which live under the admin prefix {admin_prefix}",
+            kind.provider()
+        ),
+        format!("onboard the secret that holds it under {admin_prefix} (KEYROT_ADMIN_PREFIX)"),
+    ))
 }
 
 /// What a person must know of each target keyrot does not redeploy: its old keys wait for them.

@@ -343,7 +343,7 @@ impl<F: Family> Rotator<'_, F> {
             Error::config(
                 &secret.name,
                 KEYROT_STAGED,
-                "the staged version holds no api_key",
+                "the staged version holds no key",
                 fix.clone(),
             )
         })?;
@@ -438,12 +438,16 @@ struct Staged {
     fix: String,
 }
 
-/// The key of a staged version: a managed-secret document's `api_key`, or the bare key.
+/// The key of a staged version: a managed-secret document's `api_key` (a credential's `admin_key` or
+/// `token`), or the bare key.
 pub(super) fn staged_key(text: &SecretString) -> Option<SecretString> {
     let raw = text.expose_secret().trim();
     if raw.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-        let key = value.get("api_key")?.as_str()?.trim();
+        let key = ["api_key", "admin_key", "token"]
+            .iter()
+            .find_map(|field| value.get(*field)?.as_str())?
+            .trim();
         return (!key.is_empty()).then(|| SecretString::from(key.to_owned()));
     }
     (!raw.is_empty()).then(|| SecretString::from(raw.to_owned()))

@@ -48,6 +48,14 @@ impl Keeper {
         Keeper { ports, settings }
     }
 
+    /// A keeper that also manages keyrot's own credentials under `credentials` (a prefix of the
+    /// admin prefix that only this test uses).
+    pub(crate) async fn with_credentials(world: &World, scope: &str, credentials: &str) -> Keeper {
+        let mut keeper = Keeper::new(world, scope).await;
+        keeper.settings.credentials = keyrot::keeper::Credentials::Read(credentials.to_owned());
+        keeper
+    }
+
     pub(crate) async fn pass_at(&self, offset: Duration) -> KeeperReport {
         self.ports.clock.shift(offset);
         GraceKeeper::new(&self.ports, self.settings.clone())

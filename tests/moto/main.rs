@@ -9,6 +9,7 @@ mod concurrency;
 mod contract;
 #[cfg(feature = "sim-clock")]
 mod crashes;
+mod credentials;
 mod database;
 mod iam;
 mod keeper;

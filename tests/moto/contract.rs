@@ -218,9 +218,10 @@ async fn the_vercel_traffic_of_a_rotation_satisfies_the_official_spec() {
     prism.assert_no_violations().await;
 }
 
-/// The violations in Prism's log, but one: OpenAI's spec documents only the 200 of `GET /models`,
-/// while OpenAI answers a key it refuses with 401 (its error-codes guide). keyrot asks with a revoked
-/// key on purpose, to check that the revocation took, so that answer is expected.
+/// The violations in Prism's log, but one: OpenAI's spec documents only the 200 of `GET /models` and
+/// of `GET /organization/admin_api_keys`, while OpenAI answers a key it refuses with 401 (its
+/// error-codes guide). keyrot asks with a revoked key on purpose, to check that the revocation took, so
+/// that answer is expected.
 fn violations(log: &str) -> Vec<String> {
     let lines: Vec<&str> = log.lines().collect();
     lines
@@ -229,9 +230,14 @@ fn violations(log: &str) -> Vec<String> {
         .filter(|(_, line)| line.to_lowercase().contains("violation"))
         .filter(|(i, line)| {
             let refused_key = line.contains("Unable to match the returned status code")
-                && lines[i.saturating_sub(3)..*i]
-                    .iter()
-                    .any(|before| before.contains("The upstream call to /models has returned 401"));
+                && lines[i.saturating_sub(3)..*i].iter().any(|before| {
+                    ["/models", "/organization/admin_api_keys"]
+                        .iter()
+                        .any(|path| {
+                            before
+                                .contains(&format!("The upstream call to {path} has returned 401"))
+                        })
+                });
             !refused_key
         })
         .map(|(_, line)| (*line).to_owned())
@@ -417,4 +423,99 @@ async fn github_validation_and_revocation_satisfy_the_published_excerpt() {
         .expect_err("revoked");
     assert!(matches!(err, keyrot::Error::KeyRejected { .. }), "{err}");
     prism.assert_no_violations().await;
+}
+
+/// keyrot's own credentials: an OpenAI admin key onboarded, rotated (listed, minted) and its old key
+/// deleted by the new one through OpenAI's spec; a Vercel token and a Render key validated and
+/// compared with a staged one through theirs.
+#[tokio::test]
+async fn the_credential_traffic_satisfies_the_official_specs() {
+    let (Some(openai), Some(vercel), Some(render)) = (
+        spec_file("the credentials contract test", "openai-openapi.json"),
+        spec_file("the credentials contract test", "vercel-openapi.json"),
+        spec_file("the credentials contract test", "render-openapi.json"),
+    ) else {
+        return;
+    };
+    let sim = Simulator::start().await.expect("simulator");
+    let openai = Prism::proxy(&openai, &sim.openai_base_url()).await;
+    let vercel = Prism::proxy(&vercel, &sim.vercel_base_url()).await;
+    let render = Prism::proxy(&spec_under_v1(&render), &sim.render_base_url()).await;
+    let world = World::on(sim, |config| {
+        config.openai_base_url = openai.url.clone();
+        config.vercel_base_url = vercel.url.clone();
+        config.render_base_url = render.url.clone();
+    })
+    .await;
+    let system = keyrot_sim::CredentialSystem::Openai;
+    let (first, first_id) = world.sim.create_credential(system);
+    let name = format!(
+        "{}{}",
+        world.config.admin_prefix,
+        uuid::Uuid::new_v4().simple()
+    );
+    let value =
+        serde_json::json!({"provider": "openai-admin", "admin_key": first, "key_id": first_id});
+    world
+        .moto
+        .onboard_secret_named(
+            &name,
+            &value,
+            &[
+                ("keyrot-admin:rotated", "true"),
+                ("keyrot:grace-hours", "0"),
+            ],
+        )
+        .await;
+    world.rotate(&name).await;
+    assert!(
+        !world.sim.credential_works(system, &first),
+        "deleted at once"
+    );
+
+    let credentials = &world.ports.issuer.credentials;
+    use keyrot::domain::credential::CredentialKind;
+    for (kind, system) in [
+        (
+            CredentialKind::VercelToken,
+            keyrot_sim::CredentialSystem::Vercel,
+        ),
+        (
+            CredentialKind::RenderToken,
+            keyrot_sim::CredentialSystem::Render,
+        ),
+    ] {
+        let current = secrecy::SecretString::from(world.sim.create_credential(system).0);
+        let staged = secrecy::SecretString::from(world.sim.create_credential(system).0);
+        credentials
+            .validate("contract", kind, &staged)
+            .await
+            .expect("a working token");
+        let notes = credentials
+            .compare_staged("contract", kind, &current, &staged)
+            .await
+            .expect("the same account");
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+    let paths: Vec<String> = world
+        .sim
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    for expected in [
+        "GET /v1/organization/admin_api_keys",
+        "POST /v1/organization/admin_api_keys",
+        "DELETE /v1/organization/admin_api_keys/",
+        "GET /v2/user",
+        "GET /v1/owners",
+    ] {
+        assert!(
+            paths.iter().any(|p| p.starts_with(expected)),
+            "no {expected} went through Prism: {paths:?}"
+        );
+    }
+    for prism in [openai, vercel, render] {
+        prism.assert_no_violations().await;
+    }
 }

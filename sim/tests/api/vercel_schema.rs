@@ -224,6 +224,11 @@ async fn every_vercel_response_matches_the_official_spec() {
     let env = format!("/v10/projects/{project}/env");
     sim.vercel_set_build_millis(50);
 
+    // The token's user, as keyrot validates a staged Vercel token.
+    let (status, user) = check.call(Method::GET, "/v2/user", "/v2/user", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(user["user"]["limited"], true, "{user}");
+
     // Env vars of every type, one object and one batch with a failure.
     let (status, _) = check
         .call(

@@ -778,3 +778,48 @@ async fn confirm_is_refused_when_the_target_never_got_the_current_key() {
         "{err}"
     );
 }
+
+/// keyrot's own credentials are managed under the admin prefix only with their owner's tag and a
+/// rotation of keyrot's, and not at all by a keeper that ignores them.
+#[test]
+fn own_credentials_are_managed_only_under_the_admin_prefix_with_their_owner_s_tag() {
+    let rotator = "arn:aws:lambda:us-east-1:1:function:keyrot-rotator";
+    let settings = KeeperSettings {
+        rotator_arn: Some(rotator.into()),
+        name_prefix: Some("prod/".into()),
+        credentials: Credentials::Read("keyrot-admin/".into()),
+        ..KeeperSettings::default()
+    };
+    let secret = |name: &str, tags: &[(&str, &str)]| SecretDescription {
+        name: name.into(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        rotation_lambda_arn: Some(rotator.into()),
+        ..SecretDescription::default()
+    };
+    let credential = secret("keyrot-admin/openai", &[("keyrot-admin:rotated", "true")]);
+    assert!(settings.manages(&credential));
+    let mut elsewhere = credential.clone();
+    elsewhere.rotation_lambda_arn = Some("arn:aws:lambda:us-east-1:1:function:other".into());
+    assert!(!settings.manages(&elsewhere), "rotated by another function");
+    for other in [
+        secret("keyrot-admin/openai", &[("keyrot:tier", "prod")]),
+        secret("keyrot-admin/openai", &[("keyrot-admin:rotated", "yes")]),
+        secret("team/x", &[("keyrot-admin:rotated", "true")]),
+    ] {
+        assert!(
+            !settings.manages(&other),
+            "{}: {:?}",
+            other.name,
+            other.tags
+        );
+    }
+    assert!(settings.manages(&secret("prod/x", &[("keyrot:tier", "prod")])));
+    let ignoring = KeeperSettings {
+        credentials: Credentials::Ignored,
+        ..settings
+    };
+    assert!(!ignoring.manages(&credential));
+}

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use keyrot_sim::Simulator;
+use keyrot_sim::{CredentialSystem, Simulator};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -60,6 +60,18 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
     .await;
     assert_eq!(status, 200);
     let github_value = token["value"].as_str().unwrap();
+    // A Vercel token a person creates in the console, beside the first.
+    let (status, vercel_token) = send(
+        client
+            .post(format!("{base}/_sim/credentials"))
+            .json(&json!({"system": "vercel", "name": "next"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let vercel_value = vercel_token["value"].as_str().unwrap();
+    let live = |id: &str, name: &str| json!([{"id": id, "name": "Initial key", "live": true}, {"id": vercel_token["id"], "name": name, "live": true}]);
+    let first = |system| sim.live_credentials(system)[0].clone();
+    let one = |system| json!([{"id": first(system), "name": "Initial key", "live": true}]);
 
     let (status, state) = send(client.get(format!("{base}/_sim/state"))).await;
     assert_eq!(status, 200);
@@ -68,20 +80,28 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
         json!({
             "openai": {
                 "admin_key": sim.openai_admin_key(),
+                "admin_keys": one(CredentialSystem::Openai),
                 "projects": [{"id": project_id, "service_accounts": [], "user_keys": [{"id": user_key["id"], "revoked": false}]}],
             },
             "anthropic": {
                 "admin_key": sim.anthropic_admin_key(),
+                "admin_keys": one(CredentialSystem::Anthropic),
                 "keys": [{"id": ant_key["id"], "name": "demo", "status": "active"}],
             },
-            "vercel": {"token": sim.vercel_token(), "team_id": sim.vercel_team_id(), "projects": []},
-            "render": {"token": sim.render_token(), "services": []},
+            "vercel": {"token": sim.vercel_token(), "tokens": live(&first(CredentialSystem::Vercel), "next"), "team_id": sim.vercel_team_id(), "projects": []},
+            "render": {"token": sim.render_token(), "tokens": one(CredentialSystem::Render), "services": []},
             "stripe": {"accounts": [{"id": sim.stripe_account(), "live_keys": 1}]},
             "github": {"tokens": [{"login": "octo", "classic": true}]},
         })
     );
     let text = state.to_string();
-    for value in [user_value, ant_value, stripe_value, github_value] {
+    for value in [
+        user_value,
+        ant_value,
+        stripe_value,
+        github_value,
+        vercel_value,
+    ] {
         assert!(!text.contains(value), "no key value in the state");
     }
 
@@ -94,6 +114,8 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
         ("stripe", ant_value, false),
         ("github", github_value, true),
         ("github", stripe_value, false),
+        ("vercel-token", vercel_value, true),
+        ("render-token", vercel_value, false),
     ] {
         let (status, body) = send(
             client
@@ -104,6 +126,14 @@ async fn control_api_seeds_and_reports_state_without_key_values() {
         assert_eq!(status, 200);
         assert_eq!(body, json!({ "works": works }), "{provider}");
     }
+    let (status, gone) = send(
+        client
+            .post(format!("{base}/_sim/credentials/delete"))
+            .json(&json!({"system": "vercel", "key": vercel_value})),
+    )
+    .await;
+    assert_eq!((status, gone), (200, json!({"deleted": true})));
+    assert!(!sim.credential_works(CredentialSystem::Vercel, vercel_value));
     assert!(sim.calls().is_empty());
 }
 

@@ -296,6 +296,32 @@ def database_stage(env, keyrot, rotator, keeper, rotator_arn):
     return current["password"]
 
 
+def admin_key_stage(env, sim, keyrot, rotator, keeper, rotator_arn, first):
+    """keyrot's own OpenAI admin key, rotated as a secret of its own: minted by the current admin key,
+    the old one deleted by the new one after its grace."""
+    name = "keyrot-admin/openai"
+    out = run([keyrot, "onboard", name, "--provider", "openai-admin", "--every-days", "90", "--grace-hours", "1",
+               "--rotator-arn", rotator_arn], stdin=first, env=env)
+    say(out.stdout.strip())
+    clear_configuration_test(name)
+    tags = {t["Key"]: t["Value"] for t in aws("secretsmanager", "describe-secret", "--secret-id", name).get("Tags", [])}
+    check(tags.get("keyrot-admin:rotated") == "true", "onboard tagged it keyrot-admin:rotated=true, the owner's consent IAM asks for")
+    before = set(labels(name))
+    aws("secretsmanager", "rotate-secret", "--secret-id", name, "--rotation-lambda-arn", rotator_arn)
+    token = next(v for v, s in labels(name).items() if "AWSPENDING" in s and v not in before)
+    run_steps(rotator, name, token)
+    admin = value(name, "AWSCURRENT")
+    works = lambda key: http("POST", f"{sim}/_sim/check", {"provider": "openai-admin", "key": key})[1]["works"]
+    check(admin["provider"] == "openai-admin" and admin["admin_key"] != first and works(admin["admin_key"]),
+          f"AWSCURRENT holds a new admin key {hint(admin['admin_key'])}, minted by the old one")
+    check(works(first), f"the old admin key {hint(first)} keeps working through its 1 h grace")
+    report = keeper.invoke("keyrot-grace-keeper", {"source": "aws.events", "detail-type": "Scheduled Event"})
+    say(f"grace keeper pass: {json.dumps({k: v for k, v in report.items() if v})}")
+    check(report.get("revoked") == 1 and not works(first), "the new admin key deleted the old one after its grace")
+    check(not report.get("errors"), "the rest of that pass used the new admin key (one credential reader per process)")
+    return admin["admin_key"]
+
+
 def rotate_with_steps(rotator, sim, project, rotator_arn):
     """What Secrets Manager does on a rotation: RotateSecret creates AWSPENDING, then the four steps."""
     before = set(labels(SECRET))
@@ -441,12 +467,16 @@ def main():
         stage("8. A database password, rotated under a live connection pool (alternating users)")
         db_password = database_stage(env, keyrot, rotator, keeper, rotator_arn)
 
+        stage("9. keyrot's own OpenAI admin key, on a schedule and an audit trail of its own")
+        new_admin = admin_key_stage(env, sim, keyrot, rotator, keeper, rotator_arn, ready["openai_admin_key"])
+
         stage("Secrets never leak")
         for watch in watches:
             watch.log.flush()
         logs = "".join(open(w.log.name).read() for w in watches)
         evidence = logs + audit + status + json.dumps(messages)
-        keys = (first, current, newest, ready["openai_admin_key"], vercel_token, db_password, "master-demo-pw", "first-demo-pw")
+        keys = (first, current, newest, ready["openai_admin_key"], new_admin, vercel_token, db_password, "master-demo-pw",
+                "first-demo-pw")
         leaked = [hint(k) for k in keys if k and k[-12:] in evidence]
         check(not leaked, f"no key value in the functions' logs, the audit trail, the alerts or the CLI output ({len(logs.splitlines())} log lines scanned)")
 
@@ -455,7 +485,7 @@ def main():
         service.join(timeout=5)
         say(f"{service.calls} calls with the served key, through {len(service.keys)} keys: {', '.join(hint(k) for k in service.keys)}")
         check(not service.failures, f"no call failed ({len(service.failures)} failures: {service.failures[:3]})")
-        print("\n" + paint("1", "Done: three keys and a database password, three rotations, zero downtime. Everything started is stopped now."))
+        print("\n" + paint("1", "Done: three keys, a database password and keyrot's own admin key, five rotations, zero downtime. Everything started is stopped now."))
         return 0
     except DemoFailure as failure:
         print("\n" + paint("31", f"FAILED: {failure}"), flush=True)

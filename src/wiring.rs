@@ -65,13 +65,14 @@ pub fn build_from<C: Clock>(
     let sdk = with_timeouts(sdk, config.request_timeout);
     let secrets_manager = aws_sdk_secretsmanager::Client::new(&sdk);
     let http = http::client(config.request_timeout)?;
-    let admin_keys = || {
-        AdminKeys::new(
-            secrets_manager.clone(),
-            &config.admin_prefix,
-            &config.rotators(),
-        )
-    };
+    // One reader for every adapter: when keyrot replaces one of its own credentials, the fresh read
+    // of it is what every adapter of this process uses next.
+    let shared_admin_keys = AdminKeys::new(
+        secrets_manager.clone(),
+        &config.admin_prefix,
+        &config.rotators(),
+    );
+    let admin_keys = || shared_admin_keys.clone();
     Ok(Ports {
         store: SecretsManagerStore::new(secrets_manager.clone()),
         issuer: ProviderIssuers {

@@ -129,6 +129,7 @@ fn with_timeouts(
 pub fn rotator_settings(config: &Config) -> RotatorSettings {
     let settings = RotatorSettings {
         default_grace_hours: config.default_grace_hours,
+        admin_prefix: config.admin_prefix.clone(),
         ..RotatorSettings::default()
     };
     #[cfg(feature = "sim-clock")]

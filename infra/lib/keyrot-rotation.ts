@@ -428,6 +428,14 @@ export class KeyrotRotation extends Construct {
         resources: [admin],
         conditions: { StringNotEquals: ROTATED_TAG },
       }),
+      // Nor any tag of an admin secret but the one-shot ones, the owner's keyrot-admin: tags above all.
+      new iam.PolicyStatement({
+        sid: 'NeverUntagAdminSecrets',
+        effect: iam.Effect.DENY,
+        actions: ['secretsmanager:UntagResource'],
+        resources: [admin],
+        conditions: { 'ForAnyValue:StringNotEquals': { 'aws:TagKeys': ONE_SHOT_TAGS } },
+      }),
       // Nor any admin secret changed otherwise, its tags and rotation included.
       new iam.PolicyStatement({
         sid: 'NeverWriteAdminSecrets',
@@ -505,6 +513,12 @@ export class KeyrotRotation extends Construct {
           sid: 'ReadManagedSecrets',
           actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:ListSecretVersionIds'],
           resources: [this.managedSecretsArn()],
+        }),
+        // ListSecretVersionIds dates a stuck rotation of keyrot's own credentials; their values stay closed.
+        new iam.PolicyStatement({
+          sid: 'DateCredentialRotations',
+          actions: ['secretsmanager:ListSecretVersionIds'],
+          resources: [this.adminSecretsArn()],
         }),
         new iam.PolicyStatement({
           sid: 'ReadState',
@@ -670,6 +684,11 @@ export class KeyrotRotation extends Construct {
       'keyrot status and report read every secret under the ManagedSecretPrefix parameter; a secret ARN ends in a random suffix, so a name prefix needs the trailing wildcard.',
     );
     ack(cli, 'Resource::*', 'Only secretsmanager:ListSecrets, which has no resource type: IAM accepts nothing but "*" for it.');
+    ack(
+      cli,
+      resource(this.adminSecretsArn()),
+      "Only ListSecretVersionIds (the date of a stuck rotation of keyrot's own credentials) on the secrets under the AdminSecretPrefix parameter; never their values.",
+    );
     ack(cli, stateIndex, "Query on the state table's GSI (gsi2: pending revocations), of this stack's table only.");
     ack(
       cli,

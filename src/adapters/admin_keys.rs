@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::admin::{AdminRequest, AdminSecret, secret_name_of};
 use crate::domain::credential::CredentialKind;
+use crate::domain::secret::Provider;
 use crate::domain::policy::AWSCURRENT;
 use crate::error::{Error, Result};
 
@@ -254,12 +255,22 @@ fn provider_of(raw: &SecretString) -> Option<String> {
 }
 
 /// The credential in a secret's value: the value itself, or the `admin_key`/`api_key`/`token` of a JSON
-/// object.
-fn credential_from(raw: &SecretString) -> Option<SecretString> {
+/// object; for one of keyrot's own credentials, the field its `provider` keeps it in.
+pub fn credential_from(raw: &SecretString) -> Option<SecretString> {
     let text = raw.expose_secret().trim();
     if text.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(text).ok()?;
-        return ["admin_key", "api_key", "token"]
+        let own = value
+            .get("provider")
+            .and_then(|p| p.as_str())
+            .and_then(Provider::parse)
+            .and_then(CredentialKind::of)
+            .map(CredentialKind::key_field);
+        let fields: &[&str] = match &own {
+            Some(field) => std::slice::from_ref(field),
+            None => &["admin_key", "api_key", "token"],
+        };
+        return fields
             .iter()
             .find_map(|field| value.get(*field).and_then(|v| v.as_str()))
             .filter(|key| !key.trim().is_empty())

@@ -243,12 +243,17 @@ fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
         return onboarded;
     };
     let mut value = existing.clone();
-    let key_of = |v: &serde_json::Map<String, Value>| {
-        ["api_key", "admin_key", "token"]
-            .iter()
-            .find_map(|field| v.get(*field).cloned())
-    };
-    if key_of(&value) != onboarded.as_object().and_then(key_of) {
+    let key_field = KEY_FIELDS
+        .into_iter()
+        .find(|field| onboarded.get(field).is_some());
+    // The onboarded key is the only one the value keeps: a reader of another key field would find
+    // the old key there.
+    if let Some(kept) = key_field {
+        for field in KEY_FIELDS.into_iter().filter(|field| *field != kept) {
+            value.remove(field);
+        }
+    }
+    if key_field.and_then(|field| value.get(field)) != key_field.and_then(|f| onboarded.get(f)) {
         value.remove("key_id");
         value.remove("api_key_id");
     }
@@ -270,6 +275,9 @@ fn merged(existing: Option<&Value>, mut onboarded: Value) -> Value {
     }
     overlay(Value::Object(value), onboarded)
 }
+
+/// The fields a value may keep its key in (a database's `password` apart).
+const KEY_FIELDS: [&str; 3] = ["api_key", "admin_key", "token"];
 
 /// `top` written over `base`, object by object; a null in `top` leaves `base`'s value.
 fn overlay(base: Value, top: Value) -> Value {
@@ -588,6 +596,9 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     let managed = ManagedSecret::parse(&args.name, "new", &SecretString::from(value.to_string()))?;
     let targets = TargetSpec::parse_all(&args.name, &managed.targets)?;
     refuse_shared_key(&session, &args.name, &managed).await?;
+    if args.provider.credential().is_some() {
+        refuse_credential_copy(ports, &session.config.admin_prefix, &args.name, &managed).await?;
+    }
     for admin in admin_secrets(&managed, &targets) {
         serve(ports, &session.config.admin_prefix, admin, &args.name).await;
     }
@@ -645,13 +656,49 @@ pub async fn run(args: OnboardArgs, deployment: &Deployment) -> Result<()> {
     Ok(())
 }
 
+/// Refuses one of keyrot's own credentials that another admin secret also holds: after the first
+/// rotation its old key is deleted (or left for a person to delete), under whatever the copy serves.
+async fn refuse_credential_copy(
+    ports: &Ports<Aws>,
+    admin_prefix: &str,
+    name: &str,
+    managed: &ManagedSecret,
+) -> Result<()> {
+    let key = managed.key_view().fingerprint;
+    for other in ports.store.list(Some(admin_prefix)).await? {
+        if other.name == secret_name_of(name) {
+            continue;
+        }
+        let Ok(Some(text)) = ports.store.value(&other.arn_or_name(), AWSCURRENT, None).await else {
+            continue;
+        };
+        let same = crate::adapters::admin_keys::credential_from(&text)
+            .is_some_and(|held| crate::domain::keys::KeyView::of(&held).fingerprint == key);
+        if same {
+            return Err(Error::config(
+                name,
+                "key",
+                format!(
+                    "is the credential {} holds too: once rotated, the old key would be revoked under what {} serves",
+                    other.name, other.name
+                ),
+                format!(
+                    "onboard {} itself (keyrot onboard {} --provider ...), or point the managed secrets at {name} and delete {} first",
+                    other.name, other.name, other.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// keyrot's own credentials live under the admin prefix, where only their owner writes them, and
 /// nowhere else: a managed secret's writer must not hold the key that serves other secrets.
 fn refuse_credential_outside(args: &OnboardArgs, admin_prefix: &str) -> Result<()> {
     let Some(kind) = args.provider.credential() else {
         return Ok(());
     };
-    if args.name.starts_with(admin_prefix) {
+    if secret_name_of(&args.name).starts_with(admin_prefix) {
         return Ok(());
     }
     Err(Error::config(

@@ -4,11 +4,40 @@
 //! rotated only when that owner tags it `keyrot-admin:rotated=true` (docs/security.md, "keyrot's own
 //! credentials").
 
-use super::secret::Provider;
+use super::SecretDescription;
+use super::secret::{Provider, ProviderSettings};
+use crate::error::{Error, Result};
 
 /// The tag by which an admin secret's owner lets keyrot rotate it; IAM grants the rotator its writes
 /// on the admin prefix only under this tag.
 pub const TAG_ROTATED: &str = "keyrot-admin:rotated";
+
+/// Refuses a value that claims to be one of keyrot's own credentials anywhere but under the admin
+/// prefix, tagged by its owner: a managed secret's writer must not get a rotation, an alert or a
+/// revocation task that speaks of keyrot's own Vercel token or admin key.
+pub fn check_rotated(
+    secret: &SecretDescription,
+    provider: &ProviderSettings,
+    admin_prefix: Option<&str>,
+) -> Result<()> {
+    let ProviderSettings::Credential(credential) = provider else {
+        return Ok(());
+    };
+    let under = admin_prefix.is_some_and(|prefix| secret.name.starts_with(prefix));
+    if under && secret.tags.get(TAG_ROTATED).map(String::as_str) == Some("true") {
+        return Ok(());
+    }
+    Err(Error::config(
+        &secret.name,
+        "provider",
+        format!(
+            "is {}, one of keyrot's own credentials, which keyrot rotates only under the admin prefix {} with its owner's tag {TAG_ROTATED}=true",
+            credential.kind.provider(),
+            admin_prefix.unwrap_or("(KEYROT_ADMIN_PREFIX)")
+        ),
+        "give this secret the provider of the key it holds; keep keyrot's own credentials under the admin prefix (keyrot onboard --provider ... tags them)",
+    ))
+}
 
 /// Which of keyrot's own credentials a secret holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -216,6 +216,9 @@ impl ManagedSecret {
         let doc = Fields::new(secret, path, &fields);
         let provider = provider_of(&doc)?;
         let (key_id, api_key_id) = key_ids(&doc, &provider)?;
+        if let ProviderSettings::Credential(_) = provider {
+            refuse_in_credential(&doc, key_field)?;
+        }
         let targets = targets_of(&doc)?;
         Ok(ManagedSecret {
             fields,
@@ -481,6 +484,30 @@ fn provider_of(doc: &Fields<'_>) -> Result<ProviderSettings> {
         })),
         _ => Err(doc.bad("provider", "names a provider keyrot does not know", set)),
     }
+}
+
+/// A credential's value holds the credential once, in its own field, and goes nowhere else: another key
+/// field would be read by some reader instead of the rotated one, and a target would copy keyrot's own
+/// credential out of the admin prefix.
+fn refuse_in_credential(doc: &Fields<'_>, key_field: &str) -> Result<()> {
+    let stray = ["api_key", "admin_key", "token"]
+        .into_iter()
+        .find(|field| *field != key_field && doc.get(field).is_some());
+    if let Some(field) = stray {
+        return Err(doc.bad(
+            field,
+            format!("is not read for keyrot's own credentials, which keep theirs in {key_field}"),
+            format!("remove {field}, and keep the credential in {key_field} only"),
+        ));
+    }
+    if doc.get("targets").is_some() {
+        return Err(doc.bad(
+            "targets",
+            "is not allowed for keyrot's own credentials: they never leave the admin prefix",
+            "remove targets",
+        ));
+    }
+    Ok(())
 }
 
 /// `openai_admin.expires_in_days`: 1 to 365, the year OpenAI allows when absent.

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::domain::Trigger;
 use crate::domain::audit::{Action, AuditEvent, Outcome};
-use crate::domain::credential::TAG_ROTATED;
+use crate::domain::credential::{TAG_ROTATED, check_rotated};
 use crate::domain::policy::AWSCURRENT;
 use crate::domain::{ManagedSecret, SecretDescription};
 use crate::error::Result;
@@ -83,7 +83,7 @@ impl KeeperSettings {
 }
 
 impl KeeperSettings {
-    fn is_credential_name(&self, name: &str) -> bool {
+    pub(crate) fn is_credential_name(&self, name: &str) -> bool {
         self.credentials
             .prefix()
             .is_some_and(|prefix| name.starts_with(prefix))
@@ -237,6 +237,10 @@ impl<F: Family> GraceKeeper<'_, F> {
                 }
                 let current = match self.ports.store.value(&secret.arn_or_name(), AWSCURRENT, None).await {
                     Ok(Some(text)) => ManagedSecret::parse(&secret.name, AWSCURRENT, &text)
+                        .and_then(|current| {
+                            check_rotated(&secret, &current.provider, self.settings.credentials.prefix())?;
+                            Ok(current)
+                        })
                         .map_err(|err| tracing::warn!(secret = %secret.name, error = %err, "unreadable current value"))
                         .ok(),
                     Ok(None) => None,

@@ -15,7 +15,7 @@ use crate::ports::{
     Alert, AlertKind, AuditLog, Clock, Family, KeyIssuer, MintedKey, SecretStore, Severity, Target,
 };
 
-use super::{GraceKeeper, KeeperReport, Managed};
+use super::{GraceKeeper, KeeperReport, KeeperSettings, Managed};
 
 /// A key keyrot minted that nobody knows, with the secret it was minted for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +42,11 @@ fn projects_of(managed: &[Managed]) -> BTreeMap<(String, String), Vec<&Managed>>
 
 /// Why orphans cannot be told apart now: a managed secret whose current value is unreadable may own
 /// any keyrot-named key in any project, and calling its live key an orphan could get it deleted.
-fn unreadable(managed: &[Managed]) -> Option<crate::error::Error> {
-    let item = managed.iter().find(|item| item.current.is_none())?;
+/// keyrot's own credentials own no project's keys (and the CLI never opens them).
+fn unreadable(settings: &KeeperSettings, managed: &[Managed]) -> Option<crate::error::Error> {
+    let item = managed
+        .iter()
+        .find(|item| item.current.is_none() && !settings.is_credential_name(&item.secret.name))?;
     Some(crate::error::Error::config(
         &item.secret.name,
         "AWSCURRENT",
@@ -64,7 +67,7 @@ impl<F: Family> GraceKeeper<'_, F> {
     pub async fn orphans(&self) -> crate::error::Result<Vec<Orphan>> {
         let now = self.ports.clock.now();
         let managed = self.managed_secrets().await?;
-        if let Some(unread) = unreadable(&managed) {
+        if let Some(unread) = unreadable(&self.settings, &managed) {
             return Err(unread);
         }
         let mut found = Vec::new();
@@ -86,7 +89,7 @@ impl<F: Family> GraceKeeper<'_, F> {
         managed: &[Managed],
         report: &mut KeeperReport,
     ) {
-        if let Some(unread) = unreadable(managed) {
+        if let Some(unread) = unreadable(&self.settings, managed) {
             return report
                 .errors
                 .push(format!("orphan check skipped: {unread}"));

@@ -55,6 +55,8 @@ impl<F: Family> Rotator<'_, F> {
         let current = self.ports.current_value(&event.secret_id, secret).await?;
         evidence.provider = Some(current.provider.name());
         evidence.old_key = Some(current.key_view());
+        let admin_prefix = Some(self.settings.admin_prefix.as_str());
+        crate::domain::credential::check_rotated(secret, &current.provider, admin_prefix)?;
         // Refuse a malformed target before a key is minted for it.
         TargetSpec::parse_all(&secret.name, &current.targets)?;
 
@@ -444,10 +446,12 @@ pub(super) fn staged_key(text: &SecretString) -> Option<SecretString> {
     let raw = text.expose_secret().trim();
     if raw.starts_with('{') {
         let value: serde_json::Value = serde_json::from_str(raw).ok()?;
-        let key = ["api_key", "admin_key", "token"]
-            .iter()
-            .find_map(|field| value.get(*field)?.as_str())?
-            .trim();
+        let field = value
+            .get("provider")
+            .and_then(serde_json::Value::as_str)
+            .and_then(Provider::parse)
+            .map_or("api_key", Provider::key_field);
+        let key = value.get(field)?.as_str()?.trim();
         return (!key.is_empty()).then(|| SecretString::from(key.to_owned()));
     }
     (!raw.is_empty()).then(|| SecretString::from(raw.to_owned()))

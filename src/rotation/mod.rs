@@ -53,6 +53,8 @@ pub struct RotatorSettings {
     pub failing_alert_after: chrono::Duration,
     /// How long a key revoked at once (grace 0) is asked again until the provider refuses it.
     pub revocation_check: Patience,
+    /// Where keyrot's own credentials live (`KEYROT_ADMIN_PREFIX`): no other secret rotates as one.
+    pub admin_prefix: String,
 }
 
 impl Default for RotatorSettings {
@@ -66,6 +68,7 @@ impl Default for RotatorSettings {
             fresh_key_retry: std::time::Duration::from_secs(1),
             failing_alert_after: chrono::Duration::minutes(15),
             revocation_check: REVOCATION_CHECK,
+            admin_prefix: crate::domain::admin::DEFAULT_ADMIN_PREFIX.to_owned(),
         }
     }
 }

@@ -326,13 +326,21 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
         let mut retag = Request::new("secretsmanager:UntagResource", &own_arn);
         retag.tag_keys = vec!["keyrot-admin:rotated".into()];
         tagged(std::slice::from_mut(&mut retag), &own, &OWN_CREDENTIAL_TAGS);
-        assert_ne!(
+        assert_eq!(
             decide(&principal.policy, &retag),
-            Decision::Allowed,
+            Decision::ExplicitDeny,
             "{} may not remove the owner's tag",
             principal.name
         );
     }
+    let mut one_shot = Request::new("secretsmanager:UntagResource", &own_arn);
+    one_shot.tag_keys = vec!["keyrot:trigger".into()];
+    tagged(std::slice::from_mut(&mut one_shot), &own, &OWN_CREDENTIAL_TAGS);
+    assert_eq!(
+        decide(&rotator_user.policy, &one_shot),
+        Decision::Allowed,
+        "finishSecret clears a credential's one-shot tags"
+    );
 }
 
 /// The writes a writer of a managed secret would want keyrot to make, denied by IAM: by the exact

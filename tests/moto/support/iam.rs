@@ -230,6 +230,13 @@ fn condition_holds(condition: Option<&Value>, request: &Request) -> bool {
                         .iter()
                         .all(|k| allowed.contains(&k.as_str()))
                 }
+                ("ForAnyValue:StringNotEquals", "aws:TagKeys") => {
+                    let listed = strings(allowed);
+                    request
+                        .tag_keys
+                        .iter()
+                        .any(|k| !listed.contains(&k.as_str()))
+                }
                 ("ForAllValues:StringEquals", "dynamodb:LeadingKeys") => {
                     let allowed = strings(allowed);
                     // No key named (a Query, a Scan) proves nothing here: only item requests pass.

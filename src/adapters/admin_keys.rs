@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::adapters::aws::{error_code, sdk_error};
 use crate::domain::admin::{AdminRequest, AdminSecret, secret_name_of};
 use crate::domain::credential::CredentialKind;
-use crate::domain::secret::Provider;
 use crate::domain::policy::AWSCURRENT;
+use crate::domain::secret::Provider;
 use crate::error::{Error, Result};
 
 /// How long a credential read is reused: one invocation reads each credential once, and a rotated admin
@@ -304,6 +304,12 @@ mod tests {
             Some("sk-admin-2")
         );
         assert_eq!(read(r#"{"token": "vcp_3"}"#).as_deref(), Some("vcp_3"));
+        assert_eq!(
+            read(r#"{"provider": "vercel-token", "api_key": "vcp_old", "token": "vcp_new"}"#)
+                .as_deref(),
+            Some("vcp_new"),
+            "a credential's own field, whatever else the value holds"
+        );
         assert_eq!(read(r#"{"other": "x"}"#), None);
         assert_eq!(read("  "), None);
     }

@@ -121,7 +121,12 @@ impl CredentialIssuer {
         let Some(is) = self.account_of(secret_name, kind, staged).await? else {
             return Ok(Vec::new());
         };
-        let Some(was) = self.account_of(secret_name, kind, current).await.ok().flatten() else {
+        let Some(was) = self
+            .account_of(secret_name, kind, current)
+            .await
+            .ok()
+            .flatten()
+        else {
             return Ok(vec![format!(
                 "The current {} token no longer answers, so the staged one's account ({is}) was not compared with it.",
                 kind.provider().title()

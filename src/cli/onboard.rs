@@ -669,7 +669,11 @@ async fn refuse_credential_copy(
         if other.name == secret_name_of(name) {
             continue;
         }
-        let Ok(Some(text)) = ports.store.value(&other.arn_or_name(), AWSCURRENT, None).await else {
+        let Ok(Some(text)) = ports
+            .store
+            .value(&other.arn_or_name(), AWSCURRENT, None)
+            .await
+        else {
             continue;
         };
         let same = crate::adapters::admin_keys::credential_from(&text)

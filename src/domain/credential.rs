@@ -107,4 +107,38 @@ mod tests {
         assert_eq!(CredentialKind::OpenAiAdmin.key_field(), "admin_key");
         assert_eq!(CredentialKind::RenderToken.key_field(), "token");
     }
+
+    #[test]
+    fn a_credential_rotates_only_under_the_admin_prefix_with_its_owner_s_tag() {
+        let provider = ProviderSettings::Credential(CredentialSettings {
+            kind: CredentialKind::VercelToken,
+            expires_in_days: CredentialSettings::MAX_EXPIRY_DAYS,
+        });
+        let secret = |name: &str, tagged: bool| SecretDescription {
+            name: name.into(),
+            tags: if tagged {
+                [(TAG_ROTATED.to_owned(), "true".to_owned())].into()
+            } else {
+                Default::default()
+            },
+            ..SecretDescription::default()
+        };
+        let prefix = Some("keyrot-admin/");
+        check_rotated(&secret("keyrot-admin/vercel", true), &provider, prefix).expect("its own");
+        for (name, tagged) in [("keyrot-admin/vercel", false), ("team-a/vercel", true)] {
+            let err = check_rotated(&secret(name, tagged), &provider, prefix)
+                .expect_err("not one of keyrot's own credentials")
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains("provider") && err.contains("fix:"),
+                "{err}"
+            );
+        }
+        let generic = ProviderSettings::Generic(crate::domain::secret::GenericSettings {
+            length: 48,
+            prefix: String::new(),
+            validate_url: None,
+        });
+        check_rotated(&secret("team-a/x", false), &generic, prefix).expect("not a credential");
+    }
 }

@@ -805,6 +805,14 @@ mod tests {
                 json!({"provider": "openai-admin", "admin_key": "k", "key_id": "sa_1"}),
                 "key_id",
             ),
+            (
+                json!({"provider": "vercel-token", "token": "vcp_new", "api_key": "vcp_old"}),
+                "api_key: is not read for keyrot's own credentials",
+            ),
+            (
+                json!({"provider": "render-token", "token": "rnd_1", "targets": []}),
+                "targets: is not allowed",
+            ),
         ] {
             let err = parse(value.clone()).expect_err("refused").to_string();
             assert!(err.contains(expected), "{value}: {err}");

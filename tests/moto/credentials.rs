@@ -234,3 +234,66 @@ async fn an_onboarded_openai_admin_key_is_minted_anew_and_deleted_by_its_success
     );
     assert_no_key(&crate::support::captured_logs(), &next_key, "the logs");
 }
+
+#[tokio::test]
+async fn a_managed_secret_never_rotates_as_one_of_keyrot_s_own_credentials() {
+    let world = World::new().await;
+    let (_, prefix) = scope();
+    let (token, _) = world.sim.create_credential(CredentialSystem::Vercel);
+    // A writer of a managed secret may tag it too: the admin prefix is what they cannot reach.
+    let name = world
+        .moto
+        .create_secret(
+            &prefix,
+            &json!({"provider": "vercel-token", "token": token}),
+            &[("keyrot-admin:rotated", "true")],
+        )
+        .await;
+    let pending = world.moto.rotate_secret(&name, true).await;
+    let err = world
+        .step("createSecret", &name, &pending)
+        .await
+        .expect_err("refused");
+    for part in [name.as_str(), "provider", "admin prefix", "fix:"] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    assert_no_key(&err, &token, "the refusal");
+    assert!(
+        world
+            .moto
+            .value(&name, "AWSPENDING", Some(&pending))
+            .await
+            .is_none(),
+        "nothing stored"
+    );
+
+    // Onboarding a copy of an admin secret's credential is refused: its rotation would revoke the key
+    // the copy still serves.
+    let copy = format!(
+        "{}{}",
+        world.config.admin_prefix,
+        uuid::Uuid::new_v4().simple()
+    );
+    world
+        .moto
+        .create_secret_named(&copy, &json!({"token": token}), &[])
+        .await;
+    let other = format!(
+        "{}{}",
+        world.config.admin_prefix,
+        uuid::Uuid::new_v4().simple()
+    );
+    let out = cli(&world)
+        .args(["onboard", &other])
+        .flag("--provider", "vercel-token")
+        .flag("--every-days", "90")
+        .stdin(&token)
+        .run()
+        .await;
+    out.exits_with(1);
+    out.says(&[&other, &copy]);
+    assert!(
+        world.moto.value(&other, "AWSCURRENT", None).await.is_none(),
+        "nothing written"
+    );
+}

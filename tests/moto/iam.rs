@@ -335,7 +335,11 @@ async fn each_function_runs_on_exactly_its_policy_and_writes_to_admin_secrets_an
     }
     let mut one_shot = Request::new("secretsmanager:UntagResource", &own_arn);
     one_shot.tag_keys = vec!["keyrot:trigger".into()];
-    tagged(std::slice::from_mut(&mut one_shot), &own, &OWN_CREDENTIAL_TAGS);
+    tagged(
+        std::slice::from_mut(&mut one_shot),
+        &own,
+        &OWN_CREDENTIAL_TAGS,
+    );
     assert_eq!(
         decide(&rotator_user.policy, &one_shot),
         Decision::Allowed,
